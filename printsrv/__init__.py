@@ -1,0 +1,3 @@
+"""printsrv: a print-management server, wire-compatible with SavaPage's public APIs."""
+
+__version__ = "0.1.0"
