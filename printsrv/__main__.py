@@ -1,0 +1,3 @@
+from printsrv.cli import main
+
+main()

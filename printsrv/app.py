@@ -1,0 +1,58 @@
+"""`create_app()`: the one ASGI application that serves every printsrv API."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Mount
+
+from printsrv import errors
+from printsrv.installation import Installation, open_installation
+from printsrv.rest import create_rest_app
+from printsrv.rest.responses import status_for
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        text = f"Not Found: printsrv has no service at {request.url.path}"
+    elif exc.status_code == 405:
+        text = f"Method Not Allowed: {request.method} {request.url.path}"
+    else:
+        text = str(exc.detail)
+    return PlainTextResponse(text + "\n", exc.status_code, headers=exc.headers)
+
+
+async def _service_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, errors.PrintsrvError)
+    return PlainTextResponse(exc.message + "\n", status_for(exc))
+
+
+def create_app(installation: Installation | None = None) -> Starlette:
+    """Build the application; with no argument, for the installation the environment names."""
+    installation = installation or open_installation()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Installation]]:
+        refresher = asyncio.create_task(installation.config.keep_fresh())
+        try:
+            # Lifespan state reaches every request, mounted sub-applications included.
+            yield {"installation": installation}
+        finally:
+            refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await refresher
+            installation.db.dispose()
+
+    app = Starlette(
+        routes=[Mount("/restful/v1", app=create_rest_app())],
+        exception_handlers={HTTPException: _http_error, errors.PrintsrvError: _service_error},
+        lifespan=lifespan,
+    )
+    return app

@@ -1,0 +1,357 @@
+"""The `printsrv` command: serve, and manage config, users and groups.
+
+Every command reads PRINTSRV_HOME and PRINTSRV_DATABASE_URL from the environment, brings
+the schema up to date, and calls the same services as the APIs in one transaction.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
+
+import click
+
+from printsrv import config as config_service
+from printsrv import users as user_service
+from printsrv.errors import PrintsrvError
+from printsrv.installation import Installation, ensure_first_admin, open_installation
+from printsrv.migrations import upgrade_schema
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class PrintsrvGroup(click.Group):
+    """A click group that turns service errors into one line on stderr and exit status 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except PrintsrvError as error:
+            raise click.ClickException(error.message) from None
+
+
+def _installation() -> Installation:
+    installation = open_installation()
+    upgrade_schema(installation.db)
+    return installation
+
+
+def with_installation(func: F) -> F:
+    """Pass the installation as the first argument, opened and migrated."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        installation = _installation()
+        try:
+            return func(installation, *args, **kwargs)
+        finally:
+            installation.db.dispose()
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _table(rows: list[tuple[str, ...]], header: tuple[str, ...]) -> None:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        click.echo(
+            "  ".join(
+                str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)
+            ).rstrip()
+        )
+
+
+@click.group(cls=PrintsrvGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="printsrv", prog_name="printsrv")
+def main() -> None:
+    """printsrv: a print-management server, wire-compatible with SavaPage's public APIs."""
+
+
+# --- serve -------------------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8631, show_default=True, type=click.IntRange(1, 65535))
+@click.option(
+    "--workers", default=1, show_default=True, type=click.IntRange(1, 64), help="Worker processes."
+)
+@click.option(
+    "--ssl-certfile",
+    type=click.Path(exists=True, dir_okay=False),
+    help="TLS certificate (PEM); serve https.",
+)
+@click.option(
+    "--ssl-keyfile", type=click.Path(exists=True, dir_okay=False), help="TLS private key (PEM)."
+)
+def serve(
+    host: str, port: int, workers: int, ssl_certfile: str | None, ssl_keyfile: str | None
+) -> None:
+    """Run the server: migrate the database, set up a first admin, serve every API."""
+    import uvicorn
+
+    if bool(ssl_certfile) != bool(ssl_keyfile):
+        raise click.UsageError("--ssl-certfile and --ssl-keyfile go together")
+    installation = _installation()
+    credentials = ensure_first_admin(installation)
+    installation.db.dispose()
+    if credentials:
+        username, password = credentials
+        click.echo("First start: REST admin credentials were created. They are shown only now:")
+        click.echo(f"  user name: {username}")
+        click.echo(f"  password:  {password}")
+        click.echo("Change them with: printsrv config set api.restful.auth.password")
+    scheme = "https" if ssl_certfile else "http"
+    click.echo(f"printsrv serving {scheme}://{host}:{port}/ (data in {installation.env.home})")
+    sys.stdout.flush()
+    uvicorn.run(
+        "printsrv.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        ssl_certfile=ssl_certfile,
+        ssl_keyfile=ssl_keyfile,
+        proxy_headers=False,  # printsrv decides whom to believe: server.trusted-proxies
+        server_header=False,
+        log_level="info",
+    )
+
+
+# --- config ------------------------------------------------------------------------------------
+
+
+@main.group(cls=PrintsrvGroup)
+def config() -> None:
+    """Read and change config properties."""
+
+
+@config.command("list")
+@with_installation
+def config_list(installation: Installation) -> None:
+    """List every property with its value (secrets masked) and what it does."""
+    with installation.db.read() as session:
+        shown = config_service.describe(session)
+    _table([(p.name, value, p.help) for p, value in shown], ("PROPERTY", "VALUE", "DESCRIPTION"))
+
+
+@config.command("get")
+@click.argument("key")
+@with_installation
+def config_get(installation: Installation, key: str) -> None:
+    """Print one property's value (a secret shows as [secure] or (not set))."""
+    with installation.db.read() as session:
+        [(_, value)] = config_service.describe(session, [key])
+    click.echo(value)
+
+
+@config.command("set")
+@click.argument("key")
+@click.argument("value", required=False)
+@with_installation
+def config_set(installation: Installation, key: str, value: str | None) -> None:
+    """Set a property. Leave VALUE out to type it at a prompt (hidden for secrets) or pipe it
+    on standard input, so that a secret stays out of the shell history."""
+    prop = config_service.get_definition(key)
+    if value is None:
+        if sys.stdin.isatty():
+            value = click.prompt(key, hide_input=prop.secret, default="", show_default=False)
+        else:
+            value = sys.stdin.readline().rstrip("\r\n")
+    with installation.db.transaction() as session:
+        config_service.set_property(session, key, value, hasher=installation.hasher, actor="cli")
+    click.echo(f"{key} set" if not prop.secret else f"{key} set (stored as a keyed hash)")
+
+
+# --- users -------------------------------------------------------------------------------------
+
+
+@main.group(cls=PrintsrvGroup)
+def user() -> None:
+    """Manage users of the internal user source."""
+
+
+@user.command("add")
+@click.argument("name")
+@click.option("--password", help="Password for the web app (or use --ask-password).")
+@click.option("--ask-password", is_flag=True, help="Prompt for the password.")
+@click.option("--full-name", default="", help="The person's full name.")
+@click.option("--email", default="", help="The person's email address.")
+@with_installation
+def user_add(
+    installation: Installation,
+    name: str,
+    password: str | None,
+    ask_password: bool,
+    full_name: str,
+    email: str,
+) -> None:
+    """Add a user."""
+    if ask_password:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    with installation.db.transaction() as session:
+        created = user_service.add_user(
+            session, name, full_name=full_name, email=email, password=password
+        )
+    click.echo(f"User {created.user_name!r} added")
+
+
+@user.command("list")
+@with_installation
+def user_list(installation: Installation) -> None:
+    """List users."""
+    with installation.db.read() as session:
+        rows = [
+            (
+                u.user_name,
+                u.full_name,
+                u.email,
+                "yes" if u.enabled else "no",
+                ", ".join(a.alias for a in u.aliases),
+            )
+            for u in user_service.list_users(session)
+        ]
+    _table(rows, ("USER", "FULL NAME", "EMAIL", "ENABLED", "ALIASES"))
+
+
+@user.command("show")
+@click.argument("name")
+@with_installation
+def user_show(installation: Installation, name: str) -> None:
+    """Show one user (NAME may be an alias)."""
+    with installation.db.read() as session:
+        found = user_service.get_user(session, name)
+        fields = [
+            ("user name", found.user_name),
+            ("full name", found.full_name),
+            ("email", found.email),
+            ("enabled", "yes" if found.enabled else "no"),
+            ("password", "set" if found.password_hash else "not set"),
+            (
+                "uuid",
+                f"set {found.uuid_created_at:%Y-%m-%d %H:%M} UTC"
+                if found.uuid_created_at
+                else "not set",
+            ),
+            ("aliases", ", ".join(a.alias for a in found.aliases)),
+            ("groups", ", ".join(g.name for g in found.groups)),
+            ("created", f"{found.created_at:%Y-%m-%d %H:%M} UTC"),
+        ]
+    for label, value in fields:
+        click.echo(f"{label + ':':11} {value}")
+
+
+@user.command("uuid")
+@click.argument("name")
+@click.option("--regenerate", is_flag=True, help="Issue a new UUID (the old one stops working).")
+@with_installation
+def user_uuid(installation: Installation, name: str, regenerate: bool) -> None:
+    """The user's UUID credential for the REST user services.
+
+    Only a keyed hash of it is stored, so it is shown once, when --regenerate issues it.
+    """
+    if regenerate:
+        with installation.db.transaction() as session:
+            credential = user_service.issue_uuid(session, name, hasher=installation.hasher)
+        click.echo(credential)
+        return
+    with installation.db.read() as session:
+        found = user_service.get_user(session, name)
+    if found.uuid_created_at is None:
+        click.echo(f"User {found.user_name!r} has no UUID; issue one with --regenerate")
+    else:
+        click.echo(
+            f"User {found.user_name!r} has a UUID since {found.uuid_created_at:%Y-%m-%d %H:%M} "
+            "UTC; only its hash is stored. Use --regenerate to issue a new one."
+        )
+
+
+@user.command("disable")
+@click.argument("name")
+@with_installation
+def user_disable(installation: Installation, name: str) -> None:
+    """Disable a user: no login, no printing."""
+    with installation.db.transaction() as session:
+        changed = user_service.set_enabled(session, name, False)
+    click.echo(f"User {changed.user_name!r} disabled")
+
+
+@user.command("enable")
+@click.argument("name")
+@with_installation
+def user_enable(installation: Installation, name: str) -> None:
+    """Enable a user again."""
+    with installation.db.transaction() as session:
+        changed = user_service.set_enabled(session, name, True)
+    click.echo(f"User {changed.user_name!r} enabled")
+
+
+@user.group("alias", cls=PrintsrvGroup)
+def user_alias() -> None:
+    """Other names a user is known by."""
+
+
+@user_alias.command("add")
+@click.argument("alias")
+@click.argument("name")
+@with_installation
+def user_alias_add(installation: Installation, alias: str, name: str) -> None:
+    """Make ALIAS another name for user NAME."""
+    with installation.db.transaction() as session:
+        row = user_service.add_alias(session, alias, name)
+        target = row.user.user_name
+    click.echo(f"Alias {row.alias!r} -> user {target!r}")
+
+
+# --- groups ------------------------------------------------------------------------------------
+
+
+@main.group(cls=PrintsrvGroup)
+def group() -> None:
+    """Manage user groups."""
+
+
+@group.command("add")
+@click.argument("name")
+@with_installation
+def group_add(installation: Installation, name: str) -> None:
+    """Add a group."""
+    with installation.db.transaction() as session:
+        created = user_service.add_group(session, name)
+    click.echo(f"Group {created.name!r} added")
+
+
+@group.command("list")
+@with_installation
+def group_list(installation: Installation) -> None:
+    """List groups with their member counts."""
+    with installation.db.read() as session:
+        rows = [(g.name, str(g.members)) for g in user_service.list_groups(session)]
+    _table(rows, ("GROUP", "MEMBERS"))
+
+
+@group.group("member", cls=PrintsrvGroup)
+def group_member() -> None:
+    """Group membership."""
+
+
+@group_member.command("add")
+@click.argument("group_name", metavar="GROUP")
+@click.argument("user_name", metavar="USER")
+@with_installation
+def group_member_add(installation: Installation, group_name: str, user_name: str) -> None:
+    """Add USER to GROUP."""
+    with installation.db.transaction() as session:
+        user_service.add_member(session, group_name, user_name)
+    click.echo(f"User {user_name.strip().lower()!r} added to group {group_name.strip().lower()!r}")
+
+
+@group_member.command("list")
+@click.argument("group_name", metavar="GROUP")
+@with_installation
+def group_member_list(installation: Installation, group_name: str) -> None:
+    """List the members of GROUP."""
+    with installation.db.read() as session:
+        for name in user_service.list_members(session, group_name):
+            click.echo(name)

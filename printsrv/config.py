@@ -1,0 +1,359 @@
+"""Config properties: SavaPage's names, typed values, validation, storage and a shared cache.
+
+The registry `PROPERTIES` is one flat table (`printsrv config list` prints it). Values are
+stored as text in the database; secrets (`*.apikey`, `*.secret-key`, `*.password`) as
+keyed hashes. A running server reads from an in-memory `Snapshot` and polls a one-row
+revision token, so a change made by any process (the CLI, another worker, another
+machine) is in force everywhere within `REFRESH_INTERVAL` seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from netaddr import IPSet
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from printsrv.db import Database
+from printsrv.errors import ConfigError, DatabaseUnavailable
+from printsrv.models import ConfigProperty, ConfigRevision, utcnow
+from printsrv.security import SecretHasher, format_cidr_set, parse_cidr_set
+
+log = logging.getLogger(__name__)
+
+REFRESH_INTERVAL = 0.25
+# A server that has not reached its database for this long no longer trusts its cached
+# config (a password may have been changed meanwhile) and answers 503.
+STALE_AFTER = 5.0
+
+
+def _yes_no(text: str) -> str:
+    value = text.strip().upper()
+    if value not in ("Y", "N"):
+        raise ValueError("must be Y or N")
+    return value
+
+
+def _integer(minimum: int, maximum: int) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        text = text.strip()
+        if not text.lstrip("-").isdigit():
+            raise ValueError("not a whole number")
+        value = int(text)
+        if not minimum <= value <= maximum:
+            raise ValueError(f"must be between {minimum} and {maximum}")
+        return str(value)
+
+    return parse
+
+
+def _cidr_set(text: str) -> str:
+    return format_cidr_set(text)
+
+
+def _text(max_length: int = 255) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        if len(text) > max_length:
+            raise ValueError(f"longer than {max_length} characters")
+        if any(ord(c) < 32 for c in text):
+            raise ValueError("contains control characters")
+        return text
+
+    return parse
+
+
+def _secret(text: str) -> str:
+    if len(text) > 1024:
+        raise ValueError("longer than 1024 characters")
+    if any(ord(c) < 32 for c in text):
+        raise ValueError("contains control characters")
+    return text
+
+
+@dataclass(frozen=True)
+class Property:
+    """One config property.
+
+    name:      SavaPage's property name.
+    default:   stored-form default.
+    normalise: validates text and returns its stored form; raises ValueError with a reason.
+    kind:      how the stored text is read: "text", "yes-no", "int", "cidr-set", "secret".
+    help:      one line for `printsrv config list` and the docs.
+    secret:    stored as a keyed hash, never shown.
+    """
+
+    name: str
+    default: str
+    normalise: Callable[[str], str]
+    kind: str
+    help: str
+    secret: bool = False
+
+
+PROPERTIES: tuple[Property, ...] = (
+    Property(
+        "api.jsonrpc.ext.ip-addresses-allowed",
+        "",
+        _cidr_set,
+        "cidr-set",
+        "CIDR set of clients allowed to call JSON-RPC; void denies everyone",
+    ),
+    Property(
+        "api.jsonrpc.secret-key",
+        "",
+        _secret,
+        "secret",
+        "secret the JSON-RPC caller sends as the X-Auth-Key header",
+        secret=True,
+    ),
+    Property(
+        "api.restful.auth.password",
+        "",
+        _secret,
+        "secret",
+        "password of the REST admin services (HTTP Basic)",
+        secret=True,
+    ),
+    Property(
+        "api.restful.auth.username",
+        "",
+        _text(100),
+        "text",
+        "user name of the REST admin services (HTTP Basic)",
+    ),
+    Property(
+        "api.restful.ip-addresses-allowed",
+        "",
+        _cidr_set,
+        "cidr-set",
+        "CIDR set of clients allowed to call the REST admin services; void allows all",
+    ),
+    Property(
+        "server.trusted-proxies",
+        "",
+        _cidr_set,
+        "cidr-set",
+        "CIDR set of reverse proxies whose X-Forwarded-* headers are believed",
+    ),
+    Property(
+        "web-login.ttp.apikey",
+        "",
+        _secret,
+        "secret",
+        "API key a trusted third party (an LMS) passes to onetime-auth.createToken",
+        secret=True,
+    ),
+    Property(
+        "web-login.ttp.enable",
+        "N",
+        _yes_no,
+        "yes-no",
+        "Y lets trusted third parties log users in with one-time tokens",
+    ),
+    Property(
+        "web-login.ttp.token.expiry-msecs",
+        "5000",
+        _integer(100, 86_400_000),
+        "int",
+        "lifetime of a one-time login token, in milliseconds",
+    ),
+)
+
+REGISTRY: dict[str, Property] = {p.name: p for p in PROPERTIES}
+
+
+def get_definition(name: str) -> Property:
+    """The property called `name`; ConfigError if there is none."""
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise ConfigError(f"Config property {name!r} does not exist") from None
+
+
+class SecretValue:
+    """A stored secret: it can be compared with a candidate, never read back."""
+
+    __slots__ = ("_digest", "_hasher")
+
+    def __init__(self, digest: str, hasher: SecretHasher) -> None:
+        self._digest = digest
+        self._hasher = hasher
+
+    def __repr__(self) -> str:
+        return "SecretValue([secure])" if self._digest else "SecretValue(unset)"
+
+    @property
+    def is_set(self) -> bool:
+        return bool(self._digest)
+
+    def matches(self, candidate: str | None) -> bool:
+        """Whether `candidate` is the secret, in constant time; an unset secret matches nothing."""
+        return self._hasher.matches(candidate, self._digest)
+
+
+def _typed(prop: Property, stored: str, hasher: SecretHasher) -> Any:
+    if prop.kind == "secret":
+        return SecretValue(stored, hasher)
+    if prop.kind == "cidr-set":
+        return parse_cidr_set(stored)
+    if prop.kind == "int":
+        return int(stored)
+    if prop.kind == "yes-no":
+        return stored == "Y"
+    return stored
+
+
+class Snapshot:
+    """Every property's typed value at one moment: bool for Y/N, int, IPSet, SecretValue, str."""
+
+    def __init__(self, stored: dict[str, str], hasher: SecretHasher) -> None:
+        values: dict[str, Any] = {}
+        for prop in PROPERTIES:
+            text = stored.get(prop.name, prop.default)
+            try:
+                values[prop.name] = _typed(prop, text, hasher)
+            except ValueError:
+                log.error("config property %s holds an invalid value; using its default", prop.name)
+                values[prop.name] = _typed(prop, prop.default, hasher)
+        self._values = values
+
+    def __getitem__(self, name: str) -> Any:
+        return self._values[name]
+
+    def cidr_set(self, name: str) -> IPSet:
+        value = self._values[name]
+        assert isinstance(value, IPSet)
+        return value
+
+
+# --- services: read and write properties in a session ---------------------------------------
+
+
+def set_property(
+    session: Session, name: str, value: str, *, hasher: SecretHasher, actor: str = ""
+) -> None:
+    """Validate `value` for property `name` and store it; bumps the revision token.
+
+    Raises ConfigError naming the property and the reason when the name is unknown or the
+    value is refused. Secrets are stored as keyed hashes; an empty secret unsets it.
+    """
+    prop = get_definition(name)
+    try:
+        normalised = prop.normalise(value)
+    except ValueError as error:
+        shown = "[secure]" if prop.secret else repr(value)
+        raise ConfigError(f"Config property {name!r} has value {shown}: {error}") from None
+    if prop.secret and normalised:
+        normalised = hasher.digest(normalised)
+    row = session.get(ConfigProperty, name)
+    if row is None:
+        session.add(ConfigProperty(name=name, value=normalised, updated_by=actor))
+    else:
+        row.value = normalised
+        row.updated_at = utcnow()
+        row.updated_by = actor
+    bump_revision(session)
+
+
+def bump_revision(session: Session) -> None:
+    """Tell every running server that the config changed."""
+    token = str(uuid.uuid4())
+    revision = session.get(ConfigRevision, 1)
+    if revision is None:
+        session.add(ConfigRevision(id=1, token=token))
+    else:
+        revision.token = token
+    session.flush()
+
+
+def stored_values(session: Session) -> dict[str, str]:
+    """The stored text of every property that has been set."""
+    return {row.name: row.value for row in session.scalars(select(ConfigProperty))}
+
+
+def read_revision(session: Session) -> str | None:
+    """The current revision token, or None before the first write."""
+    return session.scalar(select(ConfigRevision.token).where(ConfigRevision.id == 1))
+
+
+def describe(session: Session, names: Iterable[str] | None = None) -> list[tuple[Property, str]]:
+    """(property, shown value) pairs for display; secrets show as [secure] or (not set)."""
+    stored = stored_values(session)
+    wanted = [get_definition(n) for n in names] if names is not None else list(PROPERTIES)
+    shown = []
+    for prop in wanted:
+        text = stored.get(prop.name, prop.default)
+        if prop.secret:
+            text = "[secure]" if text else "(not set)"
+        shown.append((prop, text))
+    return shown
+
+
+# --- the cache a running server reads from ---------------------------------------------------
+
+
+class Config:
+    """The config a server runs with: a cached Snapshot kept fresh from the database."""
+
+    def __init__(self, db: Database, hasher: SecretHasher) -> None:
+        self._db = db
+        self._hasher = hasher
+        self._lock = threading.Lock()
+        self._snapshot: Snapshot | None = None
+        self._revision: str | None = None
+        self._checked_at = 0.0  # monotonic time of the last successful check
+        self.background = False  # True while `keep_fresh` runs
+
+    def snapshot(self) -> Snapshot:
+        """The current config; raises DatabaseUnavailable when it can no longer be trusted.
+
+        With a background refresher running this never touches the database; without one
+        (the CLI, tests calling services) it checks the revision when the cache is older
+        than REFRESH_INTERVAL.
+        """
+        age = time.monotonic() - self._checked_at
+        if self._snapshot is None or (not self.background and age > REFRESH_INTERVAL):
+            self.refresh()
+        elif age > STALE_AFTER:
+            raise DatabaseUnavailable(
+                "The database has not answered for a while; the configuration cannot be "
+                "trusted. Try again shortly."
+            )
+        assert self._snapshot is not None
+        return self._snapshot
+
+    def refresh(self) -> None:
+        """Re-read the config if its revision token changed (one small query otherwise)."""
+        with self._lock, self._db.read() as session:
+            revision = read_revision(session)
+            if self._snapshot is None or revision != self._revision:
+                self._snapshot = Snapshot(stored_values(session), self._hasher)
+                self._revision = revision
+            self._checked_at = time.monotonic()
+
+    async def keep_fresh(self, interval: float = REFRESH_INTERVAL) -> None:
+        """Poll the revision token until cancelled (run from the app's lifespan)."""
+        self.background = True
+        failing = False
+        try:
+            while True:
+                try:
+                    await asyncio.to_thread(self.refresh)
+                    if failing:
+                        log.warning("database reachable again; config refreshed")
+                    failing = False
+                except DatabaseUnavailable:
+                    if not failing:
+                        log.warning("config refresh failed: database unavailable")
+                    failing = True
+                await asyncio.sleep(interval)
+        finally:
+            self.background = False

@@ -1,0 +1,112 @@
+"""The database: engine set-up for SQLite and PostgreSQL, and the one way to open a transaction.
+
+Services take a `Session` and never commit; the adapter or CLI command opens the
+transaction once with `db.transaction()`, so a failure anywhere rolls back everything the
+request wrote. On SQLite, write transactions start with BEGIN IMMEDIATE, which serialises
+writers up front instead of failing one of them half-way with "database is locked".
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, exc
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
+
+from printsrv.errors import DatabaseUnavailable
+
+log = logging.getLogger(__name__)
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def _sqlite_engine(url: str) -> Engine:
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take transaction control away from the sqlite3 module so "begin" below decides.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        mode = connection.get_execution_options().get("sqlite_begin", "DEFERRED")
+        connection.exec_driver_sql(f"BEGIN {mode}")
+
+    return engine
+
+
+def _postgresql_engine(url: str) -> Engine:
+    return create_engine(
+        url,
+        pool_pre_ping=True,  # a connection that died with a database restart is replaced
+        pool_size=10,
+        max_overflow=10,
+        pool_timeout=10,
+        connect_args={"connect_timeout": 5},
+    )
+
+
+class Database:
+    """One installation's database: an engine and transactions on it."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        backend = make_url(url).get_backend_name()
+        if backend == "sqlite":
+            self.engine = _sqlite_engine(url)
+            self._write_engine = self.engine.execution_options(sqlite_begin="IMMEDIATE")
+        elif backend == "postgresql":
+            self.engine = _postgresql_engine(url)
+            self._write_engine = self.engine
+        else:
+            raise ValueError(f"Database URL {make_url(url)!r}: only sqlite and postgresql work")
+        self.backend = backend
+
+    def __repr__(self) -> str:
+        return f"Database({make_url(self.url).render_as_string(hide_password=True)!r})"
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """A session whose work is committed at the end of the block, or rolled back on error."""
+        with self._session(self._write_engine) as session:
+            yield session
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A session for reading; it does not take SQLite's write lock. Never commits."""
+        with self._session(self.engine, commit=False) as session:
+            yield session
+
+    @contextmanager
+    def _session(self, engine: Engine, commit: bool = True) -> Iterator[Session]:
+        try:
+            with Session(engine, expire_on_commit=False) as session:
+                try:
+                    yield session
+                    if commit:
+                        session.commit()
+                except BaseException:
+                    session.rollback()
+                    raise
+        except (exc.OperationalError, exc.InterfaceError) as error:
+            # The driver's text can hold host names and user names, never passwords;
+            # still, the caller gets a fixed message and the log gets the detail.
+            log.warning("database unavailable: %s", error.orig or error)
+            raise DatabaseUnavailable(
+                "The database is unavailable; nothing was changed. Try again shortly."
+            ) from error
+
+    def dispose(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()

@@ -1,0 +1,48 @@
+"""Alembic migrations, and `upgrade_schema()`, which `printsrv serve` runs on start.
+
+The same migration scripts serve SQLite and PostgreSQL. Several servers may start at once
+against one database: on PostgreSQL an advisory lock lets one of them migrate while the
+others wait; on SQLite the BEGIN IMMEDIATE of a write transaction does the same.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import text
+
+from printsrv.db import Database
+
+MIGRATIONS_DIR = Path(__file__).parent
+# Any constant works; it only has to be the same for every printsrv process.
+_ADVISORY_LOCK_ID = 0x7072696E74  # "print"
+
+
+def alembic_config() -> AlembicConfig:
+    """An Alembic config pointing at these migrations (no alembic.ini needed)."""
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return cfg
+
+
+def upgrade_schema(db: Database) -> None:
+    """Bring the database schema up to the newest migration."""
+    cfg = alembic_config()
+    with db.transaction() as session:
+        connection = session.connection()
+        if db.backend == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _ADVISORY_LOCK_ID})
+        cfg.attributes["connection"] = connection
+        command.upgrade(cfg, "head")
+
+
+def schema_is_current(db: Database) -> bool:
+    """Whether the database is at the newest migration."""
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    with db.read() as session:
+        current = MigrationContext.configure(session.connection()).get_current_revision()
+    return current == head

@@ -1,0 +1,29 @@
+"""Who may call which REST service: admin (Basic credentials + address allowlist)."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+
+from printsrv.errors import NotAllowed, NotAuthenticated
+from printsrv.requests import client_of, installation_of
+from printsrv.security import address_in, equals_constant_time, parse_basic_authorization
+
+
+def require_admin(request: Request) -> str:
+    """Let the REST admin in, or raise; returns the admin user name.
+
+    The address check comes first (403), then the credentials (401), both against the
+    current config: `api.restful.ip-addresses-allowed` (void allows everyone),
+    `api.restful.auth.username` and `api.restful.auth.password`.
+    """
+    snapshot = installation_of(request).config.snapshot()
+    allowed = snapshot.cidr_set("api.restful.ip-addresses-allowed")
+    client = client_of(request)
+    if allowed and not address_in(client.host, allowed):
+        raise NotAllowed(f"Client address {client.host} is not allowed to use the admin services")
+    credentials = parse_basic_authorization(request.headers.get("authorization"))
+    username_ok = equals_constant_time(credentials.username, snapshot["api.restful.auth.username"])
+    password_ok = snapshot["api.restful.auth.password"].matches(credentials.password)
+    if not (username_ok and password_ok and snapshot["api.restful.auth.username"]):
+        raise NotAuthenticated("Wrong admin user name or password")
+    return credentials.username

@@ -1,0 +1,226 @@
+"""Credentials and addresses: keyed hashes, Basic auth, CIDR allowlists, trusted proxies.
+
+Every adapter checks its callers with these pieces, so a rule (constant-time comparison,
+which forwarded headers to believe) is written once.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import ipaddress
+from dataclasses import dataclass, field
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from netaddr import AddrFormatError, IPAddress, IPSet
+
+from printsrv.errors import NotAuthenticated
+
+DIGEST_PREFIX = "hmac-sha256$"
+
+
+def derive_key(secret: bytes, purpose: str, length: int = 32) -> bytes:
+    """A key for one purpose ("config-secrets", "login-tokens", ...) from the installation secret.
+
+    HKDF keeps the keys independent: learning one reveals neither the secret nor the others.
+    """
+    hkdf = HKDF(algorithm=hashes.SHA256(), length=length, salt=None, info=purpose.encode())
+    return hkdf.derive(secret)
+
+
+class SecretHasher:
+    """Keyed hashes (HMAC-SHA-256) of secrets that are only ever compared.
+
+    API keys, admin passwords and user UUIDs are checked on every API call, so a slow
+    password hash is out of the question; a keyed hash keeps the database alone from
+    revealing them, because the key comes from the installation secret, not the database.
+    """
+
+    def __init__(self, key: bytes) -> None:
+        self._key = key
+
+    def __repr__(self) -> str:
+        return "SecretHasher([secure])"
+
+    def digest(self, secret: str) -> str:
+        """The stored form of `secret`."""
+        mac = hmac.new(self._key, secret.encode("utf-8"), hashlib.sha256).hexdigest()
+        return DIGEST_PREFIX + mac
+
+    def matches(self, candidate: str | None, digest: str | None) -> bool:
+        """Whether `candidate` is the secret behind `digest`, in constant time.
+
+        An empty or missing digest matches nothing, so an unset key never lets anyone in.
+        """
+        if not digest or not digest.startswith(DIGEST_PREFIX) or candidate is None:
+            return False
+        return hmac.compare_digest(self.digest(candidate), digest)
+
+
+def equals_constant_time(a: str, b: str) -> bool:
+    """String equality whose time does not depend on where the strings differ."""
+    return hmac.compare_digest(a.encode("utf-8"), b.encode("utf-8"))
+
+
+@dataclass(frozen=True)
+class BasicCredentials:
+    """A user name and password from an `Authorization: Basic` header."""
+
+    username: str
+    password: str = field(repr=False)
+
+
+MAX_AUTHORIZATION_LENGTH = 4096
+
+
+def parse_basic_authorization(header: str | None) -> BasicCredentials:
+    """Decode `Authorization: Basic base64(user:password)`.
+
+    Raises NotAuthenticated with a readable reason for a missing, non-Basic or malformed
+    header; the reason never contains the credentials.
+    """
+    if not header:
+        raise NotAuthenticated("Authentication required: send HTTP Basic credentials")
+    if len(header) > MAX_AUTHORIZATION_LENGTH:
+        raise NotAuthenticated("Authorization header is too long")
+    scheme, _, token = header.strip().partition(" ")
+    if scheme.lower() != "basic" or not token.strip():
+        raise NotAuthenticated("Authorization must use the Basic scheme")
+    try:
+        raw = base64.b64decode(token.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        raise NotAuthenticated("Authorization header is not valid base64") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        # RFC 7617 leaves the charset open; older clients send ISO-8859-1.
+        text = raw.decode("latin-1")
+    username, colon, password = text.partition(":")
+    if not colon or not username:
+        raise NotAuthenticated("Basic credentials must have the form user:password")
+    return BasicCredentials(username=username, password=password)
+
+
+def parse_cidr_set(text: str) -> IPSet:
+    """Parse a CIDR set ("10.0.0.0/8, 2001:db8::/32 192.168.1.7") into an IPSet.
+
+    Raises ValueError naming the first entry that is not an IPv4/IPv6 address or network.
+    """
+    networks = []
+    for item in text.replace(",", " ").split():
+        try:
+            networks.append(str(ipaddress.ip_network(item, strict=False)))
+        except ValueError:
+            raise ValueError(f"{item!r} is not an IPv4 or IPv6 address or CIDR network") from None
+    return IPSet(networks)
+
+
+def format_cidr_set(text: str) -> str:
+    """The canonical stored form of a CIDR set: entries as written, comma separated."""
+    parse_cidr_set(text)
+    return ", ".join(text.replace(",", " ").split())
+
+
+def address_in(address: str | None, allowed: IPSet) -> bool:
+    """Whether `address` (IPv4, IPv6, or IPv4-mapped IPv6) is inside `allowed`."""
+    if not address:
+        return False
+    try:
+        ip = IPAddress(address)
+    except (AddrFormatError, ValueError, TypeError):
+        return False
+    if ip.version == 6 and ip.is_ipv4_mapped():
+        ip = ip.ipv4()
+    return ip in allowed
+
+
+def is_loopback(address: str | None) -> bool:
+    """Whether `address` is on this machine's loopback interface."""
+    try:
+        return ipaddress.ip_address(address or "").is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True)
+class Client:
+    """Who is calling, after believing the forwarded headers of trusted proxies only.
+
+    host/port:      the client address (the direct peer, or the address a trusted proxy
+                    names in X-Forwarded-For) and the direct peer's port.
+    scheme:         "https" when the client reached us over TLS (directly or at the proxy).
+    server_name/
+    server_port:    the host and port the client addressed.
+    via_proxy:      True when a trusted proxy forwarded the request.
+    """
+
+    host: str
+    port: int | None
+    scheme: str
+    server_name: str
+    server_port: int | None
+    via_proxy: bool
+
+
+def _split_host_port(value: str, default_port: int | None) -> tuple[str, int | None]:
+    value = value.strip()
+    if value.startswith("["):  # [ipv6]:port
+        host, _, rest = value[1:].partition("]")
+        port_text = rest[1:] if rest.startswith(":") else ""
+    elif value.count(":") == 1:
+        host, _, port_text = value.partition(":")
+    else:
+        host, port_text = value, ""
+    port = int(port_text) if port_text.isdigit() and len(port_text) <= 5 else default_port
+    return host, port
+
+
+def resolve_client(
+    *,
+    peer: tuple[str, int] | None,
+    server: tuple[str, int | None] | None,
+    scheme: str,
+    headers: dict[str, str],
+    trusted_proxies: IPSet,
+) -> Client:
+    """Resolve the real client of a request.
+
+    X-Forwarded-For/-Proto/-Host/-Port are believed only when the direct peer is a trusted
+    proxy; the client is then the right-most address in X-Forwarded-For that is not itself a
+    trusted proxy, since entries left of it could have been written by anyone.
+    `headers` maps lower-case names to values.
+    """
+    peer_host, peer_port = peer if peer else ("", None)
+    default_port = server[1] if server else None
+    host_header = headers.get("host", "")
+    server_name, server_port = _split_host_port(host_header, default_port)
+    if not server_name and server:
+        server_name = server[0]
+    if not (peer_host and address_in(peer_host, trusted_proxies)):
+        return Client(peer_host, peer_port, scheme, server_name, server_port, False)
+
+    client_host = peer_host
+    forwarded_for = headers.get("x-forwarded-for")
+    if forwarded_for:
+        hops = [hop.strip() for hop in forwarded_for.split(",") if hop.strip()]
+        client_host = hops[0] if hops else peer_host
+        for hop in reversed(hops):
+            if not address_in(hop, trusted_proxies):
+                client_host = hop
+                break
+    proto = headers.get("x-forwarded-proto", "").split(",")[-1].strip().lower()
+    if proto in ("http", "https"):
+        scheme = proto
+    forwarded_host = headers.get("x-forwarded-host", "").split(",")[-1].strip()
+    fallback_port = 443 if scheme == "https" else 80
+    if forwarded_host:
+        server_name, server_port = _split_host_port(forwarded_host, fallback_port)
+    elif proto:
+        server_port = fallback_port
+    forwarded_port = headers.get("x-forwarded-port", "").split(",")[-1].strip()
+    if forwarded_port.isdigit() and len(forwarded_port) <= 5:
+        server_port = int(forwarded_port)
+    return Client(client_host, peer_port, scheme, server_name, server_port, True)

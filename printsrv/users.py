@@ -1,0 +1,278 @@
+"""The internal user source: users, their aliases, UUID credentials and groups.
+
+User and group names are case-insensitive and stored lower-case. An alias is another name
+for a user (a student number, an old login); every user name that comes in from outside
+goes through `resolve_user_name` first.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid as uuidlib
+from dataclasses import dataclass
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, selectinload
+
+from printsrv.errors import Conflict, InvalidInput, NotAuthenticated, NotFound
+from printsrv.models import User, UserAlias, UserGroup, UserGroupMember, utcnow
+from printsrv.security import SecretHasher
+
+MAX_NAME_LENGTH = 100
+# Printable, no white space, and no ':' since Basic credentials are "user:secret".
+_NAME_PATTERN = re.compile(r"^[^\s:/\\\x00-\x1f\x7f]+$")
+
+_passwords = PasswordHasher()
+# Verifying against this when a user does not exist makes "unknown user" take as long as
+# "wrong password", so timing does not reveal which user names exist.
+_DUMMY_HASH = _passwords.hash("printsrv-timing-equaliser")
+
+
+def normalise_name(name: str, *, what: str = "User name") -> str:
+    """The stored form of a user or group name: stripped and lower-case.
+
+    Raises InvalidInput quoting the name when it is empty, too long or has characters
+    that cannot be part of a name (white space, ':', '/', control characters).
+    """
+    if not isinstance(name, str):
+        raise InvalidInput(f"{what} must be text")
+    value = name.strip().lower()
+    if not value:
+        raise InvalidInput(f"{what} is empty")
+    if len(value) > MAX_NAME_LENGTH:
+        raise InvalidInput(f"{what} is longer than {MAX_NAME_LENGTH} characters")
+    if not _NAME_PATTERN.match(value):
+        raise InvalidInput(
+            f"{what} {name!r} has a character that is not allowed "
+            "(white space, ':', '/', '\\' or a control character)"
+        )
+    return value
+
+
+# --- users -------------------------------------------------------------------------------------
+
+
+def add_user(
+    session: Session,
+    name: str,
+    *,
+    full_name: str = "",
+    email: str = "",
+    password: str | None = None,
+) -> User:
+    """Create a user; Conflict when the name is taken by a user or an alias."""
+    user_name = normalise_name(name)
+    if session.scalar(select(User.id).where(User.user_name == user_name)) is not None:
+        raise Conflict(f"User {user_name!r} already exists")
+    if session.get(UserAlias, user_name) is not None:
+        raise Conflict(f"{user_name!r} is already an alias of another user")
+    _check_text("Full name", full_name, 255)
+    _check_text("Email", email, 255)
+    user = User(user_name=user_name, full_name=full_name.strip(), email=email.strip())
+    if password is not None:
+        user.password_hash = hash_password(password)
+    session.add(user)
+    session.flush()
+    return user
+
+
+def _check_text(what: str, value: str, max_length: int) -> None:
+    if len(value) > max_length:
+        raise InvalidInput(f"{what} is longer than {max_length} characters")
+    if any(ord(c) < 32 for c in value):
+        raise InvalidInput(f"{what} contains control characters")
+
+
+def resolve_user_name(session: Session, name: str) -> str:
+    """Map an incoming user name through the aliases; the result is the canonical name."""
+    user_name = normalise_name(name)
+    alias = session.get(UserAlias, user_name)
+    if alias is not None:
+        return alias.user.user_name
+    return user_name
+
+
+def find_user(session: Session, name: str) -> User | None:
+    """The user with this name or alias, or None."""
+    try:
+        user_name = resolve_user_name(session, name)
+    except InvalidInput:
+        return None
+    return session.scalar(select(User).where(User.user_name == user_name))
+
+
+def get_user(session: Session, name: str) -> User:
+    """The user with this name or alias; NotFound otherwise."""
+    user = find_user(session, name)
+    if user is None:
+        raise NotFound(f"User {name.strip().lower()!r} does not exist")
+    return user
+
+
+def list_users(session: Session, *, offset: int = 0, limit: int | None = None) -> list[User]:
+    """Users sorted by name."""
+    query = select(User).order_by(User.user_name).offset(offset).limit(limit)
+    return list(session.scalars(query.options(selectinload(User.aliases))))
+
+
+def count_users(session: Session) -> int:
+    """How many users there are."""
+    return session.scalar(select(func.count()).select_from(User)) or 0
+
+
+def set_enabled(session: Session, name: str, enabled: bool) -> User:
+    """Enable or disable a user; a disabled user can neither log in nor print."""
+    user = get_user(session, name)
+    user.enabled = enabled
+    session.flush()
+    return user
+
+
+# --- passwords ---------------------------------------------------------------------------------
+
+
+def hash_password(password: str) -> str:
+    """An argon2 hash of `password`; InvalidInput for an empty or absurd password."""
+    if not password:
+        raise InvalidInput("Password is empty")
+    if len(password) > 1024:
+        raise InvalidInput("Password is longer than 1024 characters")
+    return _passwords.hash(password)
+
+
+def set_password(session: Session, name: str, password: str) -> User:
+    """Set a user's password."""
+    user = get_user(session, name)
+    user.password_hash = hash_password(password)
+    session.flush()
+    return user
+
+
+def check_password(session: Session, name: str, password: str) -> User | None:
+    """The enabled user whose password this is, or None; same cost whether or not they exist."""
+    user = find_user(session, name)
+    stored = user.password_hash if user is not None and user.password_hash else _DUMMY_HASH
+    try:
+        _passwords.verify(stored, password)
+    except (VerificationError, InvalidHashError):
+        return None
+    if user is None or not user.password_hash or not user.enabled:
+        return None
+    if _passwords.check_needs_rehash(stored):
+        user.password_hash = _passwords.hash(password)
+    return user
+
+
+# --- UUID credentials for the REST user services ----------------------------------------------
+
+
+def issue_uuid(session: Session, name: str, *, hasher: SecretHasher) -> str:
+    """Give the user a new UUID credential and return it; only its keyed hash is stored.
+
+    The old UUID stops working at once. The value is returned this one time.
+    """
+    user = get_user(session, name)
+    credential = str(uuidlib.uuid4())
+    user.uuid_hash = hasher.digest(credential)
+    user.uuid_created_at = utcnow()
+    session.flush()
+    return credential
+
+
+def authenticate_uuid(
+    session: Session, name: str, credential: str, *, hasher: SecretHasher
+) -> User:
+    """The enabled user whose UUID credential this is; NotAuthenticated otherwise.
+
+    One message for every failure, so a caller cannot probe which user names exist.
+    """
+    user = find_user(session, name)
+    candidate = credential.strip().lower()
+    digest = user.uuid_hash if user is not None else None
+    if not hasher.matches(candidate, digest) or user is None or not user.enabled:
+        raise NotAuthenticated("Unknown user or wrong UUID")
+    return user
+
+
+# --- aliases -----------------------------------------------------------------------------------
+
+
+def add_alias(session: Session, alias: str, name: str) -> UserAlias:
+    """Make `alias` another name for user `name`; Conflict if it is a user or alias already."""
+    alias_name = normalise_name(alias, what="Alias")
+    user = get_user(session, name)
+    if session.scalar(select(User.id).where(User.user_name == alias_name)) is not None:
+        raise Conflict(f"{alias_name!r} is a user name; it cannot also be an alias")
+    existing = session.get(UserAlias, alias_name)
+    if existing is not None:
+        raise Conflict(f"Alias {alias_name!r} already maps to user {existing.user.user_name!r}")
+    row = UserAlias(alias=alias_name, user=user)
+    session.add(row)
+    session.flush()
+    return row
+
+
+# --- groups ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GroupSummary:
+    """A group's name and how many members it has."""
+
+    name: str
+    members: int
+
+
+def add_group(session: Session, name: str) -> UserGroup:
+    """Create a group; Conflict when it exists."""
+    group_name = normalise_name(name, what="Group name")
+    if session.scalar(select(UserGroup.id).where(UserGroup.name == group_name)) is not None:
+        raise Conflict(f"Group {group_name!r} already exists")
+    group = UserGroup(name=group_name)
+    session.add(group)
+    session.flush()
+    return group
+
+
+def get_group(session: Session, name: str) -> UserGroup:
+    """The group called `name`; NotFound otherwise."""
+    group_name = normalise_name(name, what="Group name")
+    group = session.scalar(select(UserGroup).where(UserGroup.name == group_name))
+    if group is None:
+        raise NotFound(f"Group {group_name!r} does not exist")
+    return group
+
+
+def add_member(session: Session, group_name: str, user_name: str) -> None:
+    """Add a user to a group; Conflict when they are a member already."""
+    group = get_group(session, group_name)
+    user = get_user(session, user_name)
+    if session.get(UserGroupMember, (group.id, user.id)) is not None:
+        raise Conflict(f"User {user.user_name!r} is already a member of {group.name!r}")
+    session.add(UserGroupMember(group_id=group.id, user_id=user.id))
+    session.flush()
+
+
+def list_groups(session: Session) -> list[GroupSummary]:
+    """Every group with its member count, sorted by name."""
+    query = (
+        select(UserGroup.name, func.count(UserGroupMember.user_id))
+        .outerjoin(UserGroupMember, UserGroupMember.group_id == UserGroup.id)
+        .group_by(UserGroup.name)
+        .order_by(UserGroup.name)
+    )
+    return [GroupSummary(name, count) for name, count in session.execute(query)]
+
+
+def list_members(session: Session, group_name: str) -> list[str]:
+    """The user names in a group, sorted."""
+    group = get_group(session, group_name)
+    query = (
+        select(User.user_name)
+        .join(UserGroupMember, UserGroupMember.user_id == User.id)
+        .where(UserGroupMember.group_id == group.id)
+        .order_by(User.user_name)
+    )
+    return list(session.scalars(query))
