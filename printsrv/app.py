@@ -8,12 +8,14 @@ from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Mount
 
 from printsrv import errors
 from printsrv.installation import Installation, open_installation
+from printsrv.middleware import HeaderLimitMiddleware
 from printsrv.rest import create_rest_app
 from printsrv.rest.responses import status_for
 
@@ -53,6 +55,7 @@ def create_app(installation: Installation | None = None) -> Starlette:
     app = Starlette(
         routes=[Mount("/restful/v1", app=create_rest_app())],
         exception_handlers={HTTPException: _http_error, errors.PrintsrvError: _service_error},
+        middleware=[Middleware(HeaderLimitMiddleware)],
         lifespan=lifespan,
     )
     return app

@@ -310,6 +310,7 @@ class Config:
         self._snapshot: Snapshot | None = None
         self._revision: str | None = None
         self._checked_at = 0.0  # monotonic time of the last successful check
+        self.stale_after = STALE_AFTER
         self.background = False  # True while `keep_fresh` runs
 
     def snapshot(self) -> Snapshot:
@@ -322,7 +323,7 @@ class Config:
         age = time.monotonic() - self._checked_at
         if self._snapshot is None or (not self.background and age > REFRESH_INTERVAL):
             self.refresh()
-        elif age > STALE_AFTER:
+        elif age > self.stale_after:
             raise DatabaseUnavailable(
                 "The database has not answered for a while; the configuration cannot be "
                 "trusted. Try again shortly."
@@ -350,9 +351,16 @@ class Config:
                     if failing:
                         log.warning("database reachable again; config refreshed")
                     failing = False
-                except DatabaseUnavailable:
+                except DatabaseUnavailable as error:
                     if not failing:
-                        log.warning("config refresh failed: database unavailable")
+                        log.warning("config refresh failed, database unavailable: %s",
+                                    getattr(error.__cause__, "orig", error.__cause__))
+                    failing = True
+                except Exception:
+                    # Whatever went wrong, the refresher must outlive it: a dead refresher
+                    # would serve stale config until the staleness limit, then only 503s.
+                    if not failing:
+                        log.exception("config refresh failed")
                     failing = True
                 await asyncio.sleep(interval)
         finally:

@@ -102,7 +102,7 @@ class Database:
         except (exc.OperationalError, exc.InterfaceError) as error:
             # The driver's text can hold host names and user names, never passwords;
             # still, the caller gets a fixed message and the log gets the detail.
-            log.warning("database unavailable: %s", error.orig or error)
+            log.debug("database unavailable: %s", error.orig or error)
             raise DatabaseUnavailable(
                 "The database is unavailable; nothing was changed. Try again shortly."
             ) from error

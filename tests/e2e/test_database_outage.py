@@ -1,0 +1,67 @@
+"""A database that goes away: 503 with a message, and recovery without a restart."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from sqlalchemy.engine import make_url
+from support import TEST_SECRET, LiveServer, TcpProxy, set_config, wait_until
+
+from printsrv.installation import open_installation
+from printsrv.settings import Environment
+
+# Only PostgreSQL can "go down" under a running server: SQLite is a file in the process.
+pytestmark = pytest.mark.skipif(
+    not os.environ.get("PRINTSRV_TEST_DATABASE_URL"), reason="needs PostgreSQL"
+)
+
+
+@pytest.fixture
+def proxied_url(postgresql_schema_url: str) -> Iterator[tuple[str, TcpProxy]]:
+    from conftest import _empty_postgresql
+
+    _empty_postgresql(postgresql_schema_url)
+    url = make_url(postgresql_schema_url)
+    proxy = TcpProxy((url.host or "127.0.0.1", url.port or 5432)).start()
+    yield url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False), proxy
+    proxy.stop()
+
+
+def test_database_outage_gives_503_and_the_server_recovers(
+    proxied_url: tuple[str, TcpProxy], tmp_path: object
+) -> None:
+    url, proxy = proxied_url
+    env = Environment(home=tmp_path / "home", database_url=url, secret_key=TEST_SECRET)  # type: ignore[operator]
+    installation = open_installation(env)
+    installation.config.stale_after = 1.0
+    set_config(
+        installation, {"api.restful.auth.username": "admin", "api.restful.auth.password": "pw"}
+    )
+    server = LiveServer(installation).start()
+    echo = f"{server.url}/restful/v1/tests/echo"
+    try:
+        assert httpx.post(echo, auth=("admin", "pw"), content="up").status_code == 200
+
+        proxy.stop()
+        down = wait_until(
+            lambda: (
+                (r := httpx.post(echo, auth=("admin", "pw"), content="x")).status_code == 503 and r
+            ),
+            timeout=15,
+        )
+        assert "database" in down.json()["error"].lower()
+        assert down.headers["retry-after"]
+        version = httpx.get(f"{server.url}/restful/v1/system/version")
+        assert version.status_code == 200, "what needs no database keeps working"
+
+        proxy.start()
+        wait_until(
+            lambda: httpx.post(echo, auth=("admin", "pw"), content="x").status_code == 200,
+            timeout=15,
+        )
+    finally:
+        server.stop()
+        installation.db.dispose()

@@ -1,0 +1,136 @@
+"""`printsrv serve` as an operator runs it: first start, TLS, several workers."""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import re
+import ssl
+from pathlib import Path
+
+import httpx
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from support import ServeProcess
+
+
+@pytest.fixture
+def fresh_home(tmp_path: Path, database_url: str) -> dict[str, str]:
+    """A new installation: empty home, no secret set, the test database."""
+    return {
+        "PRINTSRV_HOME": str(tmp_path / "home"),
+        "PRINTSRV_DATABASE_URL": database_url,
+        "PRINTSRV_SECRET_KEY": "",
+    }
+
+
+def test_first_start_prints_admin_credentials_once_and_they_work(
+    fresh_home: dict[str, str], tmp_path: Path
+) -> None:
+    server = ServeProcess(fresh_home, log=tmp_path / "first.log").start()
+    try:
+        output = server.output()
+        username = re.search(r"user name: (\S+)", output)
+        password = re.search(r"password:  (\S+)", output)
+        assert username and password, output
+        echo = httpx.post(
+            f"http://127.0.0.1:{server.port}/restful/v1/tests/echo",
+            auth=(username[1], password[1]),
+            content="Hello World!",
+        )
+        assert echo.status_code == 200 and echo.text == "Hello World!"
+    finally:
+        server.stop()
+    assert (tmp_path / "home" / "secret.key").exists()
+
+    again = ServeProcess(fresh_home, log=tmp_path / "second.log").start()
+    try:
+        assert "password:" not in again.output(), "credentials are printed only once"
+        echo = httpx.post(
+            f"http://127.0.0.1:{again.port}/restful/v1/tests/echo",
+            auth=(username[1], password[1]),
+            content="again",
+        )
+        assert echo.status_code == 200, "the same secret key still verifies the stored hash"
+    finally:
+        again.stop()
+
+
+def make_certificate(directory: Path) -> tuple[Path, Path]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_serves_https_with_a_certificate(fresh_home: dict[str, str], tmp_path: Path) -> None:
+    cert, key = make_certificate(tmp_path)
+    context = ssl.create_default_context(cafile=str(cert))
+    server = ServeProcess(
+        fresh_home, "--ssl-certfile", str(cert), "--ssl-keyfile", str(key), log=tmp_path / "tls.log"
+    )
+    url = f"https://127.0.0.1:{server.port}/restful/v1/tests/http/request"
+    server.start(ready_url=url, verify=context)
+    try:
+        body = httpx.get(url, verify=context).json()
+        assert body["serverPort"] == server.port
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(f"http://127.0.0.1:{server.port}/restful/v1/system/version", timeout=2)
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_ssl_certificate_without_key_is_a_usage_error(
+    fresh_home: dict[str, str], tmp_path: Path
+) -> None:
+    cert, _ = make_certificate(tmp_path)
+    server = ServeProcess(fresh_home, "--ssl-certfile", str(cert), log=tmp_path / "bad.log")
+    with pytest.raises(AssertionError, match="go together"):
+        server.start()
+    server.stop()
+
+
+def test_several_workers_serve_one_installation(fresh_home: dict[str, str], tmp_path: Path) -> None:
+    server = ServeProcess(fresh_home, "--workers", "2", log=tmp_path / "workers.log").start()
+    try:
+        with httpx.Client() as client:
+            for _ in range(20):
+                response = client.get(
+                    f"http://127.0.0.1:{server.port}/restful/v1/system/version",
+                    headers={"Connection": "close"},
+                )
+                assert response.status_code == 200
+    finally:
+        server.stop()
+    assert server.output().count("Started server process") == 2, server.output()

@@ -1,0 +1,129 @@
+"""Config properties: validation, secret storage, and the cache a server reads (printsrv/config.py)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from sqlalchemy import select
+from support import set_config
+
+from printsrv import config
+from printsrv.config import Config
+from printsrv.errors import ConfigError, DatabaseUnavailable
+from printsrv.installation import Installation, ensure_first_admin
+from printsrv.models import ConfigProperty
+
+
+def stored(installation: Installation, name: str) -> str | None:
+    with installation.db.read() as session:
+        return session.scalar(select(ConfigProperty.value).where(ConfigProperty.name == name))
+
+
+def test_defaults_apply_until_a_property_is_set(installation: Installation) -> None:
+    snapshot = installation.config.snapshot()
+    assert snapshot["web-login.ttp.enable"] is False
+    assert snapshot["web-login.ttp.token.expiry-msecs"] == 5000
+    assert not snapshot["api.jsonrpc.secret-key"].is_set
+    assert len(snapshot.cidr_set("api.jsonrpc.ext.ip-addresses-allowed")) == 0
+
+
+def test_values_are_validated_and_normalised(installation: Installation) -> None:
+    set_config(
+        installation,
+        {
+            "web-login.ttp.enable": "y",
+            "server.trusted-proxies": "10.0.0.0/8,::1",
+            "web-login.ttp.token.expiry-msecs": " 60000 ",
+        },
+    )
+    assert stored(installation, "web-login.ttp.enable") == "Y"
+    assert stored(installation, "server.trusted-proxies") == "10.0.0.0/8, ::1"
+    snapshot = installation.config.snapshot()
+    assert snapshot["web-login.ttp.enable"] is True
+    assert snapshot["web-login.ttp.token.expiry-msecs"] == 60000
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "reason"),
+    [
+        ("api.restful.ip-addresses-allowed", "10.0.0.0/33", "not an IPv4 or IPv6"),
+        ("web-login.ttp.token.expiry-msecs", "soon", "not a whole number"),
+        ("web-login.ttp.token.expiry-msecs", "0", "between"),
+        ("web-login.ttp.enable", "yes", "must be Y or N"),
+        ("api.restful.auth.username", "ad\nmin", "control characters"),
+        ("no.such.property", "x", "does not exist"),
+    ],
+)
+def test_bad_values_are_refused_naming_property_and_reason(
+    installation: Installation, name: str, value: str, reason: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        set_config(installation, {name: value})
+    assert name in info.value.message
+    assert reason in info.value.message
+    assert stored(installation, name) is None, "a refused value changes nothing"
+
+
+def test_secrets_are_stored_as_keyed_hashes_and_never_shown(installation: Installation) -> None:
+    set_config(installation, {"api.jsonrpc.secret-key": "7961b5ec-bee4-11e7"})
+    raw = stored(installation, "api.jsonrpc.secret-key")
+    assert raw and raw.startswith("hmac-sha256$") and "7961b5ec" not in raw
+    secret = installation.config.snapshot()["api.jsonrpc.secret-key"]
+    assert secret.matches("7961b5ec-bee4-11e7")
+    assert not secret.matches("7961b5ec-bee4-11e8")
+    assert "7961" not in repr(secret)
+    with installation.db.read() as session:
+        [(_, shown)] = config.describe(session, ["api.jsonrpc.secret-key"])
+    assert shown == "[secure]"
+
+
+def test_refused_secret_value_is_not_quoted_in_the_error(installation: Installation) -> None:
+    with pytest.raises(ConfigError) as info:
+        set_config(installation, {"api.restful.auth.password": "bad\x01secret"})
+    assert "bad" not in info.value.message and "[secure]" in info.value.message
+
+
+def test_empty_secret_unsets_it(installation: Installation) -> None:
+    set_config(installation, {"web-login.ttp.apikey": "k1"})
+    set_config(installation, {"web-login.ttp.apikey": ""})
+    secret = installation.config.snapshot()["web-login.ttp.apikey"]
+    assert not secret.is_set and not secret.matches("")
+
+
+def test_a_change_by_another_process_is_seen_after_a_refresh(installation: Installation) -> None:
+    other_process = Config(installation.db, installation.hasher)
+    assert other_process.snapshot()["web-login.ttp.enable"] is False
+    set_config(installation, {"web-login.ttp.enable": "Y"})
+    time.sleep(config.REFRESH_INTERVAL + 0.05)
+    assert other_process.snapshot()["web-login.ttp.enable"] is True
+
+
+def test_cache_that_could_not_refresh_for_too_long_is_not_trusted(
+    installation: Installation,
+) -> None:
+    cache = Config(installation.db, installation.hasher)
+    cache.snapshot()
+    cache.background = True  # as in a server, where a refresher task keeps it fresh
+    cache._checked_at -= cache.stale_after + 1
+    with pytest.raises(DatabaseUnavailable):
+        cache.snapshot()
+
+
+def test_first_admin_is_created_once(installation: Installation) -> None:
+    created = ensure_first_admin(installation)
+    assert created is not None
+    username, password = created
+    assert username == "admin" and len(password) >= 20
+    assert ensure_first_admin(installation) is None
+    snapshot = installation.config.snapshot()
+    assert snapshot["api.restful.auth.password"].matches(password)
+    assert stored(installation, "api.restful.auth.password") != password
+
+
+def test_every_property_has_help_and_a_valid_default() -> None:
+    for prop in config.PROPERTIES:
+        assert prop.help, prop.name
+        assert prop.normalise(prop.default) == prop.default, prop.name
+        assert prop.secret == (prop.kind == "secret"), prop.name
+    assert list(config.REGISTRY) == sorted(config.REGISTRY), "keep the table sorted"
