@@ -1,6 +1,8 @@
 """Alembic migrations, and `upgrade_schema()`, which `printsrv serve` runs on start.
 
-The same migration scripts serve SQLite and PostgreSQL. Several servers may start at once
+The same migration scripts serve SQLite and PostgreSQL. Each feature area keeps its own
+branch of migrations off the foundation (branch labels), so areas built side by side never
+fight over one chain; `upgrade_schema` applies every head. Several servers may start at once
 against one database: on PostgreSQL an advisory lock lets one of them migrate while the
 others wait; on SQLite the BEGIN IMMEDIATE of a write transaction does the same.
 """
@@ -37,12 +39,12 @@ def upgrade_schema(db: Database) -> None:
         if db.backend == "postgresql":
             connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _ADVISORY_LOCK_ID})
         cfg.attributes["connection"] = connection
-        command.upgrade(cfg, "head")
+        command.upgrade(cfg, "heads")
 
 
 def schema_is_current(db: Database) -> bool:
     """Whether the database is at the newest migration."""
-    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    heads = set(ScriptDirectory.from_config(alembic_config()).get_heads())
     with db.read() as session:
-        current = MigrationContext.configure(session.connection()).get_current_revision()
-    return current == head
+        current = set(MigrationContext.configure(session.connection()).get_current_heads())
+    return current == heads
