@@ -100,6 +100,20 @@ class Property:
 
 PROPERTIES: tuple[Property, ...] = (
     Property(
+        "api.jsonrpc.admin.enable",
+        "N",
+        _yes_no,
+        "yes-no",
+        "Y opens the JSON-RPC provisioning methods (users, groups, config, accounts)",
+    ),
+    Property(
+        "api.jsonrpc.batch-max",
+        "100",
+        _integer(1, 10_000),
+        "int",
+        "most requests one JSON-RPC batch may hold",
+    ),
+    Property(
         "api.jsonrpc.ext.ip-addresses-allowed",
         "",
         _cidr_set,
@@ -353,8 +367,10 @@ class Config:
                     failing = False
                 except DatabaseUnavailable as error:
                     if not failing:
-                        log.warning("config refresh failed, database unavailable: %s",
-                                    getattr(error.__cause__, "orig", error.__cause__))
+                        log.warning(
+                            "config refresh failed, database unavailable: %s",
+                            getattr(error.__cause__, "orig", error.__cause__),
+                        )
                     failing = True
                 except Exception:
                     # Whatever went wrong, the refresher must outlive it: a dead refresher
