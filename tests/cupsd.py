@@ -66,6 +66,11 @@ exit "$code"
 # The ERROR text the fail backend writes; tests compare job messages against it.
 FAIL_MESSAGE = "printsrv-test simulated device failure"
 
+# The queues add_standard_queues() creates, one of each kind.
+CAPTURE_QUEUE = "capture"
+FAIL_QUEUE = "fail"
+NULL_QUEUE = "null"
+
 
 def free_port() -> int:
     """Return a loopback TCP port that was free a moment ago (the kernel picks it)."""
@@ -347,9 +352,31 @@ class PrivateCups:
         self._lpadmin(*args)
         return uri
 
+    def add_standard_queues(self) -> None:
+        """Add ``CAPTURE_QUEUE``, ``FAIL_QUEUE`` (exit 1, abort-job) and ``NULL_QUEUE``."""
+        self.add_queue(CAPTURE_QUEUE, "capture")
+        self.add_queue(FAIL_QUEUE, "fail", exit_code=1)
+        self.add_queue(NULL_QUEUE, "null")
+
     def remove_queue(self, name: str) -> None:
         """Delete a queue."""
         self._lpadmin("-x", name)
+
+    def _queue_command(self, command: str, name: str) -> None:
+        result = subprocess.run(
+            [command, "-h", self.server, name], capture_output=True, text=True, check=False
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"{command} {name} failed: {result.stderr.strip()}")
+
+    def set_accepting(self, name: str, accepting: bool) -> None:
+        """Let a queue accept new jobs, or refuse them (``cupsaccept`` / ``cupsreject``)."""
+        self._queue_command("cupsaccept" if accepting else "cupsreject", name)
+
+    def set_enabled(self, name: str, enabled: bool) -> None:
+        """Start or stop a queue (``cupsenable`` / ``cupsdisable``); a stopped queue still
+        accepts jobs and keeps them pending."""
+        self._queue_command("cupsenable" if enabled else "cupsdisable", name)
 
     # -- job output -----------------------------------------------------------------------
 

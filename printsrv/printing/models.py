@@ -110,7 +110,10 @@ class JobStatus:
             still reports them); never use it for charging.
         sheets: ``job-media-sheets-completed``, same caveat.
         printer: the queue name, from ``job-printer-uri`` (empty if CUPS did not say).
-        user: ``job-originating-user-name`` (empty if CUPS did not say).
+
+    The job's user is left out on purpose: CUPS' default ``JobPrivateValues`` hide
+    ``job-originating-user-name`` from anyone but the owner, so it would read as empty; keep the
+    user printsrv submitted as in printsrv's own records.
     """
 
     job_id: int
@@ -120,7 +123,6 @@ class JobStatus:
     impressions: int
     sheets: int
     printer: str
-    user: str
 
 
 def _values(raw: object) -> tuple[object, ...]:
@@ -217,5 +219,4 @@ def job_status_from_attributes(job_id: int, attrs: Mapping[str, object]) -> JobS
         impressions=_int_attr(attrs, "job-impressions-completed"),
         sheets=_int_attr(attrs, "job-media-sheets-completed"),
         printer=printer_uri.rsplit("/", 1)[-1] if printer_uri else "",
-        user=_text(attrs, "job-originating-user-name"),
     )

@@ -23,6 +23,7 @@ __all__ = [
     "merge_options",
     "parse_page_ranges",
     "parse_positive_int",
+    "supported_values",
     "validate_options",
 ]
 
@@ -177,6 +178,15 @@ def _check(attribute: str, rule: _Rule, value: str, printer: PrinterInfo, pages:
     ranges = parse_page_ranges(value, pages)
     # One spelling ('2-2' becomes '2') so that stored options compare equal.
     return ",".join(str(a) if a == b else f"{a}-{b}" for a, b in ranges)
+
+
+def supported_values(
+    attribute: str, printer: PrinterInfo, pages: int | None = None
+) -> tuple[str, ...]:
+    """What ``printer`` accepts for ``attribute``, worded for a person (``("1-9999",)`` for
+    copies); the known attribute names when ``attribute`` itself is unknown."""
+    rule = _RULES.get(attribute)
+    return KNOWN_ATTRIBUTES if rule is None else _shown(rule, printer, pages)
 
 
 def validate_options(
