@@ -11,13 +11,15 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
-from starlette.routing import Mount
+from starlette.routing import Mount, Route
 
 from printsrv import errors
 from printsrv.installation import Installation, open_installation
 from printsrv.middleware import HeaderLimitMiddleware
 from printsrv.rest import create_rest_app
 from printsrv.rest.responses import status_for
+from printsrv.rpc import jsonrpc, xmlrpc
+from printsrv.web import web_routes
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -42,18 +44,27 @@ def create_app(installation: Installation | None = None) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Installation]]:
-        refresher = asyncio.create_task(installation.config.keep_fresh())
+        refreshers = [
+            asyncio.create_task(installation.config.keep_fresh()),
+            asyncio.create_task(installation.monitor.keep_fresh()),
+        ]
         try:
             # Lifespan state reaches every request, mounted sub-applications included.
             yield {"installation": installation}
         finally:
-            refresher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await refresher
+            for task in refreshers:
+                task.cancel()
+            await asyncio.gather(*refreshers, return_exceptions=True)
             installation.db.dispose()
 
     app = Starlette(
-        routes=[Mount("/restful/v1", app=create_rest_app())],
+        routes=[
+            Mount("/restful/v1", app=create_rest_app()),
+            Route("/jsonrpc/v1", jsonrpc.endpoint, methods=["POST"]),
+            Route("/jsonrpc", jsonrpc.endpoint, methods=["POST"]),
+            Route("/xmlrpc/v1", xmlrpc.endpoint, methods=["POST"]),
+            *web_routes(),
+        ],
         exception_handlers={HTTPException: _http_error, errors.PrintsrvError: _service_error},
         middleware=[Middleware(HeaderLimitMiddleware)],
         lifespan=lifespan,

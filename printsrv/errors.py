@@ -21,9 +21,12 @@ from __future__ import annotations
 class PrintsrvError(Exception):
     """Base of every error a printsrv service raises on purpose."""
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, reason: str | None = None) -> None:
         super().__init__(message)
         self.message = message
+        # A short machine-friendly pointer (a parameter name, "host:port"); adapters that
+        # have a place for it (JSON-RPC's data.reason) show it beside the message.
+        self.reason = reason
 
     def __str__(self) -> str:
         return self.message

@@ -13,6 +13,7 @@ from printsrv.config import Config
 from printsrv.db import Database
 from printsrv.security import SecretHasher, derive_key
 from printsrv.settings import Environment, installation_secret, load_environment, prepare_home
+from printsrv.system import SystemMonitor
 
 FIRST_ADMIN_NAME = "admin"
 
@@ -26,6 +27,7 @@ class Installation:
     hasher: SecretHasher
     token_key: bytes
     config: Config
+    monitor: SystemMonitor
 
     def __repr__(self) -> str:
         return f"Installation(home={str(self.env.home)!r}, db={self.db!r})"
@@ -44,6 +46,7 @@ def open_installation(env: Environment | None = None) -> Installation:
         hasher=hasher,
         token_key=derive_key(secret, "printsrv one-time login tokens"),
         config=Config(db, hasher),
+        monitor=SystemMonitor(db),
     )
 
 

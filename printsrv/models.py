@@ -103,6 +103,13 @@ class User(Base):
     uuid_created_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    # Card and ID numbers identify a person at a printer's card reader or keypad.
+    card_number: Mapped[str | None] = mapped_column(String(100), unique=True, default=None)
+    id_number: Mapped[str | None] = mapped_column(String(100), unique=True, default=None)
+    pin_hash: Mapped[str | None] = mapped_column(String(100), default=None)
+    email_other: Mapped[str] = mapped_column(Text, default="")  # one address a line
+    # A deleted user can no longer log in or print; the row stays for the history.
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
 
     aliases: Mapped[list[UserAlias]] = relationship(
         back_populates="user", cascade="all, delete-orphan", order_by="UserAlias.alias"
@@ -152,3 +159,72 @@ class UserGroupMember(Base):
     user_id: Mapped[int] = mapped_column(
         ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
     )
+
+
+class BatchJob(Base):
+    """A batch job (backup, user sync, database clean-up) while it runs, on any machine.
+
+    `systemStatus` reports UNAVAILABLE while a row with a recent heartbeat exists; a job
+    that died without removing its row stops counting once its heartbeat is old.
+    """
+
+    __tablename__ = "batch_job"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(50))
+    host: Mapped[str] = mapped_column(String(255), default="")
+    pid: Mapped[int] = mapped_column(Integer, default=0)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+# --- web login: spent one-time tokens, web sessions, login throttling ------------------------
+# (printsrv.tokens and printsrv.web; migration 0003_web_login, branch "web")
+
+
+class SpentLoginToken(Base):
+    """A one-time login token that has logged someone in, so it is refused from now on.
+
+    Keyed by the SHA-256 of the token's bytes: the primary key makes a second use fail on
+    every worker and machine, even when two of them try at the same moment.
+    """
+
+    __tablename__ = "spent_login_token"
+
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_name: Mapped[str] = mapped_column(String(100))
+    spent_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Past this moment no configuration can make the token valid again; then the row goes.
+    purge_after: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class WebSession(Base):
+    """A person logged in to the web app; the cookie holds the id, the row its SHA-256.
+
+    Deleting the row logs the person out everywhere at once.
+    """
+
+    __tablename__ = "web_session"
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    login_method: Mapped[str] = mapped_column(String(20))
+    client_address: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+    user: Mapped[User] = relationship()
+
+
+class LoginThrottle(Base):
+    """Failed web logins in the current window, per user name ("user:...") or address ("addr:...").
+
+    A fixed window: the first failure after the window has passed starts a new one.
+    """
+
+    __tablename__ = "login_throttle"
+
+    key: Mapped[str] = mapped_column(String(120), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer)
+    window_start: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

@@ -22,7 +22,6 @@ from support import TEST_SECRET, LiveServer
 from printsrv.db import Database
 from printsrv.installation import Installation, open_installation
 from printsrv.migrations import upgrade_schema
-from printsrv.models import Base
 from printsrv.settings import Environment
 
 PG_URL = os.environ.get("PRINTSRV_TEST_DATABASE_URL", "")
@@ -71,10 +70,17 @@ def postgresql_schema_url() -> Iterator[str]:
 
 
 def _empty_postgresql(url: str) -> None:
-    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
     engine = create_engine(url)
     with engine.begin() as connection:
-        connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        tables = connection.scalars(
+            text(
+                "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() "
+                "AND tablename <> 'alembic_version'"
+            )
+        ).all()
+        if tables:
+            names = ", ".join(f'"{t}"' for t in tables)
+            connection.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
     engine.dispose()
 
 

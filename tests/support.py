@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+import httpx
 import uvicorn
 
 from printsrv.app import create_app
@@ -204,3 +205,50 @@ class TcpProxy:
                     pass
                 sock.close()
             self._connections.clear()
+
+
+JSONRPC_KEY = "7961b5ec-bee4-11e7-8731-406186940c49"
+
+
+def open_jsonrpc(
+    installation: Installation, *, admin: bool = False, allowed: str = "127.0.0.1/32, ::1"
+) -> None:
+    """Let loopback callers with JSONRPC_KEY in (and the provisioning methods, if asked)."""
+    set_config(
+        installation,
+        {
+            "api.jsonrpc.secret-key": JSONRPC_KEY,
+            "api.jsonrpc.ext.ip-addresses-allowed": allowed,
+            "api.jsonrpc.admin.enable": "Y" if admin else "N",
+            "api.restful.auth.username": "admin",
+            "api.restful.auth.password": "admin-password",
+        },
+    )
+
+
+def jsonrpc_call(
+    server: LiveServer,
+    body: object,
+    *,
+    key: str = JSONRPC_KEY,
+    headers: dict[str, str] | None = None,
+) -> httpx.Response:
+    """POST a JSON-RPC body (a str/bytes is sent as is, anything else as JSON)."""
+    import json
+
+    content = body if isinstance(body, str | bytes) else json.dumps(body)
+    return httpx.post(
+        f"{server.url}/jsonrpc/v1",
+        content=content,
+        headers={"X-Auth-Key": key, "Content-Type": "application/json", **(headers or {})},
+    )
+
+
+def rpc(server: LiveServer, method: str, params: object = None, *, id: object = 1) -> dict:
+    """Call one method and return the decoded answer object."""
+    body: dict[str, object] = {"jsonrpc": "2.0", "id": id, "method": method}
+    if params is not None:
+        body["params"] = params
+    response = jsonrpc_call(server, body)
+    assert response.status_code == 200, response.text
+    return response.json()

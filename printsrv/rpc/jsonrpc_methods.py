@@ -1,0 +1,501 @@
+"""The JSON-RPC methods, SavaPage's names and shapes (shared/jsonrpc.md).
+
+Each method checks its parameters, makes one service call in one transaction, and wraps
+the answer in its `@type` data object. Service errors become JSON-RPC error objects
+through one table, chosen along the exception's MRO.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid as uuidlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import wraps
+from typing import Any
+
+from jsonrpcserver import Success
+from jsonrpcserver.exceptions import JsonRpcError
+
+from printsrv import config as config_service
+from printsrv import errors
+from printsrv import users as user_service
+from printsrv.config import Snapshot
+from printsrv.installation import Installation
+from printsrv.models import User
+from printsrv.security import Client
+
+# -- error table ---------------------------------------------------------------------------------
+
+ACCESS_DENIED = (-32600, "Access denied.")
+ERROR_CODES: dict[type[errors.PrintsrvError], tuple[int, str]] = {
+    errors.PrintsrvError: (-32603, "Internal error"),
+    errors.InvalidInput: (-32602, "Invalid params"),
+    errors.ConfigError: (-32602, "Invalid params"),
+    errors.NotAuthenticated: ACCESS_DENIED,
+    errors.NotAllowed: (-32003, "Not allowed"),
+    errors.NotFound: (-32001, "Not found"),
+    errors.Conflict: (-32002, "Conflict"),
+    errors.PayloadTooLarge: (-32600, "Invalid Request"),
+    errors.ServiceUnavailable: (-32603, "Service unavailable"),
+    errors.DatabaseUnavailable: (-32603, "Service unavailable"),
+}
+
+
+def error_code(error: errors.PrintsrvError) -> tuple[int, str]:
+    """(code, short message) for a service error, by the most specific class in the table."""
+    for cls in type(error).__mro__:
+        if cls in ERROR_CODES:
+            return ERROR_CODES[cls]
+    return ERROR_CODES[errors.PrintsrvError]
+
+
+def basic_reason(reason: str | None) -> dict[str, str]:
+    return {"@type": "BASIC", "reason": reason or "unknown"}
+
+
+# -- result shapes -------------------------------------------------------------------------------
+
+
+def enum_result(value: str) -> dict[str, Any]:
+    return {"data": {"@type": "enum", "value": value}}
+
+
+def boolean_result(value: bool) -> dict[str, Any]:
+    return {"data": {"@type": "boolean", "value": value}}
+
+
+def string_result(value: str) -> dict[str, Any]:
+    return {"data": {"@type": "string", "value": value}}
+
+
+def basic_result(code: int = 0, message: str | None = None) -> dict[str, Any]:
+    data: dict[str, Any] = {"@type": "BASIC", "code": code}
+    if message is not None:
+        data["message"] = message
+    return {"data": data}
+
+
+@dataclass(frozen=True)
+class Page:
+    """A slice of a sorted list: 0-based start and page size."""
+
+    start: int
+    size: int
+
+    def fields(self, shown: int, total: int) -> dict[str, int]:
+        return {
+            "currentItemCount": shown,
+            "itemsPerPage": self.size,
+            "startIndex": self.start,
+            "totalItems": total,
+            "pageIndex": self.start // self.size,
+            "totalPages": math.ceil(total / self.size) if total else 0,
+        }
+
+
+def list_result(type_name: str, items: list[Any], page: Page, total: int) -> dict[str, Any]:
+    return {"data": {"@type": type_name, "items": items, **page.fields(len(items), total)}}
+
+
+def names_page(type_name: str, names: Sequence[str], page: Page) -> dict[str, Any]:
+    return list_result(
+        type_name, list(names[page.start : page.start + page.size]), page, len(names)
+    )
+
+
+# -- parameters ----------------------------------------------------------------------------------
+
+
+def _bad(name: str, what: str) -> errors.InvalidInput:
+    return errors.InvalidInput(f"Parameter {name!r} {what}", reason=name)
+
+
+def text_param(name: str, value: Any, *, required: bool = True) -> str:
+    if value is None and not required:
+        return ""
+    if not isinstance(value, str) or (required and not value.strip()):
+        raise _bad(name, "must be a non-empty string" if required else "must be a string")
+    return value
+
+
+def bool_param(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise _bad(name, "must be true or false")
+    return value
+
+
+def int_param(name: str, value: Any, minimum: int, maximum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
+        raise _bad(name, f"must be a whole number from {minimum} to {maximum}")
+    return value
+
+
+def page_params(start_index: Any, items_per_page: Any) -> Page:
+    return Page(
+        int_param("startIndex", 0 if start_index is None else start_index, 0, 10**9),
+        int_param("itemsPerPage", 100 if items_per_page is None else items_per_page, 1, 1000),
+    )
+
+
+def object_param(name: str, value: Any, allowed: frozenset[str]) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise _bad(name, "must be an object")
+    unknown = sorted(set(value) - allowed)
+    if unknown:
+        raise errors.InvalidInput(
+            f"Parameter {name!r} has unknown field {unknown[0]!r}", reason=f"{name}.{unknown[0]}"
+        )
+    return value
+
+
+# -- registry ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CallContext:
+    """What every method gets besides its parameters."""
+
+    installation: Installation
+    snapshot: Snapshot
+    client: Client
+
+
+METHODS: dict[str, Callable[..., Any]] = {}
+# Methods cheap enough to answer on the event loop: no database, no blocking call.
+INLINE_METHODS = frozenset({"systemStatus"})
+
+
+def rpc_method(name: str, *, admin: bool = True) -> Callable[[Callable[..., Any]], Any]:
+    """Register a method; admin methods answer only when api.jsonrpc.admin.enable is Y.
+
+    The wrapper keeps the method's signature (functools.wraps), which jsonrpcserver uses
+    to refuse missing or unexpected parameters with -32602.
+    """
+
+    def register(func: Callable[..., Any]) -> Callable[..., Any]:
+        @wraps(func)
+        def method(context: CallContext, *args: Any, **kwargs: Any) -> Any:
+            if admin and not context.snapshot["api.jsonrpc.admin.enable"]:
+                code, message = ACCESS_DENIED
+                raise JsonRpcError(
+                    code,
+                    message,
+                    basic_reason(
+                        f"{name} is a provisioning method: set api.jsonrpc.admin.enable to Y"
+                    ),
+                )
+            try:
+                return Success(func(context, *args, **kwargs))
+            except errors.PrintsrvError as error:
+                code, _ = error_code(error)
+                raise JsonRpcError(code, error.message, basic_reason(error.reason)) from None
+
+        METHODS[name] = method
+        return method
+
+    return register
+
+
+# -- public methods ------------------------------------------------------------------------------
+
+
+@rpc_method("systemStatus", admin=False)
+def system_status(context: CallContext) -> dict[str, Any]:
+    """READY, or why users are kept out: SETUP, MAINTENANCE or UNAVAILABLE."""
+    return enum_result(context.installation.monitor.status(context.snapshot).value)
+
+
+@rpc_method("authUserSource", admin=False)
+def auth_user_source(context: CallContext, username: Any, password: Any) -> dict[str, Any]:
+    """Whether user name and password are valid in the user source (aliases apply)."""
+    name = text_param("username", username)
+    secret = text_param("password", password, required=False)
+    with context.installation.db.transaction() as session:
+        return boolean_result(user_service.check_password(session, name, secret) is not None)
+
+
+# -- config --------------------------------------------------------------------------------------
+
+# Properties only the command line may change: who may call the APIs, and how callers are
+# identified. A leaked X-Auth-Key must not be enough to widen its own access.
+GUARDED_PROPERTIES = frozenset(
+    {
+        "api.jsonrpc.admin.enable",
+        "api.jsonrpc.ext.ip-addresses-allowed",
+        "api.jsonrpc.secret-key",
+        "api.restful.auth.password",
+        "api.restful.auth.username",
+        "api.restful.ip-addresses-allowed",
+        "server.trusted-proxies",
+        "web-login.ttp.apikey",
+    }
+)
+
+
+@rpc_method("getConfigProperty")
+def get_config_property(context: CallContext, uniqueName: Any) -> dict[str, Any]:
+    """A property's value; a secret's value is never returned."""
+    name = text_param("uniqueName", uniqueName)
+    prop = config_service.get_definition(name)
+    if prop.secret:
+        raise errors.NotAllowed(
+            f"Config property {name!r} is a secret; it is never returned", reason=name
+        )
+    with context.installation.db.read() as session:
+        [(_, value)] = config_service.describe(session, [name])
+    return string_result(value)
+
+
+@rpc_method("setConfigProperty")
+def set_config_property(context: CallContext, name: Any, value: Any) -> dict[str, Any]:
+    """Validate and store a property; secret, allowlist and credential properties refused."""
+    key = text_param("name", name)
+    text = text_param("value", value, required=False)
+    config_service.get_definition(key)
+    if key in GUARDED_PROPERTIES:
+        raise errors.NotAllowed(
+            f"Config property {key!r} can only be changed with the printsrv command", reason=key
+        )
+    with context.installation.db.transaction() as session:
+        config_service.set_property(
+            session,
+            key,
+            text,
+            hasher=context.installation.hasher,
+            actor=f"jsonrpc {context.client.host}",
+        )
+    return basic_result()
+
+
+# -- users ---------------------------------------------------------------------------------------
+
+USER_FIELDS = frozenset(
+    {
+        "userName",
+        "password",
+        "fullName",
+        "email",
+        "emailOther",
+        "card",
+        "id",
+        "pin",
+        "uuid",
+        "disabled",
+        "accounting",
+    }
+)
+REMOVE_FIELDS = frozenset(
+    {
+        "removeEmail",
+        "removeEmailOther",
+        "removeCard",
+        "removeId",
+        "removePassword",
+        "removePin",
+        "removeUuid",
+    }
+)
+
+
+def _user_changes(user: dict[str, Any]) -> user_service.UserChanges:
+    def text(field: str) -> str | None:
+        value = user.get(field)
+        return None if value is None else text_param(f"user.{field}", value, required=False)
+
+    other = user.get("emailOther")
+    if other is not None and (
+        not isinstance(other, list) or not all(isinstance(a, str) for a in other)
+    ):
+        raise _bad("user.emailOther", "must be a list of strings")
+    disabled = user.get("disabled")
+    return user_service.UserChanges(
+        full_name=text("fullName"),
+        email=text("email"),
+        email_other=other,
+        password=text("password"),
+        card_number=text("card"),
+        id_number=text("id"),
+        pin=text("pin"),
+        disabled=None if disabled is None else bool_param("user.disabled", disabled),
+    )
+
+
+def _removals(user: dict[str, Any]) -> user_service.UserChanges:
+    flags = {f: bool_param(f"user.{f}", user[f]) for f in REMOVE_FIELDS if f in user}
+    return user_service.UserChanges(
+        email="" if flags.get("removeEmail") else None,
+        email_other=[] if flags.get("removeEmailOther") else None,
+        password="" if flags.get("removePassword") else None,
+        card_number="" if flags.get("removeCard") else None,
+        id_number="" if flags.get("removeId") else None,
+        pin="" if flags.get("removePin") else None,
+    )
+
+
+def _set_uuid(user: User, value: Any, context: CallContext) -> None:
+    text = text_param("user.uuid", value)
+    try:
+        credential = str(uuidlib.UUID(text))
+    except ValueError:
+        raise _bad("user.uuid", "must be a UUID") from None
+    user.uuid_hash = context.installation.hasher.digest(credential)
+    user.uuid_created_at = user_service.utcnow()
+
+
+def _refuse_accounting(user: dict[str, Any]) -> None:
+    if "accounting" in user:
+        raise errors.InvalidInput(
+            "Parameter 'user.accounting' cannot be applied: this server keeps no accounts yet",
+            reason="user.accounting",
+        )
+
+
+@rpc_method("addInternalUser")
+def add_internal_user(context: CallContext, user: Any) -> dict[str, Any]:
+    """Create an internal user, or update it when it exists (a deleted one is restored)."""
+    fields = object_param("user", user, USER_FIELDS)
+    name = text_param("user.userName", fields.get("userName"))
+    changes = _user_changes(fields)
+    _refuse_accounting(fields)
+    hasher = context.installation.hasher
+    with context.installation.db.transaction() as session:
+        existing = user_service.find_user(session, name, include_deleted=True)
+        if existing is None:
+            existing = user_service.add_user(session, name)
+            message = "user created"
+        else:
+            user_service.restore_user(session, existing)
+            message = "user updated"
+        user_service.update_user(session, existing, changes, hasher=hasher)
+        if fields.get("uuid") is not None:
+            _set_uuid(existing, fields["uuid"], context)
+    return basic_result(0, message)
+
+
+@rpc_method("setUserProperties")
+def set_user_properties(context: CallContext, user: Any) -> dict[str, Any]:
+    """Update an existing user's fields; remove* flags clear them."""
+    fields = object_param("user", user, USER_FIELDS | REMOVE_FIELDS)
+    name = text_param("user.userName", fields.get("userName"))
+    changes, removals = _user_changes(fields), _removals(fields)
+    _refuse_accounting(fields)
+    hasher = context.installation.hasher
+    with context.installation.db.transaction() as session:
+        found = user_service.get_user(session, name)
+        user_service.update_user(session, found, removals, hasher=hasher)
+        user_service.update_user(session, found, changes, hasher=hasher)
+        if fields.get("removeUuid") is True:
+            found.uuid_hash, found.uuid_created_at = None, None
+        if fields.get("uuid") is not None:
+            _set_uuid(found, fields["uuid"], context)
+    return basic_result()
+
+
+@rpc_method("deleteUser")
+def delete_user(context: CallContext, uniqueName: Any) -> dict[str, Any]:
+    """Logically delete a user: no login, no printing; the history stays."""
+    name = text_param("uniqueName", uniqueName)
+    with context.installation.db.transaction() as session:
+        user_service.delete_user(session, name)
+    return basic_result()
+
+
+@rpc_method("eraseUser")
+def erase_user(context: CallContext, uniqueName: Any) -> dict[str, Any]:
+    """Erase a user's personal data (privacy law); the history's amounts stay."""
+    name = text_param("uniqueName", uniqueName)
+    with context.installation.db.transaction() as session:
+        user_service.erase_user(session, name)
+    return basic_result()
+
+
+def _user_item(user: User) -> dict[str, Any]:
+    return {
+        "userName": user.user_name,
+        "fullName": user.full_name,
+        "email": user.email,
+        "admin": False,
+        "person": True,
+        "disabled": not user.enabled,
+        "id": user.id_number or "",
+    }
+
+
+@rpc_method("listUsers")
+def list_users(
+    context: CallContext,
+    startIndex: Any = None,
+    itemsPerPage: Any = None,
+) -> dict[str, Any]:
+    """Users sorted by name, a page at a time."""
+    page = page_params(startIndex, itemsPerPage)
+    with context.installation.db.read() as session:
+        total = user_service.count_users(session)
+        found = user_service.list_users(session, offset=page.start, limit=page.size)
+        items = [_user_item(u) for u in found]
+    return list_result("USER_LIST", items, page, total)
+
+
+# -- groups --------------------------------------------------------------------------------------
+
+
+@rpc_method("addUserGroup")
+def add_user_group(context: CallContext, uniqueName: Any) -> dict[str, Any]:
+    """Add a group."""
+    name = text_param("uniqueName", uniqueName)
+    with context.installation.db.transaction() as session:
+        user_service.add_group(session, name)
+    return basic_result()
+
+
+@rpc_method("deleteUserGroup")
+def delete_user_group(context: CallContext, uniqueName: Any) -> dict[str, Any]:
+    """Remove a group (its members stay users)."""
+    name = text_param("uniqueName", uniqueName)
+    with context.installation.db.transaction() as session:
+        user_service.delete_group(session, name)
+    return basic_result()
+
+
+@rpc_method("listUserGroups")
+def list_user_groups(
+    context: CallContext,
+    startIndex: Any = None,
+    itemsPerPage: Any = None,
+) -> dict[str, Any]:
+    """Group names, sorted, a page at a time."""
+    page = page_params(startIndex, itemsPerPage)
+    with context.installation.db.read() as session:
+        names = [g.name for g in user_service.list_groups(session)]
+    return names_page("USER_GROUP_LIST", names, page)
+
+
+@rpc_method("listUserGroupMembers")
+def list_user_group_members(
+    context: CallContext,
+    filter: Any,
+    startIndex: Any = None,
+    itemsPerPage: Any = None,
+) -> dict[str, Any]:
+    """The user names in a group."""
+    group = text_param("filter", filter)
+    page = page_params(startIndex, itemsPerPage)
+    with context.installation.db.read() as session:
+        names = user_service.list_members(session, group)
+    return names_page("USER_GROUP_LIST", names, page)
+
+
+@rpc_method("listUserGroupMemberships")
+def list_user_group_memberships(
+    context: CallContext,
+    filter: Any,
+    startIndex: Any = None,
+    itemsPerPage: Any = None,
+) -> dict[str, Any]:
+    """The groups a user is in."""
+    name = text_param("filter", filter)
+    page = page_params(startIndex, itemsPerPage)
+    with context.installation.db.read() as session:
+        names = user_service.list_memberships(session, name)
+    return names_page("USER_GROUP_LIST", names, page)
