@@ -85,8 +85,19 @@ def main() -> None:
 @click.option(
     "--ssl-keyfile", type=click.Path(exists=True, dir_okay=False), help="TLS private key (PEM)."
 )
+@click.option(
+    "--access-log/--no-access-log",
+    default=True,
+    show_default=True,
+    help="Log one line per request.",
+)
 def serve(
-    host: str, port: int, workers: int, ssl_certfile: str | None, ssl_keyfile: str | None
+    host: str,
+    port: int,
+    workers: int,
+    ssl_certfile: str | None,
+    ssl_keyfile: str | None,
+    access_log: bool,
 ) -> None:
     """Run the server: migrate the database, set up a first admin, serve every API."""
     import uvicorn
@@ -116,6 +127,7 @@ def serve(
         proxy_headers=False,  # printsrv decides whom to believe: server.trusted-proxies
         server_header=False,
         log_level="info",
+        access_log=access_log,
     )
 
 

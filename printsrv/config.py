@@ -18,14 +18,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from netaddr import IPSet
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from printsrv.db import Database
 from printsrv.errors import ConfigError, DatabaseUnavailable
 from printsrv.models import ConfigProperty, ConfigRevision, utcnow
-from printsrv.security import SecretHasher, format_cidr_set, parse_cidr_set
+from printsrv.security import AddressSet, SecretHasher, format_cidr_set, parse_cidr_set
 
 log = logging.getLogger(__name__)
 
@@ -261,7 +260,10 @@ def _typed(prop: Property, stored: str, hasher: SecretHasher) -> Any:
 
 
 class Snapshot:
-    """Every property's typed value at one moment: bool for Y/N, int, IPSet, SecretValue, str."""
+    """Every property's typed value at one moment.
+
+    Y/N properties are bools, numbers ints, CIDR sets AddressSets, secrets SecretValues.
+    """
 
     def __init__(self, stored: dict[str, str], hasher: SecretHasher) -> None:
         values: dict[str, Any] = {}
@@ -277,9 +279,9 @@ class Snapshot:
     def __getitem__(self, name: str) -> Any:
         return self._values[name]
 
-    def cidr_set(self, name: str) -> IPSet:
+    def cidr_set(self, name: str) -> AddressSet:
         value = self._values[name]
-        assert isinstance(value, IPSet)
+        assert isinstance(value, AddressSet)
         return value
 
 

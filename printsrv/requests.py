@@ -12,6 +12,11 @@ from printsrv.errors import PayloadTooLarge
 from printsrv.installation import Installation
 from printsrv.security import Client, resolve_client
 
+# The only headers resolve_client reads; decoding the rest on every request is waste.
+_CLIENT_HEADERS = frozenset(
+    {b"host", b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host", b"x-forwarded-port"}
+)
+
 
 def installation_of(request: Request) -> Installation:
     """The installation the app serving this request was built for."""
@@ -30,7 +35,11 @@ def client_of(request: Request) -> Client:
         peer=request.scope.get("client"),
         server=(server[0], server[1]) if server else None,
         scheme=request.url.scheme,
-        headers={k.decode("latin-1"): v.decode("latin-1") for k, v in request.scope["headers"]},
+        headers={
+            name.decode("latin-1"): value.decode("latin-1")
+            for name, value in request.scope["headers"]
+            if name in _CLIENT_HEADERS
+        },
         trusted_proxies=trusted,
     )
     request.scope["printsrv.client"] = client

@@ -162,8 +162,9 @@ class CallContext:
 
 
 METHODS: dict[str, Callable[..., Any]] = {}
-# Methods cheap enough to answer on the event loop: no database, no blocking call.
-INLINE_METHODS = frozenset({"systemStatus"})
+# Methods without parameters, cheap enough to answer on the event loop (no database, no
+# blocking call), called straight from the adapter: a monitoring system polls them.
+INLINE_METHODS: dict[str, Callable[[CallContext], dict[str, Any]]] = {}
 
 
 def rpc_method(name: str, *, admin: bool = True) -> Callable[[Callable[..., Any]], Any]:
@@ -200,10 +201,13 @@ def rpc_method(name: str, *, admin: bool = True) -> Callable[[Callable[..., Any]
 # -- public methods ------------------------------------------------------------------------------
 
 
-@rpc_method("systemStatus", admin=False)
 def system_status(context: CallContext) -> dict[str, Any]:
     """READY, or why users are kept out: SETUP, MAINTENANCE or UNAVAILABLE."""
     return enum_result(context.installation.monitor.status(context.snapshot).value)
+
+
+INLINE_METHODS["systemStatus"] = system_status
+rpc_method("systemStatus", admin=False)(system_status)
 
 
 @rpc_method("authUserSource", admin=False)

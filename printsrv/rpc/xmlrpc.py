@@ -230,7 +230,8 @@ def parse_call(body: bytes) -> tuple[str, tuple[Any, ...]]:
         raise ProtocolFault(
             PARSE_ERROR, "XML with a DTD or entity declarations is not accepted"
         ) from None
-    except ExpatError as error:
+    except (ExpatError, LookupError) as error:
+        # LookupError: the XML declaration names an encoding Python does not know.
         raise ProtocolFault(PARSE_ERROR, f"Body is not well-formed XML: {error}") from None
     except xmlrpc.client.Fault:
         raise ProtocolFault(INVALID_REQUEST, "A fault is an answer, not a call") from None

@@ -1,0 +1,154 @@
+"""Shared pieces of the benchmarks: servers as separate processes, wrk as the load, a table.
+
+Every figure is printed next to a baseline measured in the same run, on the same machine,
+with the same uvicorn settings; the ratio is what to compare across runs. Load stays on
+loopback and every run is bounded in time.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+PG_URL = os.environ.get("PRINTSRV_BENCH_DATABASE_URL",
+                        "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+SECRET = "bench-installation-secret-0123456789abcdef"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(url: str, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}")
+        try:
+            httpx.get(url, timeout=1)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer in {timeout} s")
+
+
+class Server:
+    """A server process (printsrv or a baseline app) for the length of a `with` block."""
+
+    def __init__(self, args: list[str], env: dict[str, str], port: int, probe: str,
+                 cpus: str | None = None) -> None:
+        prefix = ["taskset", "-c", cpus] if cpus and shutil.which("taskset") else []
+        self.args = prefix + args
+        self.env = {**os.environ, **env}
+        self.port = port
+        self.probe = probe
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> Server:
+        self.log = tempfile.TemporaryFile()
+        self.process = subprocess.Popen(self.args, env=self.env, stdout=self.log,
+                                        stderr=subprocess.STDOUT, cwd=ROOT)
+        try:
+            wait_for(f"http://127.0.0.1:{self.port}{self.probe}", self.process)
+        except RuntimeError:
+            self.log.seek(0)
+            sys.stderr.write(self.log.read().decode(errors="replace")[-3000:])
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.log.close()
+
+
+def printsrv_server(home: Path, database_url: str, *, workers: int = 1,
+                    cpus: str | None = None) -> Server:
+    port = free_port()
+    # The baseline logs no requests either: the comparison is about the request path.
+    args = [sys.executable, "-m", "printsrv", "serve", "--port", str(port),
+            "--workers", str(workers), "--no-access-log"]
+    env = {"PRINTSRV_HOME": str(home), "PRINTSRV_DATABASE_URL": database_url,
+           "PRINTSRV_SECRET_KEY": SECRET}
+    return Server(args, env, port, "/restful/v1/system/version", cpus)
+
+
+def bare_server(*, workers: int = 1, cpus: str | None = None) -> Server:
+    """The baseline: a bare Starlette app (bench/bare_app.py) under the same uvicorn settings."""
+    port = free_port()
+    args = [sys.executable, "-m", "uvicorn", "bench.bare_app:app", "--port", str(port),
+            "--workers", str(workers), "--no-proxy-headers", "--no-server-header",
+            "--log-level", "warning"]
+    return Server(args, {}, port, "/ping", cpus)
+
+
+@dataclass(frozen=True)
+class Load:
+    """What wrk measured."""
+
+    requests_per_second: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+
+def _ms(text: str) -> float:
+    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def wrk_post(url: str, body: str, headers: dict[str, str], *, connections: int = 64,
+             seconds: int = 8, cpus: str | None = None) -> Load:
+    """POST `body` to `url` with wrk for `seconds` at `connections` connections."""
+    lua = Path(tempfile.mkstemp(suffix=".lua")[1])
+    escaped = body.replace("\\", "\\\\").replace('"', '\\"')
+    lines = ['wrk.method = "POST"', f'wrk.body = "{escaped}"']
+    lines += [f'wrk.headers["{k}"] = "{v}"' for k, v in headers.items()]
+    lua.write_text("\n".join(lines) + "\n")
+    prefix = ["taskset", "-c", cpus] if cpus and shutil.which("taskset") else []
+    try:
+        out = subprocess.run(
+            [*prefix, "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency",
+             "-s", str(lua), url],
+            capture_output=True, text=True, check=True, timeout=seconds + 60,
+        ).stdout
+    finally:
+        lua.unlink()
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    p50 = _ms(re.search(r"50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    p99 = _ms(re.search(r"99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), "
+                              r"timeout (\d+)", out)
+    errors = int(non2xx.group(1)) if non2xx else 0
+    if socket_errors:
+        errors += sum(int(g) for g in socket_errors.groups())
+    return Load(rps, p50, p99, errors)
+
+
+def print_table(title: str, rows: list[tuple[str, str, str, str]]) -> None:
+    """Rows of (figure, value, baseline, ratio)."""
+    header = ("figure", "value", "baseline (same run)", "ratio")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
+    print(f"\n{title}")
+    for row in [header, tuple("-" * w for w in widths), *rows]:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
