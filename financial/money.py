@@ -106,9 +106,7 @@ def _parse_text(text: str) -> Decimal:
 def _checked(number: Decimal, original: object) -> Decimal:
     shown = original if isinstance(original, str) else str(original)
     if abs(number) >= _LIMIT:
-        raise InvalidAmount(
-            f"Amount '{shown}' has more than {MAX_INTEGER_DIGITS} integer digits"
-        )
+        raise InvalidAmount(f"Amount '{shown}' has more than {MAX_INTEGER_DIGITS} integer digits")
     try:
         exact = number.quantize(_QUANTUM)
     except InvalidOperation as exc:  # pragma: no cover - guarded by the limit above

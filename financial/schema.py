@@ -170,7 +170,7 @@ class MoneyType(TypeDecorator[Decimal]):
             return None
         if dialect.name == "sqlite":
             return Decimal(int(value)).scaleb(-PLACES)
-        if isinstance(value, Decimal) and value.as_tuple().exponent == -PLACES:
+        if isinstance(value, Decimal):  # NUMERIC(18, 6) and its SUM keep six places
             return value
         return money(Decimal(value))
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from alembic import context
 
+import financial.schema
 from printsrv.db import Database
 from printsrv.models import Base
 from printsrv.settings import load_environment
 
-target_metadata = [Base.metadata]
+target_metadata = [Base.metadata, financial.schema.metadata]
 
 
 def run_migrations() -> None:

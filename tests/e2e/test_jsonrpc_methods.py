@@ -126,7 +126,7 @@ def test_auth_user_source_bad_params(server: LiveServer, params: object) -> None
     assert code == -32602 and reason != "unknown"
 
 
-# -- users ------------------------------------------------------------------------------------------
+# -- users --
 
 
 def test_add_internal_user_creates_then_updates(
@@ -289,7 +289,7 @@ def test_paging_params_are_validated(server: LiveServer, params: dict) -> None:
     assert code == -32602 and reason in ("startIndex", "itemsPerPage")
 
 
-# -- groups -----------------------------------------------------------------------------------------
+# -- groups --
 
 
 def test_groups_members_and_memberships(server: LiveServer, installation: Installation) -> None:
@@ -309,7 +309,7 @@ def test_groups_members_and_memberships(server: LiveServer, installation: Instal
     assert code == -32001
 
 
-# -- config -----------------------------------------------------------------------------------------
+# -- config --
 
 
 def test_get_and_set_config_property(server: LiveServer, installation: Installation) -> None:
@@ -326,7 +326,7 @@ def test_get_and_set_config_property(server: LiveServer, installation: Installat
         ]
         == "20000"
     )
-    code, reason = error_of(
+    code, _reason = error_of(
         rpc(
             server,
             "setConfigProperty",
@@ -355,7 +355,7 @@ def test_guarded_properties_cannot_be_set_remotely(server: LiveServer, name: str
 
 
 def test_secret_property_is_never_returned(server: LiveServer) -> None:
-    code, reason = error_of(
+    code, _reason = error_of(
         rpc(server, "getConfigProperty", {"uniqueName": "api.jsonrpc.secret-key"})
     )
     assert code == -32003

@@ -1,4 +1,4 @@
-"""Config properties: validation, secret storage, and the cache a server reads (printsrv/config.py)."""
+"""Config properties: validation, secret storage, and the cache a server reads."""
 
 from __future__ import annotations
 
