@@ -299,6 +299,18 @@ def user_enable(installation: Installation, name: str) -> None:
     click.echo(f"User {changed.user_name!r} enabled")
 
 
+@user.command("sync")
+@click.option(
+    "--delete-users", is_flag=True, help="Logically delete LDAP users that left the directory."
+)
+@with_installation
+def user_sync(installation: Installation, delete_users: bool) -> None:
+    """Synchronise users and groups from the LDAP user source (auth.method = ldap)."""
+    from printsrv.usersync import sync_users_and_groups
+
+    click.echo(sync_users_and_groups(installation, delete_users=delete_users))
+
+
 @user.group("alias", cls=PrintsrvGroup)
 def user_alias() -> None:
     """Other names a user is known by."""

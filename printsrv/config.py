@@ -69,6 +69,43 @@ def _text(max_length: int = 255) -> Callable[[str], str]:
     return parse
 
 
+def _choice(*values: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        value = text.strip().lower()
+        if value not in values:
+            raise ValueError(f"must be one of {', '.join(values)}")
+        return value
+
+    return parse
+
+
+def _ldap_filter(text: str) -> str:
+    value = text.strip()
+    depth = 0
+    for char in value:
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if depth < 0:
+            break
+    if not value.startswith("(") or not value.endswith(")") or depth != 0:
+        raise ValueError("not an LDAP filter: it must be one parenthesised expression")
+    return _text(1024)(value)
+
+
+def _http_url(text: str) -> str:
+    value = text.strip()
+    if value and not (value.startswith(("http://", "https://")) and len(value) > 8):
+        raise ValueError("not an http:// or https:// URL")
+    return _text(1024)(value)
+
+
+def _cups_server(text: str) -> str:
+    # What libcups accepts: a Unix socket path, or host[:port] (IPv6 in brackets).
+    value = text.strip()
+    if value and not value.startswith("/") and any(c in value for c in " /\\@?#"):
+        raise ValueError("not a socket path (/run/cups/cups.sock) or host[:port]")
+    return _text(255)(value)
+
+
 def _secret(text: str) -> str:
     if len(text) > 1024:
         raise ValueError("longer than 1024 characters")
@@ -84,7 +121,9 @@ class Property:
     name:      SavaPage's property name.
     default:   stored-form default.
     normalise: validates text and returns its stored form; raises ValueError with a reason.
-    kind:      how the stored text is read: "text", "yes-no", "int", "cidr-set", "secret".
+    kind:      how the stored text is read: "text", "yes-no", "int", "cidr-set", "secret"
+               (keyed hash, compared only), "credential" (sealed, read back to be used),
+               "choice".
     help:      one line for `printsrv config list` and the docs.
     secret:    stored as a keyed hash, never shown.
     """
@@ -148,6 +187,196 @@ PROPERTIES: tuple[Property, ...] = (
         _cidr_set,
         "cidr-set",
         "CIDR set of clients allowed to call the REST admin services; void allows all",
+    ),
+    Property(
+        "auth.method",
+        "internal",
+        _choice("internal", "ldap"),
+        "choice",
+        "user source: internal (printsrv's own users) or ldap (LDAP / Active Directory)",
+    ),
+    Property(
+        "convert.max-pages",
+        "2000",
+        _integer(1, 100_000),
+        "int",
+        "most pages a document may have (or become when converted); more is refused",
+    ),
+    Property(
+        "convert.max-parallel",
+        "2",
+        _integer(1, 64),
+        "int",
+        "most document conversions to PDF one server runs at once",
+    ),
+    Property(
+        "convert.office.url",
+        "",
+        _http_url,
+        "text",
+        "LibreOffice Online / Collabora convert-to URL for office documents; void: local soffice",
+    ),
+    Property(
+        "convert.page-size",
+        "a4",
+        _choice("a4", "letter"),
+        "choice",
+        "page size of PDFs made from text and images: a4 or letter",
+    ),
+    Property(
+        "convert.timeout-secs",
+        "60",
+        _integer(1, 3600),
+        "int",
+        "time limit of one conversion to PDF, in seconds",
+    ),
+    Property(
+        "cups.server",
+        "",
+        _cups_server,
+        "text",
+        "CUPS server: socket path or host[:port]; void: $CUPS_SERVER, else /run/cups/cups.sock",
+    ),
+    Property(
+        "cups.timeout-secs",
+        "10",
+        _integer(1, 600),
+        "int",
+        "time limit of one call to the CUPS server, in seconds",
+    ),
+    Property(
+        "ldap.admin.dn",
+        "",
+        _text(1024),
+        "text",
+        "DN printsrv binds as to search the directory (void: anonymous)",
+    ),
+    Property(
+        "ldap.admin.password",
+        "",
+        _secret,
+        "credential",
+        "password of ldap.admin.dn (stored sealed)",
+        secret=True,
+    ),
+    Property(
+        "ldap.basedn",
+        "",
+        _text(1024),
+        "text",
+        "where users and groups are searched, e.g. dc=example,dc=edu",
+    ),
+    Property(
+        "ldap.host",
+        "",
+        _text(255),
+        "text",
+        "host name or address of the LDAP / Active Directory server",
+    ),
+    Property(
+        "ldap.port",
+        "389",
+        _integer(1, 65535),
+        "int",
+        "port of the LDAP server (636 for ldaps)",
+    ),
+    Property(
+        "ldap.schema.group-filter",
+        "(objectClass=groupOfNames)",
+        _ldap_filter,
+        "text",
+        "LDAP filter that finds groups",
+    ),
+    Property(
+        "ldap.schema.group-member-field",
+        "member",
+        _text(100),
+        "text",
+        "group attribute that lists member DNs",
+    ),
+    Property(
+        "ldap.schema.group-name-field",
+        "cn",
+        _text(100),
+        "text",
+        "group attribute that holds its name",
+    ),
+    Property(
+        "ldap.schema.user-email-field",
+        "mail",
+        _text(100),
+        "text",
+        "user attribute that holds the email address",
+    ),
+    Property(
+        "ldap.schema.user-filter",
+        "(objectClass=person)",
+        _ldap_filter,
+        "text",
+        "LDAP filter that finds users",
+    ),
+    Property(
+        "ldap.schema.user-full-name-field",
+        "cn",
+        _text(100),
+        "text",
+        "user attribute that holds the full name",
+    ),
+    Property(
+        "ldap.schema.user-name-field",
+        "uid",
+        _text(100),
+        "text",
+        "user attribute that holds the user name (sAMAccountName on AD)",
+    ),
+    Property(
+        "ldap.ssl",
+        "N",
+        _yes_no,
+        "yes-no",
+        "Y connects with ldaps (TLS from the first byte)",
+    ),
+    Property(
+        "ldap.starttls",
+        "N",
+        _yes_no,
+        "yes-no",
+        "Y upgrades the connection with STARTTLS before binding",
+    ),
+    Property(
+        "ldap.timeout-secs",
+        "10",
+        _integer(1, 120),
+        "int",
+        "connect and answer timeout for the LDAP server",
+    ),
+    Property(
+        "print.inbox.expiry-hours",
+        "24",
+        _integer(1, 8760),
+        "int",
+        "a document held in a user's inbox can be released for this many hours",
+    ),
+    Property(
+        "print.job.timeout-secs",
+        "3600",
+        _integer(1, 604_800),
+        "int",
+        "a print job not finished this long after submission is cancelled and refunded",
+    ),
+    Property(
+        "print.retention-days",
+        "30",
+        _integer(0, 36_500),
+        "int",
+        "stored PDFs older than this are removed (the log entry stays); 0 keeps them forever",
+    ),
+    Property(
+        "print.upload.max-bytes",
+        str(100 * 1024 * 1024),
+        _integer(1024, 1024**4),
+        "int",
+        "largest file POST /documents/print accepts, in bytes",
     ),
     Property(
         "server.trusted-proxies",
@@ -247,9 +476,27 @@ class SecretValue:
         return self._hasher.matches(candidate, self._digest)
 
 
+class Credential:
+    """A credential printsrv presents to another system (the LDAP bind password)."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def __repr__(self) -> str:
+        return "Credential([secure])"
+
+    def reveal(self) -> str:
+        """The plain credential, to hand to the system that asks for it; never log it."""
+        return self._value
+
+
 def _typed(prop: Property, stored: str, hasher: SecretHasher) -> Any:
     if prop.kind == "secret":
         return SecretValue(stored, hasher)
+    if prop.kind == "credential":
+        return Credential(hasher.unseal(stored) if stored else "")
     if prop.kind == "cidr-set":
         return parse_cidr_set(stored)
     if prop.kind == "int":
@@ -302,7 +549,9 @@ def set_property(
     except ValueError as error:
         shown = "[secure]" if prop.secret else repr(value)
         raise ConfigError(f"Config property {name!r} has value {shown}: {error}") from None
-    if prop.secret and normalised:
+    if prop.kind == "credential" and normalised:
+        normalised = hasher.seal(normalised)
+    elif prop.secret and normalised:
         normalised = hasher.digest(normalised)
     row = session.get(ConfigProperty, name)
     if row is None:

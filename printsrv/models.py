@@ -8,18 +8,26 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from decimal import Decimal
+
 from sqlalchemy import (
+    BigInteger,
     Boolean,
+    CheckConstraint,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
     Text,
     TypeDecorator,
+    UniqueConstraint,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from financial.schema import MoneyType
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -110,6 +118,8 @@ class User(Base):
     email_other: Mapped[str] = mapped_column(Text, default="")  # one address a line
     # A deleted user can no longer log in or print; the row stays for the history.
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    # Where the user comes from: "internal" (made here) or "ldap" (synchronised).
+    source: Mapped[str] = mapped_column(String(20), default="internal")
 
     aliases: Mapped[list[UserAlias]] = relationship(
         back_populates="user", cascade="all, delete-orphan", order_by="UserAlias.alias"

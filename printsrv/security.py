@@ -13,6 +13,7 @@ import hmac
 import ipaddress
 from dataclasses import dataclass, field
 
+from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from netaddr import AddrFormatError, IPAddress, IPSet
@@ -20,6 +21,7 @@ from netaddr import AddrFormatError, IPAddress, IPSet
 from printsrv.errors import NotAuthenticated
 
 DIGEST_PREFIX = "hmac-sha256$"
+SEALED_PREFIX = "fernet$"
 
 
 def derive_key(secret: bytes, purpose: str, length: int = 32) -> bytes:
@@ -32,15 +34,33 @@ def derive_key(secret: bytes, purpose: str, length: int = 32) -> bytes:
 
 
 class SecretHasher:
-    """Keyed hashes (HMAC-SHA-256) of secrets that are only ever compared.
+    """Keyed hashes (HMAC-SHA-256) of secrets that are only ever compared, and sealing of
+    credentials printsrv must itself present to others.
 
     API keys, admin passwords and user UUIDs are checked on every API call, so a slow
     password hash is out of the question; a keyed hash keeps the database alone from
     revealing them, because the key comes from the installation secret, not the database.
+    A credential such as the LDAP bind password cannot be hashed, so it is sealed
+    (authenticated encryption, Fernet) with another key derived from the same secret.
     """
 
     def __init__(self, key: bytes) -> None:
         self._key = key
+        self._fernet = Fernet(base64.urlsafe_b64encode(derive_key(key, "config credentials")))
+
+    def seal(self, credential: str) -> str:
+        """The stored form of a credential printsrv needs to read back."""
+        return SEALED_PREFIX + self._fernet.encrypt(credential.encode("utf-8")).decode("ascii")
+
+    def unseal(self, sealed: str) -> str:
+        """The credential behind `sealed`; ValueError when it was sealed with another key."""
+        if not sealed.startswith(SEALED_PREFIX):
+            raise ValueError("not a sealed credential")
+        try:
+            token = sealed[len(SEALED_PREFIX) :].encode("ascii")
+            return self._fernet.decrypt(token).decode("utf-8")
+        except (InvalidToken, UnicodeError):
+            raise ValueError("sealed with another installation secret") from None
 
     def __repr__(self) -> str:
         return "SecretHasher([secure])"

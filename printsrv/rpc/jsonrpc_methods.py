@@ -18,7 +18,7 @@ from jsonrpcserver import Success
 from jsonrpcserver.exceptions import JsonRpcError
 
 from printsrv import config as config_service
-from printsrv import errors
+from printsrv import errors, usersource, usersync
 from printsrv import users as user_service
 from printsrv.config import Snapshot
 from printsrv.installation import Installation
@@ -216,7 +216,7 @@ def auth_user_source(context: CallContext, username: Any, password: Any) -> dict
     name = text_param("username", username)
     secret = text_param("password", password, required=False)
     with context.installation.db.transaction() as session:
-        return boolean_result(user_service.check_password(session, name, secret) is not None)
+        return boolean_result(usersource.authenticate(session, context.snapshot, name, secret))
 
 
 # -- config --------------------------------------------------------------------------------------
@@ -446,11 +446,74 @@ def list_users(
 
 @rpc_method("addUserGroup")
 def add_user_group(context: CallContext, uniqueName: Any) -> dict[str, Any]:
-    """Add a group."""
+    """Add a group; with the LDAP user source, the directory's group with its members."""
     name = text_param("uniqueName", uniqueName)
+    if usersource.ldap_in_use(context.snapshot):
+        members = usersync.sync_group(context.installation, name, create=True)
+        return basic_result(0, f"group added with {members} members")
     with context.installation.db.transaction() as session:
         user_service.add_group(session, name)
     return basic_result()
+
+
+@rpc_method("syncUserGroup")
+def sync_user_group(context: CallContext, uniqueName: Any) -> dict[str, Any]:
+    """Re-read one group's members from the user source."""
+    name = text_param("uniqueName", uniqueName)
+    members = usersync.sync_group(context.installation, name)
+    return basic_result(0, f"{members} members")
+
+
+@rpc_method("syncUsersAndGroups")
+def sync_users_and_groups(context: CallContext, deleteUsers: Any = False) -> dict[str, Any]:
+    """Schedule a full sync from the user source; systemStatus is UNAVAILABLE while it runs."""
+    delete = bool_param("deleteUsers", deleteUsers)
+    usersync.start_background_sync(context.installation, delete_users=delete)
+    return basic_result(0, "user synchronisation scheduled")
+
+
+def _source_groups(context: CallContext) -> list[str]:
+    if usersource.ldap_in_use(context.snapshot):
+        return [g.name for g in usersource.LdapDirectory(context.snapshot).groups()]
+    with context.installation.db.read() as session:
+        return [g.name for g in user_service.list_groups(session)]
+
+
+def _whole(type_name: str, names: list[str]) -> dict[str, Any]:
+    return names_page(type_name, names, Page(0, max(len(names), 1)))
+
+
+@rpc_method("listUserSourceGroups")
+def list_user_source_groups(context: CallContext) -> dict[str, Any]:
+    """Every group in the user source."""
+    return _whole("USER_GROUP_LIST", _source_groups(context))
+
+
+@rpc_method("listUserSourceGroupMembers")
+def list_user_source_group_members(
+    context: CallContext, groupName: Any, nested: Any = False
+) -> dict[str, Any]:
+    """The user names in a group of the user source (with nested groups' members if asked)."""
+    name = text_param("groupName", groupName)
+    deep = bool_param("nested", nested)
+    if usersource.ldap_in_use(context.snapshot):
+        names = usersource.LdapDirectory(context.snapshot).group_members(name, nested=deep)
+    else:
+        with context.installation.db.read() as session:
+            names = user_service.list_members(session, name)
+    return _whole("USER_GROUP_LIST", names)
+
+
+@rpc_method("listUserSourceGroupNesting")
+def list_user_source_group_nesting(context: CallContext, uniqueName: Any) -> dict[str, Any]:
+    """A group and the groups inside it, indented two spaces per level."""
+    name = text_param("uniqueName", uniqueName)
+    if usersource.ldap_in_use(context.snapshot):
+        lines = usersource.LdapDirectory(context.snapshot).group_nesting(name)
+    else:
+        with context.installation.db.read() as session:
+            lines = [user_service.get_group(session, name).name]
+    return _whole("USER_GROUP_LIST", lines)
 
 
 @rpc_method("deleteUserGroup")

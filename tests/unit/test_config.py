@@ -125,5 +125,25 @@ def test_every_property_has_help_and_a_valid_default() -> None:
     for prop in config.PROPERTIES:
         assert prop.help, prop.name
         assert prop.normalise(prop.default) == prop.default, prop.name
-        assert prop.secret == (prop.kind == "secret"), prop.name
+        assert prop.secret == (prop.kind in ("secret", "credential")), prop.name
     assert list(config.REGISTRY) == sorted(config.REGISTRY), "keep the table sorted"
+
+
+def test_credentials_are_sealed_and_read_back(installation: Installation) -> None:
+    set_config(installation, {"ldap.admin.password": "bind-pw-123"})
+    raw = stored(installation, "ldap.admin.password")
+    assert raw and raw.startswith("fernet$") and "bind-pw-123" not in raw
+    credential = installation.config.snapshot()["ldap.admin.password"]
+    assert credential.reveal() == "bind-pw-123"
+    assert "bind" not in repr(credential)
+
+
+def test_credential_sealed_by_another_installation_reads_as_unset(
+    installation: Installation,
+) -> None:
+    from printsrv.security import SecretHasher
+
+    other = SecretHasher(b"another installation's key 0123456789")
+    with installation.db.transaction() as session:
+        config.set_property(session, "ldap.admin.password", "x", hasher=other)
+    assert installation.config.snapshot()["ldap.admin.password"].reveal() == ""

@@ -33,6 +33,9 @@ def upgrade() -> None:
         batch.add_column(sa.Column("pin_hash", sa.String(length=100), nullable=True))
         batch.add_column(sa.Column("email_other", sa.Text(), nullable=False, server_default=""))
         batch.add_column(sa.Column("deleted_at", sa.DateTime(timezone=True), nullable=True))
+        batch.add_column(
+            sa.Column("source", sa.String(length=20), nullable=False, server_default="internal")
+        )
         batch.create_unique_constraint(op.f("uq_users_card_number"), ["card_number"])
         batch.create_unique_constraint(op.f("uq_users_id_number"), ["id_number"])
 
@@ -41,6 +44,13 @@ def downgrade() -> None:
     with op.batch_alter_table("users") as batch:
         batch.drop_constraint(op.f("uq_users_id_number"), type_="unique")
         batch.drop_constraint(op.f("uq_users_card_number"), type_="unique")
-        for column in ("deleted_at", "email_other", "pin_hash", "id_number", "card_number"):
+        for column in (
+            "source",
+            "deleted_at",
+            "email_other",
+            "pin_hash",
+            "id_number",
+            "card_number",
+        ):
             batch.drop_column(column)
     op.drop_table("batch_job")
