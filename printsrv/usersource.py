@@ -52,6 +52,15 @@ def _first(entry: dict[str, object], attribute: str) -> str:
     return str(value) if value is not None else ""
 
 
+def _close(connection: ldap3.Connection) -> None:
+    # ldap3 leaves the socket of a failed connect or handshake open.
+    with contextlib.suppress(Exception):
+        connection.strategy.close()
+    if connection.socket is not None:
+        with contextlib.suppress(OSError):
+            connection.socket.close()
+
+
 def _dn_key(dn: str) -> str:
     # Compare DNs without case or spaces around separators, as LDAP does for these schemas.
     return ",".join(part.strip() for part in dn.lower().split(","))
@@ -113,18 +122,13 @@ class LdapDirectory:
         try:
             connection.open()
             if self.starttls and not connection.start_tls():
-                raise self._unavailable(RuntimeError("STARTTLS refused"))
+                raise ldap_errors.LDAPStartTLSError("STARTTLS refused")
             if connection.bind():
                 return connection
             connection.unbind()
             return None
         except ldap_errors.LDAPException as error:
-            # ldap3 leaves the socket of a failed connect open; close it here.
-            with contextlib.suppress(Exception):
-                connection.strategy.close()
-            if connection.socket is not None:
-                with contextlib.suppress(OSError):
-                    connection.socket.close()
+            _close(connection)
             raise self._unavailable(error) from error
 
     def _admin(self) -> ldap3.Connection:
