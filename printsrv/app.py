@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
@@ -16,6 +17,7 @@ from starlette.routing import Mount, Route
 from printsrv import errors
 from printsrv.installation import Installation, open_installation
 from printsrv.middleware import HeaderLimitMiddleware
+from printsrv.observability import RequestObserver, metrics
 from printsrv.rest import create_rest_app
 from printsrv.rest.responses import status_for
 from printsrv.rpc import jsonrpc, xmlrpc
@@ -41,6 +43,8 @@ async def _service_error(request: Request, exc: Exception) -> Response:
 def create_app(installation: Installation | None = None) -> Starlette:
     """Build the application; with no argument, for the installation the environment names."""
     installation = installation or open_installation()
+    # `printsrv serve --no-access-log` reaches the workers through the environment.
+    access_log_enabled = os.environ.get("PRINTSRV_ACCESS_LOG", "on") != "off"
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Installation]]:
@@ -63,10 +67,15 @@ def create_app(installation: Installation | None = None) -> Starlette:
             Route("/jsonrpc/v1", jsonrpc.endpoint, methods=["POST"]),
             Route("/jsonrpc", jsonrpc.endpoint, methods=["POST"]),
             Route("/xmlrpc/v1", xmlrpc.endpoint, methods=["POST"]),
+            Route("/metrics", metrics, methods=["GET"]),
             *web_routes(),
         ],
         exception_handlers={HTTPException: _http_error, errors.PrintsrvError: _service_error},
-        middleware=[Middleware(HeaderLimitMiddleware)],
+        middleware=[
+            # Outermost, so that even a refused request gets an id, a log line and a count.
+            Middleware(RequestObserver, access_log_enabled=access_log_enabled),
+            Middleware(HeaderLimitMiddleware),
+        ],
         lifespan=lifespan,
     )
     return app

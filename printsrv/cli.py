@@ -6,6 +6,8 @@ the schema up to date, and calls the same services as the APIs in one transactio
 
 from __future__ import annotations
 
+import os
+import shutil
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -102,6 +104,8 @@ def serve(
     """Run the server: migrate the database, set up a first admin, serve every API."""
     import uvicorn
 
+    from printsrv.observability import logging_config
+
     if bool(ssl_certfile) != bool(ssl_keyfile):
         raise click.UsageError("--ssl-certfile and --ssl-keyfile go together")
     installation = _installation()
@@ -113,6 +117,15 @@ def serve(
         click.echo(f"  user name: {username}")
         click.echo(f"  password:  {password}")
         click.echo("Change them with: printsrv config set api.restful.auth.password")
+    if not access_log:
+        os.environ["PRINTSRV_ACCESS_LOG"] = "off"
+    if workers > 1:
+        # Each worker counts in files here; /metrics adds them up (prometheus_client's
+        # multiprocess mode). Stale files from an earlier run would be added too.
+        metrics_dir = installation.env.home / f"metrics-{port}"
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir(parents=True)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     scheme = "https" if ssl_certfile else "http"
     click.echo(f"printsrv serving {scheme}://{host}:{port}/ (data in {installation.env.home})")
     sys.stdout.flush()
@@ -126,8 +139,8 @@ def serve(
         ssl_keyfile=ssl_keyfile,
         proxy_headers=False,  # printsrv decides whom to believe: server.trusted-proxies
         server_header=False,
-        log_level="info",
-        access_log=access_log,
+        log_config=logging_config(),
+        access_log=False,  # printsrv writes its own, with the request id
     )
 
 

@@ -1,0 +1,242 @@
+"""Watching a running server: request ids, access and application logs, Prometheus metrics.
+
+Every request gets an id (a sane incoming `X-Request-Id` is kept, else a new one), which
+goes back in the `X-Request-Id` header and into every log line written while the request
+runs. With PRINTSRV_LOG_FORMAT=json each log line is one JSON object. Nothing here ever
+logs headers, bodies or query strings, which is where credentials travel.
+
+Metrics follow the Prometheus conventions. With several workers, prometheus_client's
+multiprocess mode (PROMETHEUS_MULTIPROC_DIR, set by `printsrv serve`) adds them up across
+processes; figures kept in the database (ledger rows) are read at scrape time instead.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import os
+import re
+import time
+import uuid
+from typing import Any
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector
+from sqlalchemy import func, select
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from financial.schema import AccountTrx
+from printsrv.installation import Installation
+from printsrv.requests import installation_of
+from printsrv.rest.guards import require_admin
+
+REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
+_SANE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+access_log = logging.getLogger("printsrv.access")
+
+HTTP_REQUESTS = Counter(
+    "printsrv_http_requests", "HTTP requests answered", ["api", "method", "route", "status"]
+)
+HTTP_LATENCY = Histogram(
+    "printsrv_http_request_duration_seconds",
+    "Time to answer a request",
+    ["api", "route"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+DB_POOL_IN_USE = Gauge(
+    "printsrv_db_pool_connections_in_use",
+    "Database connections checked out of the pool",
+    multiprocess_mode="livesum",
+)
+
+
+def api_of(path: str) -> str:
+    """Which API a path belongs to, for metric labels."""
+    for prefix, name in (
+        ("/restful/", "rest"),
+        ("/jsonrpc", "jsonrpc"),
+        ("/xmlrpc", "xmlrpc"),
+        ("/user", "web"),
+        ("/metrics", "metrics"),
+    ):
+        if path.startswith(prefix):
+            return name
+    return "other"
+
+
+class RequestObserver:
+    """Pure ASGI middleware: request id, one access log line, request metrics."""
+
+    def __init__(self, app: ASGIApp, *, access_log_enabled: bool = True) -> None:
+        self.app = app
+        self.access_log_enabled = access_log_enabled
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
+        request_id = incoming if _SANE_ID.match(incoming) else uuid.uuid4().hex
+        token = REQUEST_ID.set(request_id)
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [
+                    *message["headers"],
+                    (b"x-request-id", request_id.encode("latin-1")),
+                ]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            elapsed = time.perf_counter() - started
+            path = scope.get("path", "")
+            api = api_of(path)
+            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            HTTP_REQUESTS.labels(api, scope.get("method", ""), route, str(status)).inc()
+            HTTP_LATENCY.labels(api, route).observe(elapsed)
+            state = scope.get("state") or {}
+            installation = state.get("installation")
+            if installation is not None:
+                DB_POOL_IN_USE.set(_pool_in_use(installation))
+            if self.access_log_enabled:
+                client = scope.get("client") or ("", 0)
+                access_log.info(
+                    "%s %s %s %.1fms",
+                    scope.get("method"),
+                    path,
+                    status,
+                    elapsed * 1000,
+                    extra={
+                        "method": scope.get("method"),
+                        "path": path,
+                        "status": status,
+                        "duration_ms": round(elapsed * 1000, 2),
+                        "client": client[0],
+                    },
+                )
+            REQUEST_ID.reset(token)
+
+
+def _pool_in_use(installation: Installation) -> int:
+    checkedout = getattr(installation.db.engine.pool, "checkedout", None)
+    return int(checkedout()) if callable(checkedout) else 0
+
+
+class LedgerCollector:
+    """Ledger figures read from the database at scrape time, so every worker agrees."""
+
+    def __init__(self, installation: Installation) -> None:
+        self.installation = installation
+
+    def collect(self) -> Any:
+        rows = GaugeMetricFamily(
+            "printsrv_ledger_transactions", "Ledger rows by transaction type", labels=["type"]
+        )
+        with self.installation.db.read() as session:
+            query = select(AccountTrx.trx_type, func.count()).group_by(AccountTrx.trx_type)
+            for trx_type, count in session.execute(query):
+                rows.add_metric([str(trx_type)], count)
+        yield rows
+
+
+def render_metrics(installation: Installation) -> bytes:
+    """The Prometheus text exposition of every metric this installation has."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        process_registry = CollectorRegistry()
+        MultiProcessCollector(process_registry)
+    else:
+        process_registry = REGISTRY
+    database_registry = CollectorRegistry()
+    database_registry.register(LedgerCollector(installation))
+    return generate_latest(process_registry) + generate_latest(database_registry)
+
+
+async def metrics(request: Request) -> Response:
+    """GET /metrics, for the REST admin only (Basic credentials and address allowlist)."""
+    require_admin(request)
+    from starlette.concurrency import run_in_threadpool
+
+    body = await run_in_threadpool(render_metrics, installation_of(request))
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, request id, and extras."""
+
+    _EXTRAS = ("method", "path", "status", "duration_ms", "client")
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        request_id = REQUEST_ID.get()
+        if request_id:
+            line["request_id"] = request_id
+        for key in self._EXTRAS:
+            if hasattr(record, key):
+                line[key] = getattr(record, key)
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        return json.dumps(line, ensure_ascii=False)
+
+
+class TextFormatter(logging.Formatter):
+    """The plain format, with the request id when there is one."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        request_id = REQUEST_ID.get()
+        return f"{text} [{request_id}]" if request_id else text
+
+
+def logging_config(log_format: str | None = None) -> dict[str, Any]:
+    """A logging.config dictionary for uvicorn and printsrv (PRINTSRV_LOG_FORMAT=json|text)."""
+    log_format = (log_format or os.environ.get("PRINTSRV_LOG_FORMAT") or "text").lower()
+    formatter = (
+        {"()": "printsrv.observability.JsonFormatter"}
+        if log_format == "json"
+        else {
+            "()": "printsrv.observability.TextFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s: %(message)s",
+        }
+    )
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"default": formatter},
+        "handlers": {
+            "default": {
+                "class": "logging.StreamHandler",
+                "formatter": "default",
+                "stream": "ext://sys.stderr",
+            }
+        },
+        "loggers": {
+            "": {"handlers": ["default"], "level": "INFO"},
+            "uvicorn": {"handlers": [], "level": "INFO", "propagate": True},
+            "uvicorn.error": {"handlers": [], "level": "INFO", "propagate": True},
+            "uvicorn.access": {"handlers": [], "level": "WARNING", "propagate": True},
+        },
+    }
