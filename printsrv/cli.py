@@ -11,6 +11,7 @@ import shutil
 import sys
 from collections.abc import Callable
 from functools import wraps
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -427,3 +428,39 @@ def system_maintenance(installation: Installation, state: str) -> None:
             actor="cli",
         )
     click.echo(f"maintenance {state}")
+
+
+# --- backups -----------------------------------------------------------------------------------
+
+
+@main.group(cls=PrintsrvGroup)
+def backup() -> None:
+    """Back up and restore an installation (database, stored PDFs, secret)."""
+
+
+@backup.command("create")
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Backup file (default: PRINTSRV_HOME/backups/printsrv-TIME.tar).",
+)
+@with_installation
+def backup_create(installation: Installation, output: Path | None) -> None:
+    """Make a consistent backup while the server runs (systemStatus: UNAVAILABLE meanwhile)."""
+    from printsrv.backup import create_backup
+
+    info = create_backup(installation, output)
+    click.echo(f"{info.path} ({info.backend}, {info.documents} stored files)")
+
+
+@backup.command("restore")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def backup_restore(file: Path) -> None:
+    """Restore FILE into the empty home and database the environment names."""
+    from printsrv.backup import restore_backup
+    from printsrv.settings import load_environment
+
+    info = restore_backup(load_environment(), file)
+    installation = _installation()  # migrations newer than the backup's are applied now
+    installation.db.dispose()
+    click.echo(f"restored {info.backend} backup of {info.created} ({info.documents} stored files)")
