@@ -1,0 +1,180 @@
+"""Web-app sessions, kept in the database so every worker and machine sees the same ones.
+
+The browser holds a random session id in an HttpOnly, SameSite=Lax cookie; the database
+holds only its SHA-256 (`web_session.id_hash`), so a copy of the database logs no one in.
+A session expires after `web-login.session.idle-mins` without a request; logging out
+deletes its row, which ends it everywhere at once. Each session carries its own CSRF token
+for the forms of the logged-in pages.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from printsrv.models import User, WebSession, utcnow
+from printsrv.security import equals_constant_time
+from printsrv.users import find_user
+
+__all__ = [
+    "CSRF_COOKIE",
+    "SESSION_COOKIE",
+    "ActiveSession",
+    "csrf_matches",
+    "end_session",
+    "find_session",
+    "is_well_formed",
+    "new_secret",
+    "purge_expired_sessions",
+    "renew_session",
+    "start_session",
+]
+
+SESSION_COOKIE = "printsrv_session"
+# Before login there is no session: the login form's CSRF token is double-submitted, once in
+# this cookie and once in the form, and the two must match.
+CSRF_COOKIE = "printsrv_csrf"
+_SECRET_PATTERN = re.compile(r"^[A-Za-z0-9_-]{32,64}$")
+
+
+@dataclass(frozen=True)
+class ActiveSession:
+    """A live session and who it belongs to.
+
+    user_id, user_name, full_name: the logged-in user.
+    csrf_token: the token every form of the logged-in pages must carry.
+    expires_at: when it ends unless the user comes back before.
+    """
+
+    user_id: int
+    user_name: str
+    full_name: str
+    csrf_token: str = field(repr=False)
+    expires_at: datetime
+
+
+def new_secret() -> str:
+    """A fresh random session id or CSRF token (256 bits, URL-safe)."""
+    return secrets.token_urlsafe(32)
+
+
+def _digest(session_id: str) -> str:
+    return hashlib.sha256(session_id.encode("ascii")).hexdigest()
+
+
+def is_well_formed(value: str | None) -> bool:
+    """Whether a cookie or form value can be one of our secrets at all (cheap pre-check)."""
+    return bool(value) and bool(_SECRET_PATTERN.match(value or ""))
+
+
+def csrf_matches(expected: str | None, given: str | None) -> bool:
+    """Whether a form's CSRF token is the expected one, in constant time; None matches nothing."""
+    if not (is_well_formed(expected) and is_well_formed(given)):
+        return False
+    assert expected is not None and given is not None
+    return equals_constant_time(expected, given)
+
+
+def start_session(
+    session: Session,
+    user: User,
+    *,
+    idle: timedelta,
+    method: str,
+    address: str,
+    now: datetime | None = None,
+) -> tuple[str, ActiveSession]:
+    """Open a session for `user`; returns (the id for the cookie, the session).
+
+    A new id on every login, so an id planted in the browser beforehand (session
+    fixation) never becomes a logged-in one.
+    """
+    current = now or utcnow()
+    session_id = new_secret()
+    row = WebSession(
+        id_hash=_digest(session_id),
+        user_id=user.id,
+        csrf_token=new_secret(),
+        login_method=method,
+        client_address=address[:64],
+        created_at=current,
+        expires_at=current + idle,
+    )
+    session.add(row)
+    session.flush()
+    return session_id, _active(row, user)
+
+
+def _active(row: WebSession, user: User) -> ActiveSession:
+    return ActiveSession(user.id, user.user_name, user.full_name, row.csrf_token, row.expires_at)
+
+
+def find_session(
+    session: Session, session_id: str | None, *, now: datetime | None = None
+) -> ActiveSession | None:
+    """The live session with this id, or None.
+
+    None too when the session has expired, or its user has since been disabled or deleted.
+    """
+    if not is_well_formed(session_id):
+        return None
+    assert session_id is not None
+    found = session.execute(
+        select(WebSession, User)
+        .join(User, User.id == WebSession.user_id)
+        .where(WebSession.id_hash == _digest(session_id))
+    ).one_or_none()
+    if found is None:
+        return None
+    row, user = found
+    if row.expires_at <= (now or utcnow()) or not user.enabled:
+        return None
+    # find_user applies the user source's rules (a deleted user is not found).
+    if find_user(session, user.user_name) is not user:
+        return None
+    return _active(row, user)
+
+
+def renew_session(
+    session: Session, session_id: str, *, idle: timedelta, now: datetime | None = None
+) -> bool:
+    """Push the session's end to `idle` from now; False when it is gone.
+
+    Callers renew only once half the idle time has passed, so a busy user does not turn
+    every page view into a database write.
+    """
+    row = session.get(WebSession, _digest(session_id)) if is_well_formed(session_id) else None
+    if row is None:
+        return False
+    row.expires_at = (now or utcnow()) + idle
+    session.flush()
+    return True
+
+
+def end_session(session: Session, session_id: str | None) -> bool:
+    """Delete the session (log out); True when there was one."""
+    if not is_well_formed(session_id):
+        return False
+    assert session_id is not None
+    result = session.execute(
+        delete(WebSession)
+        .where(WebSession.id_hash == _digest(session_id))
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def purge_expired_sessions(session: Session, *, now: datetime | None = None) -> int:
+    """Delete sessions that have expired; returns how many."""
+    result = session.execute(
+        delete(WebSession)
+        .where(WebSession.expires_at < (now or utcnow()))
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]

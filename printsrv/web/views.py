@@ -1,0 +1,319 @@
+"""The web app's handlers: read the form, check CSRF, call one service, render a page.
+
+Pages are server-rendered Jinja2 templates (`templates/`), styled by one local stylesheet
+(`static/style.css`), with no script and nothing from another site. Every response carries
+a strict Content-Security-Policy and `Cache-Control: no-store`; cookies are HttpOnly,
+SameSite=Lax, limited to /user, and Secure when the client came over https (directly or
+through a trusted proxy). Service errors become a page through `ERROR_STATUS`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+from urllib.parse import parse_qsl
+
+import jinja2
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.templating import Jinja2Templates
+
+from printsrv import errors
+from printsrv.models import utcnow
+from printsrv.requests import client_of, installation_of, read_body
+from printsrv.web import logins, sessions
+from printsrv.web.account import AccountOverview, account_overview
+from printsrv.web.sessions import CSRF_COOKIE, SESSION_COOKIE, ActiveSession
+from printsrv.web.throttle import LoginThrottled
+
+log = logging.getLogger(__name__)
+
+COOKIE_PATH = "/user"
+FORM_LIMIT = 16 * 1024  # the login forms hold a few short fields
+MAX_FORM_FIELDS = 20
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
+CSRF_REFUSED = "This form has expired. Please reload the page and try again."
+
+# Service errors -> HTTP status of the error page, walked along the MRO.
+ERROR_STATUS: dict[type[errors.PrintsrvError], int] = {
+    errors.PrintsrvError: 400,
+    errors.InvalidInput: 400,
+    errors.ConfigError: 400,
+    errors.NotAuthenticated: 403,
+    logins.LoginFailed: 403,
+    errors.NotAllowed: 403,
+    LoginThrottled: 429,
+    errors.NotFound: 404,
+    errors.Conflict: 409,
+    errors.PayloadTooLarge: 413,
+    errors.ServiceUnavailable: 503,
+    errors.DatabaseUnavailable: 503,
+}
+
+
+def status_for(error: errors.PrintsrvError) -> int:
+    """The status of the page that shows a service error."""
+    for cls in type(error).__mro__:
+        if cls in ERROR_STATUS:
+            return ERROR_STATUS[cls]
+    return 500
+
+
+def _when(value: datetime) -> str:
+    return value.strftime("%Y-%m-%d %H:%M UTC")
+
+
+_env = jinja2.Environment(
+    loader=jinja2.PackageLoader("printsrv.web", "templates"),
+    autoescape=jinja2.select_autoescape(["html"]),
+    undefined=jinja2.StrictUndefined,  # a typo in a template fails a test, not silently
+)
+_env.filters["when"] = _when
+templates = Jinja2Templates(env=_env)
+
+
+# --- helpers ----------------------------------------------------------------------------------
+
+
+def _secure(request: Request) -> bool:
+    return client_of(request).scheme == "https"
+
+
+def _set_cookie(request: Request, response: Response, name: str, value: str) -> None:
+    response.set_cookie(
+        name,
+        value,
+        path=COOKIE_PATH,
+        httponly=True,
+        samesite="lax",
+        secure=_secure(request),
+    )
+
+
+def _clear_cookie(request: Request, response: Response, name: str) -> None:
+    response.delete_cookie(
+        name, path=COOKIE_PATH, httponly=True, samesite="lax", secure=_secure(request)
+    )
+
+
+def _page(request: Request, name: str, context: dict[str, Any], status_code: int = 200) -> Response:
+    return templates.TemplateResponse(
+        request, name, context, status_code=status_code, headers=SECURITY_HEADERS
+    )
+
+
+def _see_other(path: str = "/user") -> Response:
+    # 303: after a POST the browser GETs the page, so reloading it does not post again.
+    return RedirectResponse(path, status_code=303, headers=SECURITY_HEADERS)
+
+
+def _login_page(
+    request: Request,
+    *,
+    message: str | None = None,
+    status_code: int = 200,
+    user_name: str = "",
+    stale_session: bool = False,
+) -> Response:
+    """The password login form, with a CSRF token double-submitted in a cookie.
+
+    `stale_session` drops a session cookie that no longer names a live session.
+    """
+    csrf = request.cookies.get(CSRF_COOKIE)
+    if not sessions.is_well_formed(csrf):
+        csrf = sessions.new_secret()
+    assert csrf is not None
+    response = _page(
+        request,
+        "login.html",
+        {"message": message, "csrf_token": csrf, "user_name": user_name},
+        status_code,
+    )
+    _set_cookie(request, response, CSRF_COOKIE, csrf)
+    if stale_session:
+        _clear_cookie(request, response, SESSION_COOKIE)
+    return response
+
+
+def _error_page(request: Request, error: errors.PrintsrvError) -> Response:
+    status = status_for(error)
+    response = _page(request, "error.html", {"message": error.message}, status)
+    if isinstance(error, LoginThrottled):
+        response.headers["Retry-After"] = str(error.retry_after)
+    elif status == 503:
+        response.headers["Retry-After"] = "5"
+    return response
+
+
+def _refused(request: Request, refusal: errors.PrintsrvError, *, user_name: str = "") -> Response:
+    """The login form again, saying why (one message per login method), 403 or 429."""
+    response = _login_page(
+        request, message=refusal.message, status_code=status_for(refusal), user_name=user_name
+    )
+    if isinstance(refusal, LoginThrottled):
+        response.headers["Retry-After"] = str(refusal.retry_after)
+    return response
+
+
+def _logged_in(request: Request, result: logins.LoggedIn) -> Response:
+    response = _see_other()
+    _set_cookie(request, response, SESSION_COOKIE, result.session_id)
+    return response
+
+
+async def read_form(request: Request) -> dict[str, str]:
+    """The submitted form's text fields, refusing oversized or overfull forms.
+
+    Raises PayloadTooLarge past FORM_LIMIT bytes and InvalidInput for a form that cannot
+    be read; a repeated field keeps its last value.
+    """
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type == "multipart/form-data":
+        try:
+            form = await request.form(
+                max_files=0, max_fields=MAX_FORM_FIELDS, max_part_size=FORM_LIMIT
+            )
+        except HTTPException as error:
+            raise errors.InvalidInput(f"The form could not be read: {error.detail}") from None
+        return {key: value for key, value in form.items() if isinstance(value, str)}
+    body = await read_body(request, FORM_LIMIT)
+    try:
+        pairs = parse_qsl(
+            body.decode("utf-8", "replace"),
+            keep_blank_values=True,
+            max_num_fields=MAX_FORM_FIELDS,
+        )
+    except ValueError:
+        raise errors.InvalidInput("The form has too many fields") from None
+    return dict(pairs)
+
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def html_errors(handler: Handler) -> Handler:
+    """Render any service error the handler lets through as an error page."""
+
+    async def wrapped(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except errors.PrintsrvError as error:
+            return _error_page(request, error)
+
+    wrapped.__name__ = handler.__name__
+    wrapped.__doc__ = handler.__doc__
+    return wrapped
+
+
+# --- handlers ---------------------------------------------------------------------------------
+
+
+def _load_page(request: Request) -> tuple[ActiveSession | None, AccountOverview | None]:
+    installation = installation_of(request)
+    with installation.db.read() as session:
+        active = sessions.find_session(session, request.cookies.get(SESSION_COOKIE))
+        if active is None:
+            return None, None
+        return active, account_overview(session, active.user_name)
+
+
+def _renew_if_due(request: Request, active: ActiveSession) -> None:
+    installation = installation_of(request)
+    settings = logins.LoginSettings.from_config(installation.config.snapshot())
+    remaining = active.expires_at - utcnow()
+    if remaining < settings.idle / 2:
+        with installation.db.transaction() as session:
+            sessions.renew_session(
+                session, request.cookies.get(SESSION_COOKIE, ""), idle=settings.idle
+            )
+
+
+@html_errors
+async def home(request: Request) -> Response:
+    """GET /user: the user's page, or the login form; POST /user: log in with a token."""
+    if request.method == "POST":
+        return await token_login(request)
+    active, overview = await run_in_threadpool(_load_page, request)
+    if active is None:
+        return _login_page(request, stale_session=SESSION_COOKIE in request.cookies)
+    await run_in_threadpool(_renew_if_due, request, active)
+    return _page(request, "home.html", {"user": active, "account": overview})
+
+
+async def token_login(request: Request) -> Response:
+    """POST /user with auth_user and auth_token, as an LMS page submits them.
+
+    No CSRF token here: the form comes from another site by design, and the one-time
+    token, which only the LMS can obtain, is what proves the request.
+    """
+    form = await read_form(request)
+    auth_user = form.get("auth_user", "")
+    auth_token = form.get("auth_token", "")
+    try:
+        result = await run_in_threadpool(
+            lambda: logins.log_in_with_token(
+                installation_of(request),
+                auth_user=auth_user,
+                auth_token=auth_token,
+                address=client_of(request).host,
+                replaces=request.cookies.get(SESSION_COOKIE),
+            )
+        )
+    except (logins.LoginFailed, LoginThrottled) as refusal:
+        return _refused(request, refusal)
+    return _logged_in(request, result)
+
+
+@html_errors
+async def password_login(request: Request) -> Response:
+    """POST /user/login: the login form (user name, password, CSRF token)."""
+    form = await read_form(request)
+    user_name = form.get("username", "")
+    if not sessions.csrf_matches(request.cookies.get(CSRF_COOKIE), form.get("csrf_token")):
+        return _login_page(request, message=CSRF_REFUSED, status_code=403, user_name=user_name)
+    try:
+        result = await run_in_threadpool(
+            lambda: logins.log_in_with_password(
+                installation_of(request),
+                user_name=user_name,
+                password=form.get("password", ""),
+                address=client_of(request).host,
+                replaces=request.cookies.get(SESSION_COOKIE),
+            )
+        )
+    except (logins.LoginFailed, LoginThrottled) as refusal:
+        return _refused(request, refusal, user_name=user_name[:100])
+    return _logged_in(request, result)
+
+
+def _find_active(request: Request) -> ActiveSession | None:
+    with installation_of(request).db.read() as session:
+        return sessions.find_session(session, request.cookies.get(SESSION_COOKIE))
+
+
+@html_errors
+async def logout(request: Request) -> Response:
+    """POST /user/logout: end the session on the server, then show the login form."""
+    form = await read_form(request)
+    active = await run_in_threadpool(_find_active, request)
+    if active is not None:
+        if not sessions.csrf_matches(active.csrf_token, form.get("csrf_token")):
+            raise errors.NotAllowed(CSRF_REFUSED)
+        await run_in_threadpool(
+            logins.log_out, installation_of(request), request.cookies.get(SESSION_COOKIE)
+        )
+    response = _see_other()
+    _clear_cookie(request, response, SESSION_COOKIE)
+    return response
