@@ -18,7 +18,6 @@ import logging
 import os
 import re
 import time
-import uuid
 from typing import Any
 
 from prometheus_client import (
@@ -88,7 +87,7 @@ class RequestObserver:
             await self.app(scope, receive, send)
             return
         incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
-        request_id = incoming if _SANE_ID.match(incoming) else uuid.uuid4().hex
+        request_id = incoming if _SANE_ID.match(incoming) else os.urandom(16).hex()
         token = REQUEST_ID.set(request_id)
         started = time.perf_counter()
         status = 500

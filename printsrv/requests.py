@@ -34,7 +34,7 @@ def client_of(request: Request) -> Client:
     client = resolve_client(
         peer=request.scope.get("client"),
         server=(server[0], server[1]) if server else None,
-        scheme=request.url.scheme,
+        scheme=request.scope.get("scheme", "http"),  # request.url would build the whole URL
         headers={
             name.decode("latin-1"): value.decode("latin-1")
             for name, value in request.scope["headers"]
