@@ -33,15 +33,15 @@ from datetime import UTC, datetime, timedelta
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import delete, insert
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import delete
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from printsrv.config import Snapshot
-from printsrv.errors import InvalidInput, NotAllowed, NotAuthenticated
+from printsrv.errors import NotAllowed, NotAuthenticated
 from printsrv.models import SpentLoginToken, User, utcnow
 from printsrv.security import equals_constant_time
-from printsrv.users import find_user, get_user, resolve_user_name
+from printsrv.users import find_user, get_user
 
 __all__ = [
     "ApiKeyRejected",
@@ -74,6 +74,7 @@ CLOCK_SKEW = timedelta(seconds=30)
 # kept until even that expiry has passed, so raising the property never revives a used token.
 MAX_EXPIRY = timedelta(days=1)
 RETENTION = MAX_EXPIRY + CLOCK_SKEW
+_INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 
 
 class ApiKeyRejected(NotAuthenticated):
@@ -188,19 +189,21 @@ def spend_token(
 
 
 def _record_spent(session: Session, checked: LoginToken, now: datetime) -> None:
+    insert = _INSERTS[session.get_bind().dialect.name]
     row = insert(SpentLoginToken).values(
         digest=checked.digest,
         user_name=checked.user_name,
         spent_at=now,
         purge_after=checked.created_at + RETENTION,
     )
-    try:
-        # A savepoint keeps the caller's transaction usable after the duplicate-key error
-        # (PostgreSQL aborts the whole transaction otherwise).
-        with session.begin_nested():
-            session.execute(row)
-    except IntegrityError:
-        raise TokenUsed("Login token has been used already") from None
+    # ON CONFLICT DO NOTHING instead of catching the duplicate-key error: one statement, and
+    # the transaction stays usable (PostgreSQL aborts it on an error). If another
+    # transaction is inserting the same digest, PostgreSQL waits for it to end first.
+    inserted = session.execute(
+        row.on_conflict_do_nothing().returning(SpentLoginToken.digest)
+    ).scalar_one_or_none()
+    if inserted is None:
+        raise TokenUsed("Login token has been used already")
 
 
 def purge_spent_tokens(session: Session, *, now: datetime | None = None) -> int:
@@ -260,14 +263,11 @@ def redeem_token(
     """
     current = now or utcnow()
     checked = read_token(token, key=key, expiry_ms=expiry_ms, now=current)
-    try:
-        claimed = resolve_user_name(session, auth_user)
-    except InvalidInput:
-        raise TokenInvalid("Login token does not belong to this user") from None
-    if not equals_constant_time(claimed, checked.user_name):
+    # find_user maps the alias and skips deleted users; None: no such user (any more).
+    user = find_user(session, auth_user)
+    if user is None or not equals_constant_time(user.user_name, checked.user_name):
         raise TokenInvalid("Login token does not belong to this user")
-    user = find_user(session, checked.user_name)
-    if user is None or not user.enabled:
+    if not user.enabled:
         raise UserDisabled("User may not log in")
     _record_spent(session, checked, current)
     return user

@@ -31,6 +31,7 @@ from starlette.responses import PlainTextResponse, Response
 
 from printsrv import errors, tokens
 from printsrv.installation import Installation
+from printsrv.printing.errors import PrintingError
 from printsrv.requests import installation_of, read_body
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,7 @@ FAULT_CODES: dict[type[errors.PrintsrvError], int] = {
     errors.PayloadTooLarge: 10,
     errors.ServiceUnavailable: 11,  # try again shortly
     errors.DatabaseUnavailable: 11,
+    PrintingError: 12,
 }
 
 

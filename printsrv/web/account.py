@@ -1,8 +1,8 @@
 """What the user's page shows of their account: balance and latest transactions.
 
-The one place the web app reads the accounting core (`financial`), so the page does not
-depend on how accounts are found or created. Reading never creates an account: a user
-who has none yet sees a zero balance and no transactions.
+The one place the web app reads accounts, through `printsrv.accounting` (which maps user
+names through the aliases and keeps the core's errors inside). Reading never creates an
+account: a user who has none yet sees a zero balance and no transactions.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from decimal import Decimal
 from sqlalchemy.orm import Session
 
 import financial
+from printsrv import accounting, errors
 
 __all__ = ["AccountOverview", "TransactionLine", "account_overview", "display_amount"]
 
@@ -33,7 +34,7 @@ class TransactionLine:
 
 @dataclass(frozen=True)
 class AccountOverview:
-    """The balance (for display) and the latest transactions, newest first."""
+    """The balance (for people, and in the wire form) and the latest transactions."""
 
     balance: str
     balance_wire: str
@@ -48,13 +49,15 @@ def display_amount(amount: Decimal) -> str:
 
 
 def account_overview(session: Session, user_name: str, *, limit: int = LATEST) -> AccountOverview:
-    """Balance and latest `limit` transactions of the user's USER account."""
+    """Balance and latest `limit` transactions (newest first) of the user's USER account."""
+    balance = accounting.user_balance(session, user_name)
     try:
-        account = financial.get_account(session, financial.AccountType.USER, user_name)
-    except financial.AccountNotFound:
-        return AccountOverview(
-            display_amount(financial.ZERO), financial.to_wire(financial.ZERO), []
+        details = accounting.account_details(
+            session, "USER", user_name, default_credit_limit=financial.ZERO, limit=limit
         )
+        rows = details.latest
+    except errors.NotFound:  # no account yet: nothing has been charged or paid
+        rows = []
     lines = [
         TransactionLine(
             created_at=trx.created_at,
@@ -63,8 +66,6 @@ def account_overview(session: Session, user_name: str, *, limit: int = LATEST) -
             balance_after=display_amount(trx.balance_after),
             comment=trx.comment,
         )
-        for trx in financial.latest_transactions(session, account, limit)
+        for trx in rows
     ]
-    return AccountOverview(
-        display_amount(account.balance), financial.to_wire(account.balance), lines
-    )
+    return AccountOverview(display_amount(balance), financial.to_wire(balance), lines)

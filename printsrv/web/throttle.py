@@ -158,10 +158,13 @@ def _count(session: Session, key: str, now: datetime, cutoff: datetime) -> None:
 
 
 def forget_user(session: Session, *, user_name: str) -> None:
-    """Clear the user name's failures (after a successful login); the address keeps its own."""
+    """Clear a user's failures (after a successful login); the address keeps its own.
+
+    `user_name` is the canonical name (a logged-in user's), so no alias look-up is needed.
+    """
     session.execute(
         delete(LoginThrottle)
-        .where(LoginThrottle.key == _user_key(session, user_name))
+        .where(LoginThrottle.key == "user:" + user_name[:100])
         .execution_options(synchronize_session=False)
     )
 

@@ -9,7 +9,6 @@ through a trusted proxy). Service errors become a page through `ERROR_STATUS`.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
@@ -24,13 +23,12 @@ from starlette.templating import Jinja2Templates
 
 from printsrv import errors
 from printsrv.models import utcnow
+from printsrv.printing.errors import PrintingError
 from printsrv.requests import client_of, installation_of, read_body
 from printsrv.web import logins, sessions
 from printsrv.web.account import AccountOverview, account_overview
 from printsrv.web.sessions import CSRF_COOKIE, SESSION_COOKIE, ActiveSession
 from printsrv.web.throttle import LoginThrottled
-
-log = logging.getLogger(__name__)
 
 COOKIE_PATH = "/user"
 FORM_LIMIT = 16 * 1024  # the login forms hold a few short fields
@@ -58,6 +56,7 @@ ERROR_STATUS: dict[type[errors.PrintsrvError], int] = {
     errors.NotFound: 404,
     errors.Conflict: 409,
     errors.PayloadTooLarge: 413,
+    PrintingError: 502,  # CUPS refused or failed the job
     errors.ServiceUnavailable: 503,
     errors.DatabaseUnavailable: 503,
 }

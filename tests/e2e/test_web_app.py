@@ -16,16 +16,17 @@ from web_support import (
     add_person,
     create_token,
     enable_ttp,
+    every_service_error_class,
     give_credit,
     token_login,
 )
 
-from printsrv import users
+from printsrv import errors, users
 from printsrv.installation import Installation, open_installation
 from printsrv.models import WebSession, utcnow
 from printsrv.settings import Environment
 from printsrv.web.logins import CREDENTIALS_REFUSED
-from printsrv.web.views import CSRF_REFUSED
+from printsrv.web.views import CSRF_REFUSED, ERROR_STATUS
 
 
 @pytest.fixture
@@ -402,3 +403,11 @@ def test_oversized_or_overfull_forms_are_refused(live_server: LiveServer) -> Non
     assert "<html" in huge.text
     overfull = httpx.post(f"{live_server.url}/user", data={f"f{n}": "x" for n in range(100)})
     assert overfull.status_code == 400
+
+
+@pytest.mark.parametrize(
+    "cls", every_service_error_class(), ids=lambda c: f"{c.__module__}.{c.__qualname__}"
+)
+def test_every_service_error_has_a_deliberate_page_status(cls: type) -> None:
+    nearest = next(c for c in cls.__mro__ if c in ERROR_STATUS)
+    assert nearest is not errors.PrintsrvError, f"{cls.__qualname__} gets the generic page"

@@ -20,12 +20,13 @@ from web_support import (
     add_person,
     create_token,
     enable_ttp,
+    every_service_error_class,
     give_credit,
     proxy,
     token_login,
 )
 
-from printsrv import users
+from printsrv import errors, tokens, users
 from printsrv.installation import Installation
 from printsrv.rpc import xmlrpc as adapter
 from printsrv.web.logins import LINK_REFUSED
@@ -208,9 +209,28 @@ def test_fault_for_a_disabled_user(
     assert "disabled" in fault.faultString
 
 
-def test_fault_codes_of_the_createtoken_cases_are_distinct() -> None:
-    from printsrv import errors, tokens
+@pytest.mark.parametrize(
+    "cls", every_service_error_class(), ids=lambda c: f"{c.__module__}.{c.__qualname__}"
+)
+def test_every_service_error_has_a_deliberate_fault_code(cls: type) -> None:
+    nearest = next(c for c in cls.__mro__ if c in adapter.FAULT_CODES)
+    assert nearest is not errors.PrintsrvError, f"{cls.__qualname__} gets the generic fault"
 
+
+def test_fault_envelope_keeps_its_shape() -> None:
+    body = adapter.fault_response(4, "API key is wrong").body
+    assert (
+        body
+        == xmlrpc.client.dumps(
+            xmlrpc.client.Fault(4, "API key is wrong"), methodresponse=True
+        ).encode()
+    )
+    with pytest.raises(xmlrpc.client.Fault) as caught:
+        xmlrpc.client.loads(body)
+    assert (caught.value.faultCode, caught.value.faultString) == (4, "API key is wrong")
+
+
+def test_fault_codes_of_the_createtoken_cases_are_distinct() -> None:
     cases = [
         tokens.TtpLoginDisabled("x"),
         tokens.ApiKeyRejected("x"),
