@@ -27,5 +27,6 @@ def web_routes() -> list[BaseRoute]:
         Route("/user", views.home, methods=["GET", "POST"]),
         Route("/user/login", views.password_login, methods=["POST"]),
         Route("/user/logout", views.logout, methods=["POST"]),
+        Route("/user/transfer", views.transfer, methods=["POST"]),
         Mount("/user/static", app=StaticFiles(packages=[("printsrv.web", "static")])),
     ]

@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
-from printsrv import errors
+from printsrv import accounting, errors
 from printsrv.models import utcnow
 from printsrv.printing.errors import PrintingError
 from printsrv.requests import client_of, installation_of, read_body
@@ -239,6 +239,9 @@ def _renew_if_due(request: Request, active: ActiveSession) -> None:
             )
 
 
+TRANSFER_DONE = "Transfer done."
+
+
 @html_errors
 async def home(request: Request) -> Response:
     """GET /user: the user's page, or the login form; POST /user: log in with a token."""
@@ -248,7 +251,48 @@ async def home(request: Request) -> Response:
     if active is None:
         return _login_page(request, stale_session=SESSION_COOKIE in request.cookies)
     await run_in_threadpool(_renew_if_due, request, active)
-    return _page(request, "home.html", {"user": active, "account": overview})
+    notice = TRANSFER_DONE if request.query_params.get("done") == "transfer" else None
+    context = {"user": active, "account": overview, "notice": notice, "problem": None, "form": None}
+    return _page(request, "home.html", context)
+
+
+def _transfer(request: Request, active: ActiveSession, form: dict[str, str]) -> None:
+    installation = installation_of(request)
+    settings = accounting.settings_of(installation.config.snapshot())
+    amount = accounting.parse_amount(form.get("amount", "").strip(), param="amount")
+    with installation.db.transaction() as session:
+        accounting.transfer_credit(
+            session,
+            sender=active.user_name,  # always the logged-in person, never a form field
+            recipient=form.get("recipient", ""),
+            amount=amount,
+            comment=form.get("comment", ""),
+            settings=settings,
+        )
+
+
+@html_errors
+async def transfer(request: Request) -> Response:
+    """POST /user/transfer: give credit to another user (the same service as the REST API)."""
+    form = await read_form(request)
+    active = await run_in_threadpool(_find_active, request)
+    if active is None:
+        return _see_other()
+    if not sessions.csrf_matches(active.csrf_token, form.get("csrf_token")):
+        raise errors.NotAllowed(CSRF_REFUSED)
+    try:
+        await run_in_threadpool(_transfer, request, active, form)
+    except (errors.InvalidInput, errors.NotAllowed, errors.NotFound, errors.Conflict) as refusal:
+        _, overview = await run_in_threadpool(_load_page, request)
+        context = {
+            "user": active,
+            "account": overview,
+            "notice": None,
+            "problem": refusal.message,
+            "form": {k: form.get(k, "")[:200] for k in ("recipient", "amount", "comment")},
+        }
+        return _page(request, "home.html", context, status_code=status_for(refusal))
+    return _see_other("/user?done=transfer")
 
 
 async def token_login(request: Request) -> Response:
