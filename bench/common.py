@@ -21,8 +21,9 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
-PG_URL = os.environ.get("PRINTSRV_BENCH_DATABASE_URL",
-                        "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+PG_URL = os.environ.get(
+    "PRINTSRV_BENCH_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
 SECRET = "bench-installation-secret-0123456789abcdef"
 
 
@@ -48,8 +49,9 @@ def wait_for(url: str, process: subprocess.Popen[bytes], timeout: float = 60) ->
 class Server:
     """A server process (printsrv or a baseline app) for the length of a `with` block."""
 
-    def __init__(self, args: list[str], env: dict[str, str], port: int, probe: str,
-                 cpus: str | None = None) -> None:
+    def __init__(
+        self, args: list[str], env: dict[str, str], port: int, probe: str, cpus: str | None = None
+    ) -> None:
         prefix = ["taskset", "-c", cpus] if cpus and shutil.which("taskset") else []
         self.args = prefix + args
         self.env = {**os.environ, **env}
@@ -59,8 +61,9 @@ class Server:
 
     def __enter__(self) -> Server:
         self.log = tempfile.TemporaryFile()
-        self.process = subprocess.Popen(self.args, env=self.env, stdout=self.log,
-                                        stderr=subprocess.STDOUT, cwd=ROOT)
+        self.process = subprocess.Popen(
+            self.args, env=self.env, stdout=self.log, stderr=subprocess.STDOUT, cwd=ROOT
+        )
         try:
             wait_for(f"http://127.0.0.1:{self.port}{self.probe}", self.process)
         except RuntimeError:
@@ -81,23 +84,47 @@ class Server:
         self.log.close()
 
 
-def printsrv_server(home: Path, database_url: str, *, workers: int = 1,
-                    cpus: str | None = None) -> Server:
+def printsrv_server(
+    home: Path, database_url: str, *, workers: int = 1, cpus: str | None = None
+) -> Server:
     port = free_port()
     # The baseline logs no requests either: the comparison is about the request path.
-    args = [sys.executable, "-m", "printsrv", "serve", "--port", str(port),
-            "--workers", str(workers), "--no-access-log"]
-    env = {"PRINTSRV_HOME": str(home), "PRINTSRV_DATABASE_URL": database_url,
-           "PRINTSRV_SECRET_KEY": SECRET}
+    args = [
+        sys.executable,
+        "-m",
+        "printsrv",
+        "serve",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--no-access-log",
+    ]
+    env = {
+        "PRINTSRV_HOME": str(home),
+        "PRINTSRV_DATABASE_URL": database_url,
+        "PRINTSRV_SECRET_KEY": SECRET,
+    }
     return Server(args, env, port, "/restful/v1/system/version", cpus)
 
 
 def bare_server(*, workers: int = 1, cpus: str | None = None) -> Server:
     """The baseline: a bare Starlette app (bench/bare_app.py) under the same uvicorn settings."""
     port = free_port()
-    args = [sys.executable, "-m", "uvicorn", "bench.bare_app:app", "--port", str(port),
-            "--workers", str(workers), "--no-proxy-headers", "--no-server-header",
-            "--log-level", "warning"]
+    args = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "bench.bare_app:app",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--no-proxy-headers",
+        "--no-server-header",
+        "--log-level",
+        "warning",
+    ]
     return Server(args, {}, port, "/ping", cpus)
 
 
@@ -116,29 +143,53 @@ def _ms(text: str) -> float:
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
-def wrk_post(url: str, body: str, headers: dict[str, str], *, connections: int = 64,
-             seconds: int = 8, cpus: str | None = None) -> Load:
+def wrk_post(
+    url: str,
+    body: str,
+    headers: dict[str, str],
+    *,
+    connections: int = 64,
+    seconds: int = 8,
+    cpus: str | None = None,
+) -> Load:
     """POST `body` to `url` with wrk for `seconds` at `connections` connections."""
     lua = Path(tempfile.mkstemp(suffix=".lua")[1])
-    escaped = body.replace("\\", "\\\\").replace('"', '\\"')
+    escaped = (body.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+               .replace("\r", "\\r"))
     lines = ['wrk.method = "POST"', f'wrk.body = "{escaped}"']
     lines += [f'wrk.headers["{k}"] = "{v}"' for k, v in headers.items()]
     lua.write_text("\n".join(lines) + "\n")
     prefix = ["taskset", "-c", cpus] if cpus and shutil.which("taskset") else []
     try:
         out = subprocess.run(
-            [*prefix, "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency",
-             "-s", str(lua), url],
-            capture_output=True, text=True, check=True, timeout=seconds + 60,
+            [
+                *prefix,
+                "wrk",
+                "-t1",
+                f"-c{connections}",
+                f"-d{seconds}s",
+                "--latency",
+                "-s",
+                str(lua),
+                url,
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=seconds + 60,
         ).stdout
     finally:
         lua.unlink()
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    p50 = _ms(re.search(r"50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
-    p99 = _ms(re.search(r"99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    # Anchored: the Stdev column ("65.50%") must not be taken for a percentile line.
+    p50 = _ms(re.search(r"^\s+50%\s+(\S+)$", out, re.M).group(1))  # type: ignore[union-attr]
+    p99 = _ms(re.search(r"^\s+99%\s+(\S+)$", out, re.M).group(1))  # type: ignore[union-attr]
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), "
-                              r"timeout (\d+)", out)
+    socket_errors = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), "
+        r"timeout (\d+)",
+        out,
+    )
     errors = int(non2xx.group(1)) if non2xx else 0
     if socket_errors:
         errors += sum(int(g) for g in socket_errors.groups())

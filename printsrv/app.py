@@ -18,6 +18,7 @@ from printsrv import errors
 from printsrv.installation import Installation, open_installation
 from printsrv.middleware import HeaderLimitMiddleware
 from printsrv.observability import RequestObserver, metrics
+from printsrv.printing.tracker import run_tracker
 from printsrv.rest import create_rest_app
 from printsrv.rest.responses import status_for
 from printsrv.rpc import jsonrpc, xmlrpc
@@ -51,6 +52,7 @@ def create_app(installation: Installation | None = None) -> Starlette:
         refreshers = [
             asyncio.create_task(installation.config.keep_fresh()),
             asyncio.create_task(installation.monitor.keep_fresh()),
+            asyncio.create_task(run_tracker(installation)),
         ]
         try:
             # Lifespan state reaches every request, mounted sub-applications included.
@@ -59,6 +61,10 @@ def create_app(installation: Installation | None = None) -> Starlette:
             for task in refreshers:
                 task.cancel()
             await asyncio.gather(*refreshers, return_exceptions=True)
+            # A cancelled task's thread (asyncio.to_thread) may still hold a database
+            # connection; let those threads finish before the pool is closed under them.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.get_running_loop().shutdown_default_executor(), 10)
             installation.db.dispose()
 
     app = Starlette(

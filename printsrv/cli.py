@@ -1,4 +1,4 @@
-"""The `printsrv` command: serve, and manage config, users and groups.
+"""The `printsrv` command: serve, and manage config, users, groups, printers and queues.
 
 Every command reads PRINTSRV_HOME and PRINTSRV_DATABASE_URL from the environment, brings
 the schema up to date, and calls the same services as the APIs in one transaction.
@@ -6,21 +6,32 @@ the schema up to date, and calls the same services as the APIs in one transactio
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
 from collections.abc import Callable
+from decimal import Decimal
 from functools import wraps
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
+from financial import Account, to_wire
+from financial.errors import InvalidAmount
+from financial.money import money
+from printsrv import accounting
 from printsrv import config as config_service
 from printsrv import users as user_service
 from printsrv.errors import PrintsrvError
 from printsrv.installation import Installation, ensure_first_admin, open_installation
 from printsrv.migrations import upgrade_schema
+from printsrv.models import PrintQueue
+from printsrv.printing import printers as printer_service
+from printsrv.printing import queues as queue_service
+from printsrv.printing.context import cups_client, cups_server
+from printsrv.printing.costs import CostModel
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -393,6 +404,392 @@ def group_member_list(installation: Installation, group_name: str) -> None:
     with installation.db.read() as session:
         for name in user_service.list_members(session, group_name):
             click.echo(name)
+
+
+# --- accounts and the ledger -------------------------------------------------------------------
+
+ACCOUNT_TYPES = click.Choice(["USER", "GROUP", "SHARED"], case_sensitive=False)
+
+
+def _credit_limit(account: Account) -> str:
+    if account.credit_limit_policy == "INDIVIDUAL" and account.credit_limit is not None:
+        return to_wire(account.credit_limit)
+    return account.credit_limit_policy.lower()
+
+
+@main.group(cls=PrintsrvGroup)
+def account() -> None:
+    """Accounts: USER (one per user), GROUP (one per group), SHARED (departments, projects)."""
+
+
+@account.command("add-shared")
+@click.argument("name")
+@click.option("--parent", help="A top-level SHARED account to put the new one under.")
+@with_installation
+def account_add_shared(installation: Installation, name: str, parent: str | None) -> None:
+    """Add a SHARED account NAME, with balance zero and no credit."""
+    with installation.db.transaction() as session:
+        label = accounting.add_shared_account(session, name, parent=parent).label
+    click.echo(f"Account {label} added" + (f" under SHARED/{parent}" if parent else ""))
+
+
+@account.command("list")
+@click.option("--type", "account_type", type=ACCOUNT_TYPES, help="Only accounts of this type.")
+@with_installation
+def account_list(installation: Installation, account_type: str | None) -> None:
+    """List accounts with their balance, credit limit and state."""
+    with installation.db.read() as session:
+        rows = [
+            (
+                a.account_type,
+                a.name,
+                to_wire(a.balance),
+                _credit_limit(a),
+                "yes" if a.disabled else "no",
+                a.parent.name if a.parent else "",
+            )
+            for a in accounting.list_accounts(session, account_type)
+        ]
+    _table(rows, ("TYPE", "NAME", "BALANCE", "CREDIT LIMIT", "DISABLED", "PARENT"))
+
+
+@account.command("show")
+@click.argument("account_type", metavar="TYPE", type=ACCOUNT_TYPES)
+@click.argument("name")
+@click.option("--rows", default=10, show_default=True, type=click.IntRange(0, 1000))
+@with_installation
+def account_show(installation: Installation, account_type: str, name: str, rows: int) -> None:
+    """Show one account (a USER NAME may be an alias): balance and latest ledger rows."""
+    settings = accounting.settings_of(installation.config.snapshot())
+    with installation.db.read() as session:
+        details = accounting.account_details(
+            session,
+            account_type,
+            name,
+            default_credit_limit=settings.default_credit_limit,
+            limit=rows,
+        )
+        found = details.account
+        fields = [
+            ("account", found.label),
+            ("balance", f"{to_wire(found.balance)} {settings.currency}"),
+            ("credit", f"{_credit_limit(found)} (may go to -{to_wire(details.credit_limit)})"),
+            ("disabled", "yes" if found.disabled else "no"),
+            ("parent", found.parent.label if found.parent else ""),
+            ("created", f"{found.created_at:%Y-%m-%d %H:%M} UTC"),
+        ]
+    for label, value in fields:
+        click.echo(f"{label + ':':9} {value}")
+    click.echo("")
+    _table(
+        [
+            (
+                f"{trx.created_at:%Y-%m-%d %H:%M:%S}",
+                trx.trx_type,
+                to_wire(trx.amount),
+                to_wire(trx.balance_after),
+                " ".join(trx.comment.split()),
+                f"{trx.actor_kind}:{trx.actor_name}",
+            )
+            for trx in details.latest
+        ],
+        ("DATE (UTC)", "TYPE", "AMOUNT", "BALANCE AFTER", "COMMENT", "ACTOR"),
+    )
+
+
+@account.command("credit-limit")
+@click.argument("account_type", metavar="TYPE", type=ACCOUNT_TYPES)
+@click.argument("name")
+@click.argument("limit", metavar="none|default|AMOUNT")
+@with_installation
+def account_credit_limit(
+    installation: Installation, account_type: str, name: str, limit: str
+) -> None:
+    """Set how far below zero an account may be charged: none, the default limit
+    (financial.credit-limit.default) or an AMOUNT of its own."""
+    with installation.db.transaction() as session:
+        changed = accounting.set_credit_limit(session, account_type, name, limit)
+        shown = _credit_limit(changed)
+        label = changed.label
+    click.echo(f"Credit limit of {label}: {shown}")
+
+
+@main.group("financial", cls=PrintsrvGroup)
+def financial_group() -> None:
+    """The ledger as a whole."""
+
+
+@financial_group.command("verify")
+@with_installation
+def financial_verify(installation: Installation) -> None:
+    """Check that every balance equals the sum of its ledger and transfers are whole;
+    print each problem and exit with status 1 if there is any."""
+    with installation.db.read() as session:
+        problems = accounting.verify_ledger(session)
+        accounts = len(accounting.list_accounts(session))
+    for problem in problems:
+        click.echo(f"{problem.code}: {problem.message}")
+    if problems:
+        click.echo(f"{len(problems)} problem(s) found in the ledger", err=True)
+        sys.exit(1)
+    click.echo(f"ledger OK: {accounts} accounts, every balance equals its transactions")
+
+
+# --- printers and queues -----------------------------------------------------------------------
+
+
+def _amount(value: str | None, option: str) -> Decimal | None:
+    """A price from the command line ("0.10"); None when the option was not given."""
+    if value is None:
+        return None
+    try:
+        return money(value)
+    except InvalidAmount as error:
+        raise click.BadParameter(error.message, param_hint=option) from None
+
+
+def _ipp_options(text: str | None) -> dict[str, str] | None:
+    return None if text is None else queue_service.parse_ipp_options(text)
+
+
+@main.group(cls=PrintsrvGroup)
+def printer() -> None:
+    """CUPS printers: synchronise them, show their capabilities, set their prices."""
+
+
+@printer.command("sync")
+@with_installation
+def printer_sync(installation: Installation) -> None:
+    """Read every printer of the CUPS server (cups.server, else $CUPS_SERVER) into printsrv."""
+    client = cups_client(cups_server(installation.config.snapshot()))
+    found = client.list_printers_sync()
+    with installation.db.transaction() as session:
+        result = printer_service.sync_printers(session, found)
+    click.echo(f"{len(found)} printer(s) on CUPS server {client.server}")
+    for label, names in (("added", result.added), ("no longer on CUPS", result.gone)):
+        if names:
+            click.echo(f"  {label}: {', '.join(names)}")
+
+
+@printer.command("list")
+@with_installation
+def printer_list(installation: Installation) -> None:
+    """List printers with their state and whether printing there costs."""
+    with installation.db.read() as session:
+        rows = [
+            (
+                p.name,
+                p.state if p.present else "gone",
+                "yes" if p.accepting else "no",
+                "priced" if p.cost_model else "free",
+                p.make_and_model,
+            )
+            for p in printer_service.list_printers(session)
+        ]
+    _table(rows, ("PRINTER", "STATE", "ACCEPTING", "COST", "MAKE AND MODEL"))
+
+
+@printer.command("show")
+@click.argument("name")
+@with_installation
+def printer_show(installation: Installation, name: str) -> None:
+    """Show a printer's IPP capabilities and prices."""
+    with installation.db.read() as session:
+        row = printer_service.get_printer(session, name)
+        info = printer_service.info_from_row(row)
+        cost = printer_service.describe_cost(printer_service.cost_from_json(row.cost_model))
+        synced = f"{row.synced_at:%Y-%m-%d %H:%M} UTC" + ("" if row.present else " (gone since)")
+    low, high = info.copies_supported
+    fields = [
+        ("printer", info.name),
+        ("state", f"{info.state}, {'accepting' if info.accepting else 'not accepting'} jobs"),
+        ("message", info.state_message),
+        ("model", row.make_and_model),
+        ("location", row.location),
+        ("synced", synced),
+        ("copies", f"{low}-{high}"),
+        ("sides", ", ".join(info.sides_supported)),
+        ("color modes", ", ".join(info.print_color_mode_supported)),
+        ("media", ", ".join(info.media_supported)),
+        ("collate", ", ".join(info.sheet_collate_supported)),
+        ("number-up", ", ".join(str(n) for n in info.number_up_supported)),
+        ("page ranges", "yes" if info.page_ranges_supported else "no"),
+        ("defaults", ", ".join(f"{k}={v}" for k, v in info.defaults)),
+    ]
+    for label, value in fields:
+        click.echo(f"{label + ':':13} {value}")
+    for index, line in enumerate(cost):
+        click.echo(f"{'cost:' if index == 0 else '':13} {line}")
+
+
+@printer.command("cost")
+@click.argument("name")
+@click.option("--per-side", help="Price of one printed side (one-sided, grayscale).")
+@click.option("--per-side-color", help="Price of a colour side (default: --per-side).")
+@click.option("--per-side-duplex", help="Price of a side on a two-sided sheet.")
+@click.option("--per-side-duplex-color", help="Price of a colour side on a two-sided sheet.")
+@click.option(
+    "--media-costs",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="JSON file of prices per media (see README), instead of the --per-side options.",
+)
+@with_installation
+def printer_cost(
+    installation: Installation,
+    name: str,
+    per_side: str | None,
+    per_side_color: str | None,
+    per_side_duplex: str | None,
+    per_side_duplex_color: str | None,
+    media_costs: Path | None,
+) -> None:
+    """Set the prices of printing on printer NAME: --per-side AMOUNT [...] or --media-costs."""
+    extras = (per_side_color, per_side_duplex, per_side_duplex_color)
+    if media_costs is not None:
+        if per_side is not None or any(v is not None for v in extras):
+            raise click.UsageError("--media-costs replaces the --per-side options; give one")
+        try:
+            data = json.loads(media_costs.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise click.BadParameter(f"not JSON: {error}", param_hint="--media-costs") from None
+        model = printer_service.parse_media_costs(data)
+    elif per_side is not None:
+        base = _amount(per_side, "--per-side")
+        assert base is not None
+        model = CostModel.simple(
+            base,
+            per_side_color=_amount(per_side_color, "--per-side-color"),
+            per_side_duplex=_amount(per_side_duplex, "--per-side-duplex"),
+            per_side_duplex_color=_amount(per_side_duplex_color, "--per-side-duplex-color"),
+        )
+    else:
+        raise click.UsageError("Give --per-side AMOUNT (and its variants) or --media-costs FILE")
+    with installation.db.transaction() as session:
+        printer_service.set_cost(session, name, model)
+    for line in printer_service.describe_cost(model):
+        click.echo(f"{name}: {line}")
+
+
+@main.group(cls=PrintsrvGroup)
+def queue() -> None:
+    """Print queues: the reserved webservice queue (held in the inbox) and named ones."""
+
+
+def _queue_rows(queues: list[PrintQueue]) -> list[tuple[str, ...]]:
+    return [
+        (
+            q.name,
+            "yes" if q.enabled else "no",
+            f"printer {q.printer_name}" if q.printer_name else "none (hold)",
+            q.ipp_options if q.ipp_options != "{}" else "",
+            q.ip_allowed or "(all)",
+        )
+        for q in queues
+    ]
+
+
+_QUEUE_HEADER = ("QUEUE", "ENABLED", "ROUTING", "IPP OPTIONS", "IP ALLOWED")
+
+
+@queue.command("add")
+@click.argument("name")
+@click.option("--printer", "printer_name", help="Route documents to this CUPS printer.")
+@click.option("--ipp-options", help='Routing IPP options as JSON, e.g. {"sides":"one-sided"}.')
+@click.option("--ip-allowed", default="", help="CIDR set of allowed clients (void: all).")
+@with_installation
+def queue_add(
+    installation: Installation,
+    name: str,
+    printer_name: str | None,
+    ipp_options: str | None,
+    ip_allowed: str,
+) -> None:
+    """Add queue NAME; without --printer its documents are held in the user's inbox."""
+    with installation.db.transaction() as session:
+        created = queue_service.add_queue(
+            session,
+            name,
+            printer=printer_name,
+            ipp_options=_ipp_options(ipp_options),
+            ip_allowed=ip_allowed,
+        )
+        rows = _queue_rows([created])
+    click.echo(f"Queue {rows[0][0]!r} added: routing {rows[0][2]}")
+
+
+@queue.command("list")
+@with_installation
+def queue_list(installation: Installation) -> None:
+    """List queues with their routing and allowlist."""
+    with installation.db.read() as session:
+        rows = _queue_rows(queue_service.list_queues(session))
+    _table(rows, _QUEUE_HEADER)
+
+
+@queue.command("show")
+@click.argument("name")
+@with_installation
+def queue_show(installation: Installation, name: str) -> None:
+    """Show one queue."""
+    with installation.db.read() as session:
+        (row,) = _queue_rows([queue_service.get_queue(session, name)])
+    labels = ("queue", "enabled", "routing", "ipp options", "ip allowed")
+    for label, value in zip(labels, row, strict=True):
+        click.echo(f"{label + ':':12} {value}")
+
+
+@queue.command("enable")
+@click.argument("name")
+@with_installation
+def queue_enable(installation: Installation, name: str) -> None:
+    """Enable a queue."""
+    with installation.db.transaction() as session:
+        changed = queue_service.set_enabled(session, name, True)
+    click.echo(f"Queue {changed.name!r} enabled")
+
+
+@queue.command("disable")
+@click.argument("name")
+@with_installation
+def queue_disable(installation: Installation, name: str) -> None:
+    """Disable a queue: it refuses documents (403) until enabled."""
+    with installation.db.transaction() as session:
+        changed = queue_service.set_enabled(session, name, False)
+    click.echo(f"Queue {changed.name!r} disabled")
+
+
+@queue.command("set")
+@click.argument("name")
+@click.option("--printer", "printer_name", help="Route documents to this CUPS printer.")
+@click.option("--no-printer", is_flag=True, help="Stop routing: hold documents in the inbox.")
+@click.option("--ipp-options", help="Routing IPP options as JSON (replaces the old ones).")
+@click.option("--ip-allowed", help='CIDR set of allowed clients ("" allows all).')
+@with_installation
+def queue_set(
+    installation: Installation,
+    name: str,
+    printer_name: str | None,
+    no_printer: bool,
+    ipp_options: str | None,
+    ip_allowed: str | None,
+) -> None:
+    """Change a queue's routing, routing options or allowlist."""
+    if printer_name is not None and no_printer:
+        raise click.UsageError("--printer and --no-printer contradict each other")
+    changes: dict[str, Any] = {}
+    if printer_name is not None or no_printer:
+        changes["printer"] = None if no_printer else printer_name
+    if ipp_options is not None:
+        changes["ipp_options"] = _ipp_options(ipp_options)
+    if ip_allowed is not None:
+        changes["ip_allowed"] = ip_allowed
+    if not changes:
+        raise click.UsageError(
+            "Nothing to change: give --printer, --no-printer, --ipp-options or --ip-allowed"
+        )
+    with installation.db.transaction() as session:
+        (row,) = _queue_rows([queue_service.set_queue(session, name, **changes)])
+    click.echo(f"Queue {row[0]!r}: routing {row[2]}, options {row[3] or '{}'}, allowed {row[4]}")
 
 
 # --- system ------------------------------------------------------------------------------------

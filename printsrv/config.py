@@ -10,17 +10,21 @@ machine) is in force everywhere within `REFRESH_INTERVAL` seconds.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from financial.errors import InvalidAmount
+from financial.money import parse_wire_amount, to_wire
 from printsrv.db import Database
 from printsrv.errors import ConfigError, DatabaseUnavailable
 from printsrv.models import ConfigProperty, ConfigRevision, utcnow
@@ -106,6 +110,52 @@ def _cups_server(text: str) -> str:
     return _text(255)(value)
 
 
+def _amount(minimum: str, maximum: str) -> Callable[[str], str]:
+    """A money amount in the wire form ("2.50"), within [minimum, maximum]; stored as "2.500000"."""
+    low, high = parse_wire_amount(minimum), parse_wire_amount(maximum)
+
+    def parse(text: str) -> str:
+        try:
+            value = parse_wire_amount(text.strip())
+        except InvalidAmount as error:
+            raise ValueError(f"not an amount: {error.message}") from None
+        if not low <= value <= high:
+            raise ValueError(f"must be between {to_wire(low)} and {to_wire(high)}")
+        return to_wire(value)
+
+    return parse
+
+
+def _amount_value(stored: str) -> Decimal:
+    # Snapshot expects ValueError for a stored value that no longer validates.
+    try:
+        return parse_wire_amount(stored)
+    except InvalidAmount as error:
+        raise ValueError(error.message) from None
+
+
+# ISO 4217 alphabetic codes in use (currencies, funds, precious metals, testing, "no currency").
+_ISO_4217_TEXT = """
+    AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BOV BRL BSD
+    BTN BWP BYN BZD CAD CDF CHE CHF CHW CLF CLP CNY COP COU CRC CUC CUP CVE CZK DJF DKK DOP
+    DZD EGP ERN ETB EUR FJD FKP GBP GEL GHS GIP GMD GNF GTQ GYD HKD HNL HTG HUF IDR ILS INR
+    IQD IRR ISK JMD JOD JPY KES KGS KHR KMF KPW KRW KWD KYD KZT LAK LBP LKR LRD LSL LYD MAD
+    MDL MGA MKD MMK MNT MOP MRU MUR MVR MWK MXN MXV MYR MZN NAD NGN NIO NOK NPR NZD OMR PAB
+    PEN PGK PHP PKR PLN PYG QAR RON RSD RUB RWF SAR SBD SCR SDG SEK SGD SHP SLE SLL SOS SRD
+    SSP STN SVC SYP SZL THB TJS TMT TND TOP TRY TTD TWD TZS UAH UGX USD USN UYI UYU UYW UZS
+    VED VES VND VUV WST XAF XAG XAU XBA XBB XBC XBD XCD XCG XDR XOF XPD XPF XPT XSU XTS XUA
+    XXX YER ZAR ZMW ZWG ZWL
+"""
+ISO_4217_CODES = frozenset(_ISO_4217_TEXT.split())
+
+
+def _currency_code(text: str) -> str:
+    value = text.strip().upper()
+    if value not in ISO_4217_CODES:
+        raise ValueError("not an ISO 4217 currency code such as EUR, USD or GBP")
+    return value
+
+
 def _secret(text: str) -> str:
     if len(text) > 1024:
         raise ValueError("longer than 1024 characters")
@@ -121,7 +171,8 @@ class Property:
     name:      SavaPage's property name.
     default:   stored-form default.
     normalise: validates text and returns its stored form; raises ValueError with a reason.
-    kind:      how the stored text is read: "text", "yes-no", "int", "cidr-set", "secret"
+    kind:      how the stored text is read: "text", "yes-no", "int", "amount" (a Decimal),
+               "cidr-set", "secret"
                (keyed hash, compared only), "credential" (sealed, read back to be used),
                "choice".
     help:      one line for `printsrv config list` and the docs.
@@ -243,6 +294,41 @@ PROPERTIES: tuple[Property, ...] = (
         _integer(1, 600),
         "int",
         "time limit of one call to the CUPS server, in seconds",
+    ),
+    Property(
+        "financial.credit-limit.default",
+        "0.000000",
+        _amount("0", "999999999999.999999"),
+        "amount",
+        "credit of accounts whose credit limit is 'default': how far below zero prints may go",
+    ),
+    Property(
+        "financial.currency-code",
+        "EUR",
+        _currency_code,
+        "text",
+        "ISO 4217 code of the currency every amount is in (shown in reports)",
+    ),
+    Property(
+        "financial.user.transfers.amount-max",
+        "100.000000",
+        _amount("0.000001", "999999999999.999999"),
+        "amount",
+        "largest amount a user may transfer to another user at once",
+    ),
+    Property(
+        "financial.user.transfers.amount-min",
+        "0.010000",
+        _amount("0", "999999999999.999999"),
+        "amount",
+        "smallest amount a user may transfer to another user",
+    ),
+    Property(
+        "financial.user.transfers.enable",
+        "Y",
+        _yes_no,
+        "yes-no",
+        "Y lets users transfer credit to other users (REST /financial/transfer, web app)",
     ),
     Property(
         "ldap.admin.dn",
@@ -458,11 +544,14 @@ def get_definition(name: str) -> Property:
 class SecretValue:
     """A stored secret: it can be compared with a candidate, never read back."""
 
-    __slots__ = ("_digest", "_hasher")
+    __slots__ = ("_digest", "_hasher", "_proven")
 
     def __init__(self, digest: str, hasher: SecretHasher) -> None:
         self._digest = digest
         self._hasher = hasher
+        # The last candidate that matched: checked again with compare_digest alone, which
+        # saves an HMAC per call on hot paths (JSON-RPC checks the key on every request).
+        self._proven: bytes | None = None
 
     def __repr__(self) -> str:
         return "SecretValue([secure])" if self._digest else "SecretValue(unset)"
@@ -473,7 +562,15 @@ class SecretValue:
 
     def matches(self, candidate: str | None) -> bool:
         """Whether `candidate` is the secret, in constant time; an unset secret matches nothing."""
-        return self._hasher.matches(candidate, self._digest)
+        if candidate is None or not self._digest:
+            return False
+        encoded = candidate.encode("utf-8")
+        if self._proven is not None and hmac.compare_digest(encoded, self._proven):
+            return True
+        if self._hasher.matches(candidate, self._digest):
+            self._proven = encoded
+            return True
+        return False
 
 
 class Credential:
@@ -501,6 +598,8 @@ def _typed(prop: Property, stored: str, hasher: SecretHasher) -> Any:
         return parse_cidr_set(stored)
     if prop.kind == "int":
         return int(stored)
+    if prop.kind == "amount":
+        return _amount_value(stored)
     if prop.kind == "yes-no":
         return stored == "Y"
     return stored

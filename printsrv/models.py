@@ -7,7 +7,6 @@ case-insensitive on both back-ends without collation tricks.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-
 from decimal import Decimal
 
 from sqlalchemy import (
@@ -238,3 +237,167 @@ class LoginThrottle(Base):
     key: Mapped[str] = mapped_column(String(120), primary_key=True)
     failures: Mapped[int] = mapped_column(Integer)
     window_start: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+# --- documents and printing: the document log, queues, printers, print jobs ------------------
+# (printsrv.documents and printsrv.printing; migration 0006_documents, branch "documents")
+
+# Document ids are BIGINT like account_trx.document_id, which points at them; SQLite needs
+# INTEGER for a primary key that takes the row id.
+_DOC_ID = BigInteger().with_variant(Integer(), "sqlite")
+
+DOCUMENT_TYPES = ("in", "pdf", "print", "ticket")
+JOB_STATES = ("queued", "submitted", "completed", "canceled", "aborted", "failed")
+
+
+class Document(Base):
+    """One entry of the document log: a document that came in (`in`) or went out (`print`).
+
+    The PDF itself lives in the content-addressed store under PRINTSRV_HOME, named by
+    `pdf_sha256`; `store` says whether it is still kept (retention clears it, the row
+    stays). A `print` entry points at the `in` entry it printed (`source_id`); the caller's
+    `ext_id` is kept on the `in` entry, unique per user.
+    """
+
+    __tablename__ = "document"
+    __table_args__ = (
+        UniqueConstraint("user_id", "ext_id"),
+        CheckConstraint("doc_type IN ('in', 'pdf', 'print', 'ticket')", name="doc_type"),
+    )
+
+    id: Mapped[int] = mapped_column(_DOC_ID, primary_key=True)
+    doc_type: Mapped[str] = mapped_column(String(10))
+    source_id: Mapped[int | None] = mapped_column(
+        _DOC_ID, ForeignKey("document.id"), index=True, default=None
+    )
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    ext_id: Mapped[str | None] = mapped_column(String(255), default=None)
+    title: Mapped[str] = mapped_column(String(255), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    store: Mapped[bool] = mapped_column(Boolean, default=True)
+    pdf_sha256: Mapped[str] = mapped_column(String(64), index=True)
+    pdf_bytes: Mapped[int] = mapped_column(BigInteger)
+    pages: Mapped[int] = mapped_column(Integer)
+    # What came in, before conversion: the format found by sniffing, its size and digest.
+    source_type: Mapped[str] = mapped_column(String(100), default="")
+    source_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    source_sha256: Mapped[str] = mapped_column(String(64), default="")
+    client_address: Mapped[str] = mapped_column(String(64), default="")
+    queue_name: Mapped[str] = mapped_column(String(100), default="")
+    ipp_options: Mapped[str] = mapped_column(Text, default="{}")  # JSON, as the caller asked
+
+    user: Mapped[User] = relationship()
+    source: Mapped[Document | None] = relationship(remote_side=[id])
+
+
+class PrintQueue(Base):
+    """A queue documents are sent to: the reserved `webservice`, or a named one.
+
+    `printer_name` set means IPP routing to that CUPS printer with `ipp_options` (JSON);
+    None means documents are held in the user's inbox. `ip_allowed` is a CIDR set; void
+    allows every address.
+    """
+
+    __tablename__ = "print_queue"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    reserved: Mapped[bool] = mapped_column(Boolean, default=False)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    ip_allowed: Mapped[str] = mapped_column(Text, default="")
+    printer_name: Mapped[str | None] = mapped_column(String(255), default=None)
+    ipp_options: Mapped[str] = mapped_column(Text, default="{}")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class Printer(Base):
+    """A CUPS printer as last synchronised, with its IPP capabilities and its prices.
+
+    `capabilities` is the JSON form of `printing.PrinterInfo`; `cost_model` the JSON form
+    of `printing.CostModel` (None: printing there is free). `present` turns false when the
+    printer disappears from the CUPS server; the row stays for the history.
+    """
+
+    __tablename__ = "printer"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    present: Mapped[bool] = mapped_column(Boolean, default=True)
+    state: Mapped[str] = mapped_column(String(20), default="unknown")
+    state_message: Mapped[str] = mapped_column(Text, default="")
+    accepting: Mapped[bool] = mapped_column(Boolean, default=False)
+    info: Mapped[str] = mapped_column(Text, default="")
+    location: Mapped[str] = mapped_column(Text, default="")
+    make_and_model: Mapped[str] = mapped_column(Text, default="")
+    capabilities: Mapped[str] = mapped_column(Text, default="{}")
+    cost_model: Mapped[str | None] = mapped_column(Text, default=None)
+    synced_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class PrintJob(Base):
+    """A print job from submission until CUPS says it is final; the tracker's work list.
+
+    `state`: queued (charged, not yet in CUPS), submitted (CUPS has it as `cups_job_id`),
+    then completed, canceled, aborted or failed. Moving to a final state is one conditional
+    UPDATE (`WHERE state IN (queued, submitted)`), so only one worker ever does it, and the
+    refund of `charge_trx_id` (`refund_trx_id`) is written in that same transaction.
+    `lease_owner`/`lease_until` mark which tracker is looking at the job right now.
+    """
+
+    __tablename__ = "print_job"
+    __table_args__ = (
+        CheckConstraint(
+            "state IN ('queued', 'submitted', 'completed', 'canceled', 'aborted', 'failed')",
+            name="state",
+        ),
+        Index("ix_print_job_state_next_poll_at", "state", "next_poll_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    document_id: Mapped[int] = mapped_column(_DOC_ID, ForeignKey("document.id"), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    printer_name: Mapped[str] = mapped_column(String(255))
+    options: Mapped[str] = mapped_column(Text, default="{}")  # merged and validated (JSON)
+    pages: Mapped[int] = mapped_column(Integer)
+    sides: Mapped[int] = mapped_column(Integer)
+    sheets: Mapped[int] = mapped_column(Integer)
+    cost: Mapped[Decimal] = mapped_column(MoneyType())
+    charge_trx_id: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    refund_trx_id: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    state: Mapped[str] = mapped_column(String(10), default="queued")
+    cups_job_id: Mapped[int | None] = mapped_column(Integer, default=None)
+    cups_state: Mapped[str] = mapped_column(String(12), default="")
+    message: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    next_poll_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    lease_owner: Mapped[str | None] = mapped_column(String(64), default=None)
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    poll_failures: Mapped[int] = mapped_column(Integer, default=0)
+
+    document: Mapped[Document] = relationship()
+
+
+# --- idempotency: the first answer to a money-changing POST, per caller and key ----------------
+# (printsrv.idempotency; migration 0005_idempotency, branch "idempotency")
+
+
+class IdempotencyKey(Base):
+    """The first answer to a POST that carried an `Idempotency-Key` header.
+
+    The primary key (caller, key) is inserted in the same transaction as the money change,
+    so of two concurrent requests with one key only one can commit: the other waits on the
+    key, then finds the stored answer and returns it. `status_code` and `body` are NULL
+    only inside that first transaction, never in a committed row.
+    """
+
+    __tablename__ = "idempotency_key"
+
+    caller: Mapped[str] = mapped_column(String(120), primary_key=True)
+    idem_key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))  # SHA-256 of method, path, parameters
+    status_code: Mapped[int | None] = mapped_column(Integer, default=None)
+    body: Mapped[str | None] = mapped_column(Text, default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

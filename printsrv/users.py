@@ -16,6 +16,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
+import financial
 from printsrv.errors import Conflict, InvalidInput, NotAuthenticated, NotFound
 from printsrv.models import User, UserAlias, UserGroup, UserGroupMember, utcnow
 from printsrv.security import SecretHasher
@@ -79,6 +80,7 @@ def add_user(
         user.password_hash = hash_password(password)
     session.add(user)
     session.flush()
+    financial.get_or_create_user_account(session, user_name)  # every user has a USER account
     return user
 
 
@@ -347,7 +349,16 @@ def add_group(session: Session, name: str) -> UserGroup:
     group = UserGroup(name=group_name)
     session.add(group)
     session.flush()
+    _ensure_group_account(session, group_name)
     return group
+
+
+def _ensure_group_account(session: Session, group_name: str) -> None:
+    """Every group has a GROUP account; one left by a deleted group of that name is kept."""
+    try:
+        financial.get_account(session, financial.AccountType.GROUP, group_name)
+    except financial.AccountNotFound:
+        financial.create_account(session, account_type=financial.AccountType.GROUP, name=group_name)
 
 
 def get_group(session: Session, name: str) -> UserGroup:

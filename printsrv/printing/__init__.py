@@ -1,11 +1,16 @@
-"""The CUPS-facing core of printing: printers and jobs over pycups, IPP options, prices.
+"""Printing: the CUPS-facing core, and the services built on it.
 
-No database and no HTTP here; services and the job tracker build on these pieces:
+The core (no database, no HTTP), re-exported here:
 
 * ``cupsclient.CupsClient``: printers with capabilities, submit, job state, cancel (async and sync).
 * ``options``: merge the option layers and validate them against a ``PrinterInfo``.
 * ``costs``: ``count_sheets`` and ``price`` from a page count, the options and a ``CostModel``.
 * ``errors``: the ``PrintingError`` tree; pycups exceptions never leave this package.
+
+The services, imported by module: ``context`` (settings, store and client for one request),
+``printers`` (synced printers, prices), ``queues``, ``intake`` (upload and release),
+``jobs`` (charge, submit, follow, refund), ``charging`` (the door to the ledger), ``tracker``
+(the background loop).
 """
 
 from printsrv.printing.costs import CostModel, SidePrices, count_sheets, price

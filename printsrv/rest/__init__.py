@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.applications import Starlette
 from starlette.routing import Route
 
-from printsrv.rest import system
+from printsrv.rest import documents, financial, reports, system
 from printsrv.rest.responses import EXCEPTION_HANDLERS
 
 
@@ -15,5 +15,15 @@ def create_rest_app() -> Starlette:
         Route("/system/version", system.version, methods=["GET"]),
         Route("/tests/http/request", system.http_request, methods=["GET"]),
         Route("/tests/echo", system.echo, methods=["POST"]),
+        Route("/documents", documents.list_documents, methods=["GET"]),
+        Route("/documents/print", documents.print_upload, methods=["POST"]),
+        Route("/documents/{ref}", documents.get_document, methods=["GET"]),
+        Route("/documents/{ref}/pdf", documents.get_pdf, methods=["GET"]),
+        Route("/documents/{ref}/print", documents.print_release, methods=["POST"]),
+        Route("/financial/account/balance", financial.account_balance, methods=["GET"]),
+        Route("/financial/account/balance", financial.set_account_balance, methods=["POST"]),
+        Route("/financial/balance", financial.balance, methods=["GET"]),
+        Route("/financial/transfer", financial.transfer, methods=["POST"]),
+        Route("/reports/accounttrx", reports.account_transactions, methods=["POST"]),
     ]
     return Starlette(routes=routes, exception_handlers=EXCEPTION_HANDLERS)

@@ -1,12 +1,15 @@
-"""Who may call which REST service: admin (Basic credentials + address allowlist)."""
+"""Who may call which REST service: admin (Basic credentials + address allowlist), and users
+(user name + UUID as Basic credentials)."""
 
 from __future__ import annotations
 
 from starlette.requests import Request
 
 from printsrv.errors import NotAllowed, NotAuthenticated
+from printsrv.models import User
 from printsrv.requests import client_of, installation_of
 from printsrv.security import address_in, equals_constant_time, parse_basic_authorization
+from printsrv.users import authenticate_uuid
 
 
 def require_admin(request: Request) -> str:
@@ -27,3 +30,16 @@ def require_admin(request: Request) -> str:
     if not (username_ok and password_ok and snapshot["api.restful.auth.username"]):
         raise NotAuthenticated("Wrong admin user name or password")
     return credentials.username
+
+
+def require_user(request: Request) -> User:
+    """Let a user in with their name (or alias) and UUID as Basic credentials, or raise 401.
+
+    Returns the user, detached from its session (its columns stay readable).
+    """
+    credentials = parse_basic_authorization(request.headers.get("authorization"))
+    installation = installation_of(request)
+    with installation.db.read() as session:
+        return authenticate_uuid(
+            session, credentials.username, credentials.password, hasher=installation.hasher
+        )

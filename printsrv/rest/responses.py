@@ -14,6 +14,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from printsrv import errors
+from printsrv.convert import ConversionFailed
+from printsrv.printing.charging import CreditExceeded
+from printsrv.printing.errors import (
+    CupsUnavailable,
+    JobNotFound,
+    OptionRejected,
+    PrinterNotFound,
+    PrintingError,
+    SubmitFailed,
+)
 
 # Walked along the exception's MRO, so the most specific class wins.
 ERROR_STATUS: dict[type[errors.PrintsrvError], int] = {
@@ -25,6 +35,16 @@ ERROR_STATUS: dict[type[errors.PrintsrvError], int] = {
     errors.NotFound: 404,
     errors.Conflict: 409,
     errors.PayloadTooLarge: 413,
+    ConversionFailed: 415,
+    CreditExceeded: 402,
+    # CUPS, the server behind us, answered with an error: a bad gateway, not bad input.
+    # The subclasses are listed too: PrintingError comes first in their MRO.
+    PrintingError: 502,
+    SubmitFailed: 502,
+    OptionRejected: 400,
+    PrinterNotFound: 404,
+    JobNotFound: 404,
+    CupsUnavailable: 503,
     errors.ServiceUnavailable: 503,
     errors.DatabaseUnavailable: 503,
 }

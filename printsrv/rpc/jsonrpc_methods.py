@@ -17,12 +17,13 @@ from typing import Any
 from jsonrpcserver import Success
 from jsonrpcserver.exceptions import JsonRpcError
 
+from printsrv import accounting, errors, usersource, usersync
 from printsrv import config as config_service
-from printsrv import errors, usersource, usersync
 from printsrv import users as user_service
 from printsrv.config import Snapshot
 from printsrv.installation import Installation
 from printsrv.models import User
+from printsrv.printing.errors import PrintingError
 from printsrv.security import Client
 
 # -- error table ---------------------------------------------------------------------------------
@@ -39,6 +40,7 @@ ERROR_CODES: dict[type[errors.PrintsrvError], tuple[int, str]] = {
     errors.PayloadTooLarge: (-32600, "Invalid Request"),
     errors.ServiceUnavailable: (-32603, "Service unavailable"),
     errors.DatabaseUnavailable: (-32603, "Service unavailable"),
+    PrintingError: (-32603, "Printing failed"),  # CUPS refused or failed the job
 }
 
 
@@ -407,10 +409,15 @@ def delete_user(context: CallContext, uniqueName: Any) -> dict[str, Any]:
 
 @rpc_method("eraseUser")
 def erase_user(context: CallContext, uniqueName: Any) -> dict[str, Any]:
-    """Erase a user's personal data (privacy law); the history's amounts stay."""
+    """Erase a user's personal data (privacy law); the history's amounts stay.
+
+    The USER account follows the user to the anonymous name, so it no longer names them.
+    """
     name = text_param("uniqueName", uniqueName)
     with context.installation.db.transaction() as session:
-        user_service.erase_user(session, name)
+        old_name = user_service.get_user(session, name, include_deleted=True).user_name
+        anonymous = user_service.erase_user(session, name)
+        accounting.rename_user_account(session, old_name, anonymous)
     return basic_result()
 
 
@@ -525,6 +532,19 @@ def delete_user_group(context: CallContext, uniqueName: Any) -> dict[str, Any]:
     return basic_result()
 
 
+def _names_page(
+    context: CallContext,
+    lister: Callable[[Any], list[str]],
+    start_index: Any,
+    items_per_page: Any,
+) -> dict[str, Any]:
+    """One page of the names `lister(session)` returns, as a USER_GROUP_LIST."""
+    page = page_params(start_index, items_per_page)
+    with context.installation.db.read() as session:
+        names = lister(session)
+    return names_page("USER_GROUP_LIST", names, page)
+
+
 @rpc_method("listUserGroups")
 def list_user_groups(
     context: CallContext,
@@ -532,10 +552,9 @@ def list_user_groups(
     itemsPerPage: Any = None,
 ) -> dict[str, Any]:
     """Group names, sorted, a page at a time."""
-    page = page_params(startIndex, itemsPerPage)
-    with context.installation.db.read() as session:
-        names = [g.name for g in user_service.list_groups(session)]
-    return names_page("USER_GROUP_LIST", names, page)
+    return _names_page(
+        context, lambda s: [g.name for g in user_service.list_groups(s)], startIndex, itemsPerPage
+    )
 
 
 @rpc_method("listUserGroupMembers")
@@ -547,10 +566,9 @@ def list_user_group_members(
 ) -> dict[str, Any]:
     """The user names in a group."""
     group = text_param("filter", filter)
-    page = page_params(startIndex, itemsPerPage)
-    with context.installation.db.read() as session:
-        names = user_service.list_members(session, group)
-    return names_page("USER_GROUP_LIST", names, page)
+    return _names_page(
+        context, lambda s: user_service.list_members(s, group), startIndex, itemsPerPage
+    )
 
 
 @rpc_method("listUserGroupMemberships")
@@ -562,7 +580,6 @@ def list_user_group_memberships(
 ) -> dict[str, Any]:
     """The groups a user is in."""
     name = text_param("filter", filter)
-    page = page_params(startIndex, itemsPerPage)
-    with context.installation.db.read() as session:
-        names = user_service.list_memberships(session, name)
-    return names_page("USER_GROUP_LIST", names, page)
+    return _names_page(
+        context, lambda s: user_service.list_memberships(s, name), startIndex, itemsPerPage
+    )

@@ -1,0 +1,359 @@
+"""Printing figures: upload-and-print throughput next to `lp`, RSS during a 500 MB upload,
+text-to-PDF pages per second.
+
+    .venv/bin/python -m bench.printing [--jobs 400] [--clients 16] [--database URL]
+
+1. Throughput: ``--jobs`` one-page PDFs uploaded by ``--clients`` concurrent clients to a printsrv
+   queue routed to a file-backed CUPS printer (``file:`` device, Generic PDF PPD) of a private
+   cupsd, against ``lp`` submitting the same files to the same queue with the same concurrency,
+   in the same run. Both are timed from the first request until CUPS reports every job
+   completed (target: printsrv at least 0.5 of lp).
+2. Memory: the server's peak RSS (VmHWM) while one 500 MB PDF uploads to the inbox, above its
+   RSS when idle (target: under 100 MB).
+3. Conversion: text-to-PDF pages per second, in-process (ASCII and Unicode text).
+
+Everything runs on loopback against processes this script starts and stops.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+from bench.common import PG_URL, ROOT, SECRET, print_table, printsrv_server
+
+sys.path.insert(0, str(ROOT / "tests"))
+
+from cupsd import GENERIC_PDF_PPD, PrivateCups
+
+from printsrv import config, users
+from printsrv.convert import Limits, convert_sync
+from printsrv.installation import Installation, open_installation
+from printsrv.migrations import upgrade_schema
+from printsrv.printing import queues
+from printsrv.printing.context import PrintContext
+from printsrv.printing.tracker import sync_from_cups
+from printsrv.settings import Environment
+
+QUEUE = "filepdf"
+BIG_BYTES = 500 * 1024 * 1024
+
+
+def one_page_pdf(path: Path) -> Path:
+    from reportlab.pdfgen import canvas
+
+    pdf = canvas.Canvas(str(path))
+    pdf.drawString(72, 720, "printsrv bench: one page")
+    pdf.showPage()
+    pdf.save()
+    return path
+
+
+def big_pdf(path: Path, size: int) -> Path:
+    """A valid one-page PDF of ``size`` bytes: the bulk is an unused stream object."""
+    body = b"BT /F1 12 Tf 72 720 Td (printsrv 500 MB bench) Tj ET"
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 4 0 R >>",
+        b"<< /Length %d >>\nstream\n%s\nendstream" % (len(body), body),
+    ]
+    with open(path, "wb") as out:
+        out.write(b"%PDF-1.4\n")
+        offsets = []
+        for number, obj in enumerate(objects, start=1):
+            offsets.append(out.tell())
+            out.write(b"%d 0 obj\n%s\nendobj\n" % (number, obj))
+        filler = size - out.tell() - 400
+        offsets.append(out.tell())
+        out.write(b"5 0 obj\n<< /Length %d >>\nstream\n" % filler)
+        block = b"\0" * (4 * 1024 * 1024)
+        left = filler
+        while left > 0:
+            out.write(block[: min(left, len(block))])
+            left -= len(block)
+        out.write(b"\nendstream\nendobj\n")
+        xref = out.tell()
+        out.write(b"xref\n0 %d\n0000000000 65535 f \n" % (len(offsets) + 1))
+        for offset in offsets:
+            out.write(b"%010d 00000 n \n" % offset)
+        out.write(b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
+            len(offsets) + 1, xref))  # fmt: skip
+    return path
+
+
+@contextmanager
+def bench_cups(out_file: Path) -> Iterator[PrivateCups]:
+    """A private cupsd with one queue printing to a file through the Generic PDF PPD."""
+    cups = PrivateCups(prefix="printsrv-bench-cupsd-").start()
+    try:
+        subprocess.run(
+            ["lpadmin", "-h", cups.server, "-p", QUEUE, "-E", "-v", f"file://{out_file}",
+             "-P", GENERIC_PDF_PPD, "-o", "printer-error-policy=abort-job"],
+            check=True, capture_output=True,
+        )  # fmt: skip
+        yield cups
+    finally:
+        cups.close()
+
+
+def completed_jobs(cups: PrivateCups) -> int:
+    out = subprocess.run(
+        ["lpstat", "-h", cups.server, "-W", "completed", "-o", QUEUE],
+        capture_output=True, text=True, check=False,
+    ).stdout  # fmt: skip
+    return len(out.splitlines())
+
+
+def wait_completed(cups: PrivateCups, target: int, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while completed_jobs(cups) < target:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"only {completed_jobs(cups)} of {target} jobs completed")
+        time.sleep(0.05)
+
+
+def prepare(home: Path, database_url: str, cups: PrivateCups) -> tuple[Installation, str]:
+    """Migrate, point printsrv at the cupsd, sync printers, route a queue, make a user."""
+    installation = open_installation(
+        Environment(home=home, database_url=database_url, secret_key=SECRET)
+    )
+    upgrade_schema(installation.db)
+    with installation.db.transaction() as session:
+        for name, value in {
+            "cups.server": cups.server,
+            "print.upload.max-bytes": str(BIG_BYTES + 1024 * 1024),
+            "convert.timeout-secs": "600",
+        }.items():
+            config.set_property(session, name, value, hasher=installation.hasher, actor="bench")
+    asyncio.run(sync_from_cups(PrintContext.of(installation)))
+    with installation.db.transaction() as session:
+        queues.add_queue(session, "bench", printer=QUEUE)
+        users.add_user(session, "bench")
+        credential = users.issue_uuid(session, "bench", hasher=installation.hasher)
+    return installation, credential
+
+
+@contextmanager
+def private_schema(url: str) -> Iterator[str]:
+    """A schema of its own in a PostgreSQL database (dropped afterwards); SQLite as it is."""
+    if not url.startswith("postgresql"):
+        yield url
+        return
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    schema = f"printsrv_bench_{os.getpid()}"
+    admin = create_engine(url)
+    with admin.begin() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield (
+            make_url(url)
+            .update_query_dict({"options": f"-csearch_path={schema}"})
+            .render_as_string(hide_password=False)
+        )
+    finally:
+        with admin.begin() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def purge_jobs(cups: PrivateCups) -> None:
+    """Forget every job of the queue (cupsd answers at most 500 jobs to one query)."""
+    subprocess.run(["cancel", "-h", cups.server, "-a", "-x", QUEUE], check=True)
+
+
+async def upload_many(url: str, auth: tuple[str, str], pdf: bytes, jobs: int, clients: int) -> int:
+    """``jobs`` uploads from ``clients`` concurrent clients; return how many were refused."""
+    counter = iter(range(jobs))
+    failures = 0
+
+    async def client() -> None:
+        nonlocal failures
+        async with httpx.AsyncClient(timeout=60) as http:
+            for index in counter:
+                response = await http.post(
+                    f"{url}/restful/v1/documents/print",
+                    auth=auth,
+                    files={"file": (f"page-{index}.pdf", pdf, "application/pdf")},
+                    data={"queue": "bench"},
+                )
+                if response.status_code != 200 or response.json()["status"] != "printing":
+                    failures += 1
+
+    await asyncio.gather(*(client() for _ in range(clients)))
+    return failures
+
+
+def lp_many(cups: PrivateCups, pdf: Path, jobs: int, clients: int) -> int:
+    """``jobs`` submissions by ``lp``, ``clients`` at a time; return how many failed."""
+    env = {**os.environ, "CUPS_SERVER": cups.server}
+    failures = 0
+    running: list[subprocess.Popen[bytes]] = []
+    started = 0
+    while started < jobs or running:
+        while started < jobs and len(running) < clients:
+            running.append(
+                subprocess.Popen(
+                    ["lp", "-d", QUEUE, "-t", f"lp-{started}", str(pdf)],
+                    env=env,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
+            started += 1
+        still = []
+        for process in running:
+            if process.poll() is None:
+                still.append(process)
+            elif process.returncode != 0:
+                failures += 1
+        running = still
+        time.sleep(0.001)
+    return failures
+
+
+def rss_kib(pid: int, field: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"{field} not in /proc/{pid}/status")
+
+
+def upload_peak_rss(url: str, auth: tuple[str, str], pid: int, big: Path) -> tuple[int, int, float]:
+    """(idle RSS, peak RSS during the upload, seconds) of the server process, in KiB.
+
+    The kernel's high-water mark is reset first (clear_refs 5), and VmRSS is also sampled
+    every 5 ms, in case the reset is not allowed.
+    """
+    idle = rss_kib(pid, "VmRSS")
+    with contextlib.suppress(OSError):
+        Path(f"/proc/{pid}/clear_refs").write_text("5")
+    peak = idle
+    stop = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not stop.is_set():
+            peak = max(peak, rss_kib(pid, "VmRSS"))
+            time.sleep(0.005)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    started = time.perf_counter()
+    with open(big, "rb") as handle:
+        response = httpx.post(
+            f"{url}/restful/v1/documents/print", auth=auth,
+            files={"file": ("big.pdf", handle, "application/pdf")}, timeout=600,
+        )  # fmt: skip
+    elapsed = time.perf_counter() - started
+    stop.set()
+    sampler.join()
+    if response.status_code != 200:
+        raise RuntimeError(f"500 MB upload: {response.status_code} {response.text}")
+    peak = max(peak, rss_kib(pid, "VmHWM"))
+    return idle, peak, elapsed
+
+
+def text_pages_per_second(work: Path) -> list[tuple[str, str, str, str]]:
+    rows = []
+    line = "The quick brown fox jumps over the lazy dog; printsrv converts text to PDF. "
+    for label, text in (("ASCII", line), ("Unicode", line + "κόσμε – ünïcödé ")):
+        source = work / f"{label}.txt"
+        source.write_text("\n".join(f"{n:6d} {text}" for n in range(64 * 1000)), "utf-8")
+        target_dir = work / label
+        target_dir.mkdir()
+        started = time.perf_counter()
+        result = convert_sync(source, target_dir, name=source.name, limits=Limits(max_pages=5000))
+        elapsed = time.perf_counter() - started
+        label = f"text to PDF, {label} ({result.pages} pages)"
+        rows.append((label, f"{result.pages / elapsed:.0f} pages/s", "-", "-"))
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=400)
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--database", default=PG_URL, help="SQLAlchemy URL (default PostgreSQL)")
+    parser.add_argument("--skip-big", action="store_true", help="skip the 500 MB upload")
+    args = parser.parse_args()
+    if args.jobs > 480:
+        parser.error("--jobs at most 480: cupsd lists at most 500 jobs at once")
+    rows: list[tuple[str, str, str, str]] = []
+    with tempfile.TemporaryDirectory(prefix="printsrv-bench-", dir="/tmp") as tmp:
+        work = Path(tmp)
+        os.chmod(work, 0o755)  # noqa: S103 - cupsd's lp user writes the file queue's output here
+        pdf = one_page_pdf(work / "one.pdf")
+        home = work / "home"
+        with bench_cups(work / "printed.pdf") as cups, private_schema(args.database) as database:
+            if not database.startswith("postgresql"):
+                database = f"sqlite:///{home / 'printsrv.db'}"
+            installation, credential = prepare(home, database, cups)
+            installation.db.dispose()
+            auth = ("bench", credential)
+            # lp first: the same queue, file and concurrency.
+            started = time.perf_counter()
+            lp_failed = lp_many(cups, pdf, args.jobs, args.clients)
+            lp_submitted = time.perf_counter() - started
+            wait_completed(cups, args.jobs)
+            lp_done = time.perf_counter() - started
+            purge_jobs(cups)
+            with printsrv_server(home, database, workers=args.workers) as server:
+                url = f"http://127.0.0.1:{server.port}"
+                content = pdf.read_bytes()
+                # Warm up (imports, connection pools), then measure.
+                asyncio.run(upload_many(url, auth, content, 8, 4))
+                wait_completed(cups, 8)
+                purge_jobs(cups)
+                started = time.perf_counter()
+                failed = asyncio.run(upload_many(url, auth, content, args.jobs, args.clients))
+                submitted = time.perf_counter() - started
+                wait_completed(cups, args.jobs)
+                done = time.perf_counter() - started
+                rows.append((
+                    f"{args.jobs} 1-page PDFs, {args.clients} clients: submitted",
+                    f"{args.jobs / submitted:.1f} jobs/s",
+                    f"lp {args.jobs / lp_submitted:.1f} jobs/s",
+                    f"{lp_submitted / submitted:.2f}",
+                ))  # fmt: skip
+                rows.append((
+                    "... until CUPS completed every job",
+                    f"{args.jobs / done:.1f} jobs/s",
+                    f"lp {args.jobs / lp_done:.1f} jobs/s",
+                    f"{lp_done / done:.2f} (target >= 0.5)",
+                ))  # fmt: skip
+                if failed or lp_failed:
+                    rows.append(("refused/failed", str(failed), f"lp {lp_failed}", "-"))
+                if not args.skip_big:
+                    assert server.process is not None
+                    big = big_pdf(work / "big.pdf", BIG_BYTES)
+                    idle, peak, elapsed = upload_peak_rss(url, auth, server.process.pid, big)
+                    big.unlink()
+                    rows.append((
+                        "server peak RSS during a 500 MB upload, above idle",
+                        f"{(peak - idle) / 1024:.1f} MB", f"idle {idle / 1024:.1f} MB",
+                        "target < 100 MB",
+                    ))  # fmt: skip
+                    rows.append(("... the upload took", f"{elapsed:.1f} s",
+                                 f"{BIG_BYTES / elapsed / 1e6:.0f} MB/s", "-"))  # fmt: skip
+        rows += text_pages_per_second(work)
+    print_table("printsrv printing", rows)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,434 @@
+"""The document log and the PDF store.
+
+Every document that comes in is one `Document` row of type `in`; every print of it adds a
+row of type `print` pointing back at it. The PDFs live in a content-addressed store under
+``PRINTSRV_HOME/documents``: a file's name is the SHA-256 of its bytes, sharded by the first
+two byte pairs (``documents/ab/cd/abcd....pdf``), so no path ever comes from an upload and two
+copies of one PDF are stored once. Work files (uploads on their way in, conversions) live in
+``PRINTSRV_HOME/tmp`` on the same file system, so moving them into the store is one rename.
+
+Services take a session and never commit; `run_retention` and `sweep_orphans` are batch jobs
+and open their own transactions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import secrets
+import shutil
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Final
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, aliased
+
+from printsrv.db import Database
+from printsrv.errors import Conflict, InvalidInput, NotFound
+from printsrv.models import DOCUMENT_TYPES, Document, User, utcnow
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "DocumentFilter",
+    "PdfStore",
+    "StoredPdf",
+    "check_ext_id",
+    "external_id",
+    "find_by_ext_id",
+    "get_document",
+    "list_documents",
+    "log_print",
+    "log_upload",
+    "releasable_document",
+    "run_retention",
+    "sha256_of",
+    "sweep_orphans",
+]
+
+_SHA256_RE: Final = re.compile(r"[0-9a-f]{64}")
+_CHUNK: Final = 1024 * 1024
+MAX_EXT_ID_LENGTH: Final = 255
+# A file in the store that no kept document names is left alone this long: an upload may
+# have put it there a moment before committing its log row.
+ORPHAN_GRACE: Final = timedelta(hours=1)
+
+
+def sha256_of(path: Path) -> str:
+    """The SHA-256 of a file's bytes, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class StoredPdf:
+    """A PDF in the store.
+
+    Attributes:
+        sha256: its digest, which is also its name.
+        size: its size in bytes.
+        path: where it is.
+        created: True when this call put the bytes there (no earlier document had them).
+    """
+
+    sha256: str
+    size: int
+    path: Path
+    created: bool
+
+
+class PdfStore:
+    """The content-addressed PDF store of one installation, and its work directory."""
+
+    def __init__(self, home: Path) -> None:
+        self.root = home / "documents"
+        self.tmp = home / "tmp"
+
+    def __repr__(self) -> str:
+        return f"PdfStore({str(self.root)!r})"
+
+    def path_for(self, sha256: str) -> Path:
+        """Where the PDF with this digest is (or would be) kept."""
+        if not _SHA256_RE.fullmatch(sha256):
+            raise ValueError(f"{sha256!r} is not a lower-case hex SHA-256")
+        return self.root / sha256[:2] / sha256[2:4] / f"{sha256}.pdf"
+
+    def work_dir(self) -> Path:
+        """A fresh private directory under tmp/ for one request's files; the caller removes it."""
+        self.tmp.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path = self.tmp / f"work-{secrets.token_hex(12)}"
+        path.mkdir(mode=0o700)
+        return path
+
+    def put(self, pdf: Path, sha256: str | None = None) -> StoredPdf:
+        """Move ``pdf`` into the store (it is gone from where it was) and return where it is.
+
+        When the store has these bytes already, ``pdf`` is deleted and the kept copy's time
+        is refreshed, so retention and the orphan sweep see it as new.
+        """
+        digest = sha256 or sha256_of(pdf)
+        target = self.path_for(digest)
+        size = pdf.stat().st_size
+        if target.exists():
+            pdf.unlink()
+            os.utime(target)
+            return StoredPdf(digest, size, target, created=False)
+        target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(pdf, 0o600)
+        os.replace(pdf, target)  # atomic: a reader sees the whole file or none
+        return StoredPdf(digest, size, target, created=True)
+
+    def has(self, sha256: str) -> bool:
+        """Whether the store holds the PDF with this digest."""
+        return self.path_for(sha256).is_file()
+
+    def remove(self, sha256: str, *, unless_newer_than: datetime | None = None) -> bool:
+        """Delete a stored PDF; keep it if it was written after ``unless_newer_than``.
+
+        Returns whether a file was deleted.
+        """
+        path = self.path_for(sha256)
+        try:
+            newer = unless_newer_than is not None and (
+                path.stat().st_mtime > unless_newer_than.timestamp()
+            )
+            if newer:
+                return False
+            path.unlink()
+        except FileNotFoundError:
+            return False
+        return True
+
+    def digests(self) -> Iterable[str]:
+        """The digests of every PDF in the store."""
+        if not self.root.is_dir():
+            return
+        for path in self.root.glob("??/??/*.pdf"):
+            if _SHA256_RE.fullmatch(path.stem):
+                yield path.stem
+
+
+# --- the log ---------------------------------------------------------------------------------
+
+
+def check_ext_id(value: str | None) -> str | None:
+    """The caller's ``ext_id`` as stored: stripped, None when empty.
+
+    Raises InvalidInput for one that is too long or holds control characters or '/'.
+    """
+    if value is None:
+        return None
+    text = value.strip()
+    if not text:
+        return None
+    if len(text) > MAX_EXT_ID_LENGTH:
+        raise InvalidInput(f"ext_id is longer than {MAX_EXT_ID_LENGTH} characters")
+    if any(ord(c) < 32 or ord(c) == 127 for c in text):
+        raise InvalidInput("ext_id contains control characters")
+    if "/" in text:
+        # GET /documents/ext_id=<ext_id> could never find it: '/' ends a path segment.
+        raise InvalidInput("ext_id must not contain '/'")
+    return text
+
+
+def log_upload(
+    session: Session,
+    *,
+    user: User,
+    title: str,
+    pdf: StoredPdf,
+    pages: int,
+    source_type: str,
+    source_bytes: int,
+    source_sha256: str,
+    client_address: str,
+    queue_name: str,
+    ipp_options: str,
+    ext_id: str | None,
+) -> Document:
+    """Write the `in` entry of an uploaded document; Conflict when ``ext_id`` is taken.
+
+    The caller checks ``ext_id`` up front too (to answer before converting); the unique
+    constraint is what holds when two uploads with one ``ext_id`` race.
+    """
+    if ext_id is not None:
+        taken = session.scalar(
+            select(Document.id).where(Document.user_id == user.id, Document.ext_id == ext_id)
+        )
+        if taken is not None:
+            raise Conflict(f"ext_id {ext_id!r} is already used by document {taken}")
+    document = Document(
+        doc_type="in",
+        user_id=user.id,
+        ext_id=ext_id,
+        title=title,
+        created_at=utcnow(),
+        store=True,
+        pdf_sha256=pdf.sha256,
+        pdf_bytes=pdf.size,
+        pages=pages,
+        source_type=source_type,
+        source_bytes=source_bytes,
+        source_sha256=source_sha256,
+        client_address=client_address,
+        queue_name=queue_name,
+        ipp_options=ipp_options,
+    )
+    session.add(document)
+    session.flush()
+    return document
+
+
+def log_print(session: Session, *, source: Document, client_address: str) -> Document:
+    """Write the `print` entry of printing ``source`` (an `in` entry)."""
+    document = Document(
+        doc_type="print",
+        source_id=source.id,
+        user_id=source.user_id,
+        title=source.title,
+        created_at=utcnow(),
+        store=source.store,
+        pdf_sha256=source.pdf_sha256,
+        pdf_bytes=source.pdf_bytes,
+        pages=source.pages,
+        source_type=source.source_type,
+        source_bytes=source.source_bytes,
+        source_sha256=source.source_sha256,
+        client_address=client_address,
+        queue_name=source.queue_name,
+        ipp_options=source.ipp_options,
+    )
+    session.add(document)
+    session.flush()
+    return document
+
+
+def external_id(document: Document) -> str:
+    """The caller's reference shown for a document: its own, or that of the upload it printed."""
+    if document.ext_id is not None:
+        return document.ext_id
+    if document.source is not None and document.source.ext_id is not None:
+        return document.source.ext_id
+    return ""
+
+
+def get_document(session: Session, document_id: int) -> Document:
+    """The log entry with this id; NotFound otherwise."""
+    document = session.get(Document, document_id)
+    if document is None:
+        raise NotFound(f"Document {document_id} does not exist")
+    return document
+
+
+def find_by_ext_id(session: Session, ext_id: str) -> Document:
+    """The upload with this ``ext_id`` (the newest, if several users chose the same one)."""
+    document = session.scalars(
+        select(Document)
+        .where(Document.ext_id == ext_id)
+        .order_by(Document.created_at.desc(), Document.id.desc())
+        .limit(1)
+    ).first()
+    if document is None:
+        raise NotFound(f"No document has ext_id {ext_id!r}")
+    return document
+
+
+# `out` is SavaPage's name for everything that left the system: PDF downloads and prints.
+_TYPE_GROUPS: Final[dict[str, tuple[str, ...]]] = {
+    "all": DOCUMENT_TYPES,
+    "in": ("in",),
+    "out": ("pdf", "print"),
+    "pdf": ("pdf",),
+    "print": ("print",),
+    "ticket": ("ticket",),
+}
+MAX_PAGE_SIZE: Final = 1000
+
+
+@dataclass(frozen=True)
+class DocumentFilter:
+    """A selection of the log, as ``GET /documents`` asks for it.
+
+    Attributes:
+        doc_type: all, in, out, pdf, print or ticket.
+        newest_first: sort by creation time descending.
+        limit: entries per page (1-1000).
+        page: the page, counted from 0.
+        created_gte, created_lte: bounds on the creation time (aware), inclusive.
+    """
+
+    doc_type: str = "all"
+    newest_first: bool = True
+    limit: int = 5
+    page: int = 0
+    created_gte: datetime | None = None
+    created_lte: datetime | None = None
+
+    def __post_init__(self) -> None:
+        if self.doc_type not in _TYPE_GROUPS:
+            raise InvalidInput(f"type {self.doc_type!r} is not one of {', '.join(_TYPE_GROUPS)}")
+        if not 1 <= self.limit <= MAX_PAGE_SIZE:
+            raise InvalidInput(f"limit {self.limit} is not between 1 and {MAX_PAGE_SIZE}")
+        if self.page < 0:
+            raise InvalidInput(f"page {self.page} is negative")
+        for bound in (self.created_gte, self.created_lte):
+            if bound is not None and bound.tzinfo is None:
+                raise ValueError("created bounds must be timezone-aware")
+
+
+def list_documents(session: Session, selection: DocumentFilter) -> list[Document]:
+    """One page of the log, with each entry's source loaded (for ``external_id``)."""
+    source = aliased(Document)
+    order = (Document.created_at.desc(), Document.id.desc())
+    if not selection.newest_first:
+        order = (Document.created_at.asc(), Document.id.asc())
+    query = (
+        select(Document)
+        .outerjoin(source, Document.source_id == source.id)
+        .where(Document.doc_type.in_(_TYPE_GROUPS[selection.doc_type]))
+        .order_by(*order)
+        .limit(selection.limit)
+        .offset(selection.page * selection.limit)
+    )
+    if selection.created_gte is not None:
+        query = query.where(Document.created_at >= selection.created_gte)
+    if selection.created_lte is not None:
+        query = query.where(Document.created_at <= selection.created_lte)
+    documents = list(session.scalars(query))
+    for document in documents:
+        _ = document.source  # load while the session is open
+    return documents
+
+
+def releasable_document(
+    session: Session, *, user: User, document_id: int, expiry_hours: int, now: datetime
+) -> Document:
+    """The user's uploaded document that may be printed now.
+
+    NotFound unless it is an `in` entry of this user (another user's document looks the
+    same as a missing one); Conflict when its PDF is no longer stored or it has been in the
+    inbox longer than ``expiry_hours``.
+    """
+    document = session.get(Document, document_id)
+    if document is None or document.user_id != user.id or document.doc_type != "in":
+        raise NotFound(f"Document {document_id} is not in your inbox")
+    if not document.store:
+        raise Conflict(f"Document {document_id} is no longer stored")
+    expires = document.created_at + timedelta(hours=expiry_hours)
+    if now >= expires:
+        when = expires.isoformat(timespec="seconds")
+        raise Conflict(f"Document {document_id} expired from the inbox at {when}")
+    return document
+
+
+# --- retention and clean-up (batch jobs: they open their own transactions) -------------------
+
+
+def run_retention(db: Database, store: PdfStore, *, days: int, now: datetime | None = None) -> int:
+    """Stop keeping PDFs of documents older than ``days`` days; return how many entries changed.
+
+    The log rows stay with ``store`` false; a PDF file goes once no kept entry names it.
+    Files go after the commit, so a failed transaction never leaves rows pointing at nothing.
+    ``days == 0`` keeps everything.
+    """
+    if days <= 0:
+        return 0
+    cutoff = (now or utcnow()) - timedelta(days=days)
+    old = (Document.store.is_(True), Document.created_at < cutoff)
+    with db.transaction() as session:
+        digests = set(session.scalars(select(Document.pdf_sha256).where(*old).distinct()))
+        if not digests:
+            return 0
+        changed = session.execute(update(Document).where(*old).values(store=False)).rowcount
+        still_kept = set(
+            session.scalars(
+                select(Document.pdf_sha256).where(
+                    Document.store.is_(True), Document.pdf_sha256.in_(digests)
+                )
+            )
+        )
+    for digest in digests - still_kept:
+        # A file refreshed after the cutoff was just uploaded again: its new row keeps it.
+        store.remove(digest, unless_newer_than=cutoff)
+    log.info("retention: %d document(s) older than %d days no longer stored", changed, days)
+    return int(changed or 0)
+
+
+def sweep_orphans(db: Database, store: PdfStore, *, now: datetime | None = None) -> int:
+    """Delete stored PDFs no kept document names (older than ``ORPHAN_GRACE``), and stale
+    work directories; return how many PDFs went.
+
+    Orphans come from a process that died between storing a PDF and committing its row.
+    """
+    cutoff = (now or utcnow()) - ORPHAN_GRACE
+    with db.read() as session:
+        kept = set(session.scalars(select(Document.pdf_sha256).where(Document.store).distinct()))
+    removed = 0
+    for digest in list(store.digests()):
+        if digest not in kept and store.remove(digest, unless_newer_than=cutoff):
+            removed += 1
+    if store.tmp.is_dir():
+        for work in store.tmp.iterdir():
+            try:
+                # The newest file counts: a slow upload keeps writing into its directory.
+                newest = max(p.stat().st_mtime for p in (work, *work.rglob("*")))
+            except FileNotFoundError:
+                continue
+            if newest < cutoff.timestamp():
+                _remove_tree(work)
+    return removed
+
+
+def _remove_tree(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)

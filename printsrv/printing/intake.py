@@ -1,0 +1,402 @@
+"""A document's way in and out: upload -> checks -> PDF -> log -> (charge -> CUPS), and release.
+
+``accept_upload`` is what ``POST /documents/print`` does once the caller is known and the body
+is on disk; ``release`` is ``POST /documents/<id>/print``. Every check that can refuse a
+request runs before anything is stored or charged, in this order: queue (404), queue access
+(403), ``ipp_options`` syntax (400), ``ext_id`` (400/409), file name and size (400), conversion
+(415), options against the printer with the page count known (400), price and credit (402).
+Then, in one transaction, the log entries, the job and its charge, with the PDF moved into
+the store last, so a refusal leaves nothing behind. Submission to CUPS follows the commit.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from financial.money import ZERO
+from printsrv.convert import convert
+from printsrv.documents import (
+    StoredPdf,
+    check_ext_id,
+    get_document,
+    log_print,
+    log_upload,
+    releasable_document,
+    sha256_of,
+)
+from printsrv.errors import Conflict, InvalidInput
+from printsrv.models import Document, PrintQueue, User, utcnow
+from printsrv.printing.context import PrintContext
+from printsrv.printing.costs import CostModel, price
+from printsrv.printing.jobs import JobOutcome, create_job, in_thread, submit_job
+from printsrv.printing.models import PrinterInfo
+from printsrv.printing.options import merge_options, validate_options
+from printsrv.printing.printers import cost_from_json, get_printer, info_from_row
+from printsrv.printing.printers import validate_for_any_printer as validate_held
+from printsrv.printing.queues import (
+    RESERVED_QUEUE,
+    check_access,
+    get_queue,
+    parse_ipp_options,
+    routing_options,
+)
+from printsrv.uploads import Upload, clean_file_name
+
+__all__ = ["Accepted", "accept_upload", "release"]
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """What became of an upload or a release.
+
+    Attributes:
+        document_id: the uploaded (`in`) document.
+        ext_id: its caller reference ("" when none).
+        title: its title.
+        pages: its page count.
+        queue: the queue it came through.
+        status: ``held`` (in the inbox), ``printing`` (CUPS has it) or ``failed``.
+        cost: what was charged (zero when held, free, or refunded).
+        message: why it failed, else "".
+        print_document_id: the `print` log entry, when it was printed.
+        printer: the printer, when it was printed.
+    """
+
+    document_id: int
+    ext_id: str
+    title: str
+    pages: int
+    queue: str
+    status: str
+    cost: Decimal
+    message: str = ""
+    print_document_id: int | None = None
+    printer: str | None = None
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """A print that passed every check: where, with what, for how much."""
+
+    printer: PrinterInfo
+    options: dict[str, str]
+    cost: Decimal
+
+
+@dataclass(frozen=True)
+class _Target:
+    """A printer as stored: its capabilities and its prices (None: free)."""
+
+    info: PrinterInfo
+    cost_model: CostModel | None
+
+
+def _target(session: Session, printer_name: str) -> _Target:
+    row = get_printer(session, printer_name)
+    if not row.present:
+        raise Conflict(f"Printer '{printer_name}' is no longer on the CUPS server")
+    return _Target(info_from_row(row), cost_from_json(row.cost_model))
+
+
+def _plan(target: _Target, layers: tuple[dict[str, str], dict[str, str]], pages: int) -> _Plan:
+    """Validate the merged options against the printer and price the print."""
+    info = target.info
+    routing, requested = layers
+    merged = merge_options(info.default_options(), routing, requested)
+    options = validate_options(merged, info, pages=pages)
+    cost = price(pages, options, target.cost_model) if target.cost_model is not None else ZERO
+    return _Plan(info, options, cost)
+
+
+def _title(upload: Upload) -> str:
+    title = clean_file_name(upload.file_name)
+    return title or "untitled"
+
+
+@dataclass(frozen=True)
+class _NewUpload:
+    """An upload that passed every check, ready to be logged and stored."""
+
+    title: str
+    pdf: Path
+    sha256: str
+    pages: int
+    source_type: str
+    source_bytes: int
+    source_sha256: str
+    client_address: str
+    queue_name: str
+    ipp_options: str
+    ext_id: str | None
+
+    def log(self, session: Session, user: User) -> Document:
+        """Write the `in` entry (the caller moves the PDF into the store, then commits)."""
+        document = log_upload(
+            session,
+            user=user,
+            title=self.title,
+            pdf=StoredPdf(self.sha256, self.pdf.stat().st_size, self.pdf, created=False),
+            pages=self.pages,
+            source_type=self.source_type,
+            source_bytes=self.source_bytes,
+            source_sha256=self.source_sha256,
+            client_address=self.client_address,
+            queue_name=self.queue_name,
+            ipp_options=self.ipp_options,
+            ext_id=self.ext_id,
+        )
+        return document
+
+
+@dataclass(frozen=True)
+class _Logged:
+    """The log entries a print wrote, read while their transaction was open."""
+
+    source_id: int
+    ext_id: str
+    title: str
+    pages: int
+    queue: str
+    pdf_sha256: str
+    print_id: int
+    job_id: int
+
+
+def _log_and_charge(
+    context: PrintContext,
+    *,
+    user: User,
+    plan: _Plan,
+    client_host: str,
+    source_id: int | None,
+    upload: _NewUpload | None,
+) -> _Logged:
+    """One transaction: (the upload's entry,) the print entry, the job and its charge; the
+    uploaded PDF moves into the store last, so a refused print leaves no file behind."""
+    with context.installation.db.transaction() as session:
+        # ``user`` is detached: only its id and name are read, so it is not loaded again.
+        if upload is not None:
+            source = upload.log(session, user)
+        else:
+            assert source_id is not None
+            source = get_document(session, source_id)
+        print_document = log_print(session, source=source, client_address=client_host)
+        job = create_job(
+            session,
+            user=user,
+            print_document=print_document,
+            printer=plan.printer.name,
+            options=plan.options,
+            cost=plan.cost,
+            context=context,
+        )
+        logged = _Logged(
+            source.id,
+            source.ext_id or "",
+            source.title,
+            source.pages,
+            source.queue_name,
+            source.pdf_sha256,
+            print_document.id,
+            job.id,
+        )
+        if upload is not None:
+            context.store.put(upload.pdf, upload.sha256)
+    return logged
+
+
+async def _print(
+    context: PrintContext,
+    *,
+    user: User,
+    plan: _Plan,
+    client_host: str,
+    source_id: int | None = None,
+    upload: _NewUpload | None = None,
+) -> tuple[_Logged, JobOutcome]:
+    """Log (the upload and) the print and charge it, then hand it to CUPS."""
+    logged = await in_thread(
+        _log_and_charge,
+        context,
+        user=user,
+        plan=plan,
+        client_host=client_host,
+        source_id=source_id,
+        upload=upload,
+    )
+    outcome = await submit_job(
+        context,
+        job_id=logged.job_id,
+        printer=plan.printer.name,
+        pdf_path=str(context.store.path_for(logged.pdf_sha256)),
+        title=logged.title,
+        options=plan.options,
+        user_name=user.user_name,
+    )
+    return logged, outcome
+
+
+def _accepted(logged: _Logged, outcome: JobOutcome, plan: _Plan) -> Accepted:
+    failed = outcome.state == "failed"
+    return Accepted(
+        document_id=logged.source_id,
+        ext_id=logged.ext_id,
+        title=logged.title,
+        pages=logged.pages,
+        queue=logged.queue,
+        status="failed" if failed else "printing",
+        cost=ZERO if failed else plan.cost,
+        message=outcome.message if failed else "",
+        print_document_id=logged.print_id,
+        printer=plan.printer.name,
+    )
+
+
+@dataclass(frozen=True)
+class _Checked:
+    """An upload's request after the checks that need no conversion."""
+
+    queue: str
+    routed_to: _Target | None
+    routing: dict[str, str]
+    requested: dict[str, str]
+    ext_id: str | None
+    title: str
+
+
+def _check_request(
+    context: PrintContext, *, user: User, upload: Upload, client_host: str
+) -> _Checked:
+    fields = upload.fields
+    if upload.path is None:
+        raise InvalidInput("The request has no 'file' part: send the document as -F file=@NAME")
+    with context.installation.db.read() as session:
+        queue: PrintQueue = get_queue(session, fields.get("queue") or RESERVED_QUEUE)
+        check_access(queue, client_host)
+        routing = routing_options(queue)
+        requested = parse_ipp_options(fields.get("ipp_options"))
+        ext_id = check_ext_id(fields.get("ext_id"))
+        if ext_id is not None:
+            taken = session.scalar(
+                select(Document.id).where(Document.user_id == user.id, Document.ext_id == ext_id)
+            )
+            if taken is not None:
+                raise Conflict(f"ext_id {ext_id!r} is already used by document {taken}")
+        target = _target(session, queue.printer_name) if queue.printer_name else None
+    title = _title(upload)
+    if upload.size == 0:
+        raise InvalidInput(f"The file '{title}' is empty")
+    # Options are checked once before converting (a bad request should not cost a
+    # conversion) and again with the page count, which page-ranges needs.
+    if target is None:
+        requested = validate_held(requested)
+    else:
+        merged = merge_options(target.info.default_options(), routing, requested)
+        validate_options(merged, target.info)
+    return _Checked(queue.name, target, routing, requested, ext_id, title)
+
+
+def _hold(context: PrintContext, user: User, new: _NewUpload) -> int:
+    """Log a held upload and store its PDF; return the document id."""
+    with context.installation.db.transaction() as session:
+        document = new.log(session, user)
+        context.store.put(new.pdf, new.sha256)
+        return document.id
+
+
+async def accept_upload(
+    context: PrintContext, *, user: User, upload: Upload, client_host: str, work_dir: Path
+) -> Accepted:
+    """Take an uploaded document: hold it in the inbox, or print it through a routed queue.
+
+    Raises InvalidInput (400), NotFound (404 queue), NotAllowed (403), Conflict (409 ext_id),
+    ConversionFailed (415), OptionRejected (400), CreditExceeded (402). A CUPS failure after
+    the charge is not raised: the job is failed and refunded and ``status`` says ``failed``.
+    Database work runs in threads: a SQLite writer may wait for its lock, never the loop.
+    """
+    checked = await in_thread(
+        _check_request, context, user=user, upload=upload, client_host=client_host
+    )
+    assert upload.path is not None
+    converted = await convert(upload.path, work_dir, name=checked.title, limits=context.limits)
+    if converted.pdf == upload.path:
+        sha256 = upload.sha256
+    else:
+        sha256 = await in_thread(sha256_of, converted.pdf)
+    new = _NewUpload(
+        title=checked.title,
+        pdf=converted.pdf,
+        sha256=sha256,
+        pages=converted.pages,
+        source_type=converted.source_type,
+        source_bytes=upload.size,
+        source_sha256=upload.sha256,
+        client_address=client_host,
+        queue_name=checked.queue,
+        ipp_options=json.dumps(checked.requested, sort_keys=True),
+        ext_id=checked.ext_id,
+    )
+    if checked.routed_to is None:
+        document_id = await in_thread(_hold, context, user, new)
+        return Accepted(
+            document_id, checked.ext_id or "", checked.title, new.pages, checked.queue, "held", ZERO
+        )
+    plan = _plan(checked.routed_to, (checked.routing, checked.requested), converted.pages)
+    logged, outcome = await _print(
+        context, user=user, plan=plan, client_host=client_host, upload=new
+    )
+    return _accepted(logged, outcome, plan)
+
+
+def _releasable(
+    context: PrintContext, user: User, document_id: int, printer_name: str
+) -> tuple[dict[str, str], int, str, _Target]:
+    """The options asked at upload, page count and digest of a document that may be printed,
+    and the printer to print it on."""
+    with context.installation.db.read() as session:
+        source = releasable_document(
+            session,
+            user=user,
+            document_id=document_id,
+            expiry_hours=context.inbox_expiry_hours,
+            now=utcnow(),
+        )
+        target = _target(session, printer_name)
+        return json.loads(source.ipp_options or "{}"), source.pages, source.pdf_sha256, target
+
+
+async def release(
+    context: PrintContext,
+    *,
+    user: User,
+    document_id: int,
+    printer_name: str,
+    ipp_options: str | None,
+    client_host: str,
+) -> Accepted:
+    """Print a document from the user's inbox on ``printer_name``.
+
+    The options asked for at upload apply, overridden by ``ipp_options`` given now. Raises
+    NotFound (not the user's document, unknown printer), Conflict (expired, PDF gone),
+    OptionRejected (400), CreditExceeded (402).
+    """
+    if not printer_name or not printer_name.strip():
+        raise InvalidInput("Say which printer: printer=NAME")
+    release_options = parse_ipp_options(ipp_options)
+    asked, pages, digest, target = await in_thread(
+        _releasable, context, user, document_id, printer_name.strip()
+    )
+    requested = merge_options(asked, {}, release_options)
+    plan = _plan(target, ({}, requested), pages)
+    if not context.store.has(digest):
+        raise Conflict(f"The PDF of document {document_id} is missing from the store")
+    logged, outcome = await _print(
+        context, user=user, plan=plan, client_host=client_host, source_id=document_id
+    )
+    return _accepted(logged, outcome, plan)
