@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Final
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
 from printsrv.db import Database
@@ -196,15 +197,9 @@ def log_upload(
 ) -> Document:
     """Write the `in` entry of an uploaded document; Conflict when ``ext_id`` is taken.
 
-    The caller checks ``ext_id`` up front too (to answer before converting); the unique
-    constraint is what holds when two uploads with one ``ext_id`` race.
+    The unique constraint decides, so two uploads with one ``ext_id`` racing each other get
+    one document and one Conflict (callers check up front too, to answer before converting).
     """
-    if ext_id is not None:
-        taken = session.scalar(
-            select(Document.id).where(Document.user_id == user.id, Document.ext_id == ext_id)
-        )
-        if taken is not None:
-            raise Conflict(f"ext_id {ext_id!r} is already used by document {taken}")
     document = Document(
         doc_type="in",
         user_id=user.id,
@@ -222,8 +217,14 @@ def log_upload(
         queue_name=queue_name,
         ipp_options=ipp_options,
     )
-    session.add(document)
-    session.flush()
+    try:
+        with session.begin_nested():  # a savepoint: the race's loser keeps its transaction
+            session.add(document)
+    except IntegrityError as exc:
+        taken = session.scalar(
+            select(Document.id).where(Document.user_id == user.id, Document.ext_id == ext_id)
+        )
+        raise Conflict(f"ext_id {ext_id!r} is already used by document {taken}") from exc
     return document
 
 

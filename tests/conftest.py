@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
-from support import TEST_SECRET, LiveServer
+from support import TEST_SECRET, LiveServer, empty_postgresql
 
 from printsrv.db import Database
 from printsrv.installation import Installation, open_installation
@@ -69,21 +69,6 @@ def postgresql_schema_url() -> Iterator[str]:
     admin.dispose()
 
 
-def _empty_postgresql(url: str) -> None:
-    engine = create_engine(url)
-    with engine.begin() as connection:
-        tables = connection.scalars(
-            text(
-                "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() "
-                "AND tablename <> 'alembic_version'"
-            )
-        ).all()
-        if tables:
-            names = ", ".join(f'"{t}"' for t in tables)
-            connection.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
-    engine.dispose()
-
-
 @pytest.fixture(params=BACKENDS)
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """The URL of a clean, migrated database, once per back-end."""
@@ -93,7 +78,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         shutil.copyfile(template, path)
         return f"sqlite:///{path}"
     url = request.getfixturevalue("postgresql_schema_url")
-    _empty_postgresql(url)
+    empty_postgresql(url)
     return url
 
 

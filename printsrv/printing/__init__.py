@@ -9,8 +9,8 @@ The core (no database, no HTTP), re-exported here:
 
 The services, imported by module: ``context`` (settings, store and client for one request),
 ``printers`` (synced printers, prices), ``queues``, ``intake`` (upload and release),
-``jobs`` (charge, submit, follow, refund), ``charging`` (the door to the ledger), ``tracker``
-(the background loop).
+``jobs`` (charge, submit, follow, refund), ``charging`` (the door to the ledger), ``history``
+(a user's own prints), ``tracker`` (the background loop).
 """
 
 from printsrv.printing.costs import CostModel, SidePrices, count_sheets, price

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 from sqlalchemy.engine import make_url
-from support import TEST_SECRET, LiveServer, TcpProxy, set_config, wait_until
+from support import TEST_SECRET, LiveServer, TcpProxy, empty_postgresql, set_config, wait_until
 
 from printsrv.installation import open_installation
 from printsrv.settings import Environment
@@ -21,9 +21,7 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture
 def proxied_url(postgresql_schema_url: str) -> Iterator[tuple[str, TcpProxy]]:
-    from conftest import _empty_postgresql
-
-    _empty_postgresql(postgresql_schema_url)
+    empty_postgresql(postgresql_schema_url)
     url = make_url(postgresql_schema_url)
     proxy = TcpProxy((url.host or "127.0.0.1", url.port or 5432)).start()
     yield url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False), proxy

@@ -12,7 +12,14 @@ from pathlib import Path
 
 import httpx
 import pytest
-from support import JSONRPC_KEY, ServeProcess, open_jsonrpc, set_config, wait_until
+from support import (
+    JSONRPC_KEY,
+    ServeProcess,
+    empty_postgresql,
+    open_jsonrpc,
+    set_config,
+    wait_until,
+)
 
 from financial import checks
 from printsrv import users
@@ -28,10 +35,8 @@ API_KEY = "lms-key-for-scale-out"
 @pytest.fixture(params=["postgresql"])
 def database_url(request: pytest.FixtureRequest) -> str:
     """PostgreSQL only: SQLite is one file on one machine."""
-    from conftest import _empty_postgresql
-
     url = request.getfixturevalue("postgresql_schema_url")
-    _empty_postgresql(url)
+    empty_postgresql(url)
     return url
 
 

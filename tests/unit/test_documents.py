@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -156,17 +157,45 @@ def test_bad_filters_are_refused(kwargs: dict[str, object]) -> None:
         DocumentFilter(**kwargs)  # type: ignore[arg-type]
 
 
-def test_ext_id_is_unique_per_user(installation: Installation) -> None:
-    _log(installation, 1)
+def _upload_with_ext_id(installation: Installation, user_name: str, ext_id: str) -> int:
     with installation.db.transaction() as session:
-        user = users.get_user(session, "janet")
+        user = users.get_user(session, user_name)
         stored = StoredPdf("a" * 64, 1, Path("/nonexistent"), created=False)
-        with pytest.raises(Conflict, match="ext_id 'ext-0' is already used"):
-            documents.log_upload(
-                session, user=user, title="t", pdf=stored, pages=1, source_type="",
-                source_bytes=1, source_sha256="", client_address="", queue_name="webservice",
-                ipp_options="{}", ext_id="ext-0",
-            )  # fmt: skip
+        return documents.log_upload(
+            session, user=user, title="t", pdf=stored, pages=1, source_type="",
+            source_bytes=1, source_sha256="", client_address="", queue_name="webservice",
+            ipp_options="{}", ext_id=ext_id,
+        ).id  # fmt: skip
+
+
+def test_ext_id_is_unique_per_user(installation: Installation) -> None:
+    (first,) = _log(installation, 1)
+    with pytest.raises(Conflict, match=f"ext_id 'ext-0' is already used by document {first}"):
+        _upload_with_ext_id(installation, "janet", "ext-0")
+    with installation.db.transaction() as session:
+        users.add_user(session, "rijk")
+    assert _upload_with_ext_id(installation, "rijk", "ext-0") > first  # per user
+
+
+def test_uploads_racing_for_one_ext_id_make_one_document(installation: Installation) -> None:
+    _log(installation, 1)
+    outcomes: list[object] = []
+    barrier = threading.Barrier(4)
+
+    def upload() -> None:
+        barrier.wait()
+        try:
+            outcomes.append(_upload_with_ext_id(installation, "janet", "same"))
+        except Conflict as exc:
+            outcomes.append(exc)
+
+    threads = [threading.Thread(target=upload) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sum(isinstance(o, int) for o in outcomes) == 1
+    assert sum(isinstance(o, Conflict) for o in outcomes) == 3
 
 
 def test_releasable_only_for_the_owner_while_stored_and_fresh(installation: Installation) -> None:

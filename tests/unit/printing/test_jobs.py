@@ -11,7 +11,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from cupsd import PrivateCups
+from cupsd import FAIL_MESSAGE, PrivateCups
 from printing_support import (
     PrintSetup,
     pdf_bytes,
@@ -25,6 +25,7 @@ from printsrv.documents import sha256_of
 from printsrv.models import PrintJob, User, utcnow
 from printsrv.printing import queues
 from printsrv.printing.context import PrintContext
+from printsrv.printing.history import user_prints
 from printsrv.printing.intake import Accepted, accept_upload
 from printsrv.printing.jobs import finish_job, follow_job, submit_job
 from printsrv.printing.tracker import Tracker
@@ -287,3 +288,17 @@ def test_cups_unreachable_while_tracking_waits_and_never_refunds_blindly(
         own.close()
     assert refunds(setup) == 0
     assert setup.balance() == Decimal("9.90")
+
+
+def test_the_user_sees_why_a_print_failed(failing: PrintSetup, tmp_path: Path) -> None:
+    accepted = print_through(failing, "broken", tmp_path)
+    job = only_job(failing)
+    wait_cups_final(failing, job.cups_job_id)
+    make_due(failing)
+    asyncio.run(Tracker(failing.installation).step())
+    with failing.installation.db.read() as session:
+        (view,) = user_prints(session, job.user_id)
+    assert view.document_id == accepted.document_id
+    assert (view.printer, view.state, view.refunded) == ("fail", "aborted", True)
+    assert FAIL_MESSAGE in view.reason
+    assert view.cost == Decimal("0.50") and view.finished is not None

@@ -1,0 +1,70 @@
+"""What a user may see of their own prints: where each went, how it ended, and why.
+
+The REST contract has no user-facing listing, so this is the service the web app's page
+(and any future user API) calls; the reason a print failed lives in the job's ``message``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from printsrv.models import Document, PrintJob
+
+__all__ = ["PrintView", "user_prints"]
+
+
+@dataclass(frozen=True)
+class PrintView:
+    """One print of a user's document.
+
+    Attributes:
+        document_id: the uploaded document (the `in` entry).
+        title: its title.
+        printer: the CUPS printer.
+        state: queued, submitted, completed, canceled, aborted or failed.
+        cost: the price charged; refunded when ``refunded`` is true.
+        refunded: whether the charge was reversed.
+        reason: why it did not complete ("" otherwise).
+        created: when it was asked for (aware UTC).
+        finished: when it reached its final state, or None.
+    """
+
+    document_id: int
+    title: str
+    printer: str
+    state: str
+    cost: Decimal
+    refunded: bool
+    reason: str
+    created: datetime
+    finished: datetime | None
+
+
+def user_prints(session: Session, user_id: int, *, limit: int = 20) -> list[PrintView]:
+    """The user's latest prints, newest first."""
+    rows = session.execute(
+        select(PrintJob, Document.source_id, Document.title)
+        .join(Document, Document.id == PrintJob.document_id)
+        .where(PrintJob.user_id == user_id)
+        .order_by(PrintJob.created_at.desc(), PrintJob.id.desc())
+        .limit(limit)
+    ).all()
+    return [
+        PrintView(
+            document_id=source_id if source_id is not None else job.document_id,
+            title=title,
+            printer=job.printer_name,
+            state=job.state,
+            cost=job.cost,
+            refunded=job.refund_trx_id is not None,
+            reason=job.message if job.state not in ("completed", "submitted", "queued") else "",
+            created=job.created_at,
+            finished=job.finished_at,
+        )
+        for job, source_id, title in rows
+    ]
