@@ -24,6 +24,7 @@ from starlette.templating import Jinja2Templates
 from printsrv import accounting, errors
 from printsrv.models import utcnow
 from printsrv.printing.errors import PrintingError
+from printsrv.printing.history import PrintView, user_prints
 from printsrv.requests import client_of, installation_of, read_body
 from printsrv.web import logins, sessions
 from printsrv.web.account import AccountOverview, account_overview
@@ -228,6 +229,11 @@ def _load_page(request: Request) -> tuple[ActiveSession | None, AccountOverview 
         return active, account_overview(session, active.user_name)
 
 
+def _prints(request: Request, active: ActiveSession) -> list[PrintView]:
+    with installation_of(request).db.read() as session:
+        return user_prints(session, active.user_id, limit=10)
+
+
 def _renew_if_due(request: Request, active: ActiveSession) -> None:
     installation = installation_of(request)
     settings = logins.LoginSettings.from_config(installation.config.snapshot())
@@ -252,7 +258,15 @@ async def home(request: Request) -> Response:
         return _login_page(request, stale_session=SESSION_COOKIE in request.cookies)
     await run_in_threadpool(_renew_if_due, request, active)
     notice = TRANSFER_DONE if request.query_params.get("done") == "transfer" else None
-    context = {"user": active, "account": overview, "notice": notice, "problem": None, "form": None}
+    prints = await run_in_threadpool(_prints, request, active)
+    context = {
+        "user": active,
+        "account": overview,
+        "notice": notice,
+        "problem": None,
+        "form": None,
+        "prints": prints,
+    }
     return _page(request, "home.html", context)
 
 
@@ -288,6 +302,7 @@ async def transfer(request: Request) -> Response:
             "user": active,
             "account": overview,
             "notice": None,
+            "prints": await run_in_threadpool(_prints, request, active),
             "problem": refusal.message,
             "form": {k: form.get(k, "")[:200] for k in ("recipient", "amount", "comment")},
         }
