@@ -38,6 +38,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from financial.schema import AccountTrx
 from printsrv.installation import Installation
+from printsrv.models import PrintJob
 from printsrv.requests import installation_of
 from printsrv.rest.guards import require_admin
 
@@ -140,8 +141,9 @@ def _pool_in_use(installation: Installation) -> int:
     return int(checkedout()) if callable(checkedout) else 0
 
 
-class LedgerCollector:
-    """Ledger figures read from the database at scrape time, so every worker agrees."""
+class DatabaseCollector:
+    """Figures kept in the database, read at scrape time so every worker and machine agrees:
+    ledger rows by type, print jobs by state, page sides printed."""
 
     def __init__(self, installation: Installation) -> None:
         self.installation = installation
@@ -150,11 +152,26 @@ class LedgerCollector:
         rows = GaugeMetricFamily(
             "printsrv_ledger_transactions", "Ledger rows by transaction type", labels=["type"]
         )
+        jobs = GaugeMetricFamily("printsrv_print_jobs", "Print jobs by state", labels=["state"])
+        sides = GaugeMetricFamily(
+            "printsrv_pages_printed", "Page sides of completed print jobs (copies included)"
+        )
         with self.installation.db.read() as session:
             query = select(AccountTrx.trx_type, func.count()).group_by(AccountTrx.trx_type)
             for trx_type, count in session.execute(query):
                 rows.add_metric([str(trx_type)], count)
+            by_state = select(PrintJob.state, func.count()).group_by(PrintJob.state)
+            for state, count in session.execute(by_state):
+                jobs.add_metric([state], count)
+            printed = session.scalar(
+                select(func.coalesce(func.sum(PrintJob.sides), 0)).where(
+                    PrintJob.state == "completed"
+                )
+            )
+            sides.add_metric([], int(printed or 0))
         yield rows
+        yield jobs
+        yield sides
 
 
 def render_metrics(installation: Installation) -> bytes:
@@ -165,7 +182,7 @@ def render_metrics(installation: Installation) -> bytes:
     else:
         process_registry = REGISTRY
     database_registry = CollectorRegistry()
-    database_registry.register(LedgerCollector(installation))
+    database_registry.register(DatabaseCollector(installation))
     return generate_latest(process_registry) + generate_latest(database_registry)
 
 

@@ -58,6 +58,8 @@ def test_metrics_are_for_the_admin_only(installation: Installation) -> None:
     assert "printsrv_http_request_duration_seconds_bucket" in text
     assert "printsrv_db_pool_connections_in_use" in text
     assert "# TYPE printsrv_ledger_transactions gauge" in text
+    assert "# TYPE printsrv_print_jobs gauge" in text
+    assert "printsrv_pages_printed 0.0" in text
 
 
 SECRETS = {

@@ -375,3 +375,19 @@ def test_an_unreachable_remote_converter_is_a_conversion_failure(tmp_path: Path)
     limits = Limits(office_url=f"http://127.0.0.1:{free_port()}/cool/convert-to/pdf")
     with pytest.raises(ConversionFailed, match="unreachable"):
         convert_sync(write(tmp_path, odt_bytes()), tmp_path, name="a.odt", limits=limits)
+
+
+def test_conversion_time_is_measured_per_format_family(tmp_path: Path) -> None:
+    from prometheus_client import REGISTRY
+
+    def count() -> float:
+        return (
+            REGISTRY.get_sample_value("printsrv_conversion_seconds_count", {"family": "text"})
+            or 0.0
+        )
+
+    before = count()
+    source = tmp_path / "notes.txt"
+    source.write_text("hello\n" * 10)
+    convert_sync(source, tmp_path, name="notes.txt", limits=Limits())
+    assert count() == before + 1
