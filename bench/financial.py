@@ -289,6 +289,7 @@ def bench_transfers(seconds: int) -> list[tuple[str, str, str, str]]:
                 text("SELECT count(*) / 2 FROM account_trx WHERE trx_type = 'TRANSFER'")
             )
         installation.db.dispose()
+        shutil.rmtree(installation.env.home, ignore_errors=True)
     return [
         (
             f"transfers/s over HTTP, {CLIENTS} clients, 2 workers (target ratio >= 0.25)",
@@ -466,6 +467,7 @@ def bench_reports(parts: set[str], csv_rows: int, repeat: int) -> list[tuple[str
                     ),
                 ]
         installation.db.dispose()
+        shutil.rmtree(installation.env.home, ignore_errors=True)
     return found
 
 

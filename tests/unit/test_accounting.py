@@ -478,13 +478,6 @@ def test_every_transfer_rule_has_its_error_and_status() -> None:
         assert 400 <= status_for(error) < 500
 
 
-def test_every_printsrv_error_has_its_own_rest_status() -> None:
-    """The REST table maps every class of the service tree itself, not just through a base."""
-    for cls in [errors.PrintsrvError, *_subclasses(errors.PrintsrvError)]:
-        if cls.__module__ == errors.__name__:
-            assert cls in ERROR_STATUS, f"{cls.__name__} is missing from the REST error table"
-
-
 def test_translated_errors_keep_the_message_and_cause() -> None:
     original = financial.AccountNotFound("USER", "rijk")
     with pytest.raises(NotFound) as caught, accounting.financial_errors():
