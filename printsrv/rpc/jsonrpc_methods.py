@@ -11,6 +11,7 @@ import math
 import uuid as uuidlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from functools import wraps
 from typing import Any
 
@@ -349,12 +350,64 @@ def _set_uuid(user: User, value: Any, context: CallContext) -> None:
     user.uuid_created_at = user_service.utcnow()
 
 
-def _refuse_accounting(user: dict[str, Any]) -> None:
-    if "accounting" in user:
-        raise errors.InvalidInput(
-            "Parameter 'user.accounting' cannot be applied: this server keeps no accounts yet",
-            reason="user.accounting",
+ACCOUNTING_FIELDS = frozenset(
+    {"balance", "keepBalance", "creditLimit", "creditLimitAmount", "comment"}
+)
+CREDIT_LIMITS = {"NONE": "none", "DEFAULT": "default", "INDIVIDUAL": None}
+
+
+@dataclass(frozen=True)
+class AccountingChanges:
+    """What `user.accounting` asks for: a new balance (an ADJUST row for the difference)
+    and a credit limit ("none", "default" or an amount)."""
+
+    balance: Decimal | None
+    credit_limit: str | None
+    comment: str
+
+
+def _accounting(user: dict[str, Any]) -> AccountingChanges | None:
+    if "accounting" not in user:
+        return None
+    fields = object_param("user.accounting", user["accounting"], ACCOUNTING_FIELDS)
+    keep = fields.get("keepBalance", False)
+    balance = None
+    if "balance" in fields and not bool_param("user.accounting.keepBalance", keep):
+        text = text_param("user.accounting.balance", fields["balance"])
+        balance = accounting.parse_amount(text, param="user.accounting.balance")
+    limit = fields.get("creditLimit")
+    credit_limit = None
+    if limit is not None:
+        if limit not in CREDIT_LIMITS:
+            raise _bad("user.accounting.creditLimit", "must be NONE, DEFAULT or INDIVIDUAL")
+        credit_limit = CREDIT_LIMITS[limit]
+        if credit_limit is None:
+            amount = text_param(
+                "user.accounting.creditLimitAmount", fields.get("creditLimitAmount")
+            )
+            accounting.parse_amount(amount, param="user.accounting.creditLimitAmount")
+            credit_limit = amount
+    comment = text_param("user.accounting.comment", fields.get("comment"), required=False)
+    return AccountingChanges(balance, credit_limit, comment or "JSON-RPC")
+
+
+def _apply_accounting(
+    session: Any, user_name: str, changes: AccountingChanges | None, context: CallContext
+) -> None:
+    if changes is None:
+        return
+    if changes.balance is not None:
+        accounting.change_balance(
+            session,
+            account_type="USER",
+            name=user_name,
+            amount=changes.balance,
+            adjust=False,
+            comment=changes.comment,
+            actor=accounting.admin_actor(f"jsonrpc {context.client.host}"),
         )
+    if changes.credit_limit is not None:
+        accounting.set_credit_limit(session, "USER", user_name, changes.credit_limit)
 
 
 @rpc_method("addInternalUser")
@@ -363,7 +416,7 @@ def add_internal_user(context: CallContext, user: Any) -> dict[str, Any]:
     fields = object_param("user", user, USER_FIELDS)
     name = text_param("user.userName", fields.get("userName"))
     changes = _user_changes(fields)
-    _refuse_accounting(fields)
+    money = _accounting(fields)
     hasher = context.installation.hasher
     with context.installation.db.transaction() as session:
         existing = user_service.find_user(session, name, include_deleted=True)
@@ -376,6 +429,7 @@ def add_internal_user(context: CallContext, user: Any) -> dict[str, Any]:
         user_service.update_user(session, existing, changes, hasher=hasher)
         if fields.get("uuid") is not None:
             _set_uuid(existing, fields["uuid"], context)
+        _apply_accounting(session, existing.user_name, money, context)
     return basic_result(0, message)
 
 
@@ -385,7 +439,7 @@ def set_user_properties(context: CallContext, user: Any) -> dict[str, Any]:
     fields = object_param("user", user, USER_FIELDS | REMOVE_FIELDS)
     name = text_param("user.userName", fields.get("userName"))
     changes, removals = _user_changes(fields), _removals(fields)
-    _refuse_accounting(fields)
+    money = _accounting(fields)
     hasher = context.installation.hasher
     with context.installation.db.transaction() as session:
         found = user_service.get_user(session, name)
@@ -395,6 +449,7 @@ def set_user_properties(context: CallContext, user: Any) -> dict[str, Any]:
             found.uuid_hash, found.uuid_created_at = None, None
         if fields.get("uuid") is not None:
             _set_uuid(found, fields["uuid"], context)
+        _apply_accounting(session, found.user_name, money, context)
     return basic_result()
 
 

@@ -179,7 +179,13 @@ def test_add_internal_user_creates_then_updates(
         ({"userName": "x", "uuid": "not-a-uuid"}, "user.uuid"),
         ({"userName": "x", "disabled": "no"}, "user.disabled"),
         ({"userName": "x", "emailOther": "a@b"}, "user.emailOther"),
-        ({"userName": "x", "accounting": {"balance": "1.00"}}, "user.accounting"),
+        ({"userName": "x", "accounting": {"balance": "1e3"}}, "user.accounting.balance"),
+        ({"userName": "x", "accounting": {"creditLimit": "SOME"}}, "user.accounting.creditLimit"),
+        (
+            {"userName": "x", "accounting": {"creditLimit": "INDIVIDUAL"}},
+            "user.accounting.creditLimitAmount",
+        ),
+        ({"userName": "x", "accounting": {"bogus": 1}}, "user.accounting.bogus"),
     ],
 )
 def test_add_internal_user_validates_every_field(
@@ -359,3 +365,51 @@ def test_secret_property_is_never_returned(server: LiveServer) -> None:
         rpc(server, "getConfigProperty", {"uniqueName": "api.jsonrpc.secret-key"})
     )
     assert code == -32003
+
+
+def test_accounting_sets_the_balance_through_the_ledger_and_the_credit_limit(
+    server: LiveServer, installation: Installation
+) -> None:
+    from decimal import Decimal
+
+    from financial import accounts, checks
+
+    ok(
+        rpc(
+            server,
+            "addInternalUser",
+            {
+                "user": {
+                    "userName": "kim",
+                    "accounting": {
+                        "balance": "12.50",
+                        "creditLimit": "INDIVIDUAL",
+                        "creditLimitAmount": "5.00",
+                        "comment": "opening balance",
+                    },
+                }
+            },
+        )
+    )
+    ok(
+        rpc(
+            server,
+            "setUserProperties",
+            {"user": {"userName": "kim", "accounting": {"balance": "10.00", "keepBalance": False}}},
+        )
+    )
+    ok(
+        rpc(
+            server,
+            "setUserProperties",
+            {"user": {"userName": "kim", "accounting": {"balance": "99.00", "keepBalance": True}}},
+        )
+    )
+    with installation.db.read() as session:
+        account = accounts.get_account(session, "USER", "kim")
+        assert account.balance == Decimal("10.00")
+        assert account.credit_limit == Decimal("5.00")
+        rows = accounts.latest_transactions(session, account, 10)
+        assert sorted(r.amount for r in rows) == [Decimal("-2.50"), Decimal("12.50")]
+        assert {r.trx_type for r in rows} == {"ADJUST"}
+        assert checks.verify(session) == []
