@@ -42,7 +42,7 @@ from pathlib import Path
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from bench.common import PG_URL, SECRET, Server, print_table, printsrv_server
+from bench.common import PG_URL, SECRET, Server, _ms, print_table, printsrv_server
 from printsrv import accounting, users
 from printsrv.config import set_property
 from printsrv.installation import Installation, open_installation
@@ -155,11 +155,6 @@ class Rate:
     p50_ms: float
     p99_ms: float
     failures: int
-
-
-def _ms(value: str) -> float:
-    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", value).groups()  # type: ignore[union-attr]
-    return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
 def wrk_lua(credentials: dict[str, str]) -> str:
