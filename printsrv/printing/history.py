@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from printsrv.models import Document, PrintJob
 
-__all__ = ["PrintView", "user_prints"]
+__all__ = ["DocumentView", "PrintView", "user_documents", "user_prints"]
 
 
 @dataclass(frozen=True)
@@ -68,3 +68,26 @@ def user_prints(session: Session, user_id: int, *, limit: int = 20) -> list[Prin
         )
         for job, source_id, title in rows
     ]
+
+
+@dataclass(frozen=True)
+class DocumentView:
+    """One document the user uploaded (a document-log entry of type `in`)."""
+
+    document_id: int
+    title: str
+    pages: int
+    queue: str
+    created: datetime
+    stored: bool
+
+
+def user_documents(session: Session, user_id: int, *, limit: int = 20) -> list[DocumentView]:
+    """The user's latest uploads, newest first (held ones wait in the `webservice` queue)."""
+    rows = session.scalars(
+        select(Document)
+        .where(Document.user_id == user_id, Document.doc_type == "in")
+        .order_by(Document.created_at.desc(), Document.id.desc())
+        .limit(limit)
+    )
+    return [DocumentView(d.id, d.title, d.pages, d.queue_name, d.created_at, d.store) for d in rows]

@@ -24,7 +24,7 @@ from starlette.templating import Jinja2Templates
 from printsrv import accounting, errors
 from printsrv.models import utcnow
 from printsrv.printing.errors import PrintingError
-from printsrv.printing.history import PrintView, user_prints
+from printsrv.printing.history import DocumentView, PrintView, user_documents, user_prints
 from printsrv.requests import client_of, installation_of, read_body
 from printsrv.web import logins, sessions
 from printsrv.web.account import AccountOverview, account_overview
@@ -229,9 +229,12 @@ def _load_page(request: Request) -> tuple[ActiveSession | None, AccountOverview 
         return active, account_overview(session, active.user_name)
 
 
-def _prints(request: Request, active: ActiveSession) -> list[PrintView]:
+def _prints(request: Request, active: ActiveSession) -> tuple[list[DocumentView], list[PrintView]]:
     with installation_of(request).db.read() as session:
-        return user_prints(session, active.user_id, limit=10)
+        return (
+            user_documents(session, active.user_id, limit=10),
+            user_prints(session, active.user_id, limit=10),
+        )
 
 
 def _renew_if_due(request: Request, active: ActiveSession) -> None:
@@ -258,8 +261,9 @@ async def home(request: Request) -> Response:
         return _login_page(request, stale_session=SESSION_COOKIE in request.cookies)
     await run_in_threadpool(_renew_if_due, request, active)
     notice = TRANSFER_DONE if request.query_params.get("done") == "transfer" else None
-    prints = await run_in_threadpool(_prints, request, active)
+    documents, prints = await run_in_threadpool(_prints, request, active)
     context = {
+        "documents": documents,
         "user": active,
         "account": overview,
         "notice": notice,
@@ -298,11 +302,13 @@ async def transfer(request: Request) -> Response:
         await run_in_threadpool(_transfer, request, active, form)
     except (errors.InvalidInput, errors.NotAllowed, errors.NotFound, errors.Conflict) as refusal:
         _, overview = await run_in_threadpool(_load_page, request)
+        documents, prints = await run_in_threadpool(_prints, request, active)
         context = {
             "user": active,
             "account": overview,
             "notice": None,
-            "prints": await run_in_threadpool(_prints, request, active),
+            "documents": documents,
+            "prints": prints,
             "problem": refusal.message,
             "form": {k: form.get(k, "")[:200] for k in ("recipient", "amount", "comment")},
         }
