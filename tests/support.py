@@ -307,3 +307,21 @@ def empty_postgresql(url: str) -> None:
             names = ", ".join(f'"{t}"' for t in tables)
             connection.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
     engine.dispose()
+
+
+def every_service_error_class() -> list[type]:
+    """Every PrintsrvError subclass in printsrv, its modules all imported first."""
+    import importlib
+    import pkgutil
+
+    import printsrv
+    from printsrv.errors import PrintsrvError
+
+    for module in pkgutil.walk_packages(printsrv.__path__, "printsrv."):
+        if ".migrations." not in module.name and module.name != "printsrv.__main__":
+            importlib.import_module(module.name)
+
+    def below(cls: type) -> set[type]:
+        return {sub for direct in cls.__subclasses__() for sub in (direct, *below(direct))}
+
+    return sorted(below(PrintsrvError), key=lambda c: f"{c.__module__}.{c.__qualname__}")

@@ -9,14 +9,13 @@ from datetime import timedelta
 import httpx
 import pytest
 from sqlalchemy import func, select, update
-from support import LiveServer, set_config
+from support import LiveServer, every_service_error_class, set_config
 from web_support import (
     PASSWORD,
     accounting_tables,
     add_person,
     create_token,
     enable_ttp,
-    every_service_error_class,
     give_credit,
     token_login,
 )

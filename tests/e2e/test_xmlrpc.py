@@ -13,14 +13,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-from support import LiveServer, set_config
+from support import LiveServer, every_service_error_class, set_config
 from web_support import (
     API_KEY,
     accounting_tables,
     add_person,
     create_token,
     enable_ttp,
-    every_service_error_class,
     give_credit,
     proxy,
     token_login,

@@ -7,33 +7,16 @@ author decides what callers see.
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
-
 import pytest
+from support import every_service_error_class
 
-import printsrv
 from printsrv import errors
 from printsrv.rest.responses import ERROR_STATUS
 from printsrv.rpc.jsonrpc_methods import ERROR_CODES
 
-
-def _load_every_module() -> None:
-    skipped = (".migrations.", "printsrv.__main__")  # scripts, not modules with errors
-    for module in pkgutil.walk_packages(printsrv.__path__, "printsrv."):
-        if not any(part in module.name for part in skipped):
-            importlib.import_module(module.name)
-
-
-def _subclasses(cls: type) -> set[type]:
-    found = set()
-    for sub in cls.__subclasses__():
-        found |= {sub, *_subclasses(sub)}
-    return found
-
-
-_load_every_module()
-ERROR_CLASSES = sorted(_subclasses(errors.PrintsrvError), key=lambda c: c.__qualname__)
+# One loader of every printsrv module and its error classes, shared with the XML-RPC and
+# web tables' tests.
+ERROR_CLASSES = every_service_error_class()
 
 
 def nearest(cls: type, table: dict) -> type:
