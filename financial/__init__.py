@@ -8,6 +8,7 @@ Functions take a ``Session`` first and never commit; the caller owns the transac
 - :mod:`financial.accounts`: creating, finding and configuring accounts.
 - :mod:`financial.ledger`: every balance change (adjust, set, charge, reverse, transfer).
 - :mod:`financial.checks`: the ledger's invariants (:func:`verify`).
+- :mod:`financial.currency`: changing the base currency (exchange rates, conversion).
 - :mod:`financial.reports`: CSV and PDF transaction reports.
 - :mod:`financial.errors`: the exception tree.
 """

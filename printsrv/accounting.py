@@ -21,6 +21,7 @@ Functions take the session first and never commit; the caller owns the transacti
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -40,9 +41,13 @@ from financial import (
     TransferPolicy,
 )
 from financial.accounts import normalise_name as normalise_account_name
-from printsrv import errors
+from financial.currency import CurrencyChange
+from printsrv import config as config_service
+from printsrv import errors, group_defaults
 from printsrv import users as user_service
 from printsrv.config import Snapshot
+from printsrv.models import ConfigProperty
+from printsrv.security import SecretHasher
 
 __all__ = [
     "FINANCIAL_ERRORS",
@@ -54,11 +59,15 @@ __all__ = [
     "admin_actor",
     "balance_of",
     "change_balance",
+    "change_base_currency",
     "check_comment",
+    "disable_group_account",
     "financial_errors",
     "list_accounts",
     "parse_account_type",
     "parse_amount",
+    "parse_currency_code",
+    "parse_exchange_rate",
     "rename_user_account",
     "set_credit_limit",
     "settings_of",
@@ -264,7 +273,7 @@ def _account(session: Session, account_type: str, name: str) -> Account:
         return account
     with financial_errors():
         if kind is AccountType.USER:
-            return financial.get_or_create_user_account(session, stored)
+            return group_defaults.open_user_account(session, stored)
         return financial.create_account(session, account_type=kind, name=stored)
 
 
@@ -276,9 +285,7 @@ def _user_accounts(session: Session, *names: str) -> list[Account]:
             select(Account).where(Account.account_type == AccountType.USER, Account.name.in_(names))
         )
     }
-    return [
-        found.get(name) or financial.get_or_create_user_account(session, name) for name in names
-    ]
+    return [found.get(name) or group_defaults.open_user_account(session, name) for name in names]
 
 
 # --- balances ------------------------------------------------------------------------------------
@@ -438,6 +445,21 @@ def set_credit_limit(session: Session, account_type: str, name: str, limit: str)
         )
 
 
+def disable_group_account(session: Session, group_name: str) -> bool:
+    """Logically delete a group's GROUP account; return whether it was disabled already.
+
+    A disabled account can no longer be charged or take part in a transfer; its ledger
+    rows stay, and admin adjustments still work so it can be settled. The account of a
+    group that predates accounting is made first. NotFound when neither the group nor an
+    account of that name exists (the account of a deleted group can still be disabled).
+    """
+    account = _account(session, AccountType.GROUP, group_name)
+    was_disabled = account.disabled
+    with financial_errors():
+        financial.disable_account(session, account)
+    return was_disabled
+
+
 def verify_ledger(session: Session) -> list[Problem]:
     """Every broken ledger invariant (balance != sum of its rows, broken transfers ...)."""
     return financial.verify(session)
@@ -455,3 +477,94 @@ def rename_user_account(session: Session, old_name: str, new_name: str) -> None:
             return
         account.name = normalise_account_name(AccountType.USER, new_name)
         session.flush()
+
+
+# --- base currency -------------------------------------------------------------------------------
+
+CURRENCY_PROPERTY = "financial.currency-code"
+_CURRENCY_CODE = re.compile(r"[A-Z]{3}")
+
+
+def parse_currency_code(value: str, *, param: str) -> str:
+    """An ISO 4217 code in use, written as three upper-case letters; InvalidInput else."""
+    if not _CURRENCY_CODE.fullmatch(value) or value not in config_service.ISO_4217_CODES:
+        raise errors.InvalidInput(
+            f"Parameter {param!r} has value {value!r}: not an ISO 4217 currency code "
+            "such as EUR, USD or GBP (three upper-case letters)",
+            reason=param,
+        )
+    return value
+
+
+def parse_exchange_rate(text: str, *, param: str = "exchangeRate") -> Decimal:
+    """A positive exchange rate in plain decimal notation ("1.08"); InvalidInput else."""
+    try:
+        return financial.currency.parse_rate(text)
+    except financial.InvalidAmount as error:
+        raise errors.InvalidInput(f"Parameter {param!r}: {error.message}", reason=param) from None
+
+
+def _current_currency(session: Session) -> str:
+    """The stored currency code, its row locked until the transaction ends (PostgreSQL).
+
+    The lock makes a second change that started meanwhile wait and then see the new code,
+    so it is refused instead of converting every balance twice. (With no stored row yet
+    there is nothing to lock: the second change then fails on inserting the same row, and
+    its whole transaction, ledger rows included, rolls back.)
+    """
+    row = session.scalars(
+        select(ConfigProperty)
+        .where(ConfigProperty.name == CURRENCY_PROPERTY)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one_or_none()
+    if row is None:
+        return config_service.get_definition(CURRENCY_PROPERTY).default
+    return row.value
+
+
+def change_base_currency(
+    session: Session,
+    *,
+    source: str,
+    target: str,
+    rate: Decimal,
+    actor: Actor,
+    hasher: SecretHasher,
+    dry_run: bool,
+) -> CurrencyChange:
+    """Convert every account from `source` to `target` at `rate` and make `target` the currency.
+
+    Each non-zero balance gets an ADJUST row to zero and one to balance x rate (see
+    `financial.currency.change_currency`); INDIVIDUAL credit limits are scaled; the config
+    property `financial.currency-code` becomes `target`. All of it is written in the
+    caller's transaction (the config table is in the same database), so a failure
+    anywhere leaves balances, ledger and currency code as they were. With `dry_run`
+    nothing is written. InvalidInput when `source` is not the current currency, when the
+    codes are equal, or when a converted amount would not fit the ledger.
+    """
+    if source == target:
+        raise errors.InvalidInput(
+            f"Parameter 'currencyCodeTo' has value {target!r}: the same as currencyCodeFrom",
+            reason="currencyCodeTo",
+        )
+    current = _current_currency(session)
+    if source != current:
+        raise errors.InvalidInput(
+            f"Parameter 'currencyCodeFrom' has value {source!r}: the current currency "
+            f"({CURRENCY_PROPERTY}) is {current!r}",
+            reason="currencyCodeFrom",
+        )
+    try:
+        change = financial.currency.change_currency(
+            session, source=source, target=target, rate=rate, actor=actor, dry_run=dry_run
+        )
+    except financial.InvalidAmount as error:
+        raise errors.InvalidInput(
+            f"Parameter 'exchangeRate': {error.message}", reason="exchangeRate"
+        ) from None
+    if not dry_run:
+        config_service.set_property(
+            session, CURRENCY_PROPERTY, target, hasher=hasher, actor=str(actor)
+        )
+    return change

@@ -28,6 +28,7 @@ from printsrv.errors import PrintsrvError
 from printsrv.installation import Installation, ensure_first_admin, open_installation
 from printsrv.migrations import upgrade_schema
 from printsrv.models import PrintQueue
+from printsrv.printing import access as access_service
 from printsrv.printing import printers as printer_service
 from printsrv.printing import queues as queue_service
 from printsrv.printing.context import cups_client, cups_server
@@ -554,7 +555,7 @@ def _ipp_options(text: str | None) -> dict[str, str] | None:
 
 @main.group(cls=PrintsrvGroup)
 def printer() -> None:
-    """CUPS printers: synchronise them, show their capabilities, set their prices."""
+    """CUPS printers: synchronise them, show their capabilities, set prices and access."""
 
 
 @printer.command("sync")
@@ -668,6 +669,54 @@ def printer_cost(
         printer_service.set_cost(session, name, model)
     for line in printer_service.describe_cost(model):
         click.echo(f"{name}: {line}")
+
+
+@printer.command("access")
+@click.argument("name")
+@with_installation
+def printer_access(installation: Installation, name: str) -> None:
+    """List the groups allowed or denied on printer NAME (none: everyone may print)."""
+    with installation.db.read() as session:
+        entries = access_service.list_access(session, name)
+    if not entries:
+        click.echo(f"{name}: no access lists, everyone may print")
+        return
+    _table([(e.group, e.scope) for e in entries], ("GROUP", "SCOPE"))
+
+
+def _grant(installation: Installation, name: str, group_name: str, scope: str) -> None:
+    with installation.db.transaction() as session:
+        previous = access_service.grant(session, name, group_name, scope)
+    click.echo(f"{name}: {access_service.describe_grant(group_name, scope, previous)}")
+
+
+@printer.command("allow")
+@click.argument("name")
+@click.argument("group_name", metavar="GROUP")
+@with_installation
+def printer_allow(installation: Installation, name: str, group_name: str) -> None:
+    """Put GROUP on printer NAME's ALLOW list: then only allowed groups' members print there."""
+    _grant(installation, name, group_name, "ALLOW")
+
+
+@printer.command("deny")
+@click.argument("name")
+@click.argument("group_name", metavar="GROUP")
+@with_installation
+def printer_deny(installation: Installation, name: str, group_name: str) -> None:
+    """Put GROUP on printer NAME's DENY list: its members may not print there."""
+    _grant(installation, name, group_name, "DENY")
+
+
+@printer.command("access-remove")
+@click.argument("name")
+@click.argument("group_name", metavar="GROUP")
+@with_installation
+def printer_access_remove(installation: Installation, name: str, group_name: str) -> None:
+    """Take GROUP off printer NAME's ALLOW or DENY list."""
+    with installation.db.transaction() as session:
+        access_service.revoke(session, name, group_name)
+    click.echo(f"{name}: group '{group_name}' removed from the access lists")
 
 
 @main.group(cls=PrintsrvGroup)

@@ -151,6 +151,10 @@ class UserGroup(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Defaults for members' new USER accounts (printsrv.group_defaults); NULL: none set.
+    initial_credit: Mapped[Decimal | None] = mapped_column(MoneyType())
+    credit_limit_policy: Mapped[str | None] = mapped_column(String(10))
+    credit_limit: Mapped[Decimal | None] = mapped_column(MoneyType())
 
     members: Mapped[list[User]] = relationship(
         secondary="user_group_member", back_populates="groups", order_by="User.user_name"
@@ -333,6 +337,28 @@ class Printer(Base):
     capabilities: Mapped[str] = mapped_column(Text, default="{}")
     cost_model: Mapped[str | None] = mapped_column(Text, default=None)
     synced_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class PrinterGroupAccess(Base):
+    """A group on a printer's ALLOW or DENY list (printsrv.printing.access has the rules).
+
+    The primary key puts a group on at most one of a printer's two lists. Both foreign keys
+    cascade, so deleting a group or a printer leaves no entry behind.
+    (Migration 0008_printer_access, branch "printer_access".)
+    """
+
+    __tablename__ = "printer_group_access"
+    __table_args__ = (CheckConstraint("scope IN ('ALLOW', 'DENY')", name="scope"),)
+
+    printer_id: Mapped[int] = mapped_column(
+        ForeignKey("printer.id", ondelete="CASCADE"), primary_key=True
+    )
+    # Indexed for the cascade when a group is deleted (the key starts with printer_id).
+    group_id: Mapped[int] = mapped_column(
+        ForeignKey("user_group.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    scope: Mapped[str] = mapped_column(String(5))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class PrintJob(Base):

@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 import financial
+from printsrv import group_defaults
 from printsrv.errors import Conflict, InvalidInput, NotAuthenticated, NotFound
 from printsrv.models import User, UserAlias, UserGroup, UserGroupMember, utcnow
 from printsrv.security import SecretHasher
@@ -103,10 +104,15 @@ def resolve_user_name(session: Session, name: str) -> str:
 def find_user(session: Session, name: str, *, include_deleted: bool = False) -> User | None:
     """The user with this name or alias, or None; deleted users only when asked for."""
     try:
-        user_name = resolve_user_name(session, name)
+        user_name = normalise_name(name)
     except InvalidInput:
         return None
-    query = select(User).where(User.user_name == user_name)
+    # What resolve_user_name does, in the same query as the user (one round trip: every
+    # REST user call and transfer comes through here): the alias's user, else the user
+    # of that name.
+    aliased = select(UserAlias.user_id).where(UserAlias.alias == user_name).scalar_subquery()
+    named = select(User.id).where(User.user_name == user_name).scalar_subquery()
+    query = select(User).where(User.id == func.coalesce(aliased, named))
     if not include_deleted:
         query = query.where(User.deleted_at.is_(None))
     return session.scalar(query)
@@ -378,6 +384,7 @@ def add_member(session: Session, group_name: str, user_name: str) -> None:
         raise Conflict(f"User {user.user_name!r} is already a member of {group.name!r}")
     session.add(UserGroupMember(group_id=group.id, user_id=user.id))
     session.flush()
+    group_defaults.apply_group_defaults(session, user)  # a new account gets the group's defaults
 
 
 def list_groups(session: Session) -> list[GroupSummary]:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from printsrv import group_defaults
 from printsrv import users as user_service
 from printsrv.config import Snapshot
 from printsrv.errors import Conflict, InvalidInput
@@ -80,7 +81,8 @@ def _upsert(session: Session, person: DirectoryUser) -> str:
     return "updated" if changed else "same"
 
 
-def _set_members(session: Session, group: UserGroup, names: list[str]) -> None:
+def _set_members(session: Session, group: UserGroup, names: list[str]) -> set[int]:
+    """Make the group's members exactly `names`; return the ids of the members it gained."""
     wanted = set(
         session.scalars(select(User.id).where(User.user_name.in_(names), User.deleted_at.is_(None)))
     )
@@ -92,6 +94,14 @@ def _set_members(session: Session, group: UserGroup, names: list[str]) -> None:
     for user_id in wanted - current:
         session.add(UserGroupMember(group_id=group.id, user_id=user_id))
     session.flush()
+    return wanted - current
+
+
+def _apply_group_defaults(session: Session, user_ids: set[int]) -> None:
+    """Give new members' new accounts their groups' defaults, once every group is refreshed,
+    so that the choice among several groups sees all of a user's memberships."""
+    for user_id in sorted(user_ids):
+        group_defaults.apply_group_defaults(session, session.get_one(User, user_id))
 
 
 def sync_users_and_groups(installation: Installation, *, delete_users: bool) -> SyncReport:
@@ -120,11 +130,14 @@ def sync_users_and_groups(installation: Installation, *, delete_users: bool) -> 
                         user.deleted_at = user_service.utcnow()
                         deleted += 1
             refreshed = 0
+            joined: set[int] = set()
             by_name = {g.name: g for g in directory.groups()}
             for group in session.scalars(select(UserGroup)):
                 if group.name in by_name:
-                    _set_members(session, group, directory.group_members(group.name, nested=True))
+                    members = directory.group_members(group.name, nested=True)
+                    joined |= _set_members(session, group, members)
                     refreshed += 1
+            _apply_group_defaults(session, joined)
     report = SyncReport(counts["added"], counts["updated"], deleted, refreshed)
     log.info("user sync: %s", report)
     return report
@@ -147,7 +160,7 @@ def sync_group(installation: Installation, name: str, *, create: bool = False) -
             group = user_service.add_group(session, name)
         else:
             group = user_service.get_group(session, name)
-        _set_members(session, group, members)
+        _apply_group_defaults(session, _set_members(session, group, members))
     return len(members)
 
 

@@ -88,6 +88,10 @@ _BAD_VALUE_RE: Final = re.compile(r"Bad (?P<attribute>[a-z0-9-]+) values? (?P<va
 # IPP name values are at most 255 octets (RFC 8011 5.1.3).
 _MAX_NAME_OCTETS: Final = 255
 _CONTROL_RE: Final = re.compile(r"[\x00-\x1f\x7f]")
+# printFile refusals after which the printer is asked about, to tell the caller why.
+_ASK_THE_PRINTER: Final = frozenset(
+    {cups.IPP_INTERNAL_ERROR, cups.IPP_NOT_ACCEPTING, cups.IPP_ATTRIBUTES, cups.IPP_BAD_REQUEST}
+)
 
 
 def _ipp_status(exc: cups.IPPError) -> tuple[int, str]:
@@ -275,26 +279,37 @@ class CupsClient:
             raise ValueError(f"User name {user!r} is empty once control characters are removed")
         user = clean_user
         conn = self._connect(user)
-        # Ask first: printFile on a missing printer answers internal-error, the same status as
-        # a vanished server, while Get-Printer-Attributes says not-found.
-        with map_cups_errors(self.server, printer=printer, submitting=True):
-            attrs = conn.getPrinterAttributes(printer, requested_attributes=PRINTER_ATTRIBUTES)
-        info = printer_info_from_attributes(printer, attrs)
-        if not info.accepting:
-            why = f": {info.state_message}" if info.state_message else ""
-            raise SubmitFailed(printer, f"the printer is not accepting jobs{why}")
+        # printFile alone on the way that matters: asking for the printer's attributes first
+        # doubled the requests cupsd serves per print (it was the largest cost of a submission
+        # under load). The printer is asked about only when printFile is refused, to say why.
         try:
-            with map_cups_errors(self.server, printer=printer, printer_info=info, submitting=True):
+            with map_cups_errors(self.server, printer=printer, submitting=True):
                 return int(conn.printFile(printer, str(path), title, dict(options)))
-        except SubmitFailed as failed:
+        except PrintingError as failed:
             cause = failed.__cause__
-            if (
-                isinstance(cause, cups.IPPError)
-                and _ipp_status(cause)[0] == cups.IPP_INTERNAL_ERROR
-            ):
-                # Internal-error also means "cupsd went away mid-request": probe with a fresh
-                # connection, which raises CupsUnavailable or PrinterNotFound if that is the truth.
-                self._printer(printer)
+            if not isinstance(cause, cups.IPPError):
+                raise
+            status, description = _ipp_status(cause)
+            if status not in _ASK_THE_PRINTER:
+                raise
+            # Internal-error is what printFile answers for a missing printer and for a cupsd
+            # that went away mid-request: a fresh Get-Printer-Attributes raises PrinterNotFound
+            # or CupsUnavailable if that is the truth.
+            info = self._printer(printer)
+            if not info.accepting:
+                why = f": {info.state_message}" if info.state_message else ""
+                raise SubmitFailed(printer, f"the printer is not accepting jobs{why}") from cause
+            if isinstance(failed, OptionRejected):
+                # The same refusal, now able to list what the printer supports.
+                raise _from_ipp(
+                    self.server,
+                    status,
+                    description,
+                    printer=printer,
+                    job_id=None,
+                    printer_info=info,
+                    submitting=True,
+                ) from cause
             raise
 
     def _job_state(self, job_id: int) -> JobStatus:

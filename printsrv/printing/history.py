@@ -7,7 +7,7 @@ The REST contract has no user-facing listing, so this is the service the web app
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy import select
@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from printsrv.models import Document, PrintJob
 
-__all__ = ["DocumentView", "PrintView", "user_documents", "user_prints"]
+__all__ = ["RELEASED_STATES", "DocumentView", "PrintView", "user_documents", "user_prints"]
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,12 @@ def user_prints(session: Session, user_id: int, *, limit: int = 20) -> list[Prin
 
 @dataclass(frozen=True)
 class DocumentView:
-    """One document the user uploaded (a document-log entry of type `in`)."""
+    """One document the user uploaded (a document-log entry of type `in`).
+
+    ``held`` is true while it waits in the inbox and can be released: stored, younger than
+    ``print.inbox.expiry-hours``, and with no print that is on its way or completed (a
+    print that failed, was cancelled or aborted leaves it held, so it can be tried again).
+    """
 
     document_id: int
     title: str
@@ -80,14 +85,60 @@ class DocumentView:
     queue: str
     created: datetime
     stored: bool
+    held: bool = False
 
 
-def user_documents(session: Session, user_id: int, *, limit: int = 20) -> list[DocumentView]:
-    """The user's latest uploads, newest first (held ones wait in the `webservice` queue)."""
-    rows = session.scalars(
-        select(Document)
-        .where(Document.user_id == user_id, Document.doc_type == "in")
-        .order_by(Document.created_at.desc(), Document.id.desc())
-        .limit(limit)
+# A print in one of these states means the document went out (or is going out).
+RELEASED_STATES = ("queued", "submitted", "completed")
+
+
+def user_documents(
+    session: Session,
+    user_id: int,
+    *,
+    limit: int = 20,
+    expiry_hours: int | None = None,
+    now: datetime | None = None,
+) -> list[DocumentView]:
+    """The user's latest uploads, newest first (held ones wait in the `webservice` queue).
+
+    With ``expiry_hours`` and ``now`` given, ``held`` says which ones can be released now.
+    """
+    rows = list(
+        session.scalars(
+            select(Document)
+            .where(Document.user_id == user_id, Document.doc_type == "in")
+            .order_by(Document.created_at.desc(), Document.id.desc())
+            .limit(limit)
+        )
     )
-    return [DocumentView(d.id, d.title, d.pages, d.queue_name, d.created_at, d.store) for d in rows]
+    printed: set[int] = set()
+    if rows and expiry_hours is not None and now is not None:
+        printed = set(
+            session.scalars(
+                select(Document.source_id)
+                .join(PrintJob, PrintJob.document_id == Document.id)
+                .where(
+                    Document.source_id.in_([d.id for d in rows]),
+                    PrintJob.state.in_(RELEASED_STATES),
+                )
+            )
+        )
+    return [
+        DocumentView(
+            d.id,
+            d.title,
+            d.pages,
+            d.queue_name,
+            d.created_at,
+            d.store,
+            held=(
+                expiry_hours is not None
+                and now is not None
+                and d.store
+                and d.id not in printed
+                and now < d.created_at + timedelta(hours=expiry_hours)
+            ),
+        )
+        for d in rows
+    ]

@@ -3,8 +3,9 @@
 ``accept_upload`` is what ``POST /documents/print`` does once the caller is known and the body
 is on disk; ``release`` is ``POST /documents/<id>/print``. Every check that can refuse a
 request runs before anything is stored or charged, in this order: queue (404), queue access
-(403), ``ipp_options`` syntax (400), ``ext_id`` (400/409), file name and size (400), conversion
-(415), options against the printer with the page count known (400), price and credit (402).
+(403), ``ipp_options`` syntax (400), ``ext_id`` (400/409), the printer's group access lists
+(403, ``printing.access``), file name and size (400), conversion (415), options against the
+printer with the page count known (400), price and credit (402).
 Then, in one transaction, the log entries, the job and its charge, with the PDF moved into
 the store last, so a refusal leaves nothing behind. Submission to CUPS follows the commit.
 """
@@ -32,6 +33,7 @@ from printsrv.documents import (
 )
 from printsrv.errors import Conflict, InvalidInput
 from printsrv.models import Document, PrintQueue, User, utcnow
+from printsrv.printing.access import check_may_print
 from printsrv.printing.context import PrintContext
 from printsrv.printing.costs import CostModel, price
 from printsrv.printing.jobs import JobOutcome, create_job, in_thread, submit_job
@@ -97,10 +99,16 @@ class _Target:
     cost_model: CostModel | None
 
 
-def _target(session: Session, printer_name: str) -> _Target:
+def _target(session: Session, printer_name: str, user: User) -> _Target:
+    """The printer a job for ``user`` goes to, once it is known to exist and to let them print.
+
+    Uploads to a routed queue and releases both resolve their printer here, so the group
+    access check (PrintingDenied, 403) cannot be missed by either path.
+    """
     row = get_printer(session, printer_name)
     if not row.present:
         raise Conflict(f"Printer '{printer_name}' is no longer on the CUPS server")
+    check_may_print(session, user, row)
     return _Target(info_from_row(row), cost_from_json(row.cost_model))
 
 
@@ -288,7 +296,7 @@ def _check_request(
             )
             if taken is not None:
                 raise Conflict(f"ext_id {ext_id!r} is already used by document {taken}")
-        target = _target(session, queue.printer_name) if queue.printer_name else None
+        target = _target(session, queue.printer_name, user) if queue.printer_name else None
     title = _title(upload)
     if upload.size == 0:
         raise InvalidInput(f"The file '{title}' is empty")
@@ -315,7 +323,8 @@ async def accept_upload(
 ) -> Accepted:
     """Take an uploaded document: hold it in the inbox, or print it through a routed queue.
 
-    Raises InvalidInput (400), NotFound (404 queue), NotAllowed (403), Conflict (409 ext_id),
+    Raises InvalidInput (400), NotFound (404 queue), NotAllowed (403: queue access, or
+    PrintingDenied by the printer's group lists), Conflict (409 ext_id),
     ConversionFailed (415), OptionRejected (400), CreditExceeded (402). A CUPS failure after
     the charge is not raised: the job is failed and refunded and ``status`` says ``failed``.
     Database work runs in threads: a SQLite writer may wait for its lock, never the loop.
@@ -367,7 +376,7 @@ def _releasable(
             expiry_hours=context.inbox_expiry_hours,
             now=utcnow(),
         )
-        target = _target(session, printer_name)
+        target = _target(session, printer_name, user)
         return json.loads(source.ipp_options or "{}"), source.pages, source.pdf_sha256, target
 
 
@@ -383,7 +392,8 @@ async def release(
     """Print a document from the user's inbox on ``printer_name``.
 
     The options asked for at upload apply, overridden by ``ipp_options`` given now. Raises
-    NotFound (not the user's document, unknown printer), Conflict (expired, PDF gone),
+    NotFound (not the user's document, unknown printer), PrintingDenied (403: the printer's
+    group lists refuse the user), Conflict (expired, PDF gone),
     OptionRejected (400), CreditExceeded (402).
     """
     if not printer_name or not printer_name.strip():

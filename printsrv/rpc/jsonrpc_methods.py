@@ -18,12 +18,13 @@ from typing import Any
 from jsonrpcserver import Success
 from jsonrpcserver.exceptions import JsonRpcError
 
-from printsrv import accounting, errors, usersource, usersync
+from printsrv import accounting, errors, group_defaults, usersource, usersync
 from printsrv import config as config_service
 from printsrv import users as user_service
 from printsrv.config import Snapshot
 from printsrv.installation import Installation
 from printsrv.models import User
+from printsrv.printing import access as printer_access
 from printsrv.printing.errors import PrintingError
 from printsrv.security import Client
 
@@ -220,6 +221,59 @@ def auth_user_source(context: CallContext, username: Any, password: Any) -> dict
     secret = text_param("password", password, required=False)
     with context.installation.db.transaction() as session:
         return boolean_result(usersource.authenticate(session, context.snapshot, name, secret))
+
+
+# -- printer access ------------------------------------------------------------------------------
+
+ACCESS_ACTIONS = ("ADD", "REMOVE", "REMOVE_ALL", "LIST")
+
+
+def _access_scope(scope: Any, *, required: bool) -> str | None:
+    if scope is None and not required:
+        return None
+    if scope not in printer_access.SCOPES:
+        raise _bad("scope", "must be ALLOW or DENY")
+    return str(scope)
+
+
+@rpc_method("printerAccessControl")
+def printer_access_control(
+    context: CallContext,
+    action: Any,
+    printerName: Any,
+    groupName: Any = None,
+    scope: Any = None,
+) -> dict[str, Any]:
+    """ADD or REMOVE a group on a printer's ALLOW/DENY list, REMOVE_ALL, or LIST the lists.
+
+    ``scope`` is required for ADD; for the other actions it narrows them to one list.
+    ``groupName`` is required for ADD and REMOVE, and refused for REMOVE_ALL and LIST.
+    """
+    if action not in ACCESS_ACTIONS:
+        raise _bad("action", "must be ADD, REMOVE, REMOVE_ALL or LIST")
+    printer = text_param("printerName", printerName)
+    wanted = _access_scope(scope, required=action == "ADD")
+    group = None
+    if action in ("ADD", "REMOVE"):
+        group = text_param("groupName", groupName)
+    elif groupName is not None:
+        raise _bad("groupName", f"is not used by action {action}: leave it out")
+    if action == "LIST":
+        with context.installation.db.read() as session:
+            entries = printer_access.list_access(session, printer, wanted)
+        items = [{"groupName": e.group, "scope": e.scope} for e in entries]
+        return {"data": {"@type": "USER_GROUP_ACCESS", "userGroupAccess": items}}
+    with context.installation.db.transaction() as session:
+        if action == "ADD":
+            assert group is not None and wanted is not None
+            previous = printer_access.grant(session, printer, group, wanted)
+            return basic_result(0, printer_access.describe_grant(group, wanted, previous))
+        if action == "REMOVE":
+            assert group is not None
+            printer_access.revoke(session, printer, group, wanted)
+            return basic_result(0, "removed")
+        removed = printer_access.revoke_all(session, printer, wanted)
+    return basic_result(0, f"{removed} removed")
 
 
 # -- config --------------------------------------------------------------------------------------
@@ -587,6 +641,60 @@ def delete_user_group(context: CallContext, uniqueName: Any) -> dict[str, Any]:
     return basic_result()
 
 
+GROUP_FIELDS = frozenset({"groupName", "accounting"})
+GROUP_ACCOUNTING_FIELDS = frozenset({"balance", "creditLimit", "creditLimitAmount"})
+
+
+def _group_defaults(fields: dict[str, Any]) -> group_defaults.GroupDefaults:
+    """`userGroup.accounting` as group defaults; fields left out keep their stored value."""
+    if fields.get("accounting") is None:
+        return group_defaults.GroupDefaults()
+    money = object_param("userGroup.accounting", fields["accounting"], GROUP_ACCOUNTING_FIELDS)
+    initial = None
+    if money.get("balance") is not None:
+        param = "userGroup.accounting.balance"
+        initial = accounting.parse_amount(text_param(param, money["balance"]), param=param)
+        if initial < 0:
+            raise _bad(param, "must not be negative (it is the credit new members start with)")
+    policy, limit = None, None
+    if money.get("creditLimit") is not None:
+        policy = money["creditLimit"]
+        if policy not in CREDIT_LIMITS:
+            raise _bad("userGroup.accounting.creditLimit", "must be NONE, DEFAULT or INDIVIDUAL")
+        param = "userGroup.accounting.creditLimitAmount"
+        if policy == "INDIVIDUAL":
+            amount = text_param(param, money.get("creditLimitAmount"))
+            limit = accounting.parse_amount(amount, param=param)
+            if limit < 0:
+                raise _bad(param, "must not be negative")
+        elif money.get("creditLimitAmount") is not None:
+            raise _bad(param, f"is only used with creditLimit INDIVIDUAL, not {policy}")
+    elif money.get("creditLimitAmount") is not None:
+        raise _bad("userGroup.accounting.creditLimit", "must be INDIVIDUAL with an amount")
+    return group_defaults.GroupDefaults(initial, policy, limit)
+
+
+@rpc_method("setUserGroupProperties")
+def set_user_group_properties(context: CallContext, userGroup: Any) -> dict[str, Any]:
+    """Set a group's defaults for its members' new accounts: initial credit, credit limit."""
+    fields = object_param("userGroup", userGroup, GROUP_FIELDS)
+    name = text_param("userGroup.groupName", fields.get("groupName"))
+    defaults = _group_defaults(fields)
+    with context.installation.db.transaction() as session:
+        group = user_service.get_group(session, name)
+        group_defaults.set_group_defaults(session, group, defaults)
+    return basic_result()
+
+
+@rpc_method("deleteUserGroupAccount")
+def delete_user_group_account(context: CallContext, uniqueName: Any) -> dict[str, Any]:
+    """Logically delete a group's GROUP account: it can no longer be charged; the ledger stays."""
+    name = text_param("uniqueName", uniqueName)
+    with context.installation.db.transaction() as session:
+        was_disabled = accounting.disable_group_account(session, name)
+    return basic_result(0, "already deleted" if was_disabled else "group account deleted")
+
+
 def _names_page(
     context: CallContext,
     lister: Callable[[Any], list[str]],
@@ -638,3 +746,40 @@ def list_user_group_memberships(
     return _names_page(
         context, lambda s: user_service.list_memberships(s, name), startIndex, itemsPerPage
     )
+
+
+# -- money ---------------------------------------------------------------------------------------
+
+
+@rpc_method("changeBaseCurrency")
+def change_base_currency(
+    context: CallContext,
+    currencyCodeFrom: Any,
+    currencyCodeTo: Any,
+    exchangeRate: Any,
+    test: Any = False,
+) -> dict[str, Any]:
+    """Convert every account to another currency at a rate; `test` only reports what would be.
+
+    One transaction: the ledger rows, the scaled credit limits and the new
+    financial.currency-code commit together or not at all.
+    """
+    source = accounting.parse_currency_code(
+        text_param("currencyCodeFrom", currencyCodeFrom), param="currencyCodeFrom"
+    )
+    target = accounting.parse_currency_code(
+        text_param("currencyCodeTo", currencyCodeTo), param="currencyCodeTo"
+    )
+    rate = accounting.parse_exchange_rate(text_param("exchangeRate", exchangeRate))
+    dry_run = bool_param("test", test)
+    with context.installation.db.transaction() as session:
+        change = accounting.change_base_currency(
+            session,
+            source=source,
+            target=target,
+            rate=rate,
+            actor=accounting.admin_actor(f"jsonrpc {context.client.host}"),
+            hasher=context.installation.hasher,
+            dry_run=dry_run,
+        )
+    return basic_result(0, change.summary(done=not dry_run))

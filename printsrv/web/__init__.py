@@ -5,6 +5,7 @@ logins.py    the login and logout units of work
 sessions.py  database-backed sessions and CSRF tokens
 throttle.py  login rate limits per user name and per address, in the database
 account.py   the balance and transactions the user's page shows (from `financial`)
+release.py   releasing a held document: printer choices, the form -> printing.intake.release
 """
 
 from __future__ import annotations
@@ -28,5 +29,6 @@ def web_routes() -> list[BaseRoute]:
         Route("/user/login", views.password_login, methods=["POST"]),
         Route("/user/logout", views.logout, methods=["POST"]),
         Route("/user/transfer", views.transfer, methods=["POST"]),
+        Route("/user/release", views.release, methods=["POST"]),
         Mount("/user/static", app=StaticFiles(packages=[("printsrv.web", "static")])),
     ]

@@ -23,11 +23,13 @@ from starlette.templating import Jinja2Templates
 
 from printsrv import accounting, errors
 from printsrv.models import utcnow
-from printsrv.printing.errors import PrintingError
+from printsrv.printing.charging import CreditExceeded
+from printsrv.printing.errors import CupsUnavailable, OptionRejected, PrintingError
 from printsrv.printing.history import DocumentView, PrintView, user_documents, user_prints
 from printsrv.requests import client_of, installation_of, read_body
 from printsrv.web import logins, sessions
 from printsrv.web.account import AccountOverview, account_overview
+from printsrv.web.release import ReleaseChoices, release_choices, release_from_form
 from printsrv.web.sessions import CSRF_COOKIE, SESSION_COOKIE, ActiveSession
 from printsrv.web.throttle import LoginThrottled
 
@@ -57,7 +59,11 @@ ERROR_STATUS: dict[type[errors.PrintsrvError], int] = {
     errors.NotFound: 404,
     errors.Conflict: 409,
     errors.PayloadTooLarge: 413,
+    CreditExceeded: 402,
     PrintingError: 502,  # CUPS refused or failed the job
+    # PrintingError comes first in these MROs, so they are listed for their own status.
+    OptionRejected: 400,
+    CupsUnavailable: 503,
     errors.ServiceUnavailable: 503,
     errors.DatabaseUnavailable: 503,
 }
@@ -229,12 +235,47 @@ def _load_page(request: Request) -> tuple[ActiveSession | None, AccountOverview 
         return active, account_overview(session, active.user_name)
 
 
-def _prints(request: Request, active: ActiveSession) -> tuple[list[DocumentView], list[PrintView]]:
-    with installation_of(request).db.read() as session:
+def _prints(
+    request: Request, active: ActiveSession
+) -> tuple[list[DocumentView], list[PrintView], ReleaseChoices]:
+    installation = installation_of(request)
+    expiry_hours = installation.config.snapshot()["print.inbox.expiry-hours"]
+    with installation.db.read() as session:
         return (
-            user_documents(session, active.user_id, limit=10),
+            user_documents(
+                session, active.user_id, limit=10, expiry_hours=expiry_hours, now=utcnow()
+            ),
             user_prints(session, active.user_id, limit=10),
+            release_choices(session),
         )
+
+
+async def _home_page(
+    request: Request,
+    active: ActiveSession,
+    *,
+    overview: AccountOverview | None = None,
+    status_code: int = 200,
+    **messages: object,
+) -> Response:
+    """The user's page; ``messages`` sets the notices, problems and form values shown."""
+    if overview is None:
+        _, overview = await run_in_threadpool(_load_page, request)
+    documents, prints, choices = await run_in_threadpool(_prints, request, active)
+    context = {
+        "user": active,
+        "account": overview,
+        "documents": documents,
+        "prints": prints,
+        "printers": choices,
+        "notice": None,
+        "problem": None,
+        "form": None,
+        "release_notice": None,
+        "release_problem": None,
+        **messages,
+    }
+    return _page(request, "home.html", context, status_code=status_code)
 
 
 def _renew_if_due(request: Request, active: ActiveSession) -> None:
@@ -249,6 +290,7 @@ def _renew_if_due(request: Request, active: ActiveSession) -> None:
 
 
 TRANSFER_DONE = "Transfer done."
+RELEASE_DONE = "Sent to the printer. It is listed under your prints."
 
 
 @html_errors
@@ -260,18 +302,14 @@ async def home(request: Request) -> Response:
     if active is None:
         return _login_page(request, stale_session=SESSION_COOKIE in request.cookies)
     await run_in_threadpool(_renew_if_due, request, active)
-    notice = TRANSFER_DONE if request.query_params.get("done") == "transfer" else None
-    documents, prints = await run_in_threadpool(_prints, request, active)
-    context = {
-        "documents": documents,
-        "user": active,
-        "account": overview,
-        "notice": notice,
-        "problem": None,
-        "form": None,
-        "prints": prints,
-    }
-    return _page(request, "home.html", context)
+    done = request.query_params.get("done")
+    return await _home_page(
+        request,
+        active,
+        overview=overview,
+        notice=TRANSFER_DONE if done == "transfer" else None,
+        release_notice=RELEASE_DONE if done == "release" else None,
+    )
 
 
 def _transfer(request: Request, active: ActiveSession, form: dict[str, str]) -> None:
@@ -301,19 +339,49 @@ async def transfer(request: Request) -> Response:
     try:
         await run_in_threadpool(_transfer, request, active, form)
     except (errors.InvalidInput, errors.NotAllowed, errors.NotFound, errors.Conflict) as refusal:
-        _, overview = await run_in_threadpool(_load_page, request)
-        documents, prints = await run_in_threadpool(_prints, request, active)
-        context = {
-            "user": active,
-            "account": overview,
-            "notice": None,
-            "documents": documents,
-            "prints": prints,
-            "problem": refusal.message,
-            "form": {k: form.get(k, "")[:200] for k in ("recipient", "amount", "comment")},
-        }
-        return _page(request, "home.html", context, status_code=status_for(refusal))
+        return await _home_page(
+            request,
+            active,
+            status_code=status_for(refusal),
+            problem=refusal.message,
+            form={k: form.get(k, "")[:200] for k in ("recipient", "amount", "comment")},
+        )
     return _see_other("/user?done=transfer")
+
+
+@html_errors
+async def release(request: Request) -> Response:
+    """POST /user/release: print a held document (the same service as the REST release)."""
+    form = await read_form(request)
+    active = await run_in_threadpool(_find_active, request)
+    if active is None:
+        return _see_other()
+    if not sessions.csrf_matches(active.csrf_token, form.get("csrf_token")):
+        raise errors.NotAllowed(CSRF_REFUSED)
+    try:
+        accepted = await release_from_form(
+            installation_of(request),
+            user_id=active.user_id,
+            form=form,
+            client_host=client_of(request).host,
+        )
+    except (
+        errors.InvalidInput,
+        errors.NotAllowed,
+        errors.NotFound,
+        errors.Conflict,
+        errors.ServiceUnavailable,
+    ) as refusal:
+        return await _home_page(
+            request, active, status_code=status_for(refusal), release_problem=refusal.message
+        )
+    if accepted.status == "failed":
+        # Charged and refunded in the service; the page says why, and nothing is owed.
+        problem = (
+            f"The printer could not take the document: {accepted.message}. Nothing was charged."
+        )
+        return await _home_page(request, active, status_code=502, release_problem=problem)
+    return _see_other("/user?done=release")
 
 
 async def token_login(request: Request) -> Response:

@@ -1,0 +1,97 @@
+"""printsrv.group_defaults: which group's defaults a member's new account gets, and when."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+import financial
+from printsrv import group_defaults, users
+from printsrv.errors import InvalidInput
+from printsrv.group_defaults import GroupDefaults
+from printsrv.installation import Installation
+from printsrv.models import UserGroupMember
+
+
+def _groups(installation: Installation, defaults: dict[str, GroupDefaults]) -> None:
+    with installation.db.transaction() as session:
+        for name, values in defaults.items():
+            group_defaults.set_group_defaults(session, users.add_group(session, name), values)
+
+
+def _join_all_then_apply(installation: Installation, user_name: str, *groups: str) -> tuple:
+    """Memberships written together (as a sync does), then the defaults applied once."""
+    with installation.db.transaction() as session:
+        user = users.add_user(session, user_name)
+        for name in groups:
+            session.add(
+                UserGroupMember(group_id=users.get_group(session, name).id, user_id=user.id)
+            )
+        session.flush()
+        chosen = group_defaults.apply_group_defaults(session, user)
+        account = financial.get_account(session, "USER", user_name)
+        return (
+            chosen.name if chosen else None,
+            account.balance,
+            account.credit_limit_policy,
+            account.credit_limit,
+        )
+
+
+def test_the_highest_initial_credit_wins_whatever_the_order(installation: Installation) -> None:
+    _groups(
+        installation,
+        {
+            "a-small": GroupDefaults(Decimal("1"), "INDIVIDUAL", Decimal("9")),
+            "b-big": GroupDefaults(Decimal("4"), "DEFAULT"),
+            "c-limit-only": GroupDefaults(
+                credit_limit_policy="INDIVIDUAL", credit_limit=Decimal(2)
+            ),
+        },
+    )
+    expected = ("b-big", Decimal("4"), "DEFAULT", None)
+    assert _join_all_then_apply(installation, "u1", "a-small", "b-big", "c-limit-only") == expected
+    assert _join_all_then_apply(installation, "u2", "c-limit-only", "b-big", "a-small") == expected
+
+
+def test_equal_initial_credits_are_decided_by_group_name(installation: Installation) -> None:
+    _groups(
+        installation,
+        {"zulu": GroupDefaults(Decimal("2"), "DEFAULT"), "alpha": GroupDefaults(Decimal("2"))},
+    )
+    assert _join_all_then_apply(installation, "u1", "zulu", "alpha") == (
+        "alpha",
+        Decimal("2"),
+        "NONE",
+        None,
+    )
+
+
+def test_groups_without_defaults_give_nothing(installation: Installation) -> None:
+    _groups(installation, {"plain": GroupDefaults()})
+    assert _join_all_then_apply(installation, "u1", "plain") == (None, Decimal(0), "NONE", None)
+
+
+def test_an_account_with_an_admin_credit_limit_is_not_new(installation: Installation) -> None:
+    _groups(installation, {"staff": GroupDefaults(Decimal("5"))})
+    with installation.db.transaction() as session:
+        users.add_user(session, "u1")
+        account = financial.get_account(session, "USER", "u1")
+        financial.set_credit_limit(session, account, "DEFAULT")
+        users.add_member(session, "staff", "u1")
+        assert account.balance == 0
+
+
+@pytest.mark.parametrize(
+    "defaults",
+    [
+        GroupDefaults(initial_credit=Decimal("-1")),
+        GroupDefaults(credit_limit_policy="INDIVIDUAL"),
+        GroupDefaults(credit_limit_policy="NONE", credit_limit=Decimal("1")),
+        GroupDefaults(credit_limit_policy="INDIVIDUAL", credit_limit=Decimal("-1")),
+    ],
+)
+def test_bad_defaults_are_refused(installation: Installation, defaults: GroupDefaults) -> None:
+    with installation.db.transaction() as session, pytest.raises(InvalidInput):
+        group_defaults.set_group_defaults(session, users.add_group(session, "g"), defaults)
