@@ -1,7 +1,13 @@
 """The baseline app: the least a Starlette endpoint can do for the same request.
 
-It reads the body and answers a constant JSON, the shape printsrv's systemStatus gives.
+`/jsonrpc/v1` reads the body and answers a constant JSON, the shape printsrv's systemStatus
+gives. `/restful/v1/documents` answers the bytes of the file named by
+BENCH_BARE_DOCUMENTS_FILE (what printsrv answered to the same request, captured by
+bench/rest_documents.py), so both sides send the same number of bytes.
 """
+
+import os
+from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -9,6 +15,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 STATUS = b'{"jsonrpc":"2.0","id":"reference","result":{"data":{"@type":"enum","value":"READY"}}}'
+_documents_file = os.environ.get("BENCH_BARE_DOCUMENTS_FILE")
+DOCUMENTS = Path(_documents_file).read_bytes() if _documents_file else b"[]"
 
 
 async def status(request: Request) -> Response:
@@ -16,8 +24,18 @@ async def status(request: Request) -> Response:
     return Response(STATUS, media_type="application/json")
 
 
+async def documents(request: Request) -> Response:
+    return Response(DOCUMENTS, media_type="application/json")
+
+
 async def ping(request: Request) -> Response:
     return Response(b"ok")
 
 
-app = Starlette(routes=[Route("/jsonrpc/v1", status, methods=["POST"]), Route("/ping", ping)])
+app = Starlette(
+    routes=[
+        Route("/jsonrpc/v1", status, methods=["POST"]),
+        Route("/restful/v1/documents", documents),
+        Route("/ping", ping),
+    ]
+)

@@ -15,6 +15,9 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +28,35 @@ PG_URL = os.environ.get(
     "PRINTSRV_BENCH_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 SECRET = "bench-installation-secret-0123456789abcdef"
+
+# One line of a figures table: (figure, value, baseline measured in the same run, ratio).
+Row = tuple[str, str, str, str]
+
+
+@contextmanager
+def private_schema(url: str, label: str) -> Iterator[str]:
+    """A fresh schema in the PostgreSQL database at `url`, dropped afterwards.
+
+    Yields a URL whose connections use it, so a benchmark never touches the tables of
+    the tests or of another benchmark. A SQLite URL is yielded as it is.
+    """
+    if not url.startswith("postgresql"):
+        yield url
+        return
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    name = f"bench_{label}_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(url)
+    with admin.begin() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{name}"'))
+    scoped = make_url(url).update_query_dict({"options": f"-csearch_path={name}"})
+    try:
+        yield scoped.render_as_string(hide_password=False)
+    finally:
+        with admin.begin() as connection:
+            connection.execute(text(f'DROP SCHEMA "{name}" CASCADE'))
+        admin.dispose()
 
 
 def free_port() -> int:
@@ -108,7 +140,9 @@ def printsrv_server(
     return Server(args, env, port, "/restful/v1/system/version", cpus)
 
 
-def bare_server(*, workers: int = 1, cpus: str | None = None) -> Server:
+def bare_server(
+    *, workers: int = 1, cpus: str | None = None, env: dict[str, str] | None = None
+) -> Server:
     """The baseline: a bare Starlette app (bench/bare_app.py) under the same uvicorn settings."""
     port = free_port()
     args = [
@@ -125,7 +159,7 @@ def bare_server(*, workers: int = 1, cpus: str | None = None) -> Server:
         "--log-level",
         "warning",
     ]
-    return Server(args, {}, port, "/ping", cpus)
+    return Server(args, env or {}, port, "/ping", cpus)
 
 
 @dataclass(frozen=True)
@@ -143,6 +177,54 @@ def _ms(text: str) -> float:
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
+def wrk(
+    url: str,
+    *,
+    method: str = "GET",
+    body: str | None = None,
+    headers: dict[str, str] | None = None,
+    connections: int = 64,
+    seconds: int = 8,
+    cpus: str | None = None,
+) -> Load:
+    """Send one fixed request to `url` with wrk for `seconds` at `connections` connections."""
+    lua = Path(tempfile.mkstemp(suffix=".lua")[1])
+    lines = [f'wrk.method = "{method}"']
+    if body is not None:
+        lines.append(f"wrk.body = {lua_string(body)}")
+    lines += [f"wrk.headers[{lua_string(k)}] = {lua_string(v)}" for k, v in (headers or {}).items()]
+    lua.write_text("\n".join(lines) + "\n")
+    prefix = ["taskset", "-c", cpus] if cpus and shutil.which("taskset") else []
+    command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(lua)]
+    try:
+        out = subprocess.run(
+            [*prefix, *command, url],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=seconds + 60,
+        ).stdout
+    finally:
+        lua.unlink()
+    return parse_wrk(out)
+
+
+def parse_wrk(out: str) -> Load:
+    """What `wrk --latency` printed, as a Load; errors count non-2xx answers and socket errors."""
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    # Anchored: the Stdev column ("65.50%") must not be taken for a percentile line.
+    p50 = _ms(re.search(r"^\s+50%\s+(\S+)$", out, re.M).group(1))  # type: ignore[union-attr]
+    p99 = _ms(re.search(r"^\s+99%\s+(\S+)$", out, re.M).group(1))  # type: ignore[union-attr]
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    socket_errors = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out
+    )
+    errors = int(non2xx.group(1)) if non2xx else 0
+    if socket_errors:
+        errors += sum(int(g) for g in socket_errors.groups())
+    return Load(rps, p50, p99, errors)
+
+
 def wrk_post(
     url: str,
     body: str,
@@ -153,50 +235,44 @@ def wrk_post(
     cpus: str | None = None,
 ) -> Load:
     """POST `body` to `url` with wrk for `seconds` at `connections` connections."""
-    lua = Path(tempfile.mkstemp(suffix=".lua")[1])
-    escaped = (body.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-               .replace("\r", "\\r"))
-    lines = ['wrk.method = "POST"', f'wrk.body = "{escaped}"']
-    lines += [f'wrk.headers["{k}"] = "{v}"' for k, v in headers.items()]
-    lua.write_text("\n".join(lines) + "\n")
-    prefix = ["taskset", "-c", cpus] if cpus and shutil.which("taskset") else []
-    try:
-        out = subprocess.run(
-            [
-                *prefix,
-                "wrk",
-                "-t1",
-                f"-c{connections}",
-                f"-d{seconds}s",
-                "--latency",
-                "-s",
-                str(lua),
-                url,
-            ],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=seconds + 60,
-        ).stdout
-    finally:
-        lua.unlink()
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    # Anchored: the Stdev column ("65.50%") must not be taken for a percentile line.
-    p50 = _ms(re.search(r"^\s+50%\s+(\S+)$", out, re.M).group(1))  # type: ignore[union-attr]
-    p99 = _ms(re.search(r"^\s+99%\s+(\S+)$", out, re.M).group(1))  # type: ignore[union-attr]
-    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    socket_errors = re.search(
-        r"Socket errors: connect (\d+), read (\d+), write (\d+), "
-        r"timeout (\d+)",
-        out,
+    return wrk(
+        url,
+        method="POST",
+        body=body,
+        headers=headers,
+        connections=connections,
+        seconds=seconds,
+        cpus=cpus,
     )
-    errors = int(non2xx.group(1)) if non2xx else 0
-    if socket_errors:
-        errors += sum(int(g) for g in socket_errors.groups())
-    return Load(rps, p50, p99, errors)
 
 
-def print_table(title: str, rows: list[tuple[str, str, str, str]]) -> None:
+def lua_string(text: str) -> str:
+    """`text` as a double-quoted Lua string literal."""
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"')
+    return '"' + escaped.replace("\n", "\\n").replace("\r", "\\r") + '"'
+
+
+def load_rows(name: str, ours: Load, base: Load, *, target: str = "") -> list[Row]:
+    """Requests per second, p50 and p99 of `ours` next to the baseline `base`."""
+    label = f" ({target})" if target else ""
+    return [
+        (
+            f"{name} req/s{label}",
+            f"{ours.requests_per_second:,.0f}",
+            f"{base.requests_per_second:,.0f}",
+            f"{ours.requests_per_second / base.requests_per_second:.2f}",
+        ),
+        (
+            f"{name} p50 / p99 ms",
+            f"{ours.p50_ms:.1f} / {ours.p99_ms:.1f}",
+            f"{base.p50_ms:.1f} / {base.p99_ms:.1f}",
+            f"p99 {ours.p99_ms / base.p99_ms:.2f}",
+        ),
+        (f"{name} errors", str(ours.errors), str(base.errors), "-"),
+    ]
+
+
+def print_table(title: str, rows: list[Row]) -> None:
     """Rows of (figure, value, baseline, ratio)."""
     header = ("figure", "value", "baseline (same run)", "ratio")
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]

@@ -28,13 +28,9 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 import threading
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -42,7 +38,16 @@ from pathlib import Path
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from bench.common import PG_URL, SECRET, Server, _ms, print_table, printsrv_server
+from bench.common import (
+    PG_URL,
+    SECRET,
+    Row,
+    Server,
+    _ms,
+    print_table,
+    printsrv_server,
+    private_schema,
+)
 from printsrv import accounting, users
 from printsrv.config import set_property
 from printsrv.installation import Installation, open_installation
@@ -100,22 +105,6 @@ FROM (
 
 
 # --- set-up ---------------------------------------------------------------------------------------
-
-
-@contextmanager
-def schema(label: str) -> Iterator[str]:
-    """A fresh schema in the bench database; yields a URL whose search_path points at it."""
-    name = f"bench_{label}_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(PG_URL)
-    with admin.begin() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{name}"'))
-    url = make_url(PG_URL).update_query_dict({"options": f"-csearch_path={name}"})
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.begin() as connection:
-            connection.execute(text(f'DROP SCHEMA "{name}" CASCADE'))
-        admin.dispose()
 
 
 def installation_for(url: str) -> Installation:
@@ -258,7 +247,7 @@ def run_pgbench(url: str, seconds: int) -> Rate:
 
 
 def bench_transfers(seconds: int) -> list[tuple[str, str, str, str]]:
-    with schema("transfers") as url:
+    with private_schema(PG_URL, "transfers") as url:
         installation = installation_for(url)
         credentials = {}
         with installation.db.transaction() as session:
@@ -411,7 +400,7 @@ def psql_copy(url: str) -> float:
 
 def bench_reports(parts: set[str], csv_rows: int, repeat: int) -> list[tuple[str, str, str, str]]:
     found: list[tuple[str, str, str, str]] = []
-    with schema("reports") as url:
+    with private_schema(PG_URL, "reports") as url:
         installation = installation_for(url)
         generate_ledger(installation, csv_rows)
         with printsrv_server(installation.env.home, url, workers=1) as server:
@@ -466,6 +455,29 @@ def bench_reports(parts: set[str], csv_rows: int, repeat: int) -> list[tuple[str
     return found
 
 
+TITLE = "Money (PostgreSQL; shared cores, compare ratios)"
+
+
+def figures(
+    *,
+    seconds: int = 10,
+    csv_rows: int = 1_000_000,
+    repeat: int = 2,
+    parts: str = "transfers,csv,pdf",
+) -> list[Row]:
+    """Transfers next to pgbench, the CSV report next to psql \\copy, the PDF report."""
+    chosen = set(parts.split(","))
+    for tool in ("wrk", "pgbench", "psql", "curl"):
+        if shutil.which(tool) is None:
+            raise RuntimeError(f"{tool} is needed (Debian: wrk, postgresql-client, curl)")
+    rows: list[Row] = []
+    if "transfers" in chosen:
+        rows += bench_transfers(seconds)
+    if chosen & {"csv", "pdf"}:
+        rows += bench_reports(chosen, csv_rows, repeat)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=10)
@@ -473,16 +485,10 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=2, help="CSV runs (best one counts)")
     parser.add_argument("--part", default="transfers,csv,pdf")
     args = parser.parse_args()
-    parts = set(args.part.split(","))
-    for tool in ("wrk", "pgbench", "psql", "curl"):
-        if shutil.which(tool) is None:
-            sys.exit(f"{tool} is needed (Debian: wrk, postgresql-client, curl)")
-    rows: list[tuple[str, str, str, str]] = []
-    if "transfers" in parts:
-        rows += bench_transfers(args.seconds)
-    if parts & {"csv", "pdf"}:
-        rows += bench_reports(parts, args.csv_rows, args.repeat)
-    print_table("Money (PostgreSQL; shared cores, compare ratios)", rows)
+    rows = figures(
+        seconds=args.seconds, csv_rows=args.csv_rows, repeat=args.repeat, parts=args.part
+    )
+    print_table(TITLE, rows)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,10 @@
-"""systemStatus over JSON-RPC at 64 connections, with 1 and 2 workers, next to a bare endpoint.
+"""systemStatus over JSON-RPC at 64 connections with 1, 2 and 4 workers, next to a bare endpoint.
 
-    python -m bench.jsonrpc_status [--seconds 8]
+    python -m bench.jsonrpc_status [--seconds 8] [--workers 1,2,4]
 
-Target (issue 4): at least 0.6 of the bare endpoint's requests per second, p99 under 50 ms.
+Target (issues 4 and 7): at least 0.6 of the bare endpoint's requests per second, p99 under
+50 ms. The rows for several workers are the scaling figures of issue 7: each worker count
+is compared with the bare endpoint under the same worker count.
 """
 
 from __future__ import annotations
@@ -14,10 +16,21 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench.common import PG_URL, SECRET, bare_server, print_table, printsrv_server, wrk_post
+from bench.common import (
+    PG_URL,
+    SECRET,
+    Row,
+    bare_server,
+    load_rows,
+    print_table,
+    printsrv_server,
+    private_schema,
+    wrk_post,
+)
 
 KEY = "bench-jsonrpc-key"
 BODY = '{"jsonrpc":"2.0","id":"reference","method":"systemStatus"}'
+TITLE = "JSON-RPC systemStatus, wrk -t1 -c64 (target: ratio >= 0.6, p99 < 50 ms)"
 
 
 def prepare(home: Path, database_url: str) -> None:
@@ -43,55 +56,47 @@ def prepare(home: Path, database_url: str) -> None:
         )
 
 
+def figures(
+    *, seconds: int = 8, workers: tuple[int, ...] = (1, 2, 4), database_url: str = PG_URL
+) -> list[Row]:
+    """systemStatus next to the bare endpoint, once per worker count."""
+    rows: list[Row] = []
+    with private_schema(database_url, "jsonrpc") as url:
+        home = Path(tempfile.mkdtemp(prefix="bench-jsonrpc-"))
+        prepare(home, url)
+        for count in workers:
+            # One worker: server on core 0, load on core 1. More workers need both cores.
+            server_cpus, load_cpus = ("0", "1") if count == 1 else (None, None)
+            with bare_server(workers=count, cpus=server_cpus) as bare:
+                base = wrk_post(
+                    f"http://127.0.0.1:{bare.port}/jsonrpc/v1",
+                    BODY,
+                    {"Content-Type": "application/json"},
+                    seconds=seconds,
+                    cpus=load_cpus,
+                )
+            with printsrv_server(home, url, workers=count, cpus=server_cpus) as server:
+                ours = wrk_post(
+                    f"http://127.0.0.1:{server.port}/jsonrpc/v1",
+                    BODY,
+                    {"Content-Type": "application/json", "X-Auth-Key": KEY},
+                    seconds=seconds,
+                    cpus=load_cpus,
+                )
+            rows += load_rows(f"systemStatus, {count} worker(s)", ours, base, target=">= 0.6")
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=8)
+    parser.add_argument("--workers", default="1,2,4", help="worker counts, comma-separated")
     parser.add_argument("--database-url", default=PG_URL)
     args = parser.parse_args()
-    home = Path(tempfile.mkdtemp(prefix="bench-jsonrpc-"))
-    prepare(home, args.database_url)
-    rows = []
-    for workers in (1, 2):
-        # One worker: server on core 0, load on core 1. Two workers need both cores.
-        server_cpus, load_cpus = ("0", "1") if workers == 1 else (None, None)
-        with bare_server(workers=workers, cpus=server_cpus) as bare:
-            base = wrk_post(
-                f"http://127.0.0.1:{bare.port}/jsonrpc/v1",
-                BODY,
-                {"Content-Type": "application/json"},
-                seconds=args.seconds,
-                cpus=load_cpus,
-            )
-        with printsrv_server(home, args.database_url, workers=workers, cpus=server_cpus) as server:
-            ours = wrk_post(
-                f"http://127.0.0.1:{server.port}/jsonrpc/v1",
-                BODY,
-                {"Content-Type": "application/json", "X-Auth-Key": KEY},
-                seconds=args.seconds,
-                cpus=load_cpus,
-            )
-        rows += [
-            (
-                f"systemStatus req/s, {workers} worker(s)",
-                f"{ours.requests_per_second:,.0f}",
-                f"{base.requests_per_second:,.0f}",
-                f"{ours.requests_per_second / base.requests_per_second:.2f}",
-            ),
-            (
-                f"systemStatus p50 ms, {workers} worker(s)",
-                f"{ours.p50_ms:.1f}",
-                f"{base.p50_ms:.1f}",
-                f"{ours.p50_ms / base.p50_ms:.2f}",
-            ),
-            (
-                f"systemStatus p99 ms, {workers} worker(s)",
-                f"{ours.p99_ms:.1f}",
-                f"{base.p99_ms:.1f}",
-                f"{ours.p99_ms / base.p99_ms:.2f}",
-            ),
-            (f"errors, {workers} worker(s)", str(ours.errors), str(base.errors), "-"),
-        ]
-    print_table("JSON-RPC systemStatus, wrk -t1 -c64 (target: ratio >= 0.6, p99 < 50 ms)", rows)
+    counts = tuple(int(n) for n in args.workers.split(","))
+    print_table(
+        TITLE, figures(seconds=args.seconds, workers=counts, database_url=args.database_url)
+    )
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.common import PG_URL, ROOT, SECRET, print_table, printsrv_server
+from bench.common import PG_URL, ROOT, SECRET, Row, print_table, printsrv_server, private_schema
 
 sys.path.insert(0, str(ROOT / "tests"))
 
@@ -144,31 +144,6 @@ def prepare(home: Path, database_url: str, cups: PrivateCups) -> tuple[Installat
         users.add_user(session, "bench")
         credential = users.issue_uuid(session, "bench", hasher=installation.hasher)
     return installation, credential
-
-
-@contextmanager
-def private_schema(url: str) -> Iterator[str]:
-    """A schema of its own in a PostgreSQL database (dropped afterwards); SQLite as it is."""
-    if not url.startswith("postgresql"):
-        yield url
-        return
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    schema = f"printsrv_bench_{os.getpid()}"
-    admin = create_engine(url)
-    with admin.begin() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield (
-            make_url(url)
-            .update_query_dict({"options": f"-csearch_path={schema}"})
-            .render_as_string(hide_password=False)
-        )
-    finally:
-        with admin.begin() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 def purge_jobs(cups: PrivateCups) -> None:
@@ -284,6 +259,80 @@ def text_pages_per_second(work: Path) -> list[tuple[str, str, str, str]]:
     return rows
 
 
+TITLE = "printsrv printing (CUPS file printer, PostgreSQL unless --database)"
+
+
+def figures(
+    *,
+    jobs: int = 400,
+    clients: int = 16,
+    workers: int = 1,
+    database: str = PG_URL,
+    skip_big: bool = False,
+) -> list[Row]:
+    """Upload-and-print next to lp, RSS during a 500 MB upload, text-to-PDF pages per second."""
+    if jobs > 480:
+        raise ValueError("at most 480 jobs: cupsd lists at most 500 jobs at once")
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory(prefix="printsrv-bench-", dir="/tmp") as tmp:
+        work = Path(tmp)
+        os.chmod(work, 0o755)  # noqa: S103 - cupsd's lp user writes the file queue's output here
+        pdf = one_page_pdf(work / "one.pdf")
+        home = work / "home"
+        with bench_cups(work / "printed.pdf") as cups, private_schema(database, "printing") as url:
+            if not url.startswith("postgresql"):
+                url = f"sqlite:///{home / 'printsrv.db'}"
+            installation, credential = prepare(home, url, cups)
+            installation.db.dispose()
+            auth = ("bench", credential)
+            # lp first: the same queue, file and concurrency.
+            started = time.perf_counter()
+            lp_failed = lp_many(cups, pdf, jobs, clients)
+            lp_submitted = time.perf_counter() - started
+            wait_completed(cups, jobs)
+            lp_done = time.perf_counter() - started
+            purge_jobs(cups)
+            with printsrv_server(home, url, workers=workers) as server:
+                base = f"http://127.0.0.1:{server.port}"
+                content = pdf.read_bytes()
+                # Warm up (imports, connection pools), then measure.
+                asyncio.run(upload_many(base, auth, content, 8, 4))
+                wait_completed(cups, 8)
+                purge_jobs(cups)
+                started = time.perf_counter()
+                failed = asyncio.run(upload_many(base, auth, content, jobs, clients))
+                submitted = time.perf_counter() - started
+                wait_completed(cups, jobs)
+                done = time.perf_counter() - started
+                rows.append((
+                    f"{jobs} 1-page PDFs, {clients} clients: submitted",
+                    f"{jobs / submitted:.1f} jobs/s",
+                    f"lp {jobs / lp_submitted:.1f} jobs/s",
+                    f"{lp_submitted / submitted:.2f}",
+                ))  # fmt: skip
+                rows.append((
+                    "... until CUPS completed every job (target >= 0.5)",
+                    f"{jobs / done:.1f} jobs/s",
+                    f"lp {jobs / lp_done:.1f} jobs/s",
+                    f"{lp_done / done:.2f}",
+                ))  # fmt: skip
+                if failed or lp_failed:
+                    rows.append(("refused/failed", str(failed), f"lp {lp_failed}", "-"))
+                if not skip_big:
+                    assert server.process is not None
+                    big = big_pdf(work / "big.pdf", BIG_BYTES)
+                    idle, peak, elapsed = upload_peak_rss(base, auth, server.process.pid, big)
+                    big.unlink()
+                    rows.append((
+                        "server peak RSS during a 500 MB upload, above idle (target < 100 MB)",
+                        f"{(peak - idle) / 1024:.1f} MB", f"idle {idle / 1024:.1f} MB", "-",
+                    ))  # fmt: skip
+                    rows.append(("... the upload took", f"{elapsed:.1f} s",
+                                 f"{BIG_BYTES / elapsed / 1e6:.0f} MB/s", "-"))  # fmt: skip
+        rows += text_pages_per_second(work)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=400)
@@ -294,65 +343,14 @@ def main() -> None:
     args = parser.parse_args()
     if args.jobs > 480:
         parser.error("--jobs at most 480: cupsd lists at most 500 jobs at once")
-    rows: list[tuple[str, str, str, str]] = []
-    with tempfile.TemporaryDirectory(prefix="printsrv-bench-", dir="/tmp") as tmp:
-        work = Path(tmp)
-        os.chmod(work, 0o755)  # noqa: S103 - cupsd's lp user writes the file queue's output here
-        pdf = one_page_pdf(work / "one.pdf")
-        home = work / "home"
-        with bench_cups(work / "printed.pdf") as cups, private_schema(args.database) as database:
-            if not database.startswith("postgresql"):
-                database = f"sqlite:///{home / 'printsrv.db'}"
-            installation, credential = prepare(home, database, cups)
-            installation.db.dispose()
-            auth = ("bench", credential)
-            # lp first: the same queue, file and concurrency.
-            started = time.perf_counter()
-            lp_failed = lp_many(cups, pdf, args.jobs, args.clients)
-            lp_submitted = time.perf_counter() - started
-            wait_completed(cups, args.jobs)
-            lp_done = time.perf_counter() - started
-            purge_jobs(cups)
-            with printsrv_server(home, database, workers=args.workers) as server:
-                url = f"http://127.0.0.1:{server.port}"
-                content = pdf.read_bytes()
-                # Warm up (imports, connection pools), then measure.
-                asyncio.run(upload_many(url, auth, content, 8, 4))
-                wait_completed(cups, 8)
-                purge_jobs(cups)
-                started = time.perf_counter()
-                failed = asyncio.run(upload_many(url, auth, content, args.jobs, args.clients))
-                submitted = time.perf_counter() - started
-                wait_completed(cups, args.jobs)
-                done = time.perf_counter() - started
-                rows.append((
-                    f"{args.jobs} 1-page PDFs, {args.clients} clients: submitted",
-                    f"{args.jobs / submitted:.1f} jobs/s",
-                    f"lp {args.jobs / lp_submitted:.1f} jobs/s",
-                    f"{lp_submitted / submitted:.2f}",
-                ))  # fmt: skip
-                rows.append((
-                    "... until CUPS completed every job",
-                    f"{args.jobs / done:.1f} jobs/s",
-                    f"lp {args.jobs / lp_done:.1f} jobs/s",
-                    f"{lp_done / done:.2f} (target >= 0.5)",
-                ))  # fmt: skip
-                if failed or lp_failed:
-                    rows.append(("refused/failed", str(failed), f"lp {lp_failed}", "-"))
-                if not args.skip_big:
-                    assert server.process is not None
-                    big = big_pdf(work / "big.pdf", BIG_BYTES)
-                    idle, peak, elapsed = upload_peak_rss(url, auth, server.process.pid, big)
-                    big.unlink()
-                    rows.append((
-                        "server peak RSS during a 500 MB upload, above idle",
-                        f"{(peak - idle) / 1024:.1f} MB", f"idle {idle / 1024:.1f} MB",
-                        "target < 100 MB",
-                    ))  # fmt: skip
-                    rows.append(("... the upload took", f"{elapsed:.1f} s",
-                                 f"{BIG_BYTES / elapsed / 1e6:.0f} MB/s", "-"))  # fmt: skip
-        rows += text_pages_per_second(work)
-    print_table("printsrv printing", rows)
+    rows = figures(
+        jobs=args.jobs,
+        clients=args.clients,
+        workers=args.workers,
+        database=args.database,
+        skip_big=args.skip_big,
+    )
+    print_table(TITLE, rows)
 
 
 if __name__ == "__main__":

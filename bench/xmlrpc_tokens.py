@@ -18,7 +18,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import uuid
 import xmlrpc.client
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -30,7 +29,20 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from bench.common import PG_URL, SECRET, Load, Server, free_port, print_table, printsrv_server
+from bench.common import (
+    PG_URL,
+    SECRET,
+    Load,
+    Row,
+    Server,
+    _ms,
+    free_port,
+    load_rows,
+    lua_string,
+    print_table,
+    printsrv_server,
+    private_schema,
+)
 
 if TYPE_CHECKING:  # printsrv stays out of the baseline's process, which imports this module
     from printsrv.installation import Installation
@@ -96,29 +108,6 @@ def bare_server(cpus: str | None) -> Server:
 # --- set-up -----------------------------------------------------------------------------------
 
 
-def private_schema(url: str) -> tuple[str, str]:
-    """(schema, URL whose connections use it): the bench never touches other schemas."""
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    schema = f"bench_tokens_{uuid.uuid4().hex[:8]}"
-    engine = create_engine(url)
-    with engine.begin() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    engine.dispose()
-    scoped = make_url(url).update_query_dict({"options": f"-csearch_path={schema}"})
-    return schema, scoped.render_as_string(hide_password=False)
-
-
-def drop_schema(url: str, schema: str) -> None:
-    from sqlalchemy import create_engine, text
-
-    engine = create_engine(url)
-    with engine.begin() as connection:
-        connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    engine.dispose()
-
-
 def prepare(home: Path, database_url: str, token_count: int) -> tuple[Path, Installation]:
     """Migrate, switch token logins on, add the user; write `token_count` fresh tokens."""
     from printsrv import config, tokens, users
@@ -155,11 +144,6 @@ def spent_tokens(installation: Installation) -> int:
 
 
 # --- load -------------------------------------------------------------------------------------
-
-
-def _ms(text: str) -> float:
-    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]
-    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
 def run_wrk(
@@ -202,13 +186,9 @@ def post_script(body: str, content_type: str) -> str:
     """A wrk script posting one fixed body."""
     return (
         'wrk.method = "POST"\n'
-        f"wrk.body = {_lua_string(body)}\n"
+        f"wrk.body = {lua_string(body)}\n"
         f'wrk.headers["Content-Type"] = "{content_type}"\n'
     )
-
-
-def _lua_string(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 
 
 def login_script(token_file: Path) -> str:
@@ -226,17 +206,49 @@ end
 """
 
 
-def rows_for(name: str, ours: Load, base: Load) -> list[tuple[str, str, str, str]]:
+TITLE = (
+    "One-time login tokens on PostgreSQL, wrk -t1, 1 uvicorn worker "
+    "(baseline: bare Starlette, same settings, same run)"
+)
+
+
+def figures(
+    *, seconds: int = 8, connections: int = 16, tokens: int = 60_000, database_url: str = PG_URL
+) -> list[Row]:
+    """createToken and token logins next to the bare app; checks every login spent one token."""
+    if not shutil.which("wrk"):
+        raise RuntimeError("bench.xmlrpc_tokens needs wrk (apt-get install wrk)")
+    home = Path(tempfile.mkdtemp(prefix="bench-tokens-"))
+    server_cpus, load_cpus = "0", "1"  # one worker on core 0, wrk on core 1
+    try:
+        with private_schema(database_url, "tokens") as url:
+            token_file, installation = prepare(home, url, tokens)
+            load = {"connections": connections, "seconds": seconds, "cpus": load_cpus}
+            create = post_script(CREATE_BODY, "text/xml")
+            form = post_script(f"auth_user={USER}&auth_token={'A' * 56}", FORM)
+            with bare_server(server_cpus) as bare:
+                base_create, _ = run_wrk(f"http://127.0.0.1:{bare.port}/xmlrpc/v1", create, **load)
+                base_login, _ = run_wrk(f"http://127.0.0.1:{bare.port}/user", form, **load)
+            with printsrv_server(home, url, cpus=server_cpus) as server:
+                created, _ = run_wrk(f"http://127.0.0.1:{server.port}/xmlrpc/v1", create, **load)
+                logins, completed = run_wrk(
+                    f"http://127.0.0.1:{server.port}/user", login_script(token_file), **load
+                )
+            spent = spent_tokens(installation)
+            installation.db.dispose()
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+    # wrk stops counting at the deadline; the requests then in flight still spent a token.
+    spent_right = completed - logins.errors <= spent <= completed + connections
     return [
+        *load_rows(f"createToken, {connections} connections", created, base_create),
+        *load_rows(f"token logins, {connections} connections", logins, base_login),
         (
-            f"{name} per second",
-            f"{ours.requests_per_second:,.0f}",
-            f"{base.requests_per_second:,.0f}",
-            f"{ours.requests_per_second / base.requests_per_second:.2f}",
+            "logins answered / tokens spent",
+            f"{completed:,} / {spent:,}",
+            f"{tokens:,} available",
+            "OK" if spent_right else "MISMATCH",
         ),
-        (f"{name} p50 ms", f"{ours.p50_ms:.1f}", f"{base.p50_ms:.1f}", "-"),
-        (f"{name} p99 ms", f"{ours.p99_ms:.1f}", f"{base.p99_ms:.1f}", "-"),
-        (f"{name} errors", str(ours.errors), str(base.errors), "-"),
     ]
 
 
@@ -247,43 +259,14 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=60_000, help="tokens for the login phase")
     parser.add_argument("--database-url", default=PG_URL)
     args = parser.parse_args()
-    if not shutil.which("wrk"):
-        sys.exit("bench.xmlrpc_tokens needs wrk (apt-get install wrk)")
-    home = Path(tempfile.mkdtemp(prefix="bench-tokens-"))
-    schema, url = private_schema(args.database_url)
-    server_cpus, load_cpus = "0", "1"  # one worker on core 0, wrk on core 1
-    try:
-        token_file, installation = prepare(home, url, args.tokens)
-        load = {"connections": args.connections, "seconds": args.seconds, "cpus": load_cpus}
-        create = post_script(CREATE_BODY, "text/xml")
-        form = post_script(f"auth_user={USER}&auth_token={'A' * 56}", FORM)
-        with bare_server(server_cpus) as bare:
-            base_create, _ = run_wrk(f"http://127.0.0.1:{bare.port}/xmlrpc/v1", create, **load)
-            base_login, _ = run_wrk(f"http://127.0.0.1:{bare.port}/user", form, **load)
-        with printsrv_server(home, url, cpus=server_cpus) as server:
-            created, _ = run_wrk(f"http://127.0.0.1:{server.port}/xmlrpc/v1", create, **load)
-            logins, completed = run_wrk(
-                f"http://127.0.0.1:{server.port}/user", login_script(token_file), **load
-            )
-        spent = spent_tokens(installation)
-        installation.db.dispose()
-    finally:
-        drop_schema(args.database_url, schema)
-        shutil.rmtree(home, ignore_errors=True)
-    rows = rows_for("createToken", created, base_create) + rows_for(
-        "token logins", logins, base_login
+    rows = figures(
+        seconds=args.seconds,
+        connections=args.connections,
+        tokens=args.tokens,
+        database_url=args.database_url,
     )
-    print_table(
-        f"One-time login tokens on PostgreSQL, wrk -t1 -c{args.connections}, {args.seconds} s "
-        "per phase, 1 uvicorn worker (baseline: bare Starlette, same settings, same run)",
-        rows,
-    )
-    print(
-        f"\nlogins answered: {completed:,}; tokens recorded as spent: {spent:,}; "
-        f"tokens available: {args.tokens:,}"
-    )
-    # wrk stops counting at the deadline; the requests then in flight still spent a token.
-    if not completed - logins.errors <= spent <= completed + args.connections:
+    print_table(TITLE, rows)
+    if rows[-1][3] != "OK":
         sys.exit("spent tokens do not match successful logins")
 
 

@@ -13,11 +13,13 @@ processes; figures kept in the database (ledger rows) are read at scrape time in
 from __future__ import annotations
 
 import contextvars
+import functools
 import json
 import logging
 import os
 import re
 import time
+import weakref
 from typing import Any
 
 from prometheus_client import (
@@ -31,7 +33,7 @@ from prometheus_client import (
 )
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
-from sqlalchemy import func, select
+from sqlalchemy import Engine, Pool, event, func, select
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -111,12 +113,8 @@ class RequestObserver:
             path = scope.get("path", "")
             api = api_of(path)
             route = getattr(scope.get("route"), "path", None) or "unmatched"
-            HTTP_REQUESTS.labels(api, scope.get("method", ""), route, str(status)).inc()
-            HTTP_LATENCY.labels(api, route).observe(elapsed)
-            state = scope.get("state") or {}
-            installation = state.get("installation")
-            if installation is not None:
-                DB_POOL_IN_USE.set(_pool_in_use(installation))
+            _requests_counter(api, scope.get("method", ""), route, status).inc()
+            _latency_histogram(api, route).observe(elapsed)
             if self.access_log_enabled:
                 client = scope.get("client") or ("", 0)
                 access_log.info(
@@ -136,9 +134,38 @@ class RequestObserver:
             REQUEST_ID.reset(token)
 
 
-def _pool_in_use(installation: Installation) -> int:
-    checkedout = getattr(installation.db.engine.pool, "checkedout", None)
-    return int(checkedout()) if callable(checkedout) else 0
+# The labelled children, looked up once per label set: prometheus_client's labels() takes a
+# lock and validates every label on each call, which a systemStatus poll should not pay.
+@functools.lru_cache(maxsize=4096)
+def _requests_counter(api: str, method: str, route: str, status: int) -> Any:
+    return HTTP_REQUESTS.labels(api, method, route, str(status))
+
+
+@functools.lru_cache(maxsize=1024)
+def _latency_histogram(api: str, route: str) -> Any:
+    return HTTP_LATENCY.labels(api, route)
+
+
+_WATCHED_POOLS: weakref.WeakSet[Pool] = weakref.WeakSet()
+
+
+def watch_pool(engine: Engine) -> None:
+    """Keep the pool gauge current from the pool's own checkout and checkin events.
+
+    The gauge moves only when a connection does, instead of on every request, most of
+    which (systemStatus polls) never touch the database.
+    """
+    pool = engine.pool
+
+    def update(*_: object) -> None:
+        checkedout = getattr(pool, "checkedout", None)
+        DB_POOL_IN_USE.set(int(checkedout()) if callable(checkedout) else 0)
+
+    if pool in _WATCHED_POOLS:  # tests build several apps over one installation
+        return
+    _WATCHED_POOLS.add(pool)
+    event.listen(pool, "checkout", update)
+    event.listen(pool, "checkin", update)
 
 
 class DatabaseCollector:

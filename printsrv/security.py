@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 import ipaddress
@@ -199,8 +200,11 @@ def address_in(address: str | None, allowed: AddressSet) -> bool:
     return address in allowed
 
 
+@functools.lru_cache(maxsize=4096)
 def is_loopback(address: str | None) -> bool:
     """Whether `address` is on this machine's loopback interface."""
+    # Memoised: parsing an address costs more than the rest of a systemStatus call, and a
+    # server sees few distinct client addresses (the cache is bounded for the odd flood).
     try:
         return ipaddress.ip_address(address or "").is_loopback
     except ValueError:

@@ -125,6 +125,8 @@ class SystemMonitor:
     def running_job_kinds(self) -> list[str]:
         """Kinds of the batch jobs running now (heartbeat recent enough)."""
         self._ensure_fresh()
+        if not self._jobs:  # the usual case, and the clock is not free
+            return []
         cutoff = utcnow() - HEARTBEAT_EXPIRY
         return [kind for kind, heartbeat in self._jobs if heartbeat >= cutoff]
 

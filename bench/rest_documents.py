@@ -1,0 +1,108 @@
+"""The REST admin document log, GET /restful/v1/documents, at 64 connections, next to a bare
+endpoint answering the same bytes.
+
+    python -m bench.rest_documents [--seconds 8] [--documents 500]
+
+printsrv checks the admin's Basic credentials and the address allowlist, reads one page of
+the document log (the contract's default: 5 items, newest first) from PostgreSQL and
+serialises it; the baseline (bench/bare_app.py) answers the bytes printsrv answered, under
+the same uvicorn settings, in the same run. Target (issue 7): at least 0.4 of the baseline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import shutil
+import tempfile
+from pathlib import Path
+
+import httpx
+
+from bench.common import (
+    PG_URL,
+    SECRET,
+    Row,
+    bare_server,
+    load_rows,
+    print_table,
+    printsrv_server,
+    private_schema,
+    wrk,
+)
+from printsrv import config, documents, users
+from printsrv.documents import StoredPdf
+from printsrv.installation import open_installation
+from printsrv.migrations import upgrade_schema
+from printsrv.settings import Environment
+
+ADMIN = ("admin", "bench-admin")
+PATH = "/restful/v1/documents"
+TITLE = "REST admin GET /documents (5 items), wrk -t1 -c64, 1 worker (target: ratio >= 0.4)"
+
+
+def prepare(home: Path, url: str, count: int) -> None:
+    """Migrate, set the admin's credentials, and log `count` uploads of one user."""
+    installation = open_installation(Environment(home=home, database_url=url, secret_key=SECRET))
+    upgrade_schema(installation.db)
+    with installation.db.transaction() as session:
+        for name, value in (
+            ("api.restful.auth.username", ADMIN[0]),
+            ("api.restful.auth.password", ADMIN[1]),
+        ):
+            config.set_property(session, name, value, hasher=installation.hasher, actor="bench")
+        user = users.add_user(session, "bench")
+        for n in range(count):
+            digest = hashlib.sha256(str(n).encode()).hexdigest()
+            documents.log_upload(
+                session,
+                user=user,
+                title=f"report-{n}.pdf",
+                pdf=StoredPdf(sha256=digest, size=1000 + n, path=home / digest, created=True),
+                pages=1 + n % 7,
+                source_type="pdf",
+                source_bytes=1000 + n,
+                source_sha256=digest,
+                client_address="127.0.0.1",
+                queue_name="webservice",
+                ipp_options="{}",
+                ext_id=f"bench-{n}",
+            )
+    installation.db.dispose()
+
+
+def figures(*, seconds: int = 8, count: int = 500, database_url: str = PG_URL) -> list[Row]:
+    """GET /documents as the admin next to a bare endpoint answering the same bytes."""
+    headers = {"Authorization": "Basic " + base64.b64encode(":".join(ADMIN).encode()).decode()}
+    work = Path(tempfile.mkdtemp(prefix="bench-documents-"))
+    try:
+        with private_schema(database_url, "documents") as url:
+            prepare(work / "home", url, count)
+            with printsrv_server(work / "home", url, cpus="0") as server:
+                answer = httpx.get(f"http://127.0.0.1:{server.port}{PATH}", headers=headers)
+                answer.raise_for_status()
+                ours = wrk(f"http://127.0.0.1:{server.port}{PATH}", headers=headers,
+                           seconds=seconds, cpus="1")  # fmt: skip
+            body = work / "documents.json"
+            body.write_bytes(answer.content)
+            with bare_server(cpus="0", env={"BENCH_BARE_DOCUMENTS_FILE": str(body)}) as bare:
+                base = wrk(f"http://127.0.0.1:{bare.port}{PATH}", headers=headers,
+                           seconds=seconds, cpus="1")  # fmt: skip
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return load_rows("GET /documents", ours, base, target=">= 0.4")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=8)
+    parser.add_argument("--documents", type=int, default=500, help="document log entries")
+    parser.add_argument("--database-url", default=PG_URL)
+    args = parser.parse_args()
+    rows = figures(seconds=args.seconds, count=args.documents, database_url=args.database_url)
+    print_table(TITLE, rows)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,104 @@
+"""Every benchmark of the project, one after the other, in one table.
+
+    bench/run [--quick] [--only jsonrpc,documents,tokens,money,printing]
+
+Each figure stands next to its baseline measured in the same run (a bare Starlette endpoint
+under the same uvicorn settings, pgbench, psql \\copy, lp) and the ratio between them. The
+targets of the issues are named in the figure's label. --quick shortens every phase (for a
+smoke run; the figures are noisier). A benchmark that fails is reported in the table and
+the others still run; the exit status is non-zero when any failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from bench import financial, jsonrpc_status, printing, rest_documents, xmlrpc_tokens
+from bench.common import ROOT, Row, print_table
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    name: str
+    title: str
+    run: Callable[[bool], list[Row]]
+
+
+BENCHMARKS = [
+    Benchmark(
+        "jsonrpc",
+        jsonrpc_status.TITLE + "; scaling with 1, 2, 4 workers",
+        lambda quick: jsonrpc_status.figures(seconds=4 if quick else 8),
+    ),
+    Benchmark(
+        "documents",
+        rest_documents.TITLE,
+        lambda quick: rest_documents.figures(seconds=4 if quick else 8),
+    ),
+    Benchmark(
+        "tokens",
+        xmlrpc_tokens.TITLE,
+        lambda quick: xmlrpc_tokens.figures(seconds=4 if quick else 8),
+    ),
+    Benchmark(
+        "money",
+        financial.TITLE,
+        lambda quick: financial.figures(
+            seconds=5 if quick else 10, csv_rows=100_000 if quick else 1_000_000
+        ),
+    ),
+    Benchmark(
+        "printing",
+        printing.TITLE,
+        lambda quick: printing.figures(jobs=120 if quick else 400, skip_big=quick),
+    ),
+]
+
+
+def machine() -> str:
+    """What the figures were measured on: cores, load before the run, the commit."""
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
+    load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
+    return f"{os.cpu_count()} cores, load average {load}, commit {commit or 'unknown'}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="short phases (a smoke run)")
+    names = [b.name for b in BENCHMARKS]
+    parser.add_argument("--only", default=",".join(names), help=f"some of {', '.join(names)}")
+    args = parser.parse_args()
+    chosen = args.only.split(",")
+    unknown = sorted(set(chosen) - set(names))
+    if unknown:
+        parser.error(f"unknown benchmark(s): {', '.join(unknown)}")
+    print(f"bench/run on {machine()}", flush=True)
+    rows: list[Row] = []
+    failed = []
+    for benchmark in (b for b in BENCHMARKS if b.name in chosen):
+        started = time.monotonic()
+        print(f"\n== {benchmark.name}: {benchmark.title}", flush=True)
+        try:
+            found = benchmark.run(args.quick)
+        except Exception as error:  # one broken benchmark must not hide the others' figures
+            traceback.print_exc()
+            failed.append(benchmark.name)
+            found = [("FAILED", f"{type(error).__name__}: {error}"[:80], "-", "-")]
+        print_table(f"{benchmark.title} ({time.monotonic() - started:.0f} s)", found)
+        rows += [(f"[{benchmark.name}]", "", "", ""), *found]
+    print_table(f"All figures ({machine()})", rows)
+    if failed:
+        sys.exit(f"failed: {', '.join(failed)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,93 @@
+"""The benchmark suite's own machinery: reading wrk, writing its scripts, one table.
+
+The figures themselves are not tested here (a timed test is a flaky test); these check
+that bench/run reads what wrk prints correctly and drives a real wrk against a real server.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from bench.common import Load, bare_server, load_rows, lua_string, parse_wrk, print_table, wrk
+from bench.suite import BENCHMARKS
+
+WRK_OUTPUT = """\
+Running 8s test @ http://127.0.0.1:41000/jsonrpc/v1
+  1 threads and 64 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency     8.10ms    3.20ms  60.50ms   65.50%
+    Req/Sec     7.90k   500.00     8.50k    70.00%
+  Latency Distribution
+     50%    7.90ms
+     75%    9.00ms
+     90%   11.00ms
+     99%   60.60ms
+  63000 requests in 8.00s, 12.00MB read
+  Socket errors: connect 0, read 2, write 0, timeout 1
+  Non-2xx or 3xx responses: 4
+Requests/sec:   7875.00
+Transfer/sec:      1.50MB
+"""
+
+
+def test_wrk_output_is_read_into_a_load() -> None:
+    assert parse_wrk(WRK_OUTPUT) == Load(
+        requests_per_second=7875.0, p50_ms=7.9, p99_ms=60.6, errors=4 + 3
+    )
+
+
+def test_the_stdev_column_is_not_taken_for_the_median() -> None:
+    # "65.50%" ends the Latency line; a loose pattern would read it as the 50% percentile.
+    assert parse_wrk(WRK_OUTPUT).p50_ms == 7.9
+
+
+@pytest.mark.parametrize(
+    ("text", "literal"),
+    [
+        ("plain", '"plain"'),
+        ('say "hi"', '"say \\"hi\\""'),
+        ("back\\slash", '"back\\\\slash"'),
+        ("two\nlines\r", '"two\\nlines\\r"'),
+    ],
+)
+def test_lua_strings_are_escaped(text: str, literal: str) -> None:
+    assert lua_string(text) == literal
+
+
+def test_rows_put_the_ratio_beside_the_baseline(capsys: pytest.CaptureFixture[str]) -> None:
+    rows = load_rows("x", Load(600, 2, 10, 0), Load(1000, 1, 5, 0), target=">= 0.6")
+    assert rows[0] == ("x req/s (>= 0.6)", "600", "1,000", "0.60")
+    print_table("title", rows)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1] == "title"
+    assert lines[2].split() == ["figure", "value", "baseline", "(same", "run)", "ratio"]
+
+
+def test_the_suite_names_every_benchmark_module() -> None:
+    assert [b.name for b in BENCHMARKS] == ["jsonrpc", "documents", "tokens", "money", "printing"]
+
+
+def test_bench_run_refuses_an_unknown_benchmark() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.suite", "--only", "jsonrpc,nonsense"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "unknown benchmark(s): nonsense" in result.stderr
+
+
+@pytest.mark.skipif(
+    shutil.which("wrk") is None, reason="wrk is installed by scripts/install --test"
+)
+def test_wrk_drives_a_real_server() -> None:
+    with bare_server() as server:
+        load = wrk(f"http://127.0.0.1:{server.port}/ping", connections=4, seconds=1)
+    assert load.requests_per_second > 0
+    assert load.errors == 0
+    assert 0 < load.p50_ms <= load.p99_ms
