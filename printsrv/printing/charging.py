@@ -14,11 +14,11 @@ from decimal import Decimal
 from sqlalchemy.orm import Session
 
 from financial import ledger
-from financial.accounts import Actor, get_or_create_user_account
+from financial.accounts import Actor
 from financial.errors import AccountDisabled, InsufficientCredit, ReversalRefused
 from financial.money import to_wire
 from financial.schema import AccountTrx
-from printsrv import accounting
+from printsrv import accounting, group_defaults
 from printsrv.errors import NotAllowed
 
 __all__ = ["AccountBlocked", "CreditExceeded", "charge_print", "refund_print"]
@@ -60,7 +60,9 @@ def charge_print(
     charge of its own yet); the credit limit comes from ``accounting.settings_of``. Raises
     ``CreditExceeded`` or ``AccountBlocked``.
     """
-    account = get_or_create_user_account(session, user_name)
+    # Through group_defaults: a user whose first money movement is a print gets the
+    # initial credit and credit limit of their groups, as with any other first account.
+    account = group_defaults.open_user_account(session, user_name)
     try:
         return ledger.charge(
             session,

@@ -20,6 +20,7 @@ from printsrv.errors import Conflict, InvalidInput, NotAuthenticated
 from printsrv.installation import Installation
 from printsrv.models import Document, PrintJob, User
 from printsrv.printing import intake
+from printsrv.printing.access import PrintingDenied, check_may_print
 from printsrv.printing.context import PrintContext
 from printsrv.printing.history import RELEASED_STATES
 from printsrv.printing.jobs import in_thread
@@ -58,14 +59,19 @@ class ReleaseChoices:
     max_copies: int = MAX_COPIES
 
 
-def release_choices(session: Session) -> ReleaseChoices:
-    """The printers a document can be released to: on the CUPS server and accepting jobs."""
+def release_choices(session: Session, user: User) -> ReleaseChoices:
+    """The printers ``user`` can release a document to: on the CUPS server, accepting jobs,
+    and open to the user by the printer's group access lists."""
     printers: list[PrinterChoice] = []
     sides: set[str] = set()
     colours: set[str] = set()
     for row in list_printers(session):
         if not row.present or not row.accepting:
             continue
+        try:
+            check_may_print(session, user, row)
+        except PrintingDenied:
+            continue  # the service would refuse it: do not offer it
         info = info_from_row(row)
         where = info.location or info.info
         printers.append(PrinterChoice(row.name, f"{row.name} ({where})" if where else row.name))

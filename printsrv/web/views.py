@@ -22,7 +22,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
 from printsrv import accounting, errors
-from printsrv.models import utcnow
+from printsrv.models import User, utcnow
 from printsrv.printing.charging import CreditExceeded
 from printsrv.printing.errors import CupsUnavailable, OptionRejected, PrintingError
 from printsrv.printing.history import DocumentView, PrintView, user_documents, user_prints
@@ -246,7 +246,7 @@ def _prints(
                 session, active.user_id, limit=10, expiry_hours=expiry_hours, now=utcnow()
             ),
             user_prints(session, active.user_id, limit=10),
-            release_choices(session),
+            release_choices(session, session.get_one(User, active.user_id)),
         )
 
 

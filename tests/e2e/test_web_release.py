@@ -28,6 +28,7 @@ from support import LiveServer
 from financial.schema import AccountTrx, TrxType
 from printsrv import users
 from printsrv.models import Document
+from printsrv.printing import access
 from printsrv.web.views import CSRF_REFUSED, RELEASE_DONE
 
 PASSWORD = "release-password"
@@ -291,3 +292,20 @@ def test_a_person_releases_a_document_by_clicking_the_button(
     assert setup.cups.read_env("capture", job.cups_job_id)["COPIES"] == "3"
     assert print_charges(setup) == 1
     assert setup.balance() == Decimal("9.70")  # 1 page x 3 copies x 0.10
+
+
+def test_a_printer_the_users_group_is_denied_is_not_offered(
+    printing_setup: PrintSetup,  # noqa: F811
+    server: LiveServer,
+) -> None:
+    setup = printing_setup
+    document_id = hold(server, setup)
+    with contextlib.closing(log_in(server, setup.user)) as browser:
+        offered = release_form(browser.get(f"{server.url}/user").text, document_id)
+        assert offered is not None and '<option value="capture">' in offered
+        with setup.installation.db.transaction() as session:
+            users.add_group(session, "interns")
+            users.add_member(session, "interns", setup.user)
+            access.grant(session, "capture", "interns", "DENY")
+        refused = release_form(browser.get(f"{server.url}/user").text, document_id)
+        assert refused is not None and '<option value="capture">' not in refused
