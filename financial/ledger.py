@@ -1,16 +1,23 @@
 """The ledger: the only code that changes a balance.
 
-Every public function here ends in :func:`_post`, which inserts one append-only
-``account_trx`` row and moves the account's balance by the same amount, in the caller's
-database transaction. The functions never commit; the caller opens the transaction once
-and commits (or rolls back) everything together, so a failure leaves neither a row
-without its balance change nor half a transfer.
+Every public function here ends in :func:`_post`, which inserts the append-only
+``account_trx`` rows (one, or the two legs of a transfer) and moves each account's balance
+by its row's amount, in the caller's database transaction. The functions never commit;
+the caller opens the transaction once and commits (or rolls back) everything together, so
+a failure leaves neither a row without its balance change nor half a transfer.
 
-Concurrency: the involved account rows are locked with ``SELECT ... FOR UPDATE`` in
-ascending id order before anything is read or written, so two transfers A->B and B->A
-running at once wait for each other instead of deadlocking on PostgreSQL. SQLite has no
-row locks: there the caller starts write transactions with ``BEGIN IMMEDIATE``, which
+Concurrency: the involved account rows are locked with one ``SELECT ... WHERE id IN (...)
+ORDER BY id FOR UPDATE`` before anything is read or written, so two transfers A->B and
+B->A running at once wait for each other instead of deadlocking on PostgreSQL. SQLite has
+no row locks: there the caller starts write transactions with ``BEGIN IMMEDIATE``, which
 serialises writers.
+
+Round trips: a transfer is one locking query and one write. On PostgreSQL the write is a
+single statement: the balances move in an ``UPDATE ... RETURNING`` (a data-modifying
+``WITH``), and both legs are inserted from it with ids taken from the sequence in the same
+statement, so each leg is written already pointing at its twin and no row is ever
+updated. SQLite runs the ``UPDATE ... RETURNING`` and one ``INSERT`` (after reading the
+last id, for a transfer) as separate statements: its round trips are function calls.
 
 Sign convention: a row's ``amount`` is what it adds to the balance. A charge of 2.50 is a
 row of -2.500000; a refund of it is a row of +2.500000 pointing at the charge.
@@ -18,12 +25,25 @@ row of -2.500000; a refund of it is a row of +2.500000 pointing at the charge.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import cache
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import (
+    BindParameter,
+    Integer,
+    bindparam,
+    case,
+    func,
+    insert,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.exc import InvalidRequestError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
 from financial.accounts import Actor
@@ -36,7 +56,14 @@ from financial.errors import (
     TransferRefused,
 )
 from financial.money import ZERO, money, to_wire
-from financial.schema import Account, AccountTrx, CreditLimitPolicy, TrxType, utcnow
+from financial.schema import (
+    Account,
+    AccountTrx,
+    CreditLimitPolicy,
+    MoneyType,
+    TrxType,
+    utcnow,
+)
 
 __all__ = [
     "TransferPolicy",
@@ -97,15 +124,15 @@ def adjust_balance(
     value = _nonzero(amount)
     kind = _trx_type(trx_type)
     (locked,) = _lock(session, account)
-    return _post(
+    (row,) = _post(
         session,
-        locked,
-        amount=value,
+        [_Leg(locked, value)],
         trx_type=kind,
         comment=comment,
         actor=actor,
         reference=reference,
     )
+    return row
 
 
 def set_balance(
@@ -126,10 +153,9 @@ def set_balance(
     difference = target - locked.balance
     if difference == 0:
         return locked.balance
-    row = _post(
+    (row,) = _post(
         session,
-        locked,
-        amount=difference,
+        [_Leg(locked, difference)],
         trx_type=TrxType.ADJUST,
         comment=comment,
         actor=actor,
@@ -180,16 +206,16 @@ def charge(
     limit = credit_limit_of(locked, default_credit_limit=default_credit_limit)
     if locked.balance - value < -limit:
         raise InsufficientCredit(balance=locked.balance, amount=value, limit=limit)
-    return _post(
+    (row,) = _post(
         session,
-        locked,
-        amount=-value,
+        [_Leg(locked, -value)],
         trx_type=kind,
         comment=comment,
         actor=actor,
         document_id=document_id,
         reference=reference,
     )
+    return row
 
 
 def reverse(session: Session, *, trx: AccountTrx, comment: str, actor: Actor) -> AccountTrx:
@@ -219,10 +245,9 @@ def reverse(session: Session, *, trx: AccountTrx, comment: str, actor: Actor) ->
             f"Transaction {trx.id} was already reversed by transaction {existing}",
             existing_id=existing,
         )
-    return _post(
+    (row,) = _post(
         session,
-        locked,
-        amount=-trx.amount,
+        [_Leg(locked, -trx.amount)],
         trx_type=TrxType(trx.trx_type),
         comment=comment,
         actor=actor,
@@ -230,6 +255,7 @@ def reverse(session: Session, *, trx: AccountTrx, comment: str, actor: Actor) ->
         reference=trx.reference,
         reversal_of_id=trx.id,
     )
+    return row
 
 
 def transfer(
@@ -282,93 +308,233 @@ def transfer(
             f"Transfer of '{to_wire(value)}' would take '{source.label}' below zero "
             f"(balance '{to_wire(source.balance)}')",
         )
-    debit = _post(
+    # Both legs in one write, each inserted already pointing at the other.
+    debit, credit = _post(
         session,
-        source,
-        amount=-value,
+        [_Leg(source, -value), _Leg(target, value)],
         trx_type=TrxType.TRANSFER,
         comment=comment,
         actor=actor,
     )
-    credit = _post(
-        session,
-        target,
-        amount=value,
-        trx_type=TrxType.TRANSFER,
-        comment=comment,
-        actor=actor,
-        twin_id=debit.id,
-    )
-    debit.twin_id = credit.id
-    session.flush()
     return debit, credit
+
+
+# The columns of a ledger row that are the same for every leg of one write.
+_FIELDS = (
+    "trx_type",
+    "comment",
+    "actor_kind",
+    "actor_name",
+    "created_at",
+    "document_id",
+    "reference",
+    "reversal_of_id",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _Leg:
+    """One row of a ledger write: a locked account and what the row adds to its balance."""
+
+    account: Account
+    amount: Decimal
 
 
 def _post(
     session: Session,
-    account: Account,
+    legs: Sequence[_Leg],
     *,
-    amount: Decimal,
     trx_type: TrxType,
     comment: str,
     actor: Actor,
     document_id: int | None = None,
     reference: str | None = None,
-    twin_id: int | None = None,
     reversal_of_id: int | None = None,
-) -> AccountTrx:
-    """The one write path: insert a ledger row and move the balance by ``amount``.
+) -> list[AccountTrx]:
+    """The one write path: insert one ledger row per leg and move each balance by its amount.
 
-    ``account`` must already be locked by :func:`_lock` in this transaction. The balance
-    moves with ``SET balance = balance + amount`` and the row records what came back.
+    One leg is an ordinary row; two legs are a transfer, whose rows are written pointing
+    at each other (``twin_id``). The accounts must already be locked by :func:`_lock` in
+    this transaction. Balances move with ``SET balance = balance + amount`` and each row
+    records the balance that came back. Returns the rows in the order of ``legs``.
     """
     if not isinstance(actor, Actor):
         raise TypeError(f"actor must be an Actor, not {type(actor).__name__}")
-    new_balance = account.balance + amount
-    if abs(new_balance) >= Decimal(10) ** 12:
-        raise InvalidAmount(
-            f"Amount '{to_wire(amount)}' would take '{account.label}' to a balance with more "
-            "than 12 integer digits"
-        )
-    stored = session.execute(
-        update(Account)
-        .where(Account.id == account.id)
-        .values(balance=Account.balance + amount)
-        .returning(Account.balance)
-        .execution_options(synchronize_session=False)
-    ).scalar_one()
-    set_committed_value(account, "balance", stored)
-    row = AccountTrx(
-        account_id=account.id,
-        trx_type=trx_type.value,
-        amount=amount,
-        balance_after=stored,
-        comment=comment or "",
-        actor_kind=actor.kind,
-        actor_name=actor.name,
-        created_at=utcnow(),
-        document_id=document_id,
-        reference=reference,
-        twin_id=twin_id,
-        reversal_of_id=reversal_of_id,
+    if len(legs) not in (1, 2) or len({leg.account.id for leg in legs}) != len(legs):
+        raise ValueError("a ledger write has one leg, or two legs on different accounts")
+    for leg in legs:
+        if abs(leg.account.balance + leg.amount) >= Decimal(10) ** 12:
+            raise InvalidAmount(
+                f"Amount '{to_wire(leg.amount)}' would take '{leg.account.label}' to a balance "
+                "with more than 12 integer digits"
+            )
+    fields: dict[str, Any] = {  # one entry per name in _FIELDS
+        "trx_type": trx_type.value,
+        "comment": comment or "",
+        "actor_kind": actor.kind,
+        "actor_name": actor.name,
+        "created_at": utcnow(),
+        "document_id": document_id,
+        "reference": reference,
+        "reversal_of_id": reversal_of_id,
+    }
+    if session.get_bind().dialect.name == "postgresql":
+        rows = _write_postgresql(session, legs, fields)
+    else:
+        rows = _write_sqlite(session, legs, fields)
+    by_account = {row.account_id: row for row in rows}
+    ordered = [by_account[leg.account.id] for leg in legs]
+    for leg, row in zip(legs, ordered, strict=True):
+        set_committed_value(leg.account, "balance", row.balance_after)
+    return ordered
+
+
+def _leg_param(name: str, leg: int) -> BindParameter[Any]:
+    """The bound parameter ``name_<leg>`` of a prepared write (account id or amount)."""
+    return bindparam(f"{name}_{leg}", type_=MoneyType() if name == "amount" else Integer())
+
+
+def _by_leg(column: Any, values: Sequence[Any]) -> Any:
+    """``CASE WHEN column = :account_0 THEN values[0] WHEN column = :account_1 THEN ...``."""
+    return case(*((column == _leg_param("account", i), v) for i, v in enumerate(values)))
+
+
+@cache
+def _postgresql_write(legs: int) -> Any:
+    """The statement that writes ``legs`` legs on PostgreSQL, built once per process.
+
+    ``WITH moved AS (UPDATE account ... RETURNING id, balance)``; for a transfer also
+    ``ids AS (SELECT nextval(seq), nextval(seq))`` (a CTE calling a volatile function is
+    evaluated once); then ``INSERT INTO account_trx ... SELECT ... FROM moved [JOIN ids]
+    RETURNING *``. PostgreSQL checks the twins' foreign keys at the end of the statement,
+    when both rows exist. Every value is a bound parameter (``account_<i>``, ``amount_<i>``
+    and the row's fields as ``row_<name>``), so building it costs nothing per call.
+    """
+    account, trx = Account.__table__.c, AccountTrx.__table__
+    amounts = [_leg_param("amount", i) for i in range(legs)]
+    moved = (
+        update(Account.__table__)
+        .where(account.id.in_([_leg_param("account", i) for i in range(legs)]))
+        .values(balance=account.balance + _by_leg(account.id, amounts))
+        .returning(account.id, account.balance)
+        .cte("moved")
     )
-    session.add(row)
-    session.flush()
-    return row
+    columns: dict[str, Any] = {
+        "account_id": moved.c.id,
+        "amount": _by_leg(moved.c.id, amounts),
+        "balance_after": moved.c.balance,
+    }
+    source: Any = moved
+    if legs == 2:
+        sequence = func.pg_get_serial_sequence(AccountTrx.__tablename__, "id")
+        ids = select(
+            func.nextval(sequence).label("first"), func.nextval(sequence).label("second")
+        ).cte("ids")
+        columns["id"] = _by_leg(moved.c.id, [ids.c.first, ids.c.second])
+        columns["twin_id"] = _by_leg(moved.c.id, [ids.c.second, ids.c.first])
+        source = moved.join(ids, true())
+    for name in _FIELDS:
+        columns[name] = bindparam(f"row_{name}", type_=trx.c[name].type)
+    rows = select(*columns.values()).select_from(source)
+    return insert(trx).from_select(list(columns), rows).add_cte(moved).returning(*trx.c)
+
+
+def _write_postgresql(
+    session: Session, legs: Sequence[_Leg], fields: dict[str, Any]
+) -> list[AccountTrx]:
+    """Move the balances and insert the rows in one statement (one round trip).
+
+    The statement is a Core one, run as built (the ORM would copy it on every call and
+    work out its cache key again); the rows it returns become the session's objects.
+    """
+    # The parameters' names are no column's name: an UPDATE or INSERT would take a
+    # parameter named like one of its columns as a value to set.
+    params = {f"row_{name}": value for name, value in fields.items()} | _leg_params(legs)
+    written = []
+    for values in session.execute(_postgresql_write(len(legs)), params).mappings():
+        row = AccountTrx(**values)
+        make_transient_to_detached(row)  # as if loaded: every column is its stored value
+        session.add(row)
+        written.append(row)
+    return written
+
+
+def _leg_params(legs: Sequence[_Leg]) -> dict[str, Any]:
+    """The values of the ``account_<i>`` and ``amount_<i>`` parameters."""
+    params: dict[str, Any] = {}
+    for i, leg in enumerate(legs):
+        params[f"account_{i}"] = leg.account.id
+        params[f"amount_{i}"] = leg.amount
+    return params
+
+
+@cache
+def _sqlite_update(legs: int) -> Any:
+    """``UPDATE account SET balance = balance + CASE ... RETURNING id, balance``, built once."""
+    return (
+        update(Account)
+        .where(Account.id.in_([_leg_param("account", i) for i in range(legs)]))
+        .values(
+            balance=Account.balance
+            + _by_leg(Account.id, [_leg_param("amount", i) for i in range(legs)])
+        )
+        .returning(Account.id, Account.balance)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def _write_sqlite(
+    session: Session, legs: Sequence[_Leg], fields: dict[str, Any]
+) -> list[AccountTrx]:
+    """Move the balances with one ``UPDATE ... RETURNING``, then insert the rows at once.
+
+    SQLite has no data-modifying ``WITH``, hence two statements. A transfer's ids are
+    taken as ``max(id) + 1`` and ``+ 2``: safe, because the ``UPDATE`` holds SQLite's one
+    write lock until the transaction ends, so no other writer can insert meanwhile; and
+    what SQLite would pick itself (no AUTOINCREMENT). The twins' foreign keys are checked
+    at the end of the ``INSERT``, when both rows exist.
+    """
+    stored = dict(session.execute(_sqlite_update(len(legs)), _leg_params(legs)).all())
+    values = [
+        {
+            **fields,
+            "account_id": leg.account.id,
+            "amount": leg.amount,
+            "balance_after": stored[leg.account.id],
+        }
+        for leg in legs
+    ]
+    if len(legs) == 2:
+        last = session.scalar(select(func.coalesce(func.max(AccountTrx.id), 0))) or 0
+        values[0] |= {"id": last + 1, "twin_id": last + 2}
+        values[1] |= {"id": last + 2, "twin_id": last + 1}
+    # A multi-row VALUES: one statement (an executemany would insert the rows one by one,
+    # and the first would fail its twin's foreign key).
+    return list(session.scalars(insert(AccountTrx).values(values).returning(AccountTrx)))
+
+
+_LOCK = (
+    select(Account)
+    .where(Account.id.in_(bindparam("ids", expanding=True)))
+    .order_by(Account.id)
+    .with_for_update()
+    .execution_options(populate_existing=True)
+)
 
 
 def _lock(session: Session, *accounts: Account) -> list[Account]:
-    """Lock the accounts' rows in ascending id order; return fresh copies in given order."""
+    """Lock the accounts' rows in ascending id order; return fresh copies in given order.
+
+    One query: PostgreSQL locks the rows as the sorted result is produced, so every
+    writer takes them in the same order (no deadlock). SQLite renders no ``FOR UPDATE``;
+    its writers are serialised by ``BEGIN IMMEDIATE``.
+    """
     _require_transaction(session)
     session.flush()
-    locked: dict[int, Account] = {}
-    for account_id in sorted({account.id for account in accounts}):
-        locked[account_id] = session.scalars(
-            select(Account)
-            .where(Account.id == account_id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        ).one()
+    ids = sorted({account.id for account in accounts})
+    locked = {account.id: account for account in session.scalars(_LOCK, {"ids": ids})}
+    if len(locked) != len(ids):  # pragma: no cover - accounts are never deleted
+        raise LookupError(f"Accounts {sorted(set(ids) - set(locked))} do not exist")
     return [locked[account.id] for account in accounts]
 
 

@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 import financial
@@ -277,14 +277,17 @@ def _account(session: Session, account_type: str, name: str) -> Account:
         return financial.create_account(session, account_type=kind, name=stored)
 
 
+# Built once (every transfer runs it): the names are an expanding bound parameter.
+_USER_ACCOUNTS = select(Account).where(
+    Account.account_type == AccountType.USER.value,
+    Account.name.in_(bindparam("names", expanding=True)),
+)
+
+
 def _user_accounts(session: Session, *names: str) -> list[Account]:
     """The USER accounts of these (canonical) user names, in one query; missing ones created."""
-    found = {
-        account.name: account
-        for account in session.scalars(
-            select(Account).where(Account.account_type == AccountType.USER, Account.name.in_(names))
-        )
-    }
+    rows = session.scalars(_USER_ACCOUNTS, {"names": list(names)})
+    found = {account.name: account for account in rows}
     return [found.get(name) or group_defaults.open_user_account(session, name) for name in names]
 
 

@@ -14,10 +14,10 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Mount, Route
 
-from printsrv import errors
+from printsrv import errors, idempotency
 from printsrv.installation import Installation, open_installation
 from printsrv.middleware import HeaderLimitMiddleware
-from printsrv.observability import RequestObserver, metrics
+from printsrv.observability import RequestObserver, metrics, watch_pool
 from printsrv.printing.tracker import run_tracker
 from printsrv.rest import create_rest_app
 from printsrv.rest.responses import status_for
@@ -46,6 +46,7 @@ def create_app(installation: Installation | None = None) -> Starlette:
     installation = installation or open_installation()
     # `printsrv serve --no-access-log` reaches the workers through the environment.
     access_log_enabled = os.environ.get("PRINTSRV_ACCESS_LOG", "on") != "off"
+    watch_pool(installation.db.engine)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Installation]]:
@@ -53,7 +54,9 @@ def create_app(installation: Installation | None = None) -> Starlette:
             asyncio.create_task(installation.config.keep_fresh()),
             asyncio.create_task(installation.monitor.keep_fresh()),
             asyncio.create_task(run_tracker(installation)),
+            asyncio.create_task(idempotency.keep_purged(installation)),
         ]
+        installation.document_log.start()
         try:
             # Lifespan state reaches every request, mounted sub-applications included.
             yield {"installation": installation}
@@ -61,6 +64,7 @@ def create_app(installation: Installation | None = None) -> Starlette:
             for task in refreshers:
                 task.cancel()
             await asyncio.gather(*refreshers, return_exceptions=True)
+            await asyncio.to_thread(installation.document_log.stop)
             # A cancelled task's thread (asyncio.to_thread) may still hold a database
             # connection; let those threads finish before the pool is closed under them.
             with contextlib.suppress(TimeoutError):

@@ -310,6 +310,13 @@ PROPERTIES: tuple[Property, ...] = (
         "ISO 4217 code of the currency every amount is in (shown in reports)",
     ),
     Property(
+        "financial.idempotency.retention-hours",
+        "24",
+        _integer(1, 8760),
+        "int",
+        "how long the first answer to a POST with an Idempotency-Key is kept for its retries",
+    ),
+    Property(
         "financial.user.transfers.amount-max",
         "100.000000",
         _amount("0.000001", "999999999999.999999"),

@@ -9,6 +9,7 @@ writers up front instead of failing one of them half-way with "database is locke
 from __future__ import annotations
 
 import logging
+import select
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -47,14 +48,41 @@ def _sqlite_engine(url: str) -> Engine:
 
 
 def _postgresql_engine(url: str) -> Engine:
-    return create_engine(
+    engine = create_engine(
         url,
-        pool_pre_ping=True,  # a connection that died with a database restart is replaced
         pool_size=10,
         max_overflow=10,
         pool_timeout=10,
         connect_args={"connect_timeout": 5},
     )
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        # Instead of pool_pre_ping, which costs a round trip on every checkout: a dead
+        # connection is replaced (the pool retries with a fresh one) when the server has
+        # closed it; and one that dies in use is a disconnect error, after which SQLAlchemy
+        # renews the whole pool, so one request fails (503) and the next ones work.
+        if _closed_by_server(dbapi_connection):
+            raise exc.DisconnectionError("the database closed this pooled connection")
+
+    return engine
+
+
+def _closed_by_server(dbapi_connection: Any) -> bool:
+    """Whether an idle pooled connection was closed by the server, without a round trip.
+
+    An idle connection has nothing to read. A server that restarts or terminates it
+    sends its goodbye ("terminating connection ...") and closes the socket, which makes
+    the socket readable: a poll() with no wait tells, where a ping would take a round trip.
+    """
+    if dbapi_connection.closed:
+        return True
+    try:
+        poller = select.poll()
+        poller.register(dbapi_connection.fileno(), select.POLLIN | select.POLLERR | select.POLLHUP)
+        return bool(poller.poll(0))
+    except (OSError, ValueError):
+        return True
 
 
 class Database:

@@ -13,6 +13,7 @@ and open their own transactions.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
@@ -23,20 +24,21 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
-from sqlalchemy import select, update
+from sqlalchemy import Row, Select, bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
 from printsrv.db import Database
 from printsrv.errors import Conflict, InvalidInput, NotFound
-from printsrv.models import DOCUMENT_TYPES, Document, User, utcnow
+from printsrv.models import DOCUMENT_TYPES, Document, User, UTCDateTime, utcnow
 
 log = logging.getLogger(__name__)
 
 __all__ = [
     "DocumentFilter",
+    "LogEntry",
     "PdfStore",
     "StoredPdf",
     "check_ext_id",
@@ -325,28 +327,57 @@ class DocumentFilter:
                 raise ValueError("created bounds must be timezone-aware")
 
 
-def list_documents(session: Session, selection: DocumentFilter) -> list[Document]:
-    """One page of the log, with each entry's source loaded (for ``external_id``)."""
+def list_documents(session: Session, selection: DocumentFilter) -> list[LogEntry]:
+    """One page of the log: per entry its id, ``ext_id`` (as `external_id`), ``type``,
+    ``title``, ``created_at`` and ``store``, in one query."""
+    query = _page_query(
+        selection.newest_first, selection.created_gte is not None, selection.created_lte is not None
+    )
+    params: dict[str, object] = {
+        "types": _TYPE_GROUPS[selection.doc_type],
+        "limit": selection.limit,
+        "offset": selection.page * selection.limit,
+    }
+    if selection.created_gte is not None:
+        params["gte"] = selection.created_gte
+    if selection.created_lte is not None:
+        params["lte"] = selection.created_lte
+    return list(session.execute(query, params))
+
+
+LogEntry = Row[tuple[int, str, str, str, datetime, bool]]
+
+
+@functools.cache
+def _page_query(newest_first: bool, has_gte: bool, has_lte: bool) -> Select[tuple[Any, ...]]:
+    """The page statement for one shape of filter, built once; the values are bound."""
     source = aliased(Document)
-    order = (Document.created_at.desc(), Document.id.desc())
-    if not selection.newest_first:
+    # What external_id() computes, in SQL: a print shows the ext_id of the upload it printed;
+    # a scalar subquery on the primary key fetches it without joining or loading objects.
+    source_ext_id = select(source.ext_id).where(source.id == Document.source_id).scalar_subquery()
+    if newest_first:
+        order = (Document.created_at.desc(), Document.id.desc())
+    else:
         order = (Document.created_at.asc(), Document.id.asc())
     query = (
-        select(Document)
-        .outerjoin(source, Document.source_id == source.id)
-        .where(Document.doc_type.in_(_TYPE_GROUPS[selection.doc_type]))
+        select(
+            Document.id,
+            func.coalesce(Document.ext_id, source_ext_id, "").label("ext_id"),
+            Document.doc_type.label("type"),
+            Document.title,
+            Document.created_at,
+            Document.store,
+        )
+        .where(Document.doc_type.in_(bindparam("types", expanding=True)))
         .order_by(*order)
-        .limit(selection.limit)
-        .offset(selection.page * selection.limit)
+        .limit(bindparam("limit"))
+        .offset(bindparam("offset"))
     )
-    if selection.created_gte is not None:
-        query = query.where(Document.created_at >= selection.created_gte)
-    if selection.created_lte is not None:
-        query = query.where(Document.created_at <= selection.created_lte)
-    documents = list(session.scalars(query))
-    for document in documents:
-        _ = document.source  # load while the session is open
-    return documents
+    if has_gte:
+        query = query.where(Document.created_at >= bindparam("gte", type_=UTCDateTime))
+    if has_lte:
+        query = query.where(Document.created_at <= bindparam("lte", type_=UTCDateTime))
+    return query
 
 
 def releasable_document(

@@ -16,23 +16,49 @@ PostgreSQL a concurrent request with the same key blocks on that primary key unt
 first transaction ends, then sees the stored answer; on SQLite writers are serialised by
 BEGIN IMMEDIATE. Either way two requests with one key never both apply, and if the first
 transaction rolls back (a crash, a lost database) its key goes with it, so the retry runs.
+
+Keys are kept for `financial.idempotency.retention-hours`: every server process runs
+`keep_purged` (from the app's lifespan), which deletes older keys once a minute, in a
+short transaction of its own, off the request path. A retry after that is a new request.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
+from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from printsrv.errors import Conflict, InvalidInput
-from printsrv.models import IdempotencyKey
+from printsrv.errors import Conflict, DatabaseUnavailable, InvalidInput
+from printsrv.models import IdempotencyKey, utcnow
 
-__all__ = ["MAX_KEY_LENGTH", "Answer", "check_key", "claim", "fingerprint", "record"]
+if TYPE_CHECKING:
+    from printsrv.installation import Installation
+
+__all__ = [
+    "MAX_KEY_LENGTH",
+    "PURGE_EVERY",
+    "Answer",
+    "check_key",
+    "claim",
+    "fingerprint",
+    "keep_purged",
+    "purge",
+    "purge_expired",
+    "record",
+]
+
+log = logging.getLogger(__name__)
 
 MAX_KEY_LENGTH = 255
+PURGE_EVERY = 60.0  # seconds between two purges in one server process
 
 
 @dataclass(frozen=True)
@@ -102,3 +128,42 @@ def record(session: Session, *, caller: str, key: str, answer: Answer) -> None:
     row.status_code = answer.status_code
     row.body = answer.body
     session.flush()
+
+
+def purge(session: Session, *, older_than: datetime) -> int:
+    """Delete the keys (and their answers) stored before `older_than`; return how many."""
+    result = session.execute(
+        delete(IdempotencyKey)
+        .where(IdempotencyKey.created_at < older_than)
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def purge_expired(installation: Installation) -> int:
+    """Purge the keys older than `financial.idempotency.retention-hours`; return how many."""
+    hours = installation.config.snapshot()["financial.idempotency.retention-hours"]
+    with installation.db.transaction() as session:
+        return purge(session, older_than=utcnow() - timedelta(hours=int(hours)))
+
+
+async def keep_purged(installation: Installation, interval: float = PURGE_EVERY) -> None:
+    """Purge expired keys every `interval` seconds until cancelled (the app's lifespan).
+
+    A failed round (the database away) is tried again next time; the keys wait.
+    """
+    failing = False
+    while True:
+        try:
+            purged = await asyncio.to_thread(purge_expired, installation)
+            if purged:
+                log.debug("purged %d expired idempotency key(s)", purged)
+            failing = False
+        except DatabaseUnavailable:
+            failing = True  # the config refresher already says so in the log
+        except Exception:
+            # The loop must outlive any one failure, or keys would pile up unnoticed.
+            if not failing:
+                log.exception("purging expired idempotency keys failed; retrying")
+            failing = True
+        await asyncio.sleep(interval)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from printsrv import config
 from printsrv.config import Config
 from printsrv.db import Database
+from printsrv.document_log_cache import DocumentLogCache
 from printsrv.security import SecretHasher, derive_key
 from printsrv.settings import Environment, installation_secret, load_environment, prepare_home
 from printsrv.system import SystemMonitor
@@ -28,6 +29,7 @@ class Installation:
     token_key: bytes
     config: Config
     monitor: SystemMonitor
+    document_log: DocumentLogCache  # pages of GET /documents; listens from the app's lifespan
 
     def __repr__(self) -> str:
         return f"Installation(home={str(self.env.home)!r}, db={self.db!r})"
@@ -47,6 +49,7 @@ def open_installation(env: Environment | None = None) -> Installation:
         token_key=derive_key(secret, "printsrv one-time login tokens"),
         config=Config(db, hasher),
         monitor=SystemMonitor(db),
+        document_log=DocumentLogCache(env.database_url),
     )
 
 

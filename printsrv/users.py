@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session, selectinload
 
 import financial
@@ -107,15 +107,21 @@ def find_user(session: Session, name: str, *, include_deleted: bool = False) -> 
         user_name = normalise_name(name)
     except InvalidInput:
         return None
-    # What resolve_user_name does, in the same query as the user (one round trip: every
-    # REST user call and transfer comes through here): the alias's user, else the user
-    # of that name.
-    aliased = select(UserAlias.user_id).where(UserAlias.alias == user_name).scalar_subquery()
-    named = select(User.id).where(User.user_name == user_name).scalar_subquery()
-    query = select(User).where(User.id == func.coalesce(aliased, named))
-    if not include_deleted:
-        query = query.where(User.deleted_at.is_(None))
-    return session.scalar(query)
+    query = _FIND_USER if include_deleted else _FIND_LIVE_USER
+    return session.scalar(query, {"name": user_name})
+
+
+# What resolve_user_name does, in the same query as the user (one round trip: every REST
+# user call and transfer comes through here): the alias's user, else the user of that
+# name. Built once, with the name as a bound parameter.
+_FIND_USER = select(User).where(
+    User.id
+    == func.coalesce(
+        select(UserAlias.user_id).where(UserAlias.alias == bindparam("name")).scalar_subquery(),
+        select(User.id).where(User.user_name == bindparam("name")).scalar_subquery(),
+    )
+)
+_FIND_LIVE_USER = _FIND_USER.where(User.deleted_at.is_(None))
 
 
 def get_user(session: Session, name: str, *, include_deleted: bool = False) -> User:

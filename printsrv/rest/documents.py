@@ -9,6 +9,7 @@ GET  /documents/<id>/pdf | /documents/ext_id=<ext_id>/pdf               admin: i
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from datetime import date, datetime, time
@@ -51,6 +52,25 @@ def document_json(document: Document) -> dict[str, Any]:
         "created": created_text(document.created_at),
         "store": document.store,
     }
+
+
+def log_entry_json(entry: documents.LogEntry) -> dict[str, Any]:
+    """One row of `documents.list_documents` in the contract's shape (as `document_json`)."""
+    return {
+        "id": entry.id,
+        "ext_id": entry.ext_id,
+        "type": entry.type,
+        "title": entry.title,
+        "created": created_text(entry.created_at),
+        "store": entry.store,
+    }
+
+
+def _json_bytes(content: Any) -> bytes:
+    """What JSONResponse would send, so cached pages are byte-for-byte the same."""
+    return json.dumps(
+        content, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")
+    ).encode("utf-8")
 
 
 def accepted_json(accepted: intake.Accepted) -> dict[str, Any]:
@@ -180,12 +200,19 @@ async def list_documents(request: Request) -> Response:
         created_gte=_moment(request, "created_gte", end_of_day=False),
         created_lte=_moment(request, "created_lte", end_of_day=True),
     )
+    installation = installation_of(request)
+    cache = installation.document_log
+    body, ticket = cache.lookup(selection)
+    if body is None:
 
-    def page() -> list[dict[str, Any]]:
-        with installation_of(request).db.read() as session:
-            return [document_json(d) for d in documents.list_documents(session, selection)]
+        def page() -> bytes:
+            with installation.db.read() as session:
+                entries = documents.list_documents(session, selection)
+            return _json_bytes([log_entry_json(entry) for entry in entries])
 
-    return JSONResponse(await in_thread(page))
+        body = await in_thread(page)
+        cache.store(selection, ticket, body)
+    return Response(body, media_type="application/json")
 
 
 async def get_document(request: Request) -> Response:

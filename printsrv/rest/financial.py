@@ -28,7 +28,7 @@ from starlette.responses import Response
 from financial import to_wire
 from printsrv import accounting, errors, idempotency
 from printsrv.requests import installation_of
-from printsrv.rest.guards import require_admin, require_user
+from printsrv.rest.guards import authenticate_user, require_admin
 from printsrv.rest.responses import failure, status_for, success
 
 IDEMPOTENCY_HEADER = "idempotency-key"
@@ -49,40 +49,49 @@ async def set_account_balance(request: Request) -> Response:
     params = _params(request, required=("type", "name", "amount"), optional=("details", "adjust"))
     change = _BalanceChange.parse(params, admin)
 
-    def apply(session: Session) -> Response:
-        return success(to_wire(change.apply(session)))
+    def start(_session: Session) -> tuple[str, Callable[[Session], Response]]:
+        return f"admin:{admin}", lambda session: success(to_wire(change.apply(session)))
 
-    return await _once(request, f"admin:{admin}", apply)
+    return await _once(request, start)
 
 
 async def balance(request: Request) -> Response:
     """GET /financial/balance: the caller's own balance (user)."""
-    user = await run_in_threadpool(require_user, request)
-    _params(request)
-    result = await _read(request, accounting.user_balance, user.user_name)
-    return success(to_wire(result))
+
+    def own_balance(session: Session) -> Decimal:
+        # The caller is checked in the same read: one transaction per request.
+        user = authenticate_user(session, request)
+        _params(request)
+        return accounting.user_balance(session, user.user_name)
+
+    return success(to_wire(await _read(request, own_balance)))
 
 
 async def transfer(request: Request) -> Response:
     """POST /financial/transfer: move credit from the caller to another user (user)."""
-    user = await run_in_threadpool(require_user, request)
-    params = _params(request, required=("name", "amount"), optional=("comment",))
-    amount = accounting.parse_amount(params["amount"])
-    settings = accounting.settings_of(installation_of(request).config.snapshot())
 
-    def apply(session: Session) -> Response:
-        recipient, comment = params["name"], params.get("comment", "")
-        accounting.transfer_credit(
-            session,
-            sender=user.user_name,
-            recipient=recipient,
-            amount=amount,
-            comment=comment,
-            settings=settings,
-        )
-        return success()
+    def start(session: Session) -> tuple[str, Callable[[Session], Response]]:
+        # The caller is checked in the transfer's own transaction: one connection and one
+        # transaction per request instead of two (and still 401 before any 400).
+        user = authenticate_user(session, request)
+        params = _params(request, required=("name", "amount"), optional=("comment",))
+        amount = accounting.parse_amount(params["amount"])
+        settings = accounting.settings_of(installation_of(request).config.snapshot())
 
-    return await _once(request, f"user:{user.user_name}", apply)
+        def apply(session: Session) -> Response:
+            accounting.transfer_credit(
+                session,
+                sender=user.user_name,
+                recipient=params["name"],
+                amount=amount,
+                comment=params.get("comment", ""),
+                settings=settings,
+            )
+            return success()
+
+        return f"user:{user.user_name}", apply
+
+    return await _once(request, start)
 
 
 # --- parsing -------------------------------------------------------------------------------------
@@ -164,30 +173,37 @@ async def _read(request: Request, call: Callable[..., T], *args: object) -> T:
     return await run_in_threadpool(run)
 
 
-async def _once(request: Request, caller: str, apply: Callable[[Session], Response]) -> Response:
-    """Run `apply(session)` in one transaction, at most once per Idempotency-Key.
+Start = Callable[[Session], tuple[str, Callable[[Session], Response]]]
 
-    Without the header, `apply` just runs. With it, the key is claimed, `apply` runs in a
-    savepoint and its answer (a refusal included) is stored with the change; a retry gets
-    that answer with `Idempotent-Replayed: true`. Errors of the server (5xx) are not
-    stored: the whole transaction rolls back and a retry runs again.
+
+async def _once(request: Request, start: Start) -> Response:
+    """Run a change in one transaction, at most once per Idempotency-Key.
+
+    `start(session)` checks the caller and the request (raising refuses it, nothing is
+    stored) and returns the caller's idempotency scope and `apply`. Without the header,
+    `apply(session)` just runs. With it, the key is claimed, `apply` runs in a savepoint
+    and its answer (a refusal included) is stored with the change; a retry gets that
+    answer with `Idempotent-Replayed: true`. Errors of the server (5xx) are not stored:
+    the whole transaction rolls back and a retry runs again.
     """
-    db = installation_of(request).db
+    installation = installation_of(request)
     key = request.headers.get(IDEMPOTENCY_HEADER)
     if key is None:
 
         def run_plain() -> Response:
-            with db.transaction() as session:
+            with installation.db.transaction() as session:
+                _, apply = start(session)
                 return apply(session)
 
         return await run_in_threadpool(run_plain)
-    idempotency.check_key(key)
     print_ = idempotency.fingerprint(
         request.method, request.url.path, request.query_params.multi_items()
     )
 
     def run_once() -> tuple[idempotency.Answer, bool]:
-        with db.transaction() as session:
+        with installation.db.transaction() as session:
+            caller, apply = start(session)
+            idempotency.check_key(key)
             stored = idempotency.claim(session, caller=caller, key=key, fingerprint=print_)
             if stored is not None:
                 return stored, True

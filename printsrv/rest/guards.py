@@ -3,12 +3,18 @@
 
 from __future__ import annotations
 
+from sqlalchemy.orm import Session
 from starlette.requests import Request
 
 from printsrv.errors import NotAllowed, NotAuthenticated
 from printsrv.models import User
 from printsrv.requests import client_of, installation_of
-from printsrv.security import address_in, equals_constant_time, parse_basic_authorization
+from printsrv.security import (
+    BasicCredentials,
+    address_in,
+    equals_constant_time,
+    parse_basic_authorization,
+)
 from printsrv.users import authenticate_uuid
 
 
@@ -35,11 +41,21 @@ def require_admin(request: Request) -> str:
 def require_user(request: Request) -> User:
     """Let a user in with their name (or alias) and UUID as Basic credentials, or raise 401.
 
-    Returns the user, detached from its session (its columns stay readable).
+    Returns the user, detached from its session (its columns stay readable). Views that
+    go on to use the database check the caller in their own session instead, with
+    `authenticate_user`: one transaction per request rather than two.
     """
     credentials = parse_basic_authorization(request.headers.get("authorization"))
-    installation = installation_of(request)
-    with installation.db.read() as session:
-        return authenticate_uuid(
-            session, credentials.username, credentials.password, hasher=installation.hasher
-        )
+    with installation_of(request).db.read() as session:
+        return authenticate_user(session, request, credentials)
+
+
+def authenticate_user(
+    session: Session, request: Request, credentials: BasicCredentials | None = None
+) -> User:
+    """`require_user` in the caller's session (one query); 401 for wrong credentials."""
+    if credentials is None:
+        credentials = parse_basic_authorization(request.headers.get("authorization"))
+    return authenticate_uuid(
+        session, credentials.username, credentials.password, hasher=installation_of(request).hasher
+    )

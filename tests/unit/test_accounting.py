@@ -371,23 +371,21 @@ def test_the_credit_limit_does_not_apply_to_transfers(people: Installation) -> N
         transfer(people, "10.01")
 
 
-def test_a_failure_between_the_two_legs_leaves_no_half_transfer(
+def test_a_failure_after_the_legs_are_written_leaves_no_half_transfer(
     people: Installation, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     before = trx_count(people)
     post = financial.ledger._post
-    calls = []
+    written: list[list[AccountTrx]] = []
 
-    def failing_second_post(*args: object, **kwargs: object) -> AccountTrx:
-        calls.append(1)
-        if len(calls) == 2:
-            raise RuntimeError("the database went away between the two legs")
-        return post(*args, **kwargs)  # type: ignore[arg-type]
+    def failing_after_post(*args: object, **kwargs: object) -> list[AccountTrx]:
+        written.append(post(*args, **kwargs))  # type: ignore[arg-type]
+        raise RuntimeError("the database went away before the commit")
 
-    monkeypatch.setattr(financial.ledger, "_post", failing_second_post)
-    with pytest.raises(RuntimeError, match="between the two legs"):
+    monkeypatch.setattr(financial.ledger, "_post", failing_after_post)
+    with pytest.raises(RuntimeError, match="before the commit"):
         transfer(people, "3")
-    assert len(calls) == 2, "the first leg was written before the failure"
+    assert [len(rows) for rows in written] == [2], "both legs were written before the failure"
     assert trx_count(people) == before
     assert balance(people, "USER", "janet") == D("10")
     assert balance(people, "USER", "rijk") == D("0")
