@@ -43,7 +43,7 @@ from bench.common import (
     SECRET,
     Row,
     Server,
-    _ms,
+    parse_wrk,
     print_table,
     printsrv_server,
     private_schema,
@@ -191,18 +191,8 @@ def run_wrk(port: int, lua: str, seconds: int) -> Rate:
         ).stdout
     finally:
         script.unlink()
-    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    socket_errors = re.search(r"Socket errors: (.*)", out)
-    failures = int(non2xx.group(1)) if non2xx else 0
-    if socket_errors:
-        failures += sum(int(n) for n in re.findall(r"\d+", socket_errors.group(1)))
-    return Rate(
-        rate,
-        _ms(re.search(r"50%\s+(\S+)", out).group(1)),  # type: ignore[union-attr]
-        _ms(re.search(r"99%\s+(\S+)", out).group(1)),  # type: ignore[union-attr]
-        failures,
-    )
+    load = parse_wrk(out)
+    return Rate(load.requests_per_second, load.p50_ms, load.p99_ms, load.errors)
 
 
 def run_pgbench(url: str, seconds: int) -> Rate:
