@@ -327,15 +327,25 @@ def _transfer(request: Request, active: ActiveSession, form: dict[str, str]) -> 
         )
 
 
+async def _logged_in_form(request: Request) -> tuple[dict[str, str], ActiveSession | None]:
+    """The posted form and the session it comes from (None: not logged in, go to the login).
+
+    Raises NotAllowed when the form does not carry the session's CSRF token, before
+    anything is done.
+    """
+    form = await read_form(request)
+    active = await run_in_threadpool(_find_active, request)
+    if active is not None and not sessions.csrf_matches(active.csrf_token, form.get("csrf_token")):
+        raise errors.NotAllowed(CSRF_REFUSED)
+    return form, active
+
+
 @html_errors
 async def transfer(request: Request) -> Response:
     """POST /user/transfer: give credit to another user (the same service as the REST API)."""
-    form = await read_form(request)
-    active = await run_in_threadpool(_find_active, request)
+    form, active = await _logged_in_form(request)
     if active is None:
         return _see_other()
-    if not sessions.csrf_matches(active.csrf_token, form.get("csrf_token")):
-        raise errors.NotAllowed(CSRF_REFUSED)
     try:
         await run_in_threadpool(_transfer, request, active, form)
     except (errors.InvalidInput, errors.NotAllowed, errors.NotFound, errors.Conflict) as refusal:
@@ -352,12 +362,9 @@ async def transfer(request: Request) -> Response:
 @html_errors
 async def release(request: Request) -> Response:
     """POST /user/release: print a held document (the same service as the REST release)."""
-    form = await read_form(request)
-    active = await run_in_threadpool(_find_active, request)
+    form, active = await _logged_in_form(request)
     if active is None:
         return _see_other()
-    if not sessions.csrf_matches(active.csrf_token, form.get("csrf_token")):
-        raise errors.NotAllowed(CSRF_REFUSED)
     try:
         accepted = await release_from_form(
             installation_of(request),
