@@ -15,7 +15,14 @@ from sqlalchemy.orm import Session
 
 from printsrv.models import Document, PrintJob
 
-__all__ = ["RELEASED_STATES", "DocumentView", "PrintView", "user_documents", "user_prints"]
+__all__ = [
+    "RELEASED_STATES",
+    "DocumentView",
+    "PrintView",
+    "released_print",
+    "user_documents",
+    "user_prints",
+]
 
 
 @dataclass(frozen=True)
@@ -90,6 +97,19 @@ class DocumentView:
 
 # A print in one of these states means the document went out (or is going out).
 RELEASED_STATES = ("queued", "submitted", "completed")
+
+
+def released_print(session: Session, document_id: int) -> int | None:
+    """The id of a print job of ``document_id`` that is queued, out or done; None if none.
+
+    A failed, cancelled or aborted print does not count: the document may be released again.
+    """
+    return session.scalar(
+        select(PrintJob.id)
+        .join(Document, Document.id == PrintJob.document_id)
+        .where(Document.source_id == document_id, PrintJob.state.in_(RELEASED_STATES))
+        .limit(1)
+    )
 
 
 def user_documents(

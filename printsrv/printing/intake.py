@@ -36,6 +36,7 @@ from printsrv.models import Document, PrintQueue, User, utcnow
 from printsrv.printing.access import check_may_print
 from printsrv.printing.context import PrintContext
 from printsrv.printing.costs import CostModel, price
+from printsrv.printing.history import released_print
 from printsrv.printing.jobs import JobOutcome, create_job, in_thread, submit_job
 from printsrv.printing.models import PrinterInfo
 from printsrv.printing.options import merge_options, validate_options
@@ -184,6 +185,7 @@ def _log_and_charge(
     client_host: str,
     source_id: int | None,
     upload: _NewUpload | None,
+    once: bool = False,
 ) -> _Logged:
     """One transaction: (the upload's entry,) the print entry, the job and its charge; the
     uploaded PDF moves into the store last, so a refused print leaves no file behind."""
@@ -193,6 +195,17 @@ def _log_and_charge(
             source = upload.log(session, user)
         else:
             assert source_id is not None
+            if once:
+                # The source row's lock makes two releases racing each other take turns, so
+                # the second sees the first's job (SQLite's write lock does the same).
+                session.execute(
+                    select(Document.id).where(Document.id == source_id).with_for_update()
+                )
+                earlier = released_print(session, source_id)
+                if earlier is not None:
+                    raise Conflict(
+                        f"Document {source_id} has already been released (print job {earlier})"
+                    )
             source = get_document(session, source_id)
         print_document = log_print(session, source=source, client_address=client_host)
         job = create_job(
@@ -227,6 +240,7 @@ async def _print(
     client_host: str,
     source_id: int | None = None,
     upload: _NewUpload | None = None,
+    once: bool = False,
 ) -> tuple[_Logged, JobOutcome]:
     """Log (the upload and) the print and charge it, then hand it to CUPS."""
     logged = await in_thread(
@@ -237,6 +251,7 @@ async def _print(
         client_host=client_host,
         source_id=source_id,
         upload=upload,
+        once=once,
     )
     outcome = await submit_job(
         context,
@@ -388,8 +403,14 @@ async def release(
     printer_name: str,
     ipp_options: str | None,
     client_host: str,
+    once: bool = False,
 ) -> Accepted:
     """Print a document from the user's inbox on ``printer_name``.
+
+    With ``once`` (the web app's release button), a document that already has a print
+    queued, out or done is refused with Conflict, checked inside the charging transaction
+    so that two clicks racing each other print and charge once. The REST release prints a
+    document again when asked, as SavaPage's does.
 
     The options asked for at upload apply, overridden by ``ipp_options`` given now. Raises
     NotFound (not the user's document, unknown printer), PrintingDenied (403: the printer's
@@ -407,6 +428,11 @@ async def release(
     if not context.store.has(digest):
         raise Conflict(f"The PDF of document {document_id} is missing from the store")
     logged, outcome = await _print(
-        context, user=user, plan=plan, client_host=client_host, source_id=document_id
+        context,
+        user=user,
+        plan=plan,
+        client_host=client_host,
+        source_id=document_id,
+        once=once,
     )
     return _accepted(logged, outcome, plan)

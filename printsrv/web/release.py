@@ -18,11 +18,11 @@ from sqlalchemy.orm import Session
 
 from printsrv.errors import Conflict, InvalidInput, NotAuthenticated
 from printsrv.installation import Installation
-from printsrv.models import Document, PrintJob, User
+from printsrv.models import Document, User
 from printsrv.printing import intake
 from printsrv.printing.access import PrintingDenied, check_may_print
 from printsrv.printing.context import PrintContext
-from printsrv.printing.history import RELEASED_STATES
+from printsrv.printing.history import released_print
 from printsrv.printing.jobs import in_thread
 from printsrv.printing.printers import info_from_row, list_printers
 
@@ -134,21 +134,14 @@ def _user(installation: Installation, user_id: int, document_id: int) -> User:
         if user is None or not user.enabled or user.deleted_at is not None:
             raise NotAuthenticated("Your session has ended. Please log in again.")
         # The page offers the button only for held documents; a reload or a second click
-        # must not print (and charge) again. Only the user's own documents are looked at, so
-        # another user's document stays indistinguishable from a missing one (the service's
-        # NotFound). Two clicks racing through this check can still both print: closing
-        # that needs the check inside the charging transaction, in printing.intake.
-        released = session.scalar(
-            select(PrintJob.id)
-            .join(Document, Document.id == PrintJob.document_id)
-            .where(
-                Document.source_id == document_id,
-                Document.user_id == user_id,
-                PrintJob.state.in_(RELEASED_STATES),
-            )
-            .limit(1)
+        # must not print (and charge) again. This early check answers before any option is
+        # checked; intake.release(once=True) checks again inside the charging transaction,
+        # where two racing clicks take turns. Only the user's own documents are looked at,
+        # so another user's document stays indistinguishable from a missing one (NotFound).
+        owned = session.scalar(
+            select(Document.id).where(Document.id == document_id, Document.user_id == user_id)
         )
-        if released is not None:
+        if owned is not None and released_print(session, document_id) is not None:
             raise Conflict(f"Document {document_id} has already been released: see your prints")
         return user
 
@@ -173,4 +166,5 @@ async def release_from_form(
         printer_name=request.printer,
         ipp_options=request.ipp_options,
         client_host=client_host,
+        once=True,
     )

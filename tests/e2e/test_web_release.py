@@ -3,6 +3,7 @@ service, against a private cupsd, over a real socket (and once in a real browser
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import re
 import shutil
@@ -27,8 +28,11 @@ from support import LiveServer
 
 from financial.schema import AccountTrx, TrxType
 from printsrv import users
+from printsrv.errors import Conflict
 from printsrv.models import Document
-from printsrv.printing import access
+from printsrv.printing import access, intake
+from printsrv.printing.context import PrintContext
+from printsrv.printing.intake import Accepted
 from printsrv.web.views import CSRF_REFUSED, RELEASE_DONE
 
 PASSWORD = "release-password"
@@ -309,3 +313,35 @@ def test_a_printer_the_users_group_is_denied_is_not_offered(
             access.grant(session, "capture", "interns", "DENY")
         refused = release_form(browser.get(f"{server.url}/user").text, document_id)
         assert refused is not None and '<option value="capture">' not in refused
+
+
+def test_the_release_buttons_once_rule_is_checked_inside_the_charging_transaction(
+    printing_setup: PrintSetup,  # noqa: F811
+    server: LiveServer,
+) -> None:
+    # Straight at the service, past the page's early check: this is the check two racing
+    # clicks meet, taking turns on the document's row lock.
+    setup = printing_setup
+    document_id = hold(server, setup)
+    context = PrintContext.of(setup.installation)
+    with setup.installation.db.read() as session:
+        user = users.find_user(session, setup.user)
+
+    def release() -> Accepted:
+        return asyncio.run(
+            intake.release(
+                context,
+                user=user,
+                document_id=document_id,
+                printer_name="capture",
+                ipp_options=None,
+                client_host="127.0.0.1",
+                once=True,
+            )
+        )
+
+    assert release().status != "failed"
+    with pytest.raises(Conflict, match="already been released"):
+        release()
+    assert print_charges(setup) == 1
+    assert len(setup.jobs()) == 1
