@@ -277,7 +277,7 @@ class Document(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
     ext_id: Mapped[str | None] = mapped_column(String(255), default=None)
     title: Mapped[str] = mapped_column(String(255), default="")
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     store: Mapped[bool] = mapped_column(Boolean, default=True)
     pdf_sha256: Mapped[str] = mapped_column(String(64), index=True)
     pdf_bytes: Mapped[int] = mapped_column(BigInteger)
@@ -426,4 +426,5 @@ class IdempotencyKey(Base):
     fingerprint: Mapped[str] = mapped_column(String(64))  # SHA-256 of method, path, parameters
     status_code: Mapped[int | None] = mapped_column(Integer, default=None)
     body: Mapped[str | None] = mapped_column(Text, default=None)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Indexed: every server process purges the expired keys once a minute.
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
