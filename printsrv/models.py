@@ -277,7 +277,7 @@ class Document(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
     ext_id: Mapped[str | None] = mapped_column(String(255), default=None)
     title: Mapped[str] = mapped_column(String(255), default="")
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     store: Mapped[bool] = mapped_column(Boolean, default=True)
     pdf_sha256: Mapped[str] = mapped_column(String(64), index=True)
     pdf_bytes: Mapped[int] = mapped_column(BigInteger)
