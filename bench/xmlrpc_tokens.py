@@ -35,10 +35,10 @@ from bench.common import (
     Load,
     Row,
     Server,
-    _ms,
     free_port,
     load_rows,
     lua_string,
+    parse_wrk,
     print_table,
     printsrv_server,
     private_schema,
@@ -165,21 +165,10 @@ def run_wrk(
     finally:
         lua.unlink()
 
-    def figure(pattern: str) -> str:
-        # Anchored at the line start: "65.50%" in a +/- Stdev column must not pass for "50%".
-        found = re.search(pattern, out, re.MULTILINE)
-        if found is None:
-            raise RuntimeError(f"wrk printed no {pattern!r}:\n{out}")
-        return found.group(1)
-
-    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    load = Load(
-        requests_per_second=float(figure(r"^Requests/sec:\s+([\d.]+)")),
-        p50_ms=_ms(figure(r"^\s+50%\s+(\S+)")),
-        p99_ms=_ms(figure(r"^\s+99%\s+(\S+)")),
-        errors=int(non2xx.group(1)) if non2xx else 0,
-    )
-    return load, int(figure(r"^\s+(\d+) requests in"))
+    completed = re.search(r"^\s+(\d+) requests in", out, re.MULTILINE)
+    if completed is None:
+        raise RuntimeError(f"wrk printed no request count:\n{out}")
+    return parse_wrk(out), int(completed.group(1))
 
 
 def post_script(body: str, content_type: str) -> str:
