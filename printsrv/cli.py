@@ -132,6 +132,7 @@ def serve(
         click.echo("Change them with: printsrv config set api.restful.auth.password")
     if not access_log:
         os.environ["PRINTSRV_ACCESS_LOG"] = "off"
+    os.environ["PRINTSRV_FREEZE_STARTUP_HEAP"] = "on"
     if workers > 1:
         # Each worker counts in files here; /metrics adds them up (prometheus_client's
         # multiprocess mode). Stale files from an earlier run would be added too.

@@ -6,7 +6,8 @@ cap bodies the same way.
 
 from __future__ import annotations
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
+from starlette.types import Receive, Scope
 
 from printsrv.errors import PayloadTooLarge
 from printsrv.installation import Installation
@@ -20,29 +21,47 @@ _CLIENT_HEADERS = frozenset(
 
 def installation_of(request: Request) -> Installation:
     """The installation the app serving this request was built for."""
-    installation: Installation = request.state.installation
+    return installation_in(request.scope)
+
+
+def installation_in(scope: Scope) -> Installation:
+    """The installation, from an ASGI scope (the lifespan state every request carries)."""
+    installation: Installation = scope["state"]["installation"]
     return installation
+
+
+def header_in(scope: Scope, name: bytes) -> str | None:
+    """The first value of header `name` (lower-case bytes), without building a Headers."""
+    for key, value in scope["headers"]:
+        if key == name:
+            return value.decode("latin-1")
+    return None
 
 
 def client_of(request: Request) -> Client:
     """The real client, believing X-Forwarded-* only from `server.trusted-proxies`."""
-    cached = request.scope.get("printsrv.client")
+    return client_in(request.scope)
+
+
+def client_in(scope: Scope) -> Client:
+    """client_of for an ASGI scope; resolved once per request and kept in the scope."""
+    cached = scope.get("printsrv.client")
     if cached is not None:
         return cached
-    trusted = installation_of(request).config.snapshot().cidr_set("server.trusted-proxies")
-    server = request.scope.get("server")
+    trusted = installation_in(scope).config.snapshot().cidr_set("server.trusted-proxies")
+    server = scope.get("server")
     client = resolve_client(
-        peer=request.scope.get("client"),
+        peer=scope.get("client"),
         server=(server[0], server[1]) if server else None,
-        scheme=request.scope.get("scheme", "http"),  # request.url would build the whole URL
+        scheme=scope.get("scheme", "http"),  # request.url would build the whole URL
         headers={
             name.decode("latin-1"): value.decode("latin-1")
-            for name, value in request.scope["headers"]
+            for name, value in scope["headers"]
             if name in _CLIENT_HEADERS
         },
         trusted_proxies=trusted,
     )
-    request.scope["printsrv.client"] = client
+    scope["printsrv.client"] = client
     return client
 
 
@@ -52,11 +71,7 @@ async def read_body(request: Request, limit: int) -> bytes:
     Reads the stream rather than trusting Content-Length, so a lying client cannot make
     the server buffer more than the limit.
     """
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(
-            f"Request body of {int(declared)} bytes is over the {limit} byte limit"
-        )
+    _refuse_declared(request.headers.get("content-length", ""), limit)
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
@@ -65,3 +80,28 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise PayloadTooLarge(f"Request body is over the {limit} byte limit")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+async def receive_body(scope: Scope, receive: Receive, limit: int) -> bytes:
+    """read_body for an ASGI app that builds no Request; the same limit and errors."""
+    _refuse_declared(header_in(scope, b"content-length") or "", limit)
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"Request body is over the {limit} byte limit")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _refuse_declared(declared: str, limit: int) -> None:
+    if declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(
+            f"Request body of {int(declared)} bytes is over the {limit} byte limit"
+        )

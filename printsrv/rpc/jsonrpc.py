@@ -18,12 +18,11 @@ from jsonrpcserver import dispatch_to_response
 from jsonrpcserver.sentinels import NODATA
 from prometheus_client import Counter
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
-from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from printsrv.config import Snapshot
 from printsrv.errors import PayloadTooLarge
-from printsrv.requests import client_of, installation_of, read_body
+from printsrv.requests import client_in, header_in, installation_in, receive_body
 from printsrv.rpc.jsonrpc_methods import INLINE_METHODS, METHODS, CallContext
 from printsrv.security import Client, address_in, is_loopback
 
@@ -66,7 +65,7 @@ def _refuse_constant(name: str) -> Any:
 
 def parse_body(body: bytes) -> Any:
     """Strict JSON: UTF-8 only, no NaN/Infinity, numbers with a fraction as Decimal."""
-    return json.loads(body.decode("utf-8"), parse_float=Decimal, parse_constant=_refuse_constant)
+    return _DECODER.decode(body.decode("utf-8"))
 
 
 def _valid_id(value: Any) -> bool:
@@ -204,22 +203,51 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
-def render(payload: Any, status_code: int = 200) -> Response:
-    if payload is None:
-        return Response(b"", status_code=status_code, media_type="application/json")
-    body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False, default=_json_default)
-    return Response(body.encode("utf-8"), status_code=status_code, media_type="application/json")
+# Built once: json.dumps/json.loads with keyword arguments build a new encoder or decoder on
+# every call, which costs more than encoding a systemStatus answer.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=_json_default)
+_DECODER = json.JSONDecoder(parse_float=Decimal, parse_constant=_refuse_constant)
 
 
-async def endpoint(request: Request) -> Response:
-    installation = installation_of(request)
+def encode(payload: Any) -> bytes:
+    """The body for `payload`; None (only notifications) is an empty body."""
+    return b"" if payload is None else _ENCODER.encode(payload).encode("utf-8")
+
+
+class JsonRpcEndpoint:
+    """The ASGI app behind /jsonrpc/v1 and /jsonrpc.
+
+    A plain ASGI app rather than a Starlette request/response function: monitoring polls
+    systemStatus many times a second, and building Request and Response objects costs
+    more than the call itself.
+    """
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        payload, status_code = await respond(scope, receive)
+        body = encode(payload)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status_code,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode("latin-1")),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+async def respond(scope: Scope, receive: Receive) -> tuple[Any, int]:
+    """The payload and HTTP status answering one POST: access check, body, dispatch."""
+    installation = installation_in(scope)
     snapshot = installation.config.snapshot()
-    client = client_of(request)
+    client = client_in(scope)
     try:
-        body = await read_body(request, MAX_BODY)
+        body = await receive_body(scope, receive, MAX_BODY)
     except PayloadTooLarge as error:
-        return render(error_object(None, INVALID_REQUEST, "Invalid Request", error.message), 413)
-    refusal = access_refusal(client, request.headers.get("x-auth-key"), snapshot)
+        return error_object(None, INVALID_REQUEST, "Invalid Request", error.message), 413
+    refusal = access_refusal(client, header_in(scope, b"x-auth-key"), snapshot)
     if refusal:
         ACCESS_DENIED.labels(reason=refusal.split(" ", 1)[0]).inc()
         log.warning("JSON-RPC access denied for %s: %s", client.host, refusal)
@@ -227,21 +255,22 @@ async def endpoint(request: Request) -> Response:
             id_ = request_id(parse_body(body))
         except (ValueError, RecursionError):
             id_ = None
-        return render(error_object(id_, INVALID_REQUEST, "Access denied.", refusal))
+        return error_object(id_, INVALID_REQUEST, "Access denied.", refusal), 200
     try:
         parsed = parse_body(body)
     except (ValueError, RecursionError) as error:
         # UnicodeDecodeError and JSONDecodeError are ValueErrors; deep nesting is a RecursionError.
         reason = "body is not UTF-8" if isinstance(error, UnicodeDecodeError) else "invalid JSON"
-        return render(error_object(None, PARSE_ERROR, "Parse error", reason))
+        return error_object(None, PARSE_ERROR, "Parse error", reason), 200
     context = CallContext(installation=installation, snapshot=snapshot, client=client)
     try:
         if _needs_thread(parsed):
-            payload = await run_in_threadpool(answer, parsed, context)
-        else:
-            payload = answer(parsed, context)
+            return await run_in_threadpool(answer, parsed, context), 200
+        return answer(parsed, context), 200
     except Exception:
         # A JSON-RPC caller always gets its envelope, even for a bug of ours; the log has it.
         log.exception("JSON-RPC request failed")
-        payload = error_object(request_id(parsed), INTERNAL_ERROR, "Internal error")
-    return render(payload)
+        return error_object(request_id(parsed), INTERNAL_ERROR, "Internal error"), 200
+
+
+endpoint = JsonRpcEndpoint()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import re
 import ssl
 from pathlib import Path
@@ -9,6 +11,9 @@ from pathlib import Path
 import httpx
 import pytest
 from support import ServeProcess, make_certificate
+
+from printsrv.app import create_app
+from printsrv.installation import Installation
 
 
 @pytest.fixture
@@ -95,3 +100,26 @@ def test_several_workers_serve_one_installation(fresh_home: dict[str, str], tmp_
     finally:
         server.stop()
     assert server.output().count("Started server process") == 2, server.output()
+
+
+async def _run_lifespan(app: object) -> int:
+    async with app.router.lifespan_context(app):  # type: ignore[attr-defined]
+        return gc.get_freeze_count()
+
+
+@pytest.mark.parametrize("setting, frozen", [("on", True), (None, False)])
+def test_serve_freezes_the_startup_heap_out_of_the_collector(
+    installation: Installation, monkeypatch: pytest.MonkeyPatch, setting: str | None, frozen: bool
+) -> None:
+    # `printsrv serve` sets the variable; a full collection then no longer walks what
+    # startup built. Without it (tests build many apps) nothing is frozen.
+    if setting:
+        monkeypatch.setenv("PRINTSRV_FREEZE_STARTUP_HEAP", setting)
+    else:
+        monkeypatch.delenv("PRINTSRV_FREEZE_STARTUP_HEAP", raising=False)
+    gc.unfreeze()
+    try:
+        count = asyncio.run(_run_lifespan(create_app(installation)))
+    finally:
+        gc.unfreeze()
+    assert (count > 10_000) is frozen, count
