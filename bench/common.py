@@ -11,12 +11,13 @@ import os
 import re
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -250,6 +251,36 @@ def lua_string(text: str) -> str:
     """`text` as a double-quoted Lua string literal."""
     escaped = text.replace("\\", "\\\\").replace('"', '\\"')
     return '"' + escaped.replace("\n", "\\n").replace("\r", "\\r") + '"'
+
+
+def combine(loads: list[Load]) -> Load:
+    """Several runs of one load as one figure: the best rate, the median p50 and p99.
+
+    Noise on a shared machine only ever slows a run down, so the best rate is the closest
+    to what the server can do; the latencies keep the middle run's, not the luckiest.
+    """
+    return Load(
+        requests_per_second=max(load.requests_per_second for load in loads),
+        p50_ms=statistics.median(load.p50_ms for load in loads),
+        p99_ms=statistics.median(load.p99_ms for load in loads),
+        errors=sum(load.errors for load in loads),
+    )
+
+
+def alternate(
+    ours: Callable[[], Load], base: Callable[[], Load], *, rounds: int
+) -> tuple[Load, Load]:
+    """Run the baseline and ours in turn `rounds` times; each side `combine`d.
+
+    Taking turns spreads a slow spell of the machine over both sides instead of landing
+    on whichever happened to run during it.
+    """
+    ours_runs: list[Load] = []
+    base_runs: list[Load] = []
+    for _ in range(rounds):
+        base_runs.append(base())
+        ours_runs.append(ours())
+    return combine(ours_runs), combine(base_runs)
 
 
 def load_rows(name: str, ours: Load, base: Load, *, target: str = "") -> list[Row]:

@@ -1,6 +1,9 @@
 """systemStatus over JSON-RPC at 64 connections with 1, 2 and 4 workers, next to a bare endpoint.
 
-    python -m bench.jsonrpc_status [--seconds 8] [--workers 1,2,4]
+    python -m bench.jsonrpc_status [--seconds 5] [--rounds 3] [--workers 1,2,4]
+
+Each side runs `rounds` times, taking turns with the other (a fresh server each time); the
+rate is the best run's, the latencies the median run's (bench.common.combine).
 
 Target (issues 4 and 7): at least 0.6 of the bare endpoint's requests per second, p99 under
 50 ms. The rows for several workers are the scaling figures of issue 7: each worker count
@@ -10,6 +13,7 @@ is compared with the bare endpoint under the same worker count.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import subprocess
 import sys
@@ -19,7 +23,9 @@ from pathlib import Path
 from bench.common import (
     PG_URL,
     SECRET,
+    Load,
     Row,
+    alternate,
     bare_server,
     load_rows,
     print_table,
@@ -56,46 +62,72 @@ def prepare(home: Path, database_url: str) -> None:
         )
 
 
+def measure_bare(count: int, cpus: tuple[str | None, str | None], seconds: int) -> Load:
+    """One run of the bare endpoint under `count` workers; `cpus` = (server, load)."""
+    with bare_server(workers=count, cpus=cpus[0]) as bare:
+        return wrk_post(
+            f"http://127.0.0.1:{bare.port}/jsonrpc/v1",
+            BODY,
+            {"Content-Type": "application/json"},
+            seconds=seconds,
+            cpus=cpus[1],
+        )
+
+
+def measure_printsrv(
+    home: Path, url: str, count: int, cpus: tuple[str | None, str | None], seconds: int
+) -> Load:
+    """One run of printsrv's systemStatus under `count` workers; `cpus` = (server, load)."""
+    with printsrv_server(home, url, workers=count, cpus=cpus[0]) as server:
+        return wrk_post(
+            f"http://127.0.0.1:{server.port}/jsonrpc/v1",
+            BODY,
+            {"Content-Type": "application/json", "X-Auth-Key": KEY},
+            seconds=seconds,
+            cpus=cpus[1],
+        )
+
+
 def figures(
-    *, seconds: int = 8, workers: tuple[int, ...] = (1, 2, 4), database_url: str = PG_URL
+    *,
+    seconds: int = 5,
+    rounds: int = 3,
+    workers: tuple[int, ...] = (1, 2, 4),
+    database_url: str = PG_URL,
 ) -> list[Row]:
-    """systemStatus next to the bare endpoint, once per worker count."""
+    """systemStatus next to the bare endpoint per worker count, taking turns `rounds` times."""
     rows: list[Row] = []
     with private_schema(database_url, "jsonrpc") as url:
         home = Path(tempfile.mkdtemp(prefix="bench-jsonrpc-"))
         prepare(home, url)
         for count in workers:
             # One worker: server on core 0, load on core 1. More workers need both cores.
-            server_cpus, load_cpus = ("0", "1") if count == 1 else (None, None)
-            with bare_server(workers=count, cpus=server_cpus) as bare:
-                base = wrk_post(
-                    f"http://127.0.0.1:{bare.port}/jsonrpc/v1",
-                    BODY,
-                    {"Content-Type": "application/json"},
-                    seconds=seconds,
-                    cpus=load_cpus,
-                )
-            with printsrv_server(home, url, workers=count, cpus=server_cpus) as server:
-                ours = wrk_post(
-                    f"http://127.0.0.1:{server.port}/jsonrpc/v1",
-                    BODY,
-                    {"Content-Type": "application/json", "X-Auth-Key": KEY},
-                    seconds=seconds,
-                    cpus=load_cpus,
-                )
+            cpus = ("0", "1") if count == 1 else (None, None)
+            ours, base = alternate(
+                functools.partial(measure_printsrv, home, url, count, cpus, seconds),
+                functools.partial(measure_bare, count, cpus, seconds),
+                rounds=rounds,
+            )
             rows += load_rows(f"systemStatus, {count} worker(s)", ours, base, target=">= 0.6")
     return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=int, default=8)
+    parser.add_argument("--seconds", type=int, default=5, help="length of each run")
+    parser.add_argument("--rounds", type=int, default=3, help="runs of each side, taking turns")
     parser.add_argument("--workers", default="1,2,4", help="worker counts, comma-separated")
     parser.add_argument("--database-url", default=PG_URL)
     args = parser.parse_args()
     counts = tuple(int(n) for n in args.workers.split(","))
     print_table(
-        TITLE, figures(seconds=args.seconds, workers=counts, database_url=args.database_url)
+        TITLE,
+        figures(
+            seconds=args.seconds,
+            rounds=args.rounds,
+            workers=counts,
+            database_url=args.database_url,
+        ),
     )
 
 

@@ -35,7 +35,7 @@ BENCHMARKS = [
     Benchmark(
         "jsonrpc",
         jsonrpc_status.TITLE + "; scaling with 1, 2, 4 workers",
-        lambda quick: jsonrpc_status.figures(seconds=4 if quick else 8),
+        lambda quick: jsonrpc_status.figures(seconds=3 if quick else 5, rounds=1 if quick else 3),
     ),
     Benchmark(
         "documents",

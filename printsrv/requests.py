@@ -11,7 +11,7 @@ from starlette.types import Receive, Scope
 
 from printsrv.errors import PayloadTooLarge
 from printsrv.installation import Installation
-from printsrv.security import Client, resolve_client
+from printsrv.security import Client, address_in, resolve_client
 
 # The only headers resolve_client reads; decoding the rest on every request is waste.
 _CLIENT_HEADERS = frozenset(
@@ -50,15 +50,22 @@ def client_in(scope: Scope) -> Client:
         return cached
     trusted = installation_in(scope).config.snapshot().cidr_set("server.trusted-proxies")
     server = scope.get("server")
-    client = resolve_client(
-        peer=scope.get("client"),
-        server=(server[0], server[1]) if server else None,
-        scheme=scope.get("scheme", "http"),  # request.url would build the whole URL
-        headers={
+    peer = scope.get("client")
+    if peer and address_in(peer[0], trusted):
+        headers = {
             name.decode("latin-1"): value.decode("latin-1")
             for name, value in scope["headers"]
             if name in _CLIENT_HEADERS
-        },
+        }
+    else:
+        # Only a trusted proxy's X-Forwarded-* count: from anyone else, just Host.
+        host = header_in(scope, b"host")
+        headers = {"host": host} if host is not None else {}
+    client = resolve_client(
+        peer=peer,
+        server=(server[0], server[1]) if server else None,
+        scheme=scope.get("scheme", "http"),  # request.url would build the whole URL
+        headers=headers,
         trusted_proxies=trusted,
     )
     scope["printsrv.client"] = client

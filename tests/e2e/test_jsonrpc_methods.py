@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from support import LiveServer, open_jsonrpc, rpc, set_config, wait_until
+from support import LiveServer, jsonrpc_call, open_jsonrpc, rpc, set_config, wait_until
 
 from printsrv import users
 from printsrv.installation import Installation
@@ -61,6 +61,30 @@ def test_status_follows_maintenance_and_batch_jobs_with_precedence(
         set_config(installation, {"api.restful.auth.password": "again"})
         wait_until(lambda: status(server) == "UNAVAILABLE", timeout=2)
     wait_until(lambda: status(server) == "READY", timeout=2)
+
+
+def test_a_polled_status_is_answered_current_and_still_checks_the_caller(
+    server: LiveServer, installation: Installation
+) -> None:
+    # A monitoring system sends the same bytes every time; the adapter keeps the encoded
+    # answer per body, which must neither go stale nor skip the access check.
+    body = b'{"jsonrpc":"2.0","id":"poll-7","method":"systemStatus"}'
+    for _ in range(3):
+        answer = jsonrpc_call(server, body)
+        assert answer.json() == {
+            "jsonrpc": "2.0",
+            "id": "poll-7",
+            "result": {"data": {"@type": "enum", "value": "READY"}},
+        }
+    set_config(installation, {"system.maintenance": "Y"})
+    wait_until(
+        lambda: jsonrpc_call(server, body).json()["result"]["data"]["value"] == "MAINTENANCE",
+        timeout=2,
+    )
+    refused = jsonrpc_call(server, body, key="wrong").json()
+    assert refused["error"]["message"] == "Access denied." and refused["id"] == "poll-7"
+    other_id = jsonrpc_call(server, body.replace(b"poll-7", b"poll-8")).json()
+    assert other_id["id"] == "poll-8" and other_id["result"]["data"]["value"] == "MAINTENANCE"
 
 
 def test_status_of_a_job_that_died_without_cleaning_up_expires(

@@ -12,7 +12,16 @@ import sys
 
 import pytest
 
-from bench.common import Load, bare_server, load_rows, lua_string, parse_wrk, print_table, wrk
+from bench.common import (
+    Load,
+    alternate,
+    bare_server,
+    load_rows,
+    lua_string,
+    parse_wrk,
+    print_table,
+    wrk,
+)
 from bench.suite import BENCHMARKS
 
 WRK_OUTPUT = """\
@@ -91,3 +100,22 @@ def test_wrk_drives_a_real_server() -> None:
     assert load.requests_per_second > 0
     assert load.errors == 0
     assert 0 < load.p50_ms <= load.p99_ms
+
+
+def test_runs_taking_turns_keep_the_best_rate_and_the_median_latencies() -> None:
+    order: list[str] = []
+    ours_runs = iter([Load(900, 5, 40, 0), Load(1000, 4, 20, 1), Load(950, 6, 30, 0)])
+    base_runs = iter([Load(2000, 2, 9, 0), Load(1500, 3, 12, 0), Load(1800, 1, 10, 0)])
+
+    def ours() -> Load:
+        order.append("ours")
+        return next(ours_runs)
+
+    def base() -> Load:
+        order.append("base")
+        return next(base_runs)
+
+    combined_ours, combined_base = alternate(ours, base, rounds=3)
+    assert order == ["base", "ours"] * 3
+    assert combined_ours == Load(1000, 5, 30, 1)
+    assert combined_base == Load(2000, 2, 10, 0)
