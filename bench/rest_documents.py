@@ -1,7 +1,7 @@
 """The REST admin document log, GET /restful/v1/documents, at 64 connections, next to a bare
 endpoint answering the same bytes.
 
-    python -m bench.rest_documents [--seconds 8] [--documents 500]
+    python -m bench.rest_documents [--seconds 5] [--rounds 3] [--documents 500]
 
 printsrv checks the admin's Basic credentials and the address allowlist, reads one page of
 the document log (the contract's default: 5 items, newest first) from PostgreSQL and
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import functools
 import hashlib
 import shutil
 import tempfile
@@ -23,7 +24,9 @@ import httpx
 from bench.common import (
     PG_URL,
     SECRET,
+    Load,
     Row,
+    alternate,
     bare_server,
     load_rows,
     print_table,
@@ -38,6 +41,7 @@ from printsrv.migrations import upgrade_schema
 from printsrv.settings import Environment
 
 ADMIN = ("admin", "bench-admin")
+HEADERS = {"Authorization": "Basic " + base64.b64encode(":".join(ADMIN).encode()).decode()}
 PATH = "/restful/v1/documents"
 TITLE = "REST admin GET /documents (5 items), wrk -t1 -c64, 1 worker (target: ratio >= 0.4)"
 
@@ -72,23 +76,42 @@ def prepare(home: Path, url: str, count: int) -> None:
     installation.db.dispose()
 
 
-def figures(*, seconds: int = 8, count: int = 500, database_url: str = PG_URL) -> list[Row]:
-    """GET /documents as the admin next to a bare endpoint answering the same bytes."""
-    headers = {"Authorization": "Basic " + base64.b64encode(":".join(ADMIN).encode()).decode()}
+def measure_printsrv(home: Path, url: str, seconds: int) -> Load:
+    """One run of GET /documents as the admin against printsrv."""
+    with printsrv_server(home, url, cpus="0") as server:
+        return wrk(f"http://127.0.0.1:{server.port}{PATH}", headers=HEADERS, seconds=seconds,
+                   cpus="1")  # fmt: skip
+
+
+def measure_bare(body: Path, seconds: int) -> Load:
+    """One run of the bare endpoint answering the bytes in `body`."""
+    with bare_server(cpus="0", env={"BENCH_BARE_DOCUMENTS_FILE": str(body)}) as bare:
+        return wrk(f"http://127.0.0.1:{bare.port}{PATH}", headers=HEADERS, seconds=seconds,
+                   cpus="1")  # fmt: skip
+
+
+def figures(
+    *, seconds: int = 5, rounds: int = 3, count: int = 500, database_url: str = PG_URL
+) -> list[Row]:
+    """GET /documents as the admin next to a bare endpoint answering the same bytes.
+
+    The two take turns `rounds` times (bench.common.alternate).
+    """
     work = Path(tempfile.mkdtemp(prefix="bench-documents-"))
     try:
         with private_schema(database_url, "documents") as url:
-            prepare(work / "home", url, count)
-            with printsrv_server(work / "home", url, cpus="0") as server:
-                answer = httpx.get(f"http://127.0.0.1:{server.port}{PATH}", headers=headers)
-                answer.raise_for_status()
-                ours = wrk(f"http://127.0.0.1:{server.port}{PATH}", headers=headers,
-                           seconds=seconds, cpus="1")  # fmt: skip
+            home = work / "home"
+            prepare(home, url, count)
             body = work / "documents.json"
-            body.write_bytes(answer.content)
-            with bare_server(cpus="0", env={"BENCH_BARE_DOCUMENTS_FILE": str(body)}) as bare:
-                base = wrk(f"http://127.0.0.1:{bare.port}{PATH}", headers=headers,
-                           seconds=seconds, cpus="1")  # fmt: skip
+            with printsrv_server(home, url) as server:
+                answer = httpx.get(f"http://127.0.0.1:{server.port}{PATH}", headers=HEADERS)
+                answer.raise_for_status()
+                body.write_bytes(answer.content)
+            ours, base = alternate(
+                functools.partial(measure_printsrv, home, url, seconds),
+                functools.partial(measure_bare, body, seconds),
+                rounds=rounds,
+            )
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return load_rows("GET /documents", ours, base, target=">= 0.4")
@@ -96,11 +119,17 @@ def figures(*, seconds: int = 8, count: int = 500, database_url: str = PG_URL) -
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=int, default=8)
+    parser.add_argument("--seconds", type=int, default=5, help="length of each run")
+    parser.add_argument("--rounds", type=int, default=3, help="runs of each side, taking turns")
     parser.add_argument("--documents", type=int, default=500, help="document log entries")
     parser.add_argument("--database-url", default=PG_URL)
     args = parser.parse_args()
-    rows = figures(seconds=args.seconds, count=args.documents, database_url=args.database_url)
+    rows = figures(
+        seconds=args.seconds,
+        rounds=args.rounds,
+        count=args.documents,
+        database_url=args.database_url,
+    )
     print_table(TITLE, rows)
 
 

@@ -40,7 +40,7 @@ BENCHMARKS = [
     Benchmark(
         "documents",
         rest_documents.TITLE,
-        lambda quick: rest_documents.figures(seconds=4 if quick else 8),
+        lambda quick: rest_documents.figures(seconds=3 if quick else 5, rounds=1 if quick else 3),
     ),
     Benchmark(
         "tokens",
