@@ -34,6 +34,7 @@ from typing import Any
 from sqlalchemy import (
     BindParameter,
     Integer,
+    Select,
     bindparam,
     case,
     func,
@@ -520,6 +521,54 @@ _LOCK = (
     .with_for_update()
     .execution_options(populate_existing=True)
 )
+# Session.info: the innermost transaction that locked accounts, and their ids.
+_LOCKED = "financial.locked_accounts"
+
+
+def lock_accounts(
+    session: Session, statement: Select[tuple[Account]], params: dict[str, Any]
+) -> list[Account]:
+    """Run ``statement``, a SELECT of accounts, locking the rows it returns; return them.
+
+    For callers that find accounts by something other than their id (a user name): the
+    rows are locked in ascending id order, like every other lock the ledger takes, and
+    come back fresh. The ledger functions given these accounts later in the same
+    transaction do not lock them again (one round trip less per transfer).
+    """
+    _require_transaction(session)
+    session.flush()
+    accounts = list(session.scalars(_locking(statement), params))
+    _remember_locked(session, [account.id for account in accounts])
+    return accounts
+
+
+@cache
+def _locking(statement: Select[tuple[Account]]) -> Select[tuple[Account]]:
+    # Built once per statement (statements are module constants): a new Select per call
+    # would make SQLAlchemy work out its cache key again.
+    return (
+        statement.order_by(Account.id).with_for_update().execution_options(populate_existing=True)
+    )
+
+
+def _innermost(session: Session) -> Any:
+    return session.get_nested_transaction() or session.get_transaction()
+
+
+def _remember_locked(session: Session, ids: Sequence[int]) -> None:
+    transaction = _innermost(session)
+    held = session.info.get(_LOCKED)
+    if held is not None and held[0] is transaction:
+        held[1].update(ids)
+    else:
+        session.info[_LOCKED] = (transaction, set(ids))
+
+
+def _already_locked(session: Session, ids: Sequence[int]) -> bool:
+    # Only within the transaction (or savepoint) that took the locks: a commit or a
+    # rollback releases them, and with them this knowledge.
+    held = session.info.get(_LOCKED)
+    return held is not None and held[0] is _innermost(session) and held[1].issuperset(ids)
 
 
 def _lock(session: Session, *accounts: Account) -> list[Account]:
@@ -527,14 +576,18 @@ def _lock(session: Session, *accounts: Account) -> list[Account]:
 
     One query: PostgreSQL locks the rows as the sorted result is produced, so every
     writer takes them in the same order (no deadlock). SQLite renders no ``FOR UPDATE``;
-    its writers are serialised by ``BEGIN IMMEDIATE``.
+    its writers are serialised by ``BEGIN IMMEDIATE``. Accounts this transaction locked
+    already (:func:`lock_accounts`) are fresh as given and are not queried again.
     """
     _require_transaction(session)
-    session.flush()
     ids = sorted({account.id for account in accounts})
+    if _already_locked(session, ids):
+        return list(accounts)
+    session.flush()
     locked = {account.id: account for account in session.scalars(_LOCK, {"ids": ids})}
     if len(locked) != len(ids):  # pragma: no cover - accounts are never deleted
         raise LookupError(f"Accounts {sorted(set(ids) - set(locked))} do not exist")
+    _remember_locked(session, ids)
     return [locked[account.id] for account in accounts]
 
 

@@ -285,8 +285,9 @@ _USER_ACCOUNTS = select(Account).where(
 
 
 def _user_accounts(session: Session, *names: str) -> list[Account]:
-    """The USER accounts of these (canonical) user names, in one query; missing ones created."""
-    rows = session.scalars(_USER_ACCOUNTS, {"names": list(names)})
+    """The USER accounts of these (canonical) user names, locked, in one query; missing ones
+    created (a new row is this transaction's alone until it commits)."""
+    rows = financial.lock_accounts(session, _USER_ACCOUNTS, {"names": list(names)})
     found = {account.name: account for account in rows}
     return [found.get(name) or group_defaults.open_user_account(session, name) for name in names]
 

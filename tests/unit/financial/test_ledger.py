@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, bindparam, event, func, select
 from sqlalchemy.orm import Session
 
 from financial.accounts import Actor, create_account, disable_account, set_credit_limit
@@ -23,6 +25,7 @@ from financial.ledger import (
     adjust_balance,
     charge,
     credit_limit_of,
+    lock_accounts,
     reverse,
     set_balance,
     transfer,
@@ -449,4 +452,55 @@ def test_nothing_is_kept_when_the_callers_transaction_rolls_back(engine: Engine)
         balances = dict(session.execute(select(Account.name, Account.balance)).all())
         assert balances == {"alice": 10, "bob": 0}
         assert session.scalar(select(func.count()).select_from(AccountTrx)) == 1
+        assert verify(session) == []
+
+
+@contextmanager
+def _account_selects(engine: Engine) -> Iterator[list[str]]:
+    """The SELECTs of the account table sent while the block runs."""
+    seen: list[str] = []
+
+    def record(conn: object, cursor: object, statement: str, *args: object) -> None:
+        if statement.lstrip().upper().startswith("SELECT") and "FROM account " in statement:
+            seen.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+_BY_NAME = select(Account).where(Account.name.in_(bindparam("names", expanding=True)))
+
+
+def test_accounts_locked_by_name_are_not_locked_again_by_that_transaction(
+    engine: Engine,
+) -> None:
+    with Session(engine) as session, session.begin():
+        user(session, "ann", "10")
+        user(session, "bob")
+    with Session(engine) as session, session.begin():
+        ann, bob = lock_accounts(session, _BY_NAME, {"names": ["bob", "ann"]})  # id order
+        assert (ann.name, bob.name) == ("ann", "bob")
+        with _account_selects(engine) as selects:
+            transfer(
+                session, sender=ann, recipient=bob, amount="2", comment="", actor=ADMIN, policy=OPEN
+            )
+        assert selects == [], "the rows were locked already"
+        with session.begin_nested(), _account_selects(engine) as selects:
+            transfer(
+                session, sender=ann, recipient=bob, amount="1", comment="", actor=ADMIN, policy=OPEN
+            )
+        assert len(selects) == 1, "inside a savepoint the locks are taken again"
+    with Session(engine) as session, session.begin():
+        ann, bob = (
+            session.scalar(select(Account).where(Account.name == n)) for n in ("ann", "bob")
+        )
+        with _account_selects(engine) as selects:
+            transfer(
+                session, sender=bob, recipient=ann, amount="1", comment="", actor=ADMIN, policy=OPEN
+            )
+        assert len(selects) == 1, "a new transaction locks again"
+        assert (ann.balance, bob.balance) == (Decimal("8"), Decimal("2"))
         assert verify(session) == []
