@@ -8,7 +8,8 @@
     against `printsrv serve --workers 2` on PostgreSQL, next to `pgbench -n -c 16 -j 2 -T`
     running the same transaction as bare SQL (lock both account rows in id order, update
     both balances, insert both ledger rows) against the same database, in the same run.
-    Target (issue 5): at least 0.25 of pgbench's transactions per second.
+    Target (issue 5): at least 0.25 of pgbench's transactions per second. The two take
+    turns --repeat times (a fresh server each time); the best run of each counts.
 (b) The CSV report of 1,000,000 ledger rows over HTTP (curl, to /dev/null) next to
     `psql -c "\\copy (SELECT ...) TO STDOUT CSV"` of the same rows, and the server's peak
     RSS above idle while it streams. Targets: within 3x of psql, under 150 MB above idle.
@@ -195,8 +196,8 @@ def run_wrk(port: int, lua: str, seconds: int) -> Rate:
     return Rate(load.requests_per_second, load.p50_ms, load.p99_ms, load.errors)
 
 
-def run_pgbench(url: str, seconds: int) -> Rate:
-    """The same transfer as bare SQL, on tables shaped like the ledger's (same indexes)."""
+def make_pgbench_tables(url: str) -> int:
+    """Tables shaped like the ledger's (same indexes) with 100 accounts; the first id."""
     engine = create_engine(url)
     with engine.begin() as connection:
         connection.execute(text("CREATE TABLE pgb_account (LIKE account INCLUDING ALL)"))
@@ -213,6 +214,11 @@ def run_pgbench(url: str, seconds: int) -> Rate:
         )
         base = connection.scalar(text("SELECT min(id) FROM pgb_account"))
     engine.dispose()
+    return int(base)
+
+
+def run_pgbench(url: str, base: int, seconds: int) -> Rate:
+    """The same transfer as bare SQL on the tables of make_pgbench_tables."""
     script = Path(tempfile.mkstemp(suffix=".sql")[1])
     script.write_text(TRANSFER_SQL)
     args, env = pg_command_env(url)
@@ -236,7 +242,7 @@ def run_pgbench(url: str, seconds: int) -> Rate:
     return Rate(tps, latency, float("nan"), int(failed.group(1)) if failed else 0)
 
 
-def bench_transfers(seconds: int) -> list[tuple[str, str, str, str]]:
+def bench_transfers(seconds: int, rounds: int = 2) -> list[tuple[str, str, str, str]]:
     with private_schema(PG_URL, "transfers") as url:
         installation = installation_for(url)
         credentials = {}
@@ -254,9 +260,21 @@ def bench_transfers(seconds: int) -> list[tuple[str, str, str, str]]:
                     comment="bench start",
                     actor=accounting.admin_actor("bench"),
                 )
-        baseline = run_pgbench(url, seconds)
-        with printsrv_server(installation.env.home, url, workers=2) as server:
-            ours = run_wrk(server.port, wrk_lua(credentials), seconds)
+        first = make_pgbench_tables(url)
+        lua = wrk_lua(credentials)
+
+        def run_printsrv() -> Rate:
+            with printsrv_server(installation.env.home, url, workers=2) as server:
+                return run_wrk(server.port, lua, seconds)
+
+        # Taking turns, the best run of each counts: see bench.common.alternate.
+        baselines, runs = [], []
+        for _ in range(rounds):
+            baselines.append(run_pgbench(url, first, seconds))
+            runs.append(run_printsrv())
+        baseline = max(baselines, key=lambda rate: rate.per_second)
+        ours = max(runs, key=lambda rate: rate.per_second)
+        ours = Rate(ours.per_second, ours.p50_ms, ours.p99_ms, sum(r.failures for r in runs))
         with installation.db.read() as session:
             problems = accounting.verify_ledger(session)
             applied = session.scalar(
@@ -462,7 +480,7 @@ def figures(
             raise RuntimeError(f"{tool} is needed (Debian: wrk, postgresql-client, curl)")
     rows: list[Row] = []
     if "transfers" in chosen:
-        rows += bench_transfers(seconds)
+        rows += bench_transfers(seconds, rounds=repeat)
     if chosen & {"csv", "pdf"}:
         rows += bench_reports(chosen, csv_rows, repeat)
     return rows
@@ -472,7 +490,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--csv-rows", type=int, default=1_000_000)
-    parser.add_argument("--repeat", type=int, default=2, help="CSV runs (best one counts)")
+    parser.add_argument(
+        "--repeat", type=int, default=2, help="runs of each side, taking turns (best one counts)"
+    )
     parser.add_argument("--part", default="transfers,csv,pdf")
     args = parser.parse_args()
     rows = figures(
