@@ -187,8 +187,14 @@ def wrk(
     connections: int = 64,
     seconds: int = 8,
     cpus: str | None = None,
+    warmup: int = 1,
 ) -> Load:
-    """Send one fixed request to `url` with wrk for `seconds` at `connections` connections."""
+    """Send one fixed request to `url` with wrk for `seconds` at `connections` connections.
+
+    A `warmup` run of that many seconds goes first and is not measured: a server that
+    has just started is still filling its caches and starting its background tasks, which
+    in a run of a few seconds decides the p99.
+    """
     lua = Path(tempfile.mkstemp(suffix=".lua")[1])
     lines = [f'wrk.method = "{method}"']
     if body is not None:
@@ -196,15 +202,16 @@ def wrk(
     lines += [f"wrk.headers[{lua_string(k)}] = {lua_string(v)}" for k, v in (headers or {}).items()]
     lua.write_text("\n".join(lines) + "\n")
     prefix = ["taskset", "-c", cpus] if cpus and shutil.which("taskset") else []
-    command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(lua)]
     try:
-        out = subprocess.run(
-            [*prefix, *command, url],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=seconds + 60,
-        ).stdout
+        for length in ([warmup] if warmup else []) + [seconds]:
+            command = ["wrk", "-t1", f"-c{connections}", f"-d{length}s", "--latency", "-s"]
+            out = subprocess.run(
+                [*prefix, *command, str(lua), url],
+                capture_output=True,
+                text=True,
+                check=True,
+                timeout=length + 60,
+            ).stdout
     finally:
         lua.unlink()
     return parse_wrk(out)
