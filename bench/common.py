@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 
@@ -163,6 +164,9 @@ def bare_server(
     return Server(args, env or {}, port, "/ping", cpus)
 
 
+T = TypeVar("T")
+
+
 @dataclass(frozen=True)
 class Load:
     """What wrk measured."""
@@ -274,19 +278,27 @@ def combine(loads: list[Load]) -> Load:
     )
 
 
-def alternate(
-    ours: Callable[[], Load], base: Callable[[], Load], *, rounds: int
-) -> tuple[Load, Load]:
-    """Run the baseline and ours in turn `rounds` times; each side `combine`d.
+def take_turns(
+    ours: Callable[[], T], base: Callable[[], T], *, rounds: int
+) -> tuple[list[T], list[T]]:
+    """Run the baseline and ours in turn `rounds` times; every run of each side.
 
     Taking turns spreads a slow spell of the machine over both sides instead of landing
     on whichever happened to run during it.
     """
-    ours_runs: list[Load] = []
-    base_runs: list[Load] = []
+    ours_runs: list[T] = []
+    base_runs: list[T] = []
     for _ in range(rounds):
         base_runs.append(base())
         ours_runs.append(ours())
+    return ours_runs, base_runs
+
+
+def alternate(
+    ours: Callable[[], Load], base: Callable[[], Load], *, rounds: int
+) -> tuple[Load, Load]:
+    """`take_turns` for wrk loads, each side `combine`d into one figure."""
+    ours_runs, base_runs = take_turns(ours, base, rounds=rounds)
     return combine(ours_runs), combine(base_runs)
 
 

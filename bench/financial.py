@@ -48,6 +48,7 @@ from bench.common import (
     print_table,
     printsrv_server,
     private_schema,
+    take_turns,
 )
 from printsrv import accounting, users
 from printsrv.config import set_property
@@ -267,11 +268,10 @@ def bench_transfers(seconds: int, rounds: int = 2) -> list[tuple[str, str, str, 
             with printsrv_server(installation.env.home, url, workers=2) as server:
                 return run_wrk(server.port, lua, seconds)
 
-        # Taking turns, the best run of each counts: see bench.common.alternate.
-        baselines, runs = [], []
-        for _ in range(rounds):
-            baselines.append(run_pgbench(url, first, seconds))
-            runs.append(run_printsrv())
+        runs, baselines = take_turns(
+            run_printsrv, lambda: run_pgbench(url, first, seconds), rounds=rounds
+        )
+        # The best run of each side counts (noise only ever slows a run down).
         baseline = max(baselines, key=lambda rate: rate.per_second)
         ours = max(runs, key=lambda rate: rate.per_second)
         ours = Rate(ours.per_second, ours.p50_ms, ours.p99_ms, sum(r.failures for r in runs))

@@ -78,20 +78,16 @@ async def read_body(request: Request, limit: int) -> bytes:
     Reads the stream rather than trusting Content-Length, so a lying client cannot make
     the server buffer more than the limit.
     """
-    _refuse_declared(request.headers.get("content-length", ""), limit)
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"Request body is over the {limit} byte limit")
-        chunks.append(chunk)
-    return b"".join(chunks)
+    return await receive_body(request.scope, request.receive, limit)
 
 
 async def receive_body(scope: Scope, receive: Receive, limit: int) -> bytes:
-    """read_body for an ASGI app that builds no Request; the same limit and errors."""
-    _refuse_declared(header_in(scope, b"content-length") or "", limit)
+    """read_body for an ASGI app that builds no Request: the same limit and errors."""
+    declared = header_in(scope, b"content-length") or ""
+    if declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(
+            f"Request body of {int(declared)} bytes is over the {limit} byte limit"
+        )
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -104,11 +100,4 @@ async def receive_body(scope: Scope, receive: Receive, limit: int) -> bytes:
             raise PayloadTooLarge(f"Request body is over the {limit} byte limit")
         chunks.append(chunk)
         if not message.get("more_body", False):
-            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
-
-def _refuse_declared(declared: str, limit: int) -> None:
-    if declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(
-            f"Request body of {int(declared)} bytes is over the {limit} byte limit"
-        )
+            return b"".join(chunks)

@@ -138,8 +138,8 @@ def answer_one(obj: Any, context: CallContext) -> dict[str, Any] | None:
         obj = {**obj, "params": {k: v for k, v in params.items() if k != "apiVersion"}}
     if isinstance(obj.get("id"), Decimal):
         obj = {**obj, "id": request_id(obj)}
-    inline = INLINE_METHODS.get(obj["method"])
-    if inline is not None and not obj.get("params"):
+    inline = polled_method(obj)
+    if inline is not None:
         # The polled, parameterless methods skip jsonrpcserver's generic dispatch (method
         # look-up, signature binding, Either wrapping), which costs more than the method.
         if "id" not in obj:
@@ -184,6 +184,14 @@ def answer(parsed: Any, context: CallContext) -> Any:
         answers = [a for a in (answer_one(obj, context) for obj in parsed) if a is not None]
         return answers or None
     return answer_one(parsed, context)
+
+
+def polled_method(obj: Any) -> Callable[[CallContext], Any] | None:
+    """The inline method `obj` calls without parameters (a polled call), or None."""
+    if not isinstance(obj, dict) or obj.get("params"):
+        return None
+    name = obj.get("method")
+    return INLINE_METHODS.get(name) if isinstance(name, str) else None
 
 
 def _needs_thread(parsed: Any) -> bool:
@@ -241,11 +249,8 @@ class PolledAnswers:
 
     def keep(self, body: bytes, parsed: Any, payload: Any, encoded: bytes) -> None:
         """Remember `encoded` when `parsed` is one polled call that `payload` answers."""
-        if len(body) > self.MAX_BODY or not isinstance(parsed, dict):
-            return
-        name = parsed.get("method")
-        method = INLINE_METHODS.get(name) if isinstance(name, str) else None
-        if method is None or parsed.get("params") or not isinstance(payload, dict):
+        method = polled_method(parsed)
+        if method is None or len(body) > self.MAX_BODY or not isinstance(payload, dict):
             return
         if "result" not in payload or "error" in payload:
             return
