@@ -343,16 +343,17 @@ def transfer_credit(
     session: Session,
     *,
     sender: str,
-    recipient: str,
+    recipient: str | user_service.UserRef,
     amount: Decimal,
     comment: str,
     settings: AccountingSettings,
 ) -> tuple[AccountTrx, AccountTrx]:
     """Move `amount` from user `sender` to user `recipient`; return (debit, credit) rows.
 
-    `sender` is the authenticated caller. `recipient` goes through the aliases and must be
-    an enabled user. The rules come from `settings`; every refusal is raised naming its
-    rule (see `TRANSFER_RULES`).
+    `sender` is the authenticated caller. `recipient` is a name, which goes through the
+    aliases, or the user already found in this transaction (`users.find_user_refs`); it
+    must be an enabled user. The rules come from `settings`; every refusal is raised
+    naming its rule (see `TRANSFER_RULES`).
     """
     policy = settings.transfer_policy()
     if not policy.enabled:
@@ -362,8 +363,12 @@ def transfer_credit(
             financial.TransferRefused("transfers-disabled", "Transfers between users are disabled")
         )
     comment = check_comment(comment, param="comment")
-    target = user_service.find_user(session, recipient)
+    if isinstance(recipient, user_service.UserRef):
+        target: user_service.UserRef | None = recipient
+    else:
+        (target,) = user_service.find_user_refs(session, recipient)
     if target is None:
+        assert isinstance(recipient, str)
         raise translate(
             financial.TransferRefused(
                 "recipient-unknown", f"No user '{recipient.strip().lower()}' to transfer to"

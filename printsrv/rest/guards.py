@@ -15,7 +15,7 @@ from printsrv.security import (
     equals_constant_time,
     parse_basic_authorization,
 )
-from printsrv.users import authenticate_uuid
+from printsrv.users import UserRef, authenticate_uuid, check_uuid, find_user_refs
 
 
 def require_admin(request: Request) -> str:
@@ -59,3 +59,16 @@ def authenticate_user(
     return authenticate_uuid(
         session, credentials.username, credentials.password, hasher=installation_of(request).hasher
     )
+
+
+def authenticate_caller(
+    session: Session, request: Request, *others: str
+) -> tuple[UserRef, list[UserRef | None]]:
+    """The caller (401 unless their name and UUID match) and, found in the same query, the
+    users named `others` (None where there is none): one round trip where a service
+    needs both, such as a transfer's recipient."""
+    credentials = parse_basic_authorization(request.headers.get("authorization"))
+    caller, *found = find_user_refs(session, credentials.username, *others)
+    check_uuid(caller, credentials.password, hasher=installation_of(request).hasher)
+    assert caller is not None  # check_uuid refuses a missing user
+    return caller, found

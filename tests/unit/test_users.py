@@ -104,6 +104,38 @@ def test_user_without_uuid_cannot_authenticate_with_an_empty_one(
         users.authenticate_uuid(session, "janet", "", hasher=installation.hasher)
 
 
+def test_user_refs_are_found_in_one_query_by_name_or_alias(installation: Installation) -> None:
+    with installation.db.transaction() as session:
+        users.add_user(session, "rijk")
+        users.add_alias(session, "S12345", "rijk")
+        users.add_user(session, "janet")
+        users.set_enabled(session, "janet", False)
+        users.add_user(session, "gone")
+        users.delete_user(session, "gone")
+    with installation.db.read() as session:
+        rijk, alias, janet, gone, unknown, unusable = users.find_user_refs(
+            session, " RIJK ", "s12345", "janet", "gone", "nobody", "a/b"
+        )
+    assert rijk == alias
+    assert rijk is not None and (rijk.user_name, rijk.enabled) == ("rijk", True)
+    assert janet is not None and (janet.user_name, janet.enabled) == ("janet", False)
+    assert (gone, unknown, unusable) == (None, None, None)
+
+
+def test_a_user_ref_passes_the_uuid_check_as_the_user_does(installation: Installation) -> None:
+    hasher = installation.hasher
+    with installation.db.transaction() as session:
+        users.add_user(session, "janet")
+        credential = users.issue_uuid(session, "janet", hasher=hasher)
+    with installation.db.read() as session:
+        (janet,) = users.find_user_refs(session, "janet")
+    users.check_uuid(janet, credential.upper(), hasher=hasher)
+    assert "uuid" not in repr(janet).lower()  # the digest stays out of logs and tracebacks
+    for user, given in ((janet, "wrong"), (None, credential)):
+        with pytest.raises(NotAuthenticated, match="Unknown user or wrong UUID"):
+            users.check_uuid(user, given, hasher=hasher)
+
+
 def test_groups_and_members(installation: Installation) -> None:
     with installation.db.transaction() as session:
         for name in ("janet", "rijk"):
