@@ -39,6 +39,8 @@ from financial.errors import (
     TransferRefused,
 )
 from financial.ledger import (
+    LedgerEntry,
+    LockedAccount,
     TransferPolicy,
     adjust_balance,
     charge,
@@ -76,7 +78,9 @@ __all__ = [
     "InvalidAccount",
     "InvalidAmount",
     "InvalidSelection",
+    "LedgerEntry",
     "LedgerMisuse",
+    "LockedAccount",
     "Problem",
     "ReversalRefused",
     "TransactionFilter",

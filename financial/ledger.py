@@ -12,6 +12,12 @@ B->A running at once wait for each other instead of deadlocking on PostgreSQL. S
 no row locks: there the caller starts write transactions with ``BEGIN IMMEDIATE``, which
 serialises writers.
 
+Values: locks read the accounts' rows as :class:`LockedAccount` snapshots and every write
+returns :class:`LedgerEntry` values, both plain frozen objects made from Core rows. A
+posted row is a fact that never changes, and building ORM objects was most of what a
+transfer cost the server (bench/financial). ORM ``Account`` objects the session has
+loaded get the new balance after each write.
+
 Round trips: a transfer is one locking query and one write. On PostgreSQL the write is a
 single statement: the balances move in an ``UPDATE ... RETURNING`` (a data-modifying
 ``WITH``), and both legs are inserted from it with ids taken from the sequence in the same
@@ -26,17 +32,20 @@ row of -2.500000; a refund of it is a row of +2.500000 pointing at the charge.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
+from datetime import datetime
 from decimal import Decimal
 from functools import cache
 from typing import Any
 
 from sqlalchemy import (
     BindParameter,
+    ColumnElement,
     Integer,
     Select,
     bindparam,
     case,
+    event,
     func,
     insert,
     select,
@@ -44,8 +53,9 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.exc import InvalidRequestError
-from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm import Session, object_session
 from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 
 from financial.accounts import Actor
 from financial.errors import (
@@ -67,6 +77,8 @@ from financial.schema import (
 )
 
 __all__ = [
+    "LedgerEntry",
+    "LockedAccount",
     "TransferPolicy",
     "adjust_balance",
     "charge",
@@ -77,6 +89,64 @@ __all__ = [
 ]
 
 Amount = Decimal | str | int
+
+
+@dataclass(frozen=True, slots=True)
+class LockedAccount:
+    """An account's row as this transaction read it under its lock: what the rules check.
+
+    The ledger keeps it current through the transaction's own writes (see :func:`_lock`).
+    """
+
+    id: int
+    account_type: str
+    name: str
+    balance: Decimal
+    credit_limit_policy: str
+    credit_limit: Decimal | None
+    disabled: bool
+
+    @property
+    def label(self) -> str:
+        """``TYPE/name``, as messages show the account."""
+        return f"{self.account_type}/{self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    """One ledger row as it was written; the columns of :class:`AccountTrx`."""
+
+    id: int
+    account_id: int
+    trx_type: str
+    amount: Decimal
+    balance_after: Decimal
+    comment: str
+    actor_kind: str
+    actor_name: str
+    created_at: datetime
+    twin_id: int | None
+    reversal_of_id: int | None
+    document_id: int | None
+    reference: str | None
+
+    @classmethod
+    def of(cls, row: AccountTrx) -> LedgerEntry:
+        """The entry of a row loaded through the ORM."""
+        return cls(*(getattr(row, name) for name in _ENTRY_FIELDS))
+
+
+# An account as the public functions take it: loaded through the ORM, or locked already.
+AnyAccount = Account | LockedAccount
+# A ledger row as reverse() takes it.
+AnyEntry = AccountTrx | LedgerEntry
+
+_ACCOUNT = Account.__table__.c
+_TRX = AccountTrx.__table__.c
+_LOCKED_FIELDS = tuple(field.name for field in fields(LockedAccount))
+_ENTRY_FIELDS = tuple(field.name for field in fields(LedgerEntry))
+_LOCKED_COLUMNS = tuple(_ACCOUNT[name] for name in _LOCKED_FIELDS)
+_ENTRY_COLUMNS = tuple(_TRX[name] for name in _ENTRY_FIELDS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,13 +178,13 @@ class TransferPolicy:
 def adjust_balance(
     session: Session,
     *,
-    account: Account,
+    account: AnyAccount,
     amount: Amount,
     comment: str,
     actor: Actor,
     trx_type: str = TrxType.ADJUST,
     reference: str | None = None,
-) -> AccountTrx:
+) -> LedgerEntry:
     """Add ``amount`` (may be negative) to the balance and return the new ledger row.
 
     For admin corrections, deposits, vouchers and payments (``trx_type`` DEPOSIT,
@@ -139,7 +209,7 @@ def adjust_balance(
 def set_balance(
     session: Session,
     *,
-    account: Account,
+    account: AnyAccount,
     amount: Amount,
     comment: str,
     actor: Actor,
@@ -165,7 +235,7 @@ def set_balance(
     return row.balance_after
 
 
-def credit_limit_of(account: Account, *, default_credit_limit: Decimal) -> Decimal:
+def credit_limit_of(account: AnyAccount, *, default_credit_limit: Decimal) -> Decimal:
     """Return how far below zero ``account`` may be charged (zero or positive)."""
     if account.credit_limit_policy == CreditLimitPolicy.INDIVIDUAL:
         return account.credit_limit if account.credit_limit is not None else ZERO
@@ -180,7 +250,7 @@ def credit_limit_of(account: Account, *, default_credit_limit: Decimal) -> Decim
 def charge(
     session: Session,
     *,
-    account: Account,
+    account: AnyAccount,
     amount: Amount,
     comment: str,
     actor: Actor,
@@ -188,7 +258,7 @@ def charge(
     trx_type: str = TrxType.PRINT_OUT,
     document_id: int | None = None,
     reference: str | None = None,
-) -> AccountTrx:
+) -> LedgerEntry:
     """Charge ``amount`` (positive) to the account and return the ledger row.
 
     The row's amount is ``-amount``. Refused with :class:`InsufficientCredit` when the
@@ -219,7 +289,7 @@ def charge(
     return row
 
 
-def reverse(session: Session, *, trx: AccountTrx, comment: str, actor: Actor) -> AccountTrx:
+def reverse(session: Session, *, trx: AnyEntry, comment: str, actor: Actor) -> LedgerEntry:
     """Write and return the row that undoes ``trx`` (a refund of a charge, say).
 
     The reversal has the same type, the opposite amount, the same document and reference,
@@ -236,7 +306,7 @@ def reverse(session: Session, *, trx: AccountTrx, comment: str, actor: Actor) ->
         raise ReversalRefused(
             "transfer", f"Transaction {trx.id} is a transfer: transfer the amount back instead"
         )
-    (locked,) = _lock(session, _account_of(session, trx))
+    (locked,) = _lock(session, _AccountId(trx.account_id))
     existing = session.scalars(
         select(AccountTrx.id).where(AccountTrx.reversal_of_id == trx.id)
     ).first()
@@ -262,13 +332,13 @@ def reverse(session: Session, *, trx: AccountTrx, comment: str, actor: Actor) ->
 def transfer(
     session: Session,
     *,
-    sender: Account,
-    recipient: Account,
+    sender: AnyAccount,
+    recipient: AnyAccount,
     amount: Amount,
     comment: str,
     actor: Actor,
     policy: TransferPolicy,
-) -> tuple[AccountTrx, AccountTrx]:
+) -> tuple[LedgerEntry, LedgerEntry]:
     """Move ``amount`` from ``sender`` to ``recipient``; return (debit row, credit row).
 
     The two TRANSFER rows point at each other through ``twin_id``. Rules, checked in
@@ -337,7 +407,7 @@ _FIELDS = (
 class _Leg:
     """One row of a ledger write: a locked account and what the row adds to its balance."""
 
-    account: Account
+    account: LockedAccount
     amount: Decimal
 
 
@@ -351,7 +421,7 @@ def _post(
     document_id: int | None = None,
     reference: str | None = None,
     reversal_of_id: int | None = None,
-) -> list[AccountTrx]:
+) -> list[LedgerEntry]:
     """The one write path: insert one ledger row per leg and move each balance by its amount.
 
     One leg is an ordinary row; two legs are a transfer, whose rows are written pointing
@@ -385,8 +455,7 @@ def _post(
         rows = _write_sqlite(session, legs, fields)
     by_account = {row.account_id: row for row in rows}
     ordered = [by_account[leg.account.id] for leg in legs]
-    for leg, row in zip(legs, ordered, strict=True):
-        set_committed_value(leg.account, "balance", row.balance_after)
+    _moved(session, {row.account_id: row.balance_after for row in ordered})
     return ordered
 
 
@@ -437,27 +506,22 @@ def _postgresql_write(legs: int) -> Any:
     for name in _FIELDS:
         columns[name] = bindparam(f"row_{name}", type_=trx.c[name].type)
     rows = select(*columns.values()).select_from(source)
-    return insert(trx).from_select(list(columns), rows).add_cte(moved).returning(*trx.c)
+    return insert(trx).from_select(list(columns), rows).add_cte(moved).returning(*_ENTRY_COLUMNS)
 
 
 def _write_postgresql(
     session: Session, legs: Sequence[_Leg], fields: dict[str, Any]
-) -> list[AccountTrx]:
+) -> list[LedgerEntry]:
     """Move the balances and insert the rows in one statement (one round trip).
 
     The statement is a Core one, run as built (the ORM would copy it on every call and
-    work out its cache key again); the rows it returns become the session's objects.
+    work out its cache key again).
     """
     # The parameters' names are no column's name: an UPDATE or INSERT would take a
     # parameter named like one of its columns as a value to set.
     params = {f"row_{name}": value for name, value in fields.items()} | _leg_params(legs)
-    written = []
-    for values in session.execute(_postgresql_write(len(legs)), params).mappings():
-        row = AccountTrx(**values)
-        make_transient_to_detached(row)  # as if loaded: every column is its stored value
-        session.add(row)
-        written.append(row)
-    return written
+    rows = session.connection().execute(_postgresql_write(len(legs)), params)
+    return [LedgerEntry(*row) for row in rows]
 
 
 def _leg_params(legs: Sequence[_Leg]) -> dict[str, Any]:
@@ -486,7 +550,7 @@ def _sqlite_update(legs: int) -> Any:
 
 def _write_sqlite(
     session: Session, legs: Sequence[_Leg], fields: dict[str, Any]
-) -> list[AccountTrx]:
+) -> list[LedgerEntry]:
     """Move the balances with one ``UPDATE ... RETURNING``, then insert the rows at once.
 
     SQLite has no data-modifying ``WITH``, hence two statements. A transfer's ids are
@@ -511,84 +575,118 @@ def _write_sqlite(
         values[1] |= {"id": last + 2, "twin_id": last + 1}
     # A multi-row VALUES: one statement (an executemany would insert the rows one by one,
     # and the first would fail its twin's foreign key).
-    return list(session.scalars(insert(AccountTrx).values(values).returning(AccountTrx)))
+    written = session.execute(
+        insert(AccountTrx.__table__).values(values).returning(*_ENTRY_COLUMNS)
+    )
+    return [LedgerEntry(*row) for row in written]
 
 
-_LOCK = (
-    select(Account)
-    .where(Account.id.in_(bindparam("ids", expanding=True)))
-    .order_by(Account.id)
-    .with_for_update()
-    .execution_options(populate_existing=True)
-)
-# Session.info: the innermost transaction that locked accounts, and their ids.
+# Session.info: the innermost transaction that locked accounts, and its snapshots by id.
 _LOCKED = "financial.locked_accounts"
 
 
 def lock_accounts(
-    session: Session, statement: Select[tuple[Account]], params: dict[str, Any]
-) -> list[Account]:
-    """Run ``statement``, a SELECT of accounts, locking the rows it returns; return them.
+    session: Session, where: ColumnElement[bool], params: dict[str, Any]
+) -> list[LockedAccount]:
+    """Lock the accounts that match ``where``; return their rows in ascending id order.
 
-    For callers that find accounts by something other than their id (a user name): the
-    rows are locked in ascending id order, like every other lock the ledger takes, and
-    come back fresh. The ledger functions given these accounts later in the same
-    transaction do not lock them again (one round trip less per transfer).
+    For callers that find accounts by something other than their id (a user name):
+    ``where`` is a condition on the ``account`` table (a module constant, so the query is
+    built once) with ``params`` its bound values. The rows are locked in ascending id
+    order, like every other lock the ledger takes. The ledger functions given these
+    accounts later in the same transaction do not lock them again (one round trip less
+    per transfer).
     """
     _require_transaction(session)
     session.flush()
-    accounts = list(session.scalars(_locking(statement), params))
-    _remember_locked(session, [account.id for account in accounts])
-    return accounts
+    locked = [LockedAccount(*row) for row in session.execute(_locking(where), params)]
+    _remember_locked(session, locked)
+    return locked
 
 
 @cache
-def _locking(statement: Select[tuple[Account]]) -> Select[tuple[Account]]:
-    # Built once per statement (statements are module constants): a new Select per call
-    # would make SQLAlchemy work out its cache key again.
-    return (
-        statement.order_by(Account.id).with_for_update().execution_options(populate_existing=True)
-    )
+def _locking(where: ColumnElement[bool]) -> Select[Any]:
+    return select(*_LOCKED_COLUMNS).where(where).order_by(_ACCOUNT.id).with_for_update()
+
+
+@cache
+def _locking_ids(count: int) -> Select[Any]:
+    # One bound parameter per id (an expanding IN is rendered again on every call).
+    return _locking(_ACCOUNT.id.in_([bindparam(f"id_{i}", type_=Integer()) for i in range(count)]))
 
 
 def _innermost(session: Session) -> Any:
     return session.get_nested_transaction() or session.get_transaction()
 
 
-def _remember_locked(session: Session, ids: Sequence[int]) -> None:
-    transaction = _innermost(session)
-    held = session.info.get(_LOCKED)
-    if held is not None and held[0] is transaction:
-        held[1].update(ids)
-    else:
-        session.info[_LOCKED] = (transaction, set(ids))
-
-
-def _already_locked(session: Session, ids: Sequence[int]) -> bool:
+def _held(session: Session) -> dict[int, LockedAccount] | None:
     # Only within the transaction (or savepoint) that took the locks: a commit or a
     # rollback releases them, and with them this knowledge.
     held = session.info.get(_LOCKED)
-    return held is not None and held[0] is _innermost(session) and held[1].issuperset(ids)
+    return held[1] if held is not None and held[0] is _innermost(session) else None
 
 
-def _lock(session: Session, *accounts: Account) -> list[Account]:
-    """Lock the accounts' rows in ascending id order; return fresh copies in given order.
+def _remember_locked(session: Session, accounts: Sequence[LockedAccount]) -> None:
+    held = _held(session)
+    if held is None:
+        held = {}
+        session.info[_LOCKED] = (_innermost(session), held)
+    held.update((account.id, account) for account in accounts)
+
+
+def _lock(session: Session, *accounts: AnyAccount | _AccountId) -> list[LockedAccount]:
+    """Lock the accounts' rows in ascending id order; return their snapshots in given order.
 
     One query: PostgreSQL locks the rows as the sorted result is produced, so every
     writer takes them in the same order (no deadlock). SQLite renders no ``FOR UPDATE``;
     its writers are serialised by ``BEGIN IMMEDIATE``. Accounts this transaction locked
-    already (:func:`lock_accounts`) are fresh as given and are not queried again.
+    already (:func:`lock_accounts`, an earlier call) are not queried again: their
+    snapshots are current, since every write of this transaction updates them.
     """
     _require_transaction(session)
-    ids = sorted({account.id for account in accounts})
-    if _already_locked(session, ids):
-        return list(accounts)
+    # Pending ORM changes to these accounts reach the database first; one that updates an
+    # account also drops the snapshots (_account_changed).
     session.flush()
-    locked = {account.id: account for account in session.scalars(_LOCK, {"ids": ids})}
-    if len(locked) != len(ids):  # pragma: no cover - accounts are never deleted
-        raise LookupError(f"Accounts {sorted(set(ids) - set(locked))} do not exist")
-    _remember_locked(session, ids)
-    return [locked[account.id] for account in accounts]
+    ids = sorted({account.id for account in accounts})
+    held = _held(session)
+    if held is None or any(i not in held for i in ids):
+        params = {f"id_{i}": value for i, value in enumerate(ids)}
+        fresh = [LockedAccount(*row) for row in session.execute(_locking_ids(len(ids)), params)]
+        if len(fresh) != len(ids):
+            missing = sorted(set(ids) - {account.id for account in fresh})
+            raise LookupError(f"Accounts {missing} do not exist")
+        _remember_locked(session, fresh)
+        held = _held(session)
+        assert held is not None
+    return [held[account.id] for account in accounts]
+
+
+@event.listens_for(Account, "after_update")
+def _account_changed(_mapper: Any, _connection: Any, account: Account) -> None:
+    # An account row changed through the ORM (disabled, a credit limit) in a transaction
+    # that holds snapshots: they are no longer current, so the next lock reads again.
+    session = object_session(account)
+    if session is not None:
+        session.info.pop(_LOCKED, None)
+
+
+def _moved(session: Session, balances: dict[int, Decimal]) -> None:
+    """Record the balances a write left: in the locked snapshots, and in any ``Account``
+    the session has loaded (as its stored value, so it is not written back)."""
+    held = _held(session)
+    for account_id, balance in balances.items():
+        if held is not None and account_id in held:
+            held[account_id] = replace(held[account_id], balance=balance)
+        loaded = session.identity_map.get(identity_key(Account, account_id))
+        if loaded is not None:
+            set_committed_value(loaded, "balance", balance)
+
+
+@dataclass(frozen=True, slots=True)
+class _AccountId:
+    """An account known by its id only (the account of a row to reverse)."""
+
+    id: int
 
 
 def _require_transaction(session: Session) -> None:
@@ -604,13 +702,6 @@ def _require_transaction(session: Session) -> None:
             "The ledger cannot be written on an AUTOCOMMIT connection: the row and the "
             "balance must change in one transaction"
         )
-
-
-def _account_of(session: Session, trx: AccountTrx) -> Account:
-    account = session.get(Account, trx.account_id)
-    if account is None:  # pragma: no cover - the foreign key forbids it
-        raise LookupError(f"Transaction {trx.id} has no account {trx.account_id}")
-    return account
 
 
 def _nonzero(amount: Amount) -> Decimal:

@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import and_, bindparam, select
 from sqlalchemy.orm import Session
 
 import financial
@@ -277,19 +277,28 @@ def _account(session: Session, account_type: str, name: str) -> Account:
         return financial.create_account(session, account_type=kind, name=stored)
 
 
-# Built once (every transfer runs it): the names are an expanding bound parameter.
-_USER_ACCOUNTS = select(Account).where(
-    Account.account_type == AccountType.USER.value,
-    Account.name.in_(bindparam("names", expanding=True)),
+# Built once (every transfer runs it), with one bound parameter per name.
+_TRANSFER_ACCOUNTS = and_(
+    Account.__table__.c.account_type == AccountType.USER.value,
+    Account.__table__.c.name.in_([bindparam("sender"), bindparam("recipient")]),
 )
 
 
-def _user_accounts(session: Session, *names: str) -> list[Account]:
-    """The USER accounts of these (canonical) user names, locked, in one query; missing ones
-    created (a new row is this transaction's alone until it commits)."""
-    rows = financial.lock_accounts(session, _USER_ACCOUNTS, {"names": list(names)})
-    found = {account.name: account for account in rows}
-    return [found.get(name) or group_defaults.open_user_account(session, name) for name in names]
+def _transfer_accounts(
+    session: Session, sender: str, recipient: str
+) -> list[Account | financial.LockedAccount]:
+    """The USER accounts of these two (canonical) user names, locked, in one query; missing
+    ones created (a new row is this transaction's alone until it commits)."""
+    rows = financial.lock_accounts(
+        session, _TRANSFER_ACCOUNTS, {"sender": sender, "recipient": recipient}
+    )
+    found: dict[str, Account | financial.LockedAccount] = {
+        account.name: account for account in rows
+    }
+    return [
+        found.get(name) or group_defaults.open_user_account(session, name)
+        for name in (sender, recipient)
+    ]
 
 
 # --- balances ------------------------------------------------------------------------------------
@@ -347,7 +356,7 @@ def transfer_credit(
     amount: Decimal,
     comment: str,
     settings: AccountingSettings,
-) -> tuple[AccountTrx, AccountTrx]:
+) -> tuple[financial.LedgerEntry, financial.LedgerEntry]:
     """Move `amount` from user `sender` to user `recipient`; return (debit, credit) rows.
 
     `sender` is the authenticated caller. `recipient` is a name, which goes through the
@@ -381,7 +390,7 @@ def transfer_credit(
             )
         )
     with financial_errors():
-        source, destination = _user_accounts(session, sender, target.user_name)
+        source, destination = _transfer_accounts(session, sender, target.user_name)
         return financial.transfer(
             session,
             sender=source,

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from financial import ledger
 from financial.accounts import Actor
 from financial.errors import AccountDisabled, InsufficientCredit, ReversalRefused
+from financial.ledger import LedgerEntry
 from financial.money import to_wire
 from financial.schema import AccountTrx
 from printsrv import accounting, group_defaults
@@ -53,7 +54,7 @@ def charge_print(
     document_id: int,
     comment: str,
     default_credit_limit: Decimal,
-) -> AccountTrx:
+) -> LedgerEntry:
     """Charge ``amount`` (positive) to the user's USER account, linked to ``document_id``.
 
     This is printing's only call into the ledger's charging (``printsrv.accounting`` has no
@@ -79,7 +80,7 @@ def charge_print(
         raise AccountBlocked(f"The account of user '{user_name}' is disabled") from exc
 
 
-def refund_print(session: Session, *, charge_trx_id: int, reason: str) -> AccountTrx:
+def refund_print(session: Session, *, charge_trx_id: int, reason: str) -> LedgerEntry:
     """Reverse a print's charge and return the reversal row.
 
     Idempotent: when the charge was already reversed, the existing reversal is returned.
@@ -95,5 +96,5 @@ def refund_print(session: Session, *, charge_trx_id: int, reason: str) -> Accoun
         if exc.rule == "already-reversed" and exc.existing_id is not None:
             existing = session.get(AccountTrx, exc.existing_id)
             if existing is not None:
-                return existing
+                return LedgerEntry.of(existing)
         raise

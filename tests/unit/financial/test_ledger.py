@@ -21,6 +21,7 @@ from financial.errors import (
     TransferRefused,
 )
 from financial.ledger import (
+    LedgerEntry,
     TransferPolicy,
     adjust_balance,
     charge,
@@ -44,12 +45,10 @@ def user(session: Session, name: str, balance: str | None = None) -> Account:
     return account
 
 
-def rows(session: Session, account: Account) -> list[AccountTrx]:
-    return list(
-        session.scalars(
-            select(AccountTrx).where(AccountTrx.account_id == account.id).order_by(AccountTrx.id)
-        )
-    )
+def rows(session: Session, account: Account) -> list[LedgerEntry]:
+    """The account's ledger as stored, oldest first (entries compare by value)."""
+    query = select(AccountTrx).where(AccountTrx.account_id == account.id).order_by(AccountTrx.id)
+    return [LedgerEntry.of(row) for row in session.scalars(query)]
 
 
 # adjust_balance
@@ -272,6 +271,22 @@ def test_charging_a_disabled_account_is_refused(session: Session) -> None:
         )
 
 
+def test_the_ledger_sees_account_changes_made_after_its_lock_in_the_transaction(
+    session: Session,
+) -> None:
+    alice = user(session, "alice", "5")  # the top-up locked alice in this transaction
+    alice.credit_limit_policy, alice.credit_limit = "INDIVIDUAL", Decimal(10)  # not flushed
+    row = charge(
+        session, account=alice, amount="12", comment="", actor=PRINTING, default_credit_limit=0
+    )
+    assert row.balance_after == alice.balance == Decimal(-7)
+    alice.disabled = True
+    with pytest.raises(AccountDisabled):
+        charge(
+            session, account=alice, amount="1", comment="", actor=PRINTING, default_credit_limit=0
+        )
+
+
 # reverse
 
 
@@ -471,7 +486,7 @@ def _account_selects(engine: Engine) -> Iterator[list[str]]:
         event.remove(engine, "before_cursor_execute", record)
 
 
-_BY_NAME = select(Account).where(Account.name.in_(bindparam("names", expanding=True)))
+_BY_NAME = Account.__table__.c.name.in_(bindparam("names", expanding=True))
 
 
 def test_accounts_locked_by_name_are_not_locked_again_by_that_transaction(

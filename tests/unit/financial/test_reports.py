@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from financial import reports
 from financial.accounts import Actor, create_account
 from financial.errors import AccountNotFound, InvalidSelection
-from financial.ledger import TransferPolicy, adjust_balance, charge, transfer
+from financial.ledger import LedgerEntry, TransferPolicy, adjust_balance, charge, transfer
 from financial.reports import (
     CSV_HEADER,
     TransactionFilter,
@@ -32,11 +32,9 @@ CET = timezone(timedelta(hours=1))
 CEST = timezone(timedelta(hours=2))
 
 
-def at(session: Session, row: AccountTrx, moment: datetime) -> AccountTrx:
+def at(session: Session, row: LedgerEntry, moment: datetime) -> None:
     """Back-date a ledger row (tests only: the ledger never updates rows)."""
     session.execute(update(AccountTrx).where(AccountTrx.id == row.id).values(created_at=moment))
-    session.expire(row)
-    return row
 
 
 def csv_rows(session: Session, flt: TransactionFilter, tz: timezone = UTC) -> list[list[str]]:
