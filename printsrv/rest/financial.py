@@ -21,7 +21,6 @@ from decimal import Decimal
 from typing import TypeVar
 
 from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -172,7 +171,7 @@ async def _read(request: Request, call: Callable[..., T], *args: object) -> T:
         with db.read() as session:
             return call(session, *args)
 
-    return await run_in_threadpool(run)
+    return await db.run(run)
 
 
 Start = Callable[[Session], tuple[str, Callable[[Session], Response]]]
@@ -197,7 +196,7 @@ async def _once(request: Request, start: Start) -> Response:
                 _, apply = start(session)
                 return apply(session)
 
-        return await run_in_threadpool(run_plain)
+        return await installation.db.run(run_plain)
     print_ = idempotency.fingerprint(
         request.method, request.url.path, request.query_params.multi_items()
     )
@@ -220,6 +219,6 @@ async def _once(request: Request, start: Start) -> Response:
             idempotency.record(session, caller=caller, key=key, answer=answer)
             return answer, False
 
-    answer, replayed = await run_in_threadpool(run_once)
+    answer, replayed = await installation.db.run(run_once)
     headers = {"Idempotent-Replayed": "true"} if replayed else None
     return Response(answer.body, answer.status_code, headers=headers, media_type="application/json")
