@@ -32,7 +32,7 @@ row of -2.500000; a refund of it is a row of +2.500000 pointing at the charge.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 from datetime import datetime
 from decimal import Decimal
 from functools import cache
@@ -55,7 +55,6 @@ from sqlalchemy import (
 from sqlalchemy.exc import InvalidRequestError
 from sqlalchemy.orm import Session, object_session
 from sqlalchemy.orm.attributes import set_committed_value
-from sqlalchemy.orm.util import identity_key
 
 from financial.accounts import Actor
 from financial.errors import (
@@ -91,11 +90,12 @@ __all__ = [
 Amount = Decimal | str | int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class LockedAccount:
     """An account's row as this transaction read it under its lock: what the rules check.
 
-    The ledger keeps it current through the transaction's own writes (see :func:`_lock`).
+    The ledger keeps ``balance`` current through the transaction's own writes (see
+    :func:`_lock`); nothing else changes it.
     """
 
     id: int
@@ -146,7 +146,8 @@ _TRX = AccountTrx.__table__.c
 _LOCKED_FIELDS = tuple(field.name for field in fields(LockedAccount))
 _ENTRY_FIELDS = tuple(field.name for field in fields(LedgerEntry))
 _LOCKED_COLUMNS = tuple(_ACCOUNT[name] for name in _LOCKED_FIELDS)
-_ENTRY_COLUMNS = tuple(_TRX[name] for name in _ENTRY_FIELDS)
+# What a write reads back: the rest of each row is what the ledger wrote.
+_WRITTEN = (_TRX.id, _TRX.account_id, _TRX.balance_after, _TRX.twin_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -450,13 +451,26 @@ def _post(
         "reversal_of_id": reversal_of_id,
     }
     if session.get_bind().dialect.name == "postgresql":
-        rows = _write_postgresql(session, legs, fields)
+        written = _write_postgresql(session, legs, fields)
     else:
-        rows = _write_sqlite(session, legs, fields)
-    by_account = {row.account_id: row for row in rows}
-    ordered = [by_account[leg.account.id] for leg in legs]
-    _moved(session, {row.account_id: row.balance_after for row in ordered})
-    return ordered
+        written = _write_sqlite(session, legs, fields)
+    # The database gives back only what it decided (ids, balances); the rest is ours.
+    by_account = {account_id: (trx_id, after, twin) for trx_id, account_id, after, twin in written}
+    entries = []
+    for leg in legs:
+        trx_id, balance_after, twin_id = by_account[leg.account.id]
+        entries.append(
+            LedgerEntry(
+                id=trx_id,
+                account_id=leg.account.id,
+                amount=leg.amount,
+                balance_after=balance_after,
+                twin_id=twin_id,
+                **fields,
+            )
+        )
+    _moved(session, {entry.account_id: entry.balance_after for entry in entries})
+    return entries
 
 
 def _leg_param(name: str, leg: int) -> BindParameter[Any]:
@@ -506,12 +520,10 @@ def _postgresql_write(legs: int) -> Any:
     for name in _FIELDS:
         columns[name] = bindparam(f"row_{name}", type_=trx.c[name].type)
     rows = select(*columns.values()).select_from(source)
-    return insert(trx).from_select(list(columns), rows).add_cte(moved).returning(*_ENTRY_COLUMNS)
+    return insert(trx).from_select(list(columns), rows).add_cte(moved).returning(*_WRITTEN)
 
 
-def _write_postgresql(
-    session: Session, legs: Sequence[_Leg], fields: dict[str, Any]
-) -> list[LedgerEntry]:
+def _write_postgresql(session: Session, legs: Sequence[_Leg], fields: dict[str, Any]) -> Any:
     """Move the balances and insert the rows in one statement (one round trip).
 
     The statement is a Core one, run as built (the ORM would copy it on every call and
@@ -520,8 +532,7 @@ def _write_postgresql(
     # The parameters' names are no column's name: an UPDATE or INSERT would take a
     # parameter named like one of its columns as a value to set.
     params = {f"row_{name}": value for name, value in fields.items()} | _leg_params(legs)
-    rows = session.connection().execute(_postgresql_write(len(legs)), params)
-    return [LedgerEntry(*row) for row in rows]
+    return session.connection().execute(_postgresql_write(len(legs)), params).all()
 
 
 def _leg_params(legs: Sequence[_Leg]) -> dict[str, Any]:
@@ -548,9 +559,7 @@ def _sqlite_update(legs: int) -> Any:
     )
 
 
-def _write_sqlite(
-    session: Session, legs: Sequence[_Leg], fields: dict[str, Any]
-) -> list[LedgerEntry]:
+def _write_sqlite(session: Session, legs: Sequence[_Leg], fields: dict[str, Any]) -> Any:
     """Move the balances with one ``UPDATE ... RETURNING``, then insert the rows at once.
 
     SQLite has no data-modifying ``WITH``, hence two statements. A transfer's ids are
@@ -575,10 +584,7 @@ def _write_sqlite(
         values[1] |= {"id": last + 2, "twin_id": last + 1}
     # A multi-row VALUES: one statement (an executemany would insert the rows one by one,
     # and the first would fail its twin's foreign key).
-    written = session.execute(
-        insert(AccountTrx.__table__).values(values).returning(*_ENTRY_COLUMNS)
-    )
-    return [LedgerEntry(*row) for row in written]
+    return session.execute(insert(AccountTrx.__table__).values(values).returning(*_WRITTEN)).all()
 
 
 # Session.info: the innermost transaction that locked accounts, and its snapshots by id.
@@ -673,13 +679,17 @@ def _account_changed(_mapper: Any, _connection: Any, account: Account) -> None:
 def _moved(session: Session, balances: dict[int, Decimal]) -> None:
     """Record the balances a write left: in the locked snapshots, and in any ``Account``
     the session has loaded (as its stored value, so it is not written back)."""
-    held = _held(session)
+    held = _held(session) or {}
     for account_id, balance in balances.items():
-        if held is not None and account_id in held:
-            held[account_id] = replace(held[account_id], balance=balance)
-        loaded = session.identity_map.get(identity_key(Account, account_id))
+        if account_id in held:
+            held[account_id].balance = balance
+        loaded = session.identity_map.get(_account_key(account_id))
         if loaded is not None:
             set_committed_value(loaded, "balance", balance)
+
+
+def _account_key(account_id: int) -> Any:
+    return Account.__mapper__.identity_key_from_primary_key((account_id,))
 
 
 @dataclass(frozen=True, slots=True)

@@ -365,6 +365,8 @@ def test_transfer_writes_two_rows_pointing_at_each_other(session: Session) -> No
     assert (debit.twin_id, credit.twin_id) == (credit.id, debit.id)
     assert debit.trx_type == credit.trx_type == "TRANSFER"
     assert (debit.balance_after, credit.balance_after) == (5, 15)
+    # What the ledger returns is what it stored, column for column.
+    assert (rows(session, alice)[-1], rows(session, bob)) == (debit, [credit])
     assert verify(session) == []
 
 
