@@ -12,10 +12,12 @@ from printsrv.rest.responses import EXCEPTION_HANDLERS
 def create_rest_app() -> Starlette:
     """The /restful/v1 sub-application."""
     routes = [
+        # The busiest first: the router tries the routes in order.
+        Route("/documents", documents.list_documents, methods=["GET"]),
+        Route("/financial/transfer", financial.transfer, methods=["POST"]),
         Route("/system/version", system.version, methods=["GET"]),
         Route("/tests/http/request", system.http_request, methods=["GET"]),
         Route("/tests/echo", system.echo, methods=["POST"]),
-        Route("/documents", documents.list_documents, methods=["GET"]),
         Route("/documents/print", documents.print_upload, methods=["POST"]),
         Route("/documents/{ref}", documents.get_document, methods=["GET"]),
         Route("/documents/{ref}/pdf", documents.get_pdf, methods=["GET"]),
@@ -23,7 +25,6 @@ def create_rest_app() -> Starlette:
         Route("/financial/account/balance", financial.account_balance, methods=["GET"]),
         Route("/financial/account/balance", financial.set_account_balance, methods=["POST"]),
         Route("/financial/balance", financial.balance, methods=["GET"]),
-        Route("/financial/transfer", financial.transfer, methods=["POST"]),
         Route("/reports/accounttrx", reports.account_transactions, methods=["POST"]),
     ]
     return Starlette(routes=routes, exception_handlers=EXCEPTION_HANDLERS)
