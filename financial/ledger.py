@@ -605,7 +605,8 @@ def lock_accounts(
     """
     _require_transaction(session)
     session.flush()
-    locked = [LockedAccount(*row) for row in session.execute(_locking(where), params)]
+    rows = session.connection().execute(_locking(where), params)  # Core: no ORM layer to pay
+    locked = [LockedAccount(*row) for row in rows]
     _remember_locked(session, locked)
     return locked
 
@@ -657,7 +658,8 @@ def _lock(session: Session, *accounts: AnyAccount | _AccountId) -> list[LockedAc
     held = _held(session)
     if held is None or any(i not in held for i in ids):
         params = {f"id_{i}": value for i, value in enumerate(ids)}
-        fresh = [LockedAccount(*row) for row in session.execute(_locking_ids(len(ids)), params)]
+        rows = session.connection().execute(_locking_ids(len(ids)), params)
+        fresh = [LockedAccount(*row) for row in rows]
         if len(fresh) != len(ids):
             missing = sorted(set(ids) - {account.id for account in fresh})
             raise LookupError(f"Accounts {missing} do not exist")
