@@ -43,7 +43,7 @@ def require_user(request: Request) -> User:
 
     Returns the user, detached from its session (its columns stay readable). Views that
     go on to use the database check the caller in their own session instead, with
-    `authenticate_user`: one transaction per request rather than two.
+    `authenticate_caller`: one transaction per request rather than two.
     """
     credentials = parse_basic_authorization(request.headers.get("authorization"))
     with installation_of(request).db.read() as session:
