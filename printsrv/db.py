@@ -8,10 +8,6 @@ writers up front instead of failing one of them half-way with "database is locke
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import contextvars
-import functools
 import logging
 import select
 import threading
@@ -25,6 +21,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from printsrv.errors import DatabaseUnavailable
+from printsrv.threads import run_in_thread
 
 log = logging.getLogger(__name__)
 
@@ -124,17 +121,10 @@ class Database:
         just returned. The threads serve only short database work, so a long conversion or
         upload in the default threads never holds a request's transaction back. A hop here
         costs a third of Starlette's `run_in_threadpool` (anyio's), which was a sixth of a
-        REST transfer's server time. Cancelled, the call still waits for the thread, so the
-        pool is never disposed under a running transaction.
+        REST transfer's server time. Cancelled, the call still waits for the thread
+        (`threads.run_in_thread`), so the pool is never disposed under a transaction.
         """
-        call = functools.partial(contextvars.copy_context().run, work, *args)
-        future = asyncio.get_running_loop().run_in_executor(self._executor(), call)
-        try:
-            return await asyncio.shield(future)
-        except asyncio.CancelledError:
-            with contextlib.suppress(Exception):
-                await future
-            raise
+        return await run_in_thread(self._executor(), work, *args)
 
     def _executor(self) -> ThreadPoolExecutor:
         threads = self._threads

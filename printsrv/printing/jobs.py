@@ -22,7 +22,7 @@ printsrv prefers to charging twice.)
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import functools
 import json
 import logging
 from collections.abc import Callable
@@ -42,6 +42,7 @@ from printsrv.printing.context import PrintContext
 from printsrv.printing.costs import count_sheets
 from printsrv.printing.errors import CupsUnavailable, JobNotFound, PrintingError
 from printsrv.printing.models import JobStatus
+from printsrv.threads import run_in_thread
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -179,18 +180,9 @@ def finish_job(
 
 
 async def in_thread(fn: Callable[..., T], *args: object, **kwargs: object) -> T:
-    """``asyncio.to_thread`` that, when cancelled, still waits for the thread to finish.
-
-    A database call cut off by cancellation (server shutdown) would otherwise hold its
-    connection while the engine is disposed; the work is short, so waiting is cheap.
-    """
-    future = asyncio.ensure_future(asyncio.to_thread(fn, *args, **kwargs))
-    try:
-        return await asyncio.shield(future)
-    except asyncio.CancelledError:
-        with contextlib.suppress(Exception):
-            await future
-        raise
+    """``fn(*args, **kwargs)`` in the event loop's default threads, always waited for (see
+    ``threads.run_in_thread``)."""
+    return await run_in_thread(None, functools.partial(fn, *args, **kwargs))
 
 
 def _finish(db: Database, job_id: int, state: str, message: str, cups_state: str | None) -> bool:

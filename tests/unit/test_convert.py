@@ -24,6 +24,7 @@ from printing_support import (
     xlsx_like_bytes,
 )
 from pypdf import PdfReader, PdfWriter
+from support import Overlap
 
 from printsrv import convert
 from printsrv.convert import ConversionFailed, Limits, convert_sync, inspect_pdf, sniff
@@ -275,18 +276,11 @@ def test_a_postscript_loop_is_killed_at_the_time_limit(tmp_path: Path) -> None:
 def test_conversions_never_exceed_max_parallel(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    running = 0
-    peak = 0
-    lock = threading.Lock()
+    overlap = Overlap()
 
     def slow(source: Path, work_dir: Path, *, name: str, limits: Limits) -> convert.Converted:
-        nonlocal running, peak
-        with lock:
-            running += 1
-            peak = max(peak, running)
-        time.sleep(0.15)
-        with lock:
-            running -= 1
+        with overlap.during():
+            time.sleep(0.15)
         return convert.Converted(source, 1, "application/pdf")
 
     monkeypatch.setattr(convert, "convert_sync", slow)
@@ -299,7 +293,7 @@ def test_conversions_never_exceed_max_parallel(
         )
 
     asyncio.run(many())
-    assert peak == 2
+    assert overlap.peak == 2
 
 
 # -- office documents -----------------------------------------------------------------------

@@ -9,6 +9,7 @@ import time
 
 import pytest
 from sqlalchemy import text
+from support import Overlap
 
 from printsrv.db import POOL_SIZE
 from printsrv.installation import Installation
@@ -44,23 +45,17 @@ def test_errors_reach_the_caller(installation: Installation) -> None:
 def test_no_more_work_runs_at_once_than_the_pool_has_connections(
     installation: Installation,
 ) -> None:
-    running = peak = 0
-    lock = threading.Lock()
+    overlap = Overlap()
 
     def work() -> None:
-        nonlocal running, peak
-        with lock:
-            running += 1
-            peak = max(peak, running)
-        time.sleep(0.02)
-        with lock:
-            running -= 1
+        with overlap.during():
+            time.sleep(0.02)
 
     async def main() -> None:
         await asyncio.gather(*(installation.db.run(work) for _ in range(POOL_SIZE * 3)))
 
     asyncio.run(main())
-    assert peak == POOL_SIZE
+    assert overlap.peak == POOL_SIZE
 
 
 def test_a_cancelled_call_still_waits_for_its_thread(installation: Installation) -> None:
