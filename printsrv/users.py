@@ -113,16 +113,17 @@ def find_user(session: Session, name: str, *, include_deleted: bool = False) -> 
     return session.scalar(query, {"name": user_name})
 
 
-# What resolve_user_name does, in the same query as the user (one round trip: every REST
-# user call and transfer comes through here): the alias's user, else the user of that
-# name. Built once, with the name as a bound parameter.
 def _resolved_id(name: Any) -> Any:
+    # What resolve_user_name does, inside the query that reads the user (one round trip:
+    # every REST user call and transfer comes through here): the alias's user, else the
+    # user of that name.
     return func.coalesce(
         select(UserAlias.user_id).where(UserAlias.alias == name).scalar_subquery(),
         select(User.id).where(User.user_name == name).scalar_subquery(),
     )
 
 
+# Built once, with the name as a bound parameter.
 _FIND_USER = select(User).where(User.id == _resolved_id(bindparam("name")))
 _FIND_LIVE_USER = _FIND_USER.where(User.deleted_at.is_(None))
 
