@@ -99,6 +99,8 @@ def bench_cups(out_file: Path) -> Iterator[PrivateCups]:
     """A private cupsd with one queue printing to a file through the Generic PDF PPD."""
     cups = PrivateCups(prefix="printsrv-bench-cupsd-").start()
     try:
+        # Today's CUPS no longer creates a file: device's output file; it must exist first.
+        cups.prepare_output_file(out_file)
         subprocess.run(
             ["lpadmin", "-h", cups.server, "-p", QUEUE, "-E", "-v", f"file://{out_file}",
              "-P", GENERIC_PDF_PPD, "-o", "printer-error-policy=abort-job"],

@@ -1,12 +1,13 @@
 """A private cupsd for tests: its own ServerRoot, loopback port, Unix socket and ServerBin.
 
-Follows ``/work/shared/cups-testing.md``. The instance never touches ``/etc/cups`` or port 631,
-needs neither systemd nor avahi, and works as root and as an ordinary user.
+The recipe and its traps are in ``docs/cups-testing.md``. The instance never touches ``/etc/cups``
+or port 631, needs neither systemd nor avahi, and works as root and as an ordinary user.
 
     cups = PrivateCups().start()
     cups.add_queue("cap", "capture")          # keeps job-<id>.prn and job-<id>.env
     cups.add_queue("broken", "fail", exit_code=1)
     cups.add_queue("sink", "null")            # file:///dev/null
+    cups.add_queue("pdf", "file")             # file://<base>/out/pdf.out, created beforehand
     ...
     cups.close()                              # SIGTERM, then remove the directory
 
@@ -27,13 +28,13 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Literal
+from typing import BinaryIO, Literal
 
 GENERIC_PDF_PPD = "/usr/share/ppd/cupsfilters/Generic-PDF_Printer-PDF.ppd"
 SYSTEM_SERVER_BIN = Path("/usr/lib/cups")
 READY_TIMEOUT = 10.0
 
-QueueKind = Literal["capture", "fail", "null"]
+QueueKind = Literal["capture", "fail", "null", "file"]
 
 # The capture backend keeps the rendered output and the argv CUPS hands to a backend
 # (job id, user, title, copies, options); the .env file is written last and renamed into place so
@@ -114,6 +115,7 @@ class PrivateCups:
         self.out_dir = self.base / "out"
         self.server_bin = self.base / "sb"
         self._proc: subprocess.Popen[bytes] | None = None
+        self._console: BinaryIO | None = None
         self._as_root = os.geteuid() == 0
         self._prepare()
 
@@ -128,6 +130,11 @@ class PrivateCups:
     def tcp_server(self) -> str:
         """The same server over TCP, as ``127.0.0.1:PORT``."""
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def console_log(self) -> Path:
+        """What the cupsd process itself printed (its stdout and stderr)."""
+        return self.base / "log" / "console"
 
     @property
     def error_log(self) -> Path:
@@ -180,6 +187,9 @@ class PrivateCups:
                     "PreserveJobFiles No",
                     "MaxJobs 0",
                     "JobRetryInterval 1",
+                    # Explicit, not left to the build's default: deb12u10 crashed on an empty
+                    # ErrorPolicy before its fix; retry-job is Debian's default.
+                    "ErrorPolicy retry-job",
                     "<Location />",
                     "  Order allow,deny",
                     "  Allow all",
@@ -194,7 +204,10 @@ class PrivateCups:
                 ]
             )
         )
-        lines = ["FileDevice Yes", "Printcap"]
+        # Printcap needs a value since Debian's CUPS 2.4.2-3+deb12u10: a bare line is fatal there.
+        # No PeerCred line (new in cups-files.conf with that update, unknown and so fatal before
+        # it): nothing in this instance authenticates, every operation is allowed to everyone.
+        lines = ["FileDevice Yes", f"Printcap {base}/printcap"]
         if self._as_root:
             # Only a root cupsd may switch users; an ordinary one refuses these lines.
             lines += ["User lp", "Group lp", "SystemGroup root"]
@@ -221,38 +234,73 @@ class PrivateCups:
         """Whether the cupsd process is alive."""
         return self._proc is not None and self._proc.poll() is None
 
-    def start(self, timeout: float = READY_TIMEOUT) -> PrivateCups:
-        """Start cupsd in the foreground and wait until it answers; return self.
+    def check_config(self) -> str:
+        """Run ``cupsd -t`` on the generated configuration and return what it printed.
 
-        Raises ``CupsdStartError`` with the error_log tail if it exits or stays silent for
-        ``timeout`` seconds.
+        Raises ``CupsdStartError`` with cupsd's own words when it finds the configuration wrong
+        (Debian's security updates have turned lines that used to pass, such as a bare
+        ``Printcap``, into fatal errors; see ``docs/cups-testing.md``).
+        """
+        if shutil.which("cupsd") is None:
+            raise CupsdStartError(
+                "cupsd is not installed (Debian package cups-daemon); scripts/install --test "
+                "installs it with the other packages in scripts/system-packages.txt"
+            )
+        result = subprocess.run(
+            ["cupsd", "-t", *self._config_args()],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        words = (result.stdout + result.stderr).strip()
+        if result.returncode != 0 or "is OK" not in words:
+            raise CupsdStartError(
+                f"cupsd -t refused the private configuration in {self.base} "
+                f"(exit {result.returncode}):\n{words}"
+            )
+        return words
+
+    def _config_args(self) -> list[str]:
+        return ["-c", str(self.base / "cupsd.conf"), "-s", str(self.base / "cups-files.conf")]
+
+    def start(self, timeout: float = READY_TIMEOUT) -> PrivateCups:
+        """Check the configuration, start cupsd in the foreground, wait until it answers.
+
+        Raises ``CupsdStartError`` when ``cupsd -t`` refuses the configuration, or when cupsd
+        exits or stays silent for ``timeout`` seconds; the message then carries what cupsd printed
+        and the tail of its error_log. Never a skip: a run without its printing tests is not green.
         """
         if self.running:
             return self
+        self.check_config()
+        self._console = open(self.console_log, "ab")  # noqa: SIM115 - kept while cupsd runs
         self._proc = subprocess.Popen(
-            [
-                "cupsd",
-                "-f",
-                "-c",
-                str(self.base / "cupsd.conf"),
-                "-s",
-                str(self.base / "cups-files.conf"),
-            ],
+            ["cupsd", "-f", *self._config_args()],
             stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stdout=self._console,
+            stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
+                returncode = self._proc.returncode
+                self.stop()
                 raise CupsdStartError(
-                    f"cupsd exited with status {self._proc.returncode}\n{self.error_log_tail()}"
+                    f"cupsd exited with status {returncode}\n{self.diagnostics()}"
                 )
             if self._answers():
                 return self
             time.sleep(0.01)
         self.stop()
-        raise CupsdStartError(f"cupsd not ready after {timeout} s\n{self.error_log_tail()}")
+        raise CupsdStartError(f"cupsd not ready after {timeout} s\n{self.diagnostics()}")
+
+    def diagnostics(self) -> str:
+        """cupsd's own words on this instance: its console output and its error_log tail."""
+        try:
+            console = self.console_log.read_text(errors="replace").strip() or "(nothing)"
+        except FileNotFoundError:
+            console = "(nothing)"
+        return f"cupsd printed:\n{console}\nerror_log:\n{self.error_log_tail()}"
 
     def _answers(self) -> bool:
         """Send one real IPP request (lpstat -r) to the Unix socket."""
@@ -269,6 +317,9 @@ class PrivateCups:
     def stop(self) -> None:
         """Stop cupsd with SIGTERM (it exits within milliseconds); the directory stays."""
         proc, self._proc = self._proc, None
+        console, self._console = self._console, None
+        if console is not None:
+            console.close()
         if proc is None:
             return
         if proc.poll() is None:
@@ -313,6 +364,23 @@ class PrivateCups:
                 f"\n{self.error_log_tail()}"
             )
 
+    def file_output(self, queue: str) -> Path:
+        """Where a ``file`` queue writes each job (every job overwrites the last one)."""
+        return self.out_dir / f"{queue}.out"
+
+    def prepare_output_file(self, path: Path) -> Path:
+        """Create the output file of a ``file:`` device URI, writable by the scheduler's user.
+
+        Since Debian's CUPS 2.4.2-3+deb12u10 the scheduler no longer creates it: a job to a
+        missing file stops with "the scheduler could not open the output file".
+        """
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch()
+        os.chmod(path, 0o666)  # noqa: S103 - the scheduler's user (lp under a root cupsd) writes it
+        if self._as_root:
+            shutil.chown(path, user="lp", group="lp")
+        return path
+
     def capture_dir(self, queue: str) -> Path:
         """The directory a capture queue writes its job files into."""
         return self.out_dir / queue
@@ -329,7 +397,8 @@ class PrivateCups:
         """Create, enable and accept a queue; return its device URI.
 
         ``capture`` keeps each job under ``capture_dir(name)``; ``fail`` exits with
-        ``exit_code`` after an ERROR line; ``null`` prints to ``file:///dev/null``.
+        ``exit_code`` after an ERROR line; ``null`` prints to ``file:///dev/null``; ``file``
+        prints to ``file_output(name)``, created beforehand (``prepare_output_file``).
         ``error_policy`` sets ``printer-error-policy`` (the fail queue defaults to
         ``abort-job``; Debian's default, retry-job, would hold and retry the job for seconds).
         """
@@ -342,6 +411,8 @@ class PrivateCups:
             error_policy = error_policy or "abort-job"
         elif kind == "null":
             uri = "file:///dev/null"
+        elif kind == "file":
+            uri = f"file://{self.prepare_output_file(self.file_output(name))}"
         else:
             raise ValueError(f"unknown queue kind {kind!r}")
         args = ["-p", name, "-E", "-v", uri, "-P", ppd]

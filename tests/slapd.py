@@ -85,10 +85,6 @@ class PrivateLdap:
         self.port = _free_port()
         self.process: subprocess.Popen[bytes] | None = None
 
-    @staticmethod
-    def available() -> bool:
-        return shutil.which("slapd") is not None and Path("/usr/lib/ldap").is_dir()
-
     def start(self) -> PrivateLdap:
         (self.base / "data").mkdir(exist_ok=True)
         conf = self.base / "slapd.conf"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import httpx
+import pytest
 import uvicorn
 
 from printsrv.app import create_app
@@ -21,6 +23,23 @@ from printsrv.installation import Installation
 
 TEST_SECRET = "test-installation-secret-0123456789abcdef"
 T = TypeVar("T")
+
+INSTALLED_BY = "scripts/install --test installs it (scripts/system-packages.txt)"
+
+
+def require_programs(*programs: str) -> None:
+    """Fail the calling test, in words, when a real part it drives is not installed.
+
+    A test never skips because a real part is missing: a run that skipped its LDAP, browser or
+    conversion tests is not green. ``programs`` are names on PATH or absolute paths.
+    """
+    missing = [
+        name
+        for name in programs
+        if not (Path(name).is_file() if name.startswith("/") else shutil.which(name))
+    ]
+    if missing:
+        pytest.fail(f"{', '.join(missing)} not found: {INSTALLED_BY}", pytrace=False)
 
 
 class LiveServer:

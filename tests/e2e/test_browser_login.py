@@ -15,7 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from support import LiveServer
+from support import LiveServer, require_programs
 from web_support import accounting_tables, add_person, create_token, enable_ttp, give_credit
 
 from printsrv.installation import Installation
@@ -24,10 +24,11 @@ from printsrv.web.logins import LINK_REFUSED
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 
-pytestmark = pytest.mark.skipif(
-    not (CHROMIUM.is_file() and CHROMEDRIVER.is_file()),
-    reason="needs Debian's chromium and chromium-driver (/usr/bin/chromium, /usr/bin/chromedriver)",
-)
+
+@pytest.fixture(autouse=True)
+def _browser_installed() -> None:
+    require_programs(str(CHROMIUM), str(CHROMEDRIVER))
+
 
 FLAGS = [
     "--headless",

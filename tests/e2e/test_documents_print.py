@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
 from collections.abc import Iterator
 from datetime import timedelta
 from decimal import Decimal
@@ -27,14 +26,12 @@ from printing_support import (
 )
 from pypdf import PdfReader
 from sqlalchemy import select
-from support import LiveServer, set_config
+from support import LiveServer, require_programs, set_config
 
 from financial.schema import AccountTrx
 from printsrv.documents import PdfStore, sha256_of
 from printsrv.models import Document, PrintJob
 from printsrv.printing import queues
-
-HAS_SOFFICE = shutil.which("soffice") is not None
 
 
 def add_queue(setup: PrintSetup, name: str, printer: str | None, **options: str) -> None:
@@ -82,9 +79,11 @@ def test_every_format_is_converted_logged_and_printed(
     server: LiveServer,
 ) -> None:
     setup = printing_setup
+    require_programs("soffice")
     add_queue(setup, "lab", "capture")
     formats = FORMATS + (
-        OFFICE if HAS_SOFFICE and setup.installation.db.backend == "sqlite" else []
+        # One back-end is enough for the slow LibreOffice conversions.
+        OFFICE if setup.installation.db.backend == "sqlite" else []
     )
     for name, content, pages in formats:
         response = upload(server.url, setup.auth, name, content, queue="lab")

@@ -8,13 +8,23 @@ import ldap3
 import pytest
 from click.testing import CliRunner
 from slapd import ADMIN_DN, ADMIN_PASSWORD, BASE_DN, PrivateLdap
-from support import LiveServer, open_jsonrpc, rpc, set_config, wait_until
+from support import (
+    LiveServer,
+    open_jsonrpc,
+    require_programs,
+    rpc,
+    set_config,
+    wait_until,
+)
 
 from printsrv import users
 from printsrv.cli import main
 from printsrv.installation import Installation
 
-pytestmark = pytest.mark.skipif(not PrivateLdap.available(), reason="slapd is not installed")
+
+@pytest.fixture(autouse=True)
+def _slapd_installed() -> None:
+    require_programs("slapd", "/usr/lib/ldap/back_mdb.so")
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,7 @@ from printing_support import (
     upload,
 )
 from sqlalchemy import func, select
-from support import LiveServer
+from support import LiveServer, require_programs
 
 from financial.schema import AccountTrx, TrxType
 from printsrv import users
@@ -241,15 +241,12 @@ def test_insufficient_balance_and_expiry_are_explained(
     assert setup.jobs() == [] and print_charges(setup) == 0
 
 
-@pytest.mark.skipif(
-    not (CHROMIUM.is_file() and CHROMEDRIVER.is_file()),
-    reason="needs Debian's chromium and chromium-driver",
-)
 def test_a_person_releases_a_document_by_clicking_the_button(
     printing_setup: PrintSetup,  # noqa: F811
     server: LiveServer,
     tmp_path: Path,
 ) -> None:
+    require_programs(str(CHROMIUM), str(CHROMEDRIVER))
     from selenium import webdriver
     from selenium.webdriver.chrome.options import Options
     from selenium.webdriver.chrome.service import Service

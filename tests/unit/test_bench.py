@@ -6,11 +6,11 @@ that bench/run reads what wrk prints correctly and drives a real wrk against a r
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 
 import pytest
+from support import require_programs
 
 from bench.common import (
     Load,
@@ -91,10 +91,8 @@ def test_bench_run_refuses_an_unknown_benchmark() -> None:
     assert "unknown benchmark(s): nonsense" in result.stderr
 
 
-@pytest.mark.skipif(
-    shutil.which("wrk") is None, reason="wrk is installed by scripts/install --test"
-)
 def test_wrk_drives_a_real_server() -> None:
+    require_programs("wrk")
     with bare_server() as server:
         load = wrk(f"http://127.0.0.1:{server.port}/ping", connections=4, seconds=1)
     assert load.requests_per_second > 0

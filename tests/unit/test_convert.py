@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import shutil
 import subprocess
 import threading
 import time
@@ -24,12 +23,10 @@ from printing_support import (
     xlsx_like_bytes,
 )
 from pypdf import PdfReader, PdfWriter
-from support import Overlap
+from support import Overlap, require_programs
 
 from printsrv import convert
 from printsrv.convert import ConversionFailed, Limits, convert_sync, inspect_pdf, sniff
-
-HAS_SOFFICE = shutil.which("soffice") is not None
 
 
 def write(tmp_path: Path, content: bytes, name: str = "upload") -> Path:
@@ -299,7 +296,6 @@ def test_conversions_never_exceed_max_parallel(
 # -- office documents -----------------------------------------------------------------------
 
 
-@pytest.mark.skipif(not HAS_SOFFICE, reason="LibreOffice (soffice) is not installed")
 @pytest.mark.parametrize(
     ("content", "name", "words"),
     [
@@ -311,6 +307,7 @@ def test_conversions_never_exceed_max_parallel(
 def test_office_documents_go_through_libreoffice(
     tmp_path: Path, content: bytes, name: str, words: str
 ) -> None:
+    require_programs("soffice")
     result = convert_sync(write(tmp_path, content), tmp_path, name=name, limits=Limits())
     assert result.pages == 1
     assert words in text_of(result.pdf)

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import configparser
-import shutil
 import subprocess
 from pathlib import Path
 
 import dockerfile
-import pytest
 import yaml
-from support import make_certificate
+from support import make_certificate, require_programs
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 
@@ -72,8 +70,8 @@ def test_compose_file_runs_printsrv_with_postgresql_and_cups() -> None:
     assert "healthcheck" in services["postgres"]
 
 
-@pytest.mark.skipif(shutil.which("nginx") is None, reason="nginx is not installed")
 def test_nginx_example_passes_nginx_t(tmp_path: Path) -> None:
+    require_programs("nginx")
     cert, key = make_certificate(tmp_path)
     site = (DEPLOY / "nginx" / "printsrv.conf").read_text()
     site = site.replace("/etc/ssl/certs/print.example.edu.pem", str(cert))
