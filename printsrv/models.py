@@ -289,6 +289,11 @@ class Document(Base):
     client_address: Mapped[str] = mapped_column(String(64), default="")
     queue_name: Mapped[str] = mapped_column(String(100), default="")
     ipp_options: Mapped[str] = mapped_column(Text, default="{}")  # JSON, as the caller asked
+    # Colour detection of the PDF (printsrv.convert.colour): per page "C" (colour) or "G"
+    # (grey), and the counts shown in the log; NULL when it was not or could not be detected.
+    page_colors: Mapped[str | None] = mapped_column(Text, default=None)
+    pages_color: Mapped[int | None] = mapped_column(Integer, default=None)
+    pages_grayscale: Mapped[int | None] = mapped_column(Integer, default=None)
 
     user: Mapped[User] = relationship()
     source: Mapped[Document | None] = relationship(remote_side=[id])

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -29,6 +30,7 @@ from pathlib import Path
 
 from prometheus_client import Histogram
 
+from printsrv.convert.colour import PageColours, detect_colours_sync
 from printsrv.convert.common import ConversionFailed, Converted, Limits
 from printsrv.convert.external import (
     office_to_pdf_local,
@@ -44,12 +46,15 @@ __all__ = [
     "ConversionFailed",
     "Converted",
     "Limits",
+    "PageColours",
     "convert",
     "convert_sync",
+    "detect_colours",
     "inspect_pdf",
     "sniff",
 ]
 
+log = logging.getLogger(__name__)
 
 CONVERSION_SECONDS = Histogram(
     "printsrv_conversion_seconds",
@@ -118,3 +123,22 @@ async def convert(source: Path, work_dir: Path, *, name: str, limits: Limits) ->
     loop = asyncio.get_running_loop()
     call = functools.partial(convert_sync, source, work_dir, name=name, limits=limits)
     return await loop.run_in_executor(_pool(limits.max_parallel), call)
+
+
+async def detect_colours(pdf: Path, *, pages: int, name: str, limits: Limits) -> PageColours | None:
+    """Which pages of a checked PDF have colour (``colour.detect_colours_sync``), in the
+    conversion pool like a conversion (it renders every page, so it shares that bound), with
+    ``convert.timeout-secs`` of its own.
+
+    None when detection fails (Ghostscript missing, broken, too slow): the caller then prices
+    every page as colour. That is the price printsrv charged before it detected colour, and
+    the one the printer's colour default may really cost; a cheaper fallback would let a
+    document made to defeat detection print colour at the monochrome price.
+    """
+    loop = asyncio.get_running_loop()
+    call = functools.partial(detect_colours_sync, pdf, pages=pages, name=name, limits=limits)
+    try:
+        return await loop.run_in_executor(_pool(limits.max_parallel), call)
+    except ConversionFailed as exc:
+        log.warning("colour detection failed, every page counts as colour: %s", exc)
+        return None

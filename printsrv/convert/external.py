@@ -12,14 +12,19 @@ import os
 import shutil
 import signal
 import subprocess
+import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import IO, TypeVar
 
 from printsrv.convert.common import ConversionFailed, Limits
 from printsrv.convert.formats import FORMATS
 
-__all__ = ["office_to_pdf_local", "office_to_pdf_remote", "postscript_to_pdf"]
+__all__ = ["office_to_pdf_local", "office_to_pdf_remote", "postscript_to_pdf", "run_reading"]
+
+T = TypeVar("T")
 
 
 def _run(command: list[str], *, name: str, what: str, limits: Limits, deadline: float) -> None:
@@ -53,6 +58,73 @@ def _run(command: list[str], *, name: str, what: str, limits: Limits, deadline: 
         tail = output.decode("utf-8", "replace").strip().splitlines()[-1:] if output else []
         detail = f": {tail[0][:200]}" if tail else ""
         raise ConversionFailed(name, f"{what} failed (exit {process.returncode}){detail}")
+
+
+def run_reading(
+    command: list[str],
+    consume: Callable[[IO[bytes]], T],
+    *,
+    name: str,
+    what: str,
+    limits: Limits,
+    deadline: float,
+) -> T:
+    """Run a program whose standard output ``consume`` reads as it comes (a page raster is
+    too large to collect like ``_run`` does); return what ``consume`` returns.
+
+    The same rules as ``_run``: its own process group, killed at the deadline, and the same
+    ``ConversionFailed`` messages for a time-out and for a non-zero exit (with the last line
+    of its standard error, which goes to a file so that a chatty program cannot block).
+    """
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise ConversionFailed(name, f"{what} took longer than {limits.timeout:.0f} s")
+    too_late = ConversionFailed(name, f"{what} took longer than {limits.timeout:.0f} s")
+    with tempfile.TemporaryFile() as errors:
+        process = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=errors,
+            start_new_session=True,  # its own process group, so a kill reaches its children
+        )
+        killed = threading.Event()
+
+        def kill() -> None:
+            # Killing closes the pipe, so a ``consume`` blocked in read() returns at once.
+            killed.set()
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(process.pid, signal.SIGKILL)
+
+        timer = threading.Timer(remaining, kill)
+        timer.daemon = True
+        timer.start()
+        try:
+            assert process.stdout is not None
+            try:
+                result = consume(process.stdout)
+            except Exception:
+                if killed.is_set():
+                    raise too_late from None
+                raise
+            process.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            raise too_late from None
+        finally:
+            timer.cancel()
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+            if process.stdout is not None:
+                process.stdout.close()
+        if killed.is_set():
+            raise too_late
+        if process.returncode != 0:
+            errors.seek(0)
+            lines = errors.read().decode("utf-8", "replace").strip().splitlines()[-1:]
+            detail = f": {lines[0][:200]}" if lines else ""
+            raise ConversionFailed(name, f"{what} failed (exit {process.returncode}){detail}")
+        return result
 
 
 def postscript_to_pdf(

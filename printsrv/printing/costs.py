@@ -10,11 +10,17 @@ sides on a sheet, and each copy starts on a fresh sheet. Pricing, per copy: ever
 costs two sides at the two-sided price, the odd last side of a duplex copy costs the one-sided
 price, and one-sided sides cost the one-sided price; colour or grayscale by ``print-color-mode``,
 prices per ``media`` when the model has an entry for it.
+
+Per-page colour: given which pages have colour (``page_colors``, from the PDF's colour
+detection), a side costs the colour price when any page on it has colour and the grayscale
+price otherwise, unless ``print-color-mode`` rules out colour (then every side is grayscale).
+The caller passes ``page_colors`` only when the job did not ask for a colour mode: an explicit
+``print-color-mode`` is priced as asked for every page, as SavaPage does.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Final
@@ -164,8 +170,26 @@ def _sides_per_copy(pages: int, options: Mapping[str, str]) -> int:
             max(0, min(last, pages) - first + 1)
             for first, last in parse_page_ranges(options["page-ranges"])
         )
-    number_up = parse_positive_int("number-up", options.get("number-up", "1"), ())
-    return -(-selected // number_up)  # ceiling division without floats
+    return -(-selected // _number_up(options))  # ceiling division without floats
+
+
+def _number_up(options: Mapping[str, str]) -> int:
+    return parse_positive_int("number-up", options.get("number-up", "1"), ())
+
+
+def _colour_sides(page_colors: Sequence[bool], options: Mapping[str, str]) -> list[bool]:
+    """Per printed side of one copy, whether it has colour: the selected pages in order,
+    ``number-up`` to a side, a side colour when any of its pages is."""
+    pages = len(page_colors)
+    selected: list[bool] = list(page_colors)
+    if "page-ranges" in options:
+        selected = [
+            page_colors[number - 1]
+            for first, last in parse_page_ranges(options["page-ranges"])
+            for number in range(first, min(last, pages) + 1)
+        ]
+    number_up = _number_up(options)
+    return [any(selected[i : i + number_up]) for i in range(0, len(selected), number_up)]
 
 
 def _copies(options: Mapping[str, str]) -> int:
@@ -185,16 +209,37 @@ def count_sheets(pages: int, options: Mapping[str, str]) -> tuple[int, int]:
     return per_copy * copies, sheets * copies
 
 
-def price(pages: int, options: Mapping[str, str], model: CostModel) -> Decimal:
-    """The price of printing ``pages`` pages with ``options`` under ``model``, to 6 places."""
+def price(
+    pages: int,
+    options: Mapping[str, str],
+    model: CostModel,
+    *,
+    page_colors: Sequence[bool] | None = None,
+) -> Decimal:
+    """The price of printing ``pages`` pages with ``options`` under ``model``, to 6 places.
+
+    ``page_colors`` (one flag per page, True for colour) prices each side by its own pages
+    when ``print-color-mode`` does not rule out colour; None prices every side as
+    ``print-color-mode`` says (colour unless it rules colour out).
+    """
     per_copy = _sides_per_copy(pages, options)
     prices = model.prices_for(options.get("media"))
-    grayscale = is_grayscale(options)
-    if is_duplex(options):
-        full_sheets, odd_side = divmod(per_copy, 2)
-        copy_price = full_sheets * 2 * prices.per_side(duplex=True, grayscale=grayscale)
-        copy_price += odd_side * prices.per_side(duplex=False, grayscale=grayscale)
+    duplex = is_duplex(options)
+    if is_grayscale(options) or page_colors is None:
+        colour = [not is_grayscale(options)] * per_copy
     else:
-        copy_price = per_copy * prices.per_side(duplex=False, grayscale=grayscale)
+        if len(page_colors) != pages:
+            raise ValueError(f"{len(page_colors)} page colours for a document of {pages} pages")
+        colour = _colour_sides(page_colors, options)
+    # Every side of a full duplex sheet costs the two-sided price, the odd last side of a
+    # duplex copy (and every side of a one-sided copy) the one-sided price.
+    two_sided = per_copy - per_copy % 2 if duplex else 0
+    copy_price = sum(
+        (
+            prices.per_side(duplex=index < two_sided, grayscale=not has_colour)
+            for index, has_colour in enumerate(colour)
+        ),
+        start=Decimal(0),
+    )
     total = copy_price * _copies(options)
     return total.quantize(PLACES, rounding=ROUND_HALF_UP)

@@ -1,0 +1,186 @@
+"""Which pages of a PDF print in colour: rendered by Ghostscript, judged pixel by pixel.
+
+Each page is rendered to RGB at ``DETECTION_DPI`` (``gs -sDEVICE=ppmraw``, streamed through a
+pipe, never held whole in memory) and is a colour page when any pixel's chroma, the largest
+minus the smallest of its R, G and B, exceeds ``CHROMA_THRESHOLD``.
+
+Why not ``gs -sDEVICE=inkcov``: it reports, per page, the share of the page's area where each
+of C, M, Y and K is non-zero, not how much of each ink. Measured with Ghostscript 10.00 on
+pages made with reportlab, it cannot tell grey from colour:
+
+    page                                    inkcov C M Y K               chroma here
+    black text, DeviceGray                  0      0      0      0.0014  0    grey
+    black text, RGB (0, 0, 0)               0.0004 0.0004 0.0004 0.0004  0    grey
+    grey rectangle, RGB (0.5, 0.5, 0.5)     0.3198 0.3198 0.3198 0.3198  0    grey
+    brown rectangle, RGB (0.6, 0.4, 0.2)    0.3198 0.3198 0.3198 0.3198  153  colour
+    rich black, CMYK (0.6, 0.4, 0.4, 1)     0.0203 0.0203 0.0203 0.0203  0    grey
+    red text in 2 pt type                   0      0      0      0       255  colour
+
+RGB grey and RGB black come out as equal C, M and Y (the ICC conversion makes rich black), so
+"C, M and Y all zero" calls every RGB document colour, and "C = M = Y" calls brown grey; and
+a small coloured mark rounds to 0.00000. Rendering to RGB and measuring chroma gets every row
+right at the same cost per page (about 11 ms at 72 dpi here, against 12 ms for inkcov at its
+default 72 dpi; see bench/printing.py).
+
+The threshold: JPEG-compressed grey images and Ghostscript's conversion of CMYK rich black
+measured chroma 0, a near-grey RGB (0.50, 0.50, 0.52) 5; pure colours are 255 and light tints
+such as a pale yellow highlighter (255, 255, 200) 55. 16 of 255 (6 %) keeps noise and
+near-neutral greys grey while a single pixel of a real colour makes a page colour: charging a
+page that is visibly colour at the monochrome price is the error to avoid.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Final
+
+from PIL import Image, ImageChops
+
+from printsrv.convert.common import ConversionFailed, Limits
+from printsrv.convert.external import run_reading
+
+__all__ = [
+    "CHROMA_THRESHOLD",
+    "DETECTION_DPI",
+    "PageColours",
+    "detect_colours_sync",
+    "page_is_colour",
+]
+
+DETECTION_DPI: Final = 72
+CHROMA_THRESHOLD: Final = 16
+# One strip of a page raster analysed at a time: a 200 x 200 inch page is 600 MB at 72 dpi.
+_STRIP_BYTES: Final = 4 * 1024 * 1024
+_COLOUR: Final = "C"
+_GREY: Final = "G"
+
+
+@dataclass(frozen=True)
+class PageColours:
+    """Per page of a document, whether it prints in colour.
+
+    Attributes:
+        colour: one flag per page, in page order; True for a colour page.
+    """
+
+    colour: tuple[bool, ...]
+
+    @property
+    def pages_color(self) -> int:
+        """How many pages have colour."""
+        return sum(self.colour)
+
+    @property
+    def pages_grayscale(self) -> int:
+        """How many pages are black, white and grey only."""
+        return len(self.colour) - self.pages_color
+
+    def to_text(self) -> str:
+        """The flags as stored in ``document.page_colors``: ``C`` or ``G`` per page."""
+        return "".join(_COLOUR if flag else _GREY for flag in self.colour)
+
+    @classmethod
+    def from_text(cls, text: str | None) -> PageColours | None:
+        """Read ``to_text``'s form back; None for None (never detected) or a malformed value."""
+        if not text or set(text) - {_COLOUR, _GREY}:
+            return None
+        return cls(tuple(ch == _COLOUR for ch in text))
+
+
+def page_is_colour(image: Image.Image) -> bool:
+    """Whether any pixel of an RGB image has a chroma above ``CHROMA_THRESHOLD``."""
+    red, green, blue = image.split()
+    chroma = ImageChops.lighter(
+        ImageChops.lighter(ImageChops.difference(red, green), ImageChops.difference(green, blue)),
+        ImageChops.difference(red, blue),
+    )
+    extrema = chroma.getextrema()
+    assert isinstance(extrema[1], int)
+    return extrema[1] > CHROMA_THRESHOLD
+
+
+def _header_token(stream: IO[bytes]) -> bytes:
+    """The next whitespace-separated token of a PPM header (comments skipped); b"" at EOF."""
+    token = b""
+    while True:
+        byte = stream.read(1)
+        if not byte:
+            return token
+        if byte == b"#":
+            while byte not in (b"\n", b""):
+                byte = stream.read(1)
+            continue
+        if byte.isspace():
+            if token:
+                return token
+            continue
+        token += byte
+        if len(token) > 16:
+            raise ValueError("PPM header token too long")
+
+
+def _read_pages(stream: IO[bytes], name: str) -> list[bool]:
+    """Judge each P6 frame Ghostscript writes to ``stream``, one strip of rows at a time."""
+    flags: list[bool] = []
+    while True:
+        magic = _header_token(stream)
+        if not magic:
+            return flags
+        try:
+            if magic != b"P6":
+                raise ValueError(f"not a PPM frame: {magic[:8]!r}")
+            width, height, maxval = (int(_header_token(stream)) for _ in range(3))
+        except ValueError as exc:
+            raise ConversionFailed(name, f"colour detection read bad output ({exc})") from None
+        if width < 1 or height < 1 or maxval != 255:
+            raise ConversionFailed(name, "colour detection read a frame it cannot use")
+        row_bytes = width * 3
+        rows_per_strip = max(1, _STRIP_BYTES // row_bytes)
+        colour = False
+        row = 0
+        while row < height:
+            rows = min(rows_per_strip, height - row)
+            data = stream.read(rows * row_bytes)
+            if len(data) != rows * row_bytes:
+                raise ConversionFailed(name, "colour detection output ended inside a page")
+            # Once one strip has colour, the rest of the page is only read past.
+            if not colour:
+                colour = page_is_colour(Image.frombytes("RGB", (width, rows), data))
+            row += rows
+        flags.append(colour)
+
+
+def detect_colours_sync(
+    pdf: Path, *, pages: int, name: str, limits: Limits, deadline: float | None = None
+) -> PageColours:
+    """Render every page of ``pdf`` and say which have colour (blocking; for a worker thread).
+
+    ``pages`` is the page count found when the PDF was checked; a different number of
+    rendered pages is a failure. Raises ``ConversionFailed`` when Ghostscript is missing,
+    fails, or runs past ``deadline`` (default: ``limits.timeout`` from now).
+    """
+    gs = shutil.which("gs")
+    if gs is None:
+        raise ConversionFailed(name, "Ghostscript (gs) is not installed on the server")
+    if deadline is None:
+        deadline = time.monotonic() + limits.timeout
+    command = [
+        gs, "-q", "-dSAFER", "-dBATCH", "-dNOPAUSE", "-sstdout=%stderr",
+        "-sDEVICE=ppmraw", f"-r{DETECTION_DPI}", "-sOutputFile=-", str(pdf),
+    ]  # fmt: skip
+    flags = run_reading(
+        command,
+        lambda stream: _read_pages(stream, name),
+        name=name,
+        what="colour detection (Ghostscript)",
+        limits=limits,
+        deadline=deadline,
+    )
+    if len(flags) != pages:
+        raise ConversionFailed(
+            name, f"colour detection rendered {len(flags)} of the document's {pages} pages"
+        )
+    return PageColours(tuple(flags))
