@@ -40,7 +40,6 @@ from financial import (
     Problem,
     TransferPolicy,
 )
-from financial.accounts import normalise_name as normalise_account_name
 from financial.currency import CurrencyChange
 from printsrv import config as config_service
 from printsrv import errors, group_defaults
@@ -487,14 +486,10 @@ def rename_user_account(session: Session, old_name: str, new_name: str) -> None:
     """Move a user's USER account to a new user name (erasure renames users anonymously).
 
     The ledger rows stay with the account; nothing happens when the user had no account.
+    `users.erase_user` does this itself; this is the same step for other callers.
     """
     with financial_errors():
-        try:
-            account = financial.get_account(session, AccountType.USER, old_name)
-        except financial.AccountNotFound:
-            return
-        account.name = normalise_account_name(AccountType.USER, new_name)
-        session.flush()
+        user_service.move_user_account(session, old_name, new_name)
 
 
 # --- base currency -------------------------------------------------------------------------------

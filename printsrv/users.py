@@ -19,12 +19,17 @@ from sqlalchemy import bindparam, func, literal_column, select, union_all
 from sqlalchemy.orm import Session, selectinload
 
 import financial
-from printsrv import group_defaults
+from financial.accounts import normalise_name as normalise_account_name
+from printsrv import config, group_defaults
 from printsrv.errors import Conflict, InvalidInput, NotAuthenticated, NotFound
 from printsrv.models import User, UserAlias, UserGroup, UserGroupMember, utcnow
 from printsrv.security import SecretHasher
 
 MAX_NAME_LENGTH = 100
+# A PIN is typed on a printer's keypad: digits only, and short enough to remember. Stored
+# only as a keyed hash (like a UUID), so even the database cannot give it back.
+PIN_MIN_DIGITS = 4
+PIN_MAX_DIGITS = 8
 # Printable, no white space, and no ':' since Basic credentials are "user:secret".
 _NAME_PATTERN = re.compile(r"^[^\s:/\\\x00-\x1f\x7f]+$")
 
@@ -80,7 +85,7 @@ def add_user(
     _check_text("Email", email, 255)
     user = User(user_name=user_name, full_name=full_name.strip(), email=email.strip())
     if password is not None:
-        user.password_hash = hash_password(password)
+        user.password_hash = new_password_hash(session, password)
     session.add(user)
     session.flush()
     financial.get_or_create_user_account(session, user_name)  # every user has a USER account
@@ -233,19 +238,44 @@ def update_user(
             _check_text("Email", address, 255)
         user.email_other = "\n".join(a.strip() for a in changes.email_other if a.strip())
     if changes.password is not None:
-        user.password_hash = hash_password(changes.password) if changes.password else None
+        user.password_hash = (
+            new_password_hash(session, changes.password) if changes.password else None
+        )
     if changes.card_number is not None:
         user.card_number = _unique_number(session, user, "card_number", changes.card_number)
     if changes.id_number is not None:
         user.id_number = _unique_number(session, user, "id_number", changes.id_number)
     if changes.pin is not None:
-        if changes.pin and not (changes.pin.isdigit() and 4 <= len(changes.pin) <= 12):
-            raise InvalidInput("PIN must be 4 to 12 digits")
+        if changes.pin and not _valid_pin(changes.pin):
+            raise InvalidInput(f"PIN must be {PIN_MIN_DIGITS} to {PIN_MAX_DIGITS} digits")
         user.pin_hash = hasher.digest(changes.pin) if changes.pin else None
     if changes.disabled is not None:
         user.enabled = not changes.disabled
     session.flush()
     return user
+
+
+def _valid_pin(pin: str) -> bool:
+    # isdigit() alone accepts other scripts' digits ("١٢٣٤"), which no keypad can type.
+    return pin.isascii() and pin.isdigit() and PIN_MIN_DIGITS <= len(pin) <= PIN_MAX_DIGITS
+
+
+def set_user_fields(
+    session: Session,
+    name: str,
+    *,
+    full_name: str | None = None,
+    email: str | None = None,
+    card_number: str | None = None,
+    pin: str | None = None,
+    hasher: SecretHasher,
+) -> User:
+    """Change a live user's full name, email, card number or PIN (None: leave as it is;
+    "" clears it). The same rules as JSON-RPC setUserProperties: a card number already
+    held by someone else is a Conflict that does not say whose it is."""
+    user = get_user(session, name)
+    changes = UserChanges(full_name=full_name, email=email, card_number=card_number, pin=pin)
+    return update_user(session, user, changes, hasher=hasher)
 
 
 def _unique_number(session: Session, user: User, column: str, value: str) -> str | None:
@@ -256,7 +286,8 @@ def _unique_number(session: Session, user: User, column: str, value: str) -> str
     _check_text(what, value, 100)
     owner = session.scalar(select(User).where(getattr(User, column) == value))
     if owner is not None and owner.id != user.id:
-        raise Conflict(f"{what} {value!r} belongs to another user")
+        # Naming the owner would tell whoever holds a card whose it is.
+        raise Conflict(f"{what} {value!r} is taken by another user")
     return value
 
 
@@ -279,13 +310,15 @@ def erase_user(session: Session, name: str) -> str:
     """Erase a user's personal data on request (privacy law), keeping the history's totals.
 
     The user is renamed to an anonymous name, loses every personal field, credential,
-    alias and membership, and is logically deleted. Returns the anonymous name, which
-    the caller uses to rename anything else keyed by the old name (the USER account).
+    alias and membership, and is logically deleted; their USER account follows them to the
+    anonymous name, so the ledger's amounts stay and no longer name them. Works on a user
+    deleted before. Returns the anonymous name.
     """
     user = find_user(session, name, include_deleted=True)
     if user is None:
         raise NotFound(f"User {name.strip().lower()!r} does not exist")
     anonymous = f"erased-{user.id}"
+    move_user_account(session, user.user_name, anonymous)
     user.user_name = anonymous
     user.full_name = ""
     user.email = ""
@@ -304,6 +337,19 @@ def erase_user(session: Session, name: str) -> str:
     return anonymous
 
 
+def move_user_account(session: Session, old_name: str, new_name: str) -> None:
+    """Rename a user's USER account (kept here beside `add_user`, which makes it).
+
+    The ledger rows stay with the account; nothing happens when the user had none.
+    """
+    try:
+        account = financial.get_account(session, financial.AccountType.USER, old_name)
+    except financial.AccountNotFound:
+        return
+    account.name = normalise_account_name(financial.AccountType.USER, new_name)
+    session.flush()
+
+
 def set_enabled(session: Session, name: str, enabled: bool) -> User:
     """Enable or disable a user; a disabled user can neither log in nor print."""
     user = get_user(session, name)
@@ -315,19 +361,34 @@ def set_enabled(session: Session, name: str, enabled: bool) -> User:
 # --- passwords ---------------------------------------------------------------------------------
 
 
-def hash_password(password: str) -> str:
-    """An argon2 hash of `password`; InvalidInput for an empty or absurd password."""
+def hash_password(password: str, *, min_length: int = 1) -> str:
+    """An argon2 hash of `password`; InvalidInput for an empty, short or absurd password."""
     if not password:
         raise InvalidInput("Password is empty")
+    if len(password) < min_length:
+        raise InvalidInput(
+            f"Password is shorter than {min_length} characters (user.password.min-length)"
+        )
     if len(password) > 1024:
         raise InvalidInput("Password is longer than 1024 characters")
     return _passwords.hash(password)
 
 
+def new_password_hash(session: Session, password: str) -> str:
+    """The hash of a password being set for a user, by whichever path (CLI, JSON-RPC, web).
+
+    Every new password passes here, so `user.password.min-length` holds everywhere alike;
+    it is read in the caller's transaction. Logins (check_password) never apply it: a
+    raised minimum must not lock out people whose older password is shorter.
+    """
+    minimum = config.read_property(session, "user.password.min-length")
+    return hash_password(password, min_length=minimum)
+
+
 def set_password(session: Session, name: str, password: str) -> User:
     """Set a user's password."""
     user = get_user(session, name)
-    user.password_hash = hash_password(password)
+    user.password_hash = new_password_hash(session, password)
     session.flush()
     return user
 
@@ -406,6 +467,18 @@ def add_alias(session: Session, alias: str, name: str) -> UserAlias:
     return row
 
 
+def remove_alias(session: Session, alias: str) -> str:
+    """Stop `alias` meaning its user; return that user's name. NotFound for no such alias."""
+    alias_name = normalise_name(alias, what="Alias")
+    row = session.get(UserAlias, alias_name)
+    if row is None:
+        raise NotFound(f"Alias {alias_name!r} does not exist")
+    user_name = row.user.user_name
+    session.delete(row)
+    session.flush()
+    return user_name
+
+
 # --- groups ------------------------------------------------------------------------------------
 
 
@@ -455,6 +528,20 @@ def add_member(session: Session, group_name: str, user_name: str) -> None:
     session.add(UserGroupMember(group_id=group.id, user_id=user.id))
     session.flush()
     group_defaults.apply_group_defaults(session, user)  # a new account gets the group's defaults
+
+
+def remove_member(session: Session, group_name: str, user_name: str) -> None:
+    """Take a user (name or alias) out of a group; NotFound when they are not in it.
+
+    Their accounts are untouched: group defaults applied once stay applied.
+    """
+    group = get_group(session, group_name)
+    user = get_user(session, user_name)
+    membership = session.get(UserGroupMember, (group.id, user.id))
+    if membership is None:
+        raise NotFound(f"User {user.user_name!r} is not a member of group {group.name!r}")
+    session.delete(membership)
+    session.flush()
 
 
 def list_groups(session: Session) -> list[GroupSummary]:

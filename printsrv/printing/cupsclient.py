@@ -18,14 +18,17 @@ import functools
 import os
 import re
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Final, TypeVar
+from urllib.parse import unquote, urlsplit
 
 import cups
 
+from printsrv.errors import Conflict, InvalidInput, PrintsrvError
 from printsrv.printing.errors import (
     CupsUnavailable,
     JobNotFound,
@@ -42,7 +45,7 @@ from printsrv.printing.models import (
 )
 from printsrv.printing.options import supported_values
 
-__all__ = ["CupsClient", "map_cups_errors"]
+__all__ = ["EVERYWHERE", "CupsClient", "check_device_uri", "check_printer_name", "map_cups_errors"]
 
 T = TypeVar("T")
 
@@ -92,6 +95,47 @@ _CONTROL_RE: Final = re.compile(r"[\x00-\x1f\x7f]")
 _ASK_THE_PRINTER: Final = frozenset(
     {cups.IPP_INTERNAL_ERROR, cups.IPP_NOT_ACCEPTING, cups.IPP_ATTRIBUTES, cups.IPP_BAD_REQUEST}
 )
+
+
+# --- adding and removing printers (`printsrv printer add/remove`) ---------------------------
+
+# The model name that asks the scheduler to build the driver from the printer's own IPP
+# answer (`lpadmin -m everywhere`): no PPD to install, only a printer that answers IPP.
+EVERYWHERE: Final = "everywhere"
+EVERYWHERE_SCHEMES: Final = frozenset({"ipp", "ipps"})
+# What an IPP Everywhere printer must accept (PWG 5100.14): PWG raster, or Apple raster or
+# PDF, which CUPS' own IPP Everywhere driver also prints with.
+EVERYWHERE_FORMATS: Final = frozenset({"image/pwg-raster", "image/urf", "application/pdf"})
+# The make-and-model cupsd shows while it builds an IPP Everywhere driver in the background
+# ("Remote Printer"), and keeps when it could not reach the printer ("Local Raw Printer").
+_PLACEHOLDER_MODELS: Final = frozenset({"Remote Printer", "Local Raw Printer"})
+EVERYWHERE_TIMEOUT: Final = 30.0
+_POLL: Final = 0.1
+# CUPS' own rule for queue names (lpadmin's validate_name): 1-127 printable characters
+# without space, '/', '\', '?', quotes or '#'. pycups would quietly turn "a b" into "a+b".
+_PRINTER_NAME_RE: Final = re.compile(r"[^\x00-\x20\x7f/\\?'\"#]{1,127}")
+_URI_RE: Final = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*):[^\x00-\x20\x7f]+")
+_LOCAL_HOSTS: Final = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
+
+
+def check_printer_name(name: str) -> str:
+    """``name`` if CUPS can call a queue that; InvalidInput saying the rule otherwise."""
+    if not isinstance(name, str) or not _PRINTER_NAME_RE.fullmatch(name):
+        raise InvalidInput(
+            f"Printer name {str(name)[:130]!r} must be 1-127 printable characters without "
+            "spaces, '/', '\\', '?', quotes or '#'"
+        )
+    return name
+
+
+def check_device_uri(uri: str) -> str:
+    """The URI's scheme (lower case) if it looks like a device URI; InvalidInput otherwise."""
+    match = _URI_RE.fullmatch(uri or "")
+    if match is None:
+        raise InvalidInput(
+            f"Device URI {str(uri)[:200]!r} is not a URI such as ipp://printer.example.edu/ipp/print"
+        )
+    return match.group("scheme").lower()
 
 
 def _ipp_status(exc: cups.IPPError) -> tuple[int, str]:
@@ -201,6 +245,15 @@ class CupsClient:
 
     def __repr__(self) -> str:
         return f"CupsClient(server={self.server!r})"
+
+    @property
+    def is_local(self) -> bool:
+        """Whether the CUPS server runs on this machine (a socket path or a loopback host),
+        so that a path in a ``file:`` device URI can be checked here."""
+        if self.server.startswith("/"):
+            return True
+        host = self.server.rsplit(":", 1)[0] if self.server.count(":") == 1 else self.server
+        return host.lower() in _LOCAL_HOSTS
 
     # -- plumbing -------------------------------------------------------------------------
 
@@ -312,6 +365,140 @@ class CupsClient:
                 ) from cause
             raise
 
+    def _probe_everywhere(self, uri: str) -> None:
+        """Ask the device itself, as ``lpadmin -m everywhere`` does, before cupsd is told.
+
+        cupsd builds the driver in the background and, when the printer does not answer,
+        only logs it and leaves a stopped raw queue; asking first gives the admin the reason.
+        A printer that answers but lists no IPP Everywhere format is refused. An IPP error is
+        left for cupsd to judge: it asks on the printer's own resource path, not "/".
+        """
+        parts = urlsplit(uri)
+        host, port = parts.hostname, parts.port or 631
+        if not host:
+            raise InvalidInput(f"Device URI '{uri}' names no host")
+        secure = parts.scheme.lower() == "ipps"
+        encryption = cups.HTTP_ENCRYPT_ALWAYS if secure else cups.HTTP_ENCRYPT_IF_REQUESTED
+        try:
+            conn = cups.Connection(host=host, port=port, encryption=encryption)
+        except (RuntimeError, cups.HTTPError) as exc:
+            raise PrintingError(
+                f"No IPP printer answers at '{uri}' ({host}:{port}: {exc or 'connection failed'});"
+                " IPP Everywhere asks the printer itself for its capabilities. Check the address,"
+                " or give --ppd/--model for a driver queue"
+            ) from exc
+        try:
+            attrs = conn.getPrinterAttributes(
+                uri=uri, requested_attributes=["document-format-supported"]
+            )
+        except (cups.IPPError, cups.HTTPError):
+            return
+        formats = set(attrs.get("document-format-supported") or ())
+        if formats and not formats & EVERYWHERE_FORMATS:
+            raise InvalidInput(
+                f"The printer at '{uri}' is not an IPP Everywhere printer (it takes "
+                f"{', '.join(sorted(formats))}); give --ppd or --model for a driver queue"
+            )
+
+    def _await_everywhere(self, conn: cups.Connection, name: str, uri: str, timeout: float) -> None:
+        """Wait until cupsd has built the IPP Everywhere driver; remove the queue if it cannot."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with map_cups_errors(self.server, printer=name):
+                attrs = conn.getPrinterAttributes(
+                    name, requested_attributes=["printer-make-and-model"]
+                )
+            if attrs.get("printer-make-and-model") not in _PLACEHOLDER_MODELS:
+                return
+            if time.monotonic() > deadline:
+                break
+            time.sleep(_POLL)
+        with map_cups_errors(self.server, printer=name):
+            conn.deletePrinter(name)  # a stopped raw queue would only mislead
+        raise PrintingError(
+            f"CUPS server '{self.server}' could not set up an IPP Everywhere driver for "
+            f"'{uri}' within {timeout:.0f} s (its error_log says why); nothing was added"
+        )
+
+    def _add_printer(
+        self,
+        name: str,
+        uri: str,
+        ppd_file: str | None,
+        model: str | None,
+        info: str,
+        location: str,
+        timeout: float,
+    ) -> PrinterInfo:
+        check_printer_name(name)
+        scheme = check_device_uri(uri)
+        if ppd_file is not None and model is not None:
+            raise InvalidInput("Give a PPD file or a model, not both")
+        model = model if ppd_file is not None or model is not None else EVERYWHERE
+        if ppd_file is None and model == EVERYWHERE:
+            if scheme not in EVERYWHERE_SCHEMES:
+                raise InvalidInput(
+                    f"IPP Everywhere needs an ipp:// or ipps:// device URI, not '{scheme}:'; "
+                    "for another device give --ppd or --model"
+                )
+            self._probe_everywhere(uri)
+        if scheme == "file" and self.is_local:
+            # Debian's CUPS (2.4.2-3+deb12u10) no longer creates a file: device's output
+            # file; every job would stop with "could not open the output file".
+            path = Path(unquote(urlsplit(uri).path))
+            if not path.exists():
+                raise InvalidInput(
+                    f"The output file '{path}' of '{uri}' does not exist; CUPS does not create "
+                    "it: make it first, writable by the scheduler's user (lp)"
+                )
+        conn = self._connect()
+        with map_cups_errors(self.server):
+            taken = [n for n in conn.getPrinters() if n.lower() == name.lower()]
+        if taken:
+            raise Conflict(f"Printer '{taken[0]}' already exists on CUPS server '{self.server}'")
+        driver = {"filename": ppd_file} if ppd_file is not None else {"ppdname": model}
+        try:
+            with map_cups_errors(self.server, printer=name):
+                conn.addPrinter(name, device=uri, info=info, location=location, **driver)
+        except PrintingError as failed:
+            raise self._add_refusal(failed, scheme, ppd_file, model) from failed.__cause__
+        if ppd_file is None and model == EVERYWHERE:
+            self._await_everywhere(conn, name, uri, timeout)
+        with map_cups_errors(self.server, printer=name):
+            conn.enablePrinter(name)  # lpadmin -E: start the queue ...
+            conn.acceptJobs(name)  # ... and let it take jobs
+        return self._printer(name)
+
+    def _add_refusal(
+        self, failed: PrintingError, scheme: str, ppd_file: str | None, model: str | None
+    ) -> PrintsrvError:
+        """Say in the admin's terms why cupsd refused CUPS-Add-Modify-Printer."""
+        cause = failed.__cause__
+        status = _ipp_status(cause)[0] if isinstance(cause, cups.IPPError) else None
+        if status == cups.IPP_NOT_POSSIBLE:
+            if scheme == "file":
+                return InvalidInput(
+                    f"CUPS server '{self.server}' refuses file: device URIs "
+                    "(FileDevice No in cups-files.conf)"
+                )
+            return InvalidInput(
+                f"CUPS server '{self.server}' has no backend for device URI scheme '{scheme}:' "
+                "(`lpinfo -v` lists the schemes it knows)"
+            )
+        if status == cups.IPP_DOCUMENT_FORMAT and ppd_file is not None:
+            return InvalidInput(f"'{ppd_file}' is not a PPD file CUPS accepts")
+        if status == cups.IPP_INTERNAL_ERROR and ppd_file is None:
+            return InvalidInput(
+                f"CUPS server '{self.server}' has no model '{model}' "
+                "(`lpinfo -m` lists them, e.g. drv:///sample.drv/generic.ppd)"
+            )
+        return failed
+
+    def _delete_printer(self, name: str) -> None:
+        conn = self._connect()
+        with map_cups_errors(self.server, printer=name):
+            conn.deletePrinter(name)
+
     def _job_state(self, job_id: int) -> JobStatus:
         conn = self._connect()
         with map_cups_errors(self.server, job_id=job_id):
@@ -359,6 +546,36 @@ class CupsClient:
         unsupported format).
         """
         return self._sync(self._submit, printer, pdf_path, title, options, user)
+
+    def add_printer_sync(
+        self,
+        name: str,
+        uri: str,
+        *,
+        ppd_file: str | None = None,
+        model: str | None = None,
+        info: str = "",
+        location: str = "",
+        timeout: float = EVERYWHERE_TIMEOUT,
+    ) -> PrinterInfo:
+        """Create, enable and accept a CUPS queue (``lpadmin -p NAME -E -v URI -m MODEL``);
+        return it with its capabilities.
+
+        Without ``ppd_file`` or ``model`` it is an IPP Everywhere queue: the printer at ``uri``
+        (ipp/ipps) is asked first, then cupsd builds its driver (waited for up to ``timeout``
+        seconds). ``ppd_file`` is a PPD on this machine, uploaded; ``model`` a model the
+        server has (``lpinfo -m``). Raises ``InvalidInput`` (bad name, URI or scheme, no
+        such model, file: output missing), ``Conflict`` (name taken), ``CupsUnavailable``,
+        ``PrintingError`` (the printer at an IPP Everywhere URI does not answer).
+        """
+        return self._sync(self._add_printer, name, uri, ppd_file, model, info, location, timeout)
+
+    def delete_printer_sync(self, name: str) -> None:
+        """Delete a CUPS queue (its pending jobs are cancelled by cupsd).
+
+        Raises ``PrinterNotFound``, ``CupsUnavailable``.
+        """
+        self._sync(self._delete_printer, name)
 
     def job_state_sync(self, job_id: int) -> JobStatus:
         """The job's current state. Raises ``JobNotFound``, ``CupsUnavailable``."""

@@ -14,7 +14,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from decimal import Decimal
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -22,15 +22,22 @@ from sqlalchemy.orm import Session
 from financial.errors import InvalidAmount
 from financial.money import money, to_wire
 from printsrv.errors import InvalidInput, NotFound
-from printsrv.models import Printer, utcnow
+from printsrv.models import Printer, PrintQueue, utcnow
 from printsrv.printing.costs import CostModel, SidePrices
-from printsrv.printing.errors import OptionRejected
+from printsrv.printing.cupsclient import EVERYWHERE_TIMEOUT
+from printsrv.printing.errors import OptionRejected, PrinterNotFound
 from printsrv.printing.models import PrinterInfo
 from printsrv.printing.options import validate_options
 
+if TYPE_CHECKING:
+    from printsrv.db import Database
+    from printsrv.printing.cupsclient import CupsClient
+
 __all__ = [
     "ANY_PRINTER",
+    "RemoveResult",
     "SyncResult",
+    "add_cups_printer",
     "cost_from_json",
     "cost_to_json",
     "get_printer",
@@ -38,6 +45,7 @@ __all__ = [
     "list_printers",
     "parse_media_costs",
     "printer_info",
+    "remove_cups_printer",
     "set_cost",
     "sync_printers",
     "validate_for_any_printer",
@@ -171,6 +179,78 @@ def store_printer(session: Session, info: PrinterInfo) -> Printer:
     _apply(row, info)
     session.flush()
     return row
+
+
+# --- adding and removing CUPS queues ---------------------------------------------------------
+
+
+def add_cups_printer(
+    db: Database,
+    client: CupsClient,
+    name: str,
+    uri: str,
+    *,
+    ppd_file: str | None = None,
+    model: str | None = None,
+    info: str = "",
+    location: str = "",
+    timeout: float = EVERYWHERE_TIMEOUT,
+) -> PrinterInfo:
+    """Create a queue on the CUPS server (an IPP Everywhere one unless a PPD file or model is
+    given; see ``CupsClient.add_printer_sync``), then store it as ``printer sync`` would.
+
+    CUPS goes first and outside the transaction: a refusal there leaves the database as it
+    was, and no database lock is held while cupsd builds a driver. Prices and access lists
+    of a printer of that name that had gone stay, as with sync.
+    """
+    added = client.add_printer_sync(
+        name, uri, ppd_file=ppd_file, model=model, info=info, location=location, timeout=timeout
+    )
+    with db.transaction() as session:
+        store_printer(session, added)
+    return added
+
+
+@dataclass(frozen=True)
+class RemoveResult:
+    """What ``remove_cups_printer`` did.
+
+    Attributes:
+        on_cups: whether a CUPS queue was deleted (False: it had already left CUPS).
+        routed_queues: printsrv queues still routing to the printer, to re-route.
+    """
+
+    on_cups: bool
+    routed_queues: tuple[str, ...]
+
+
+def remove_cups_printer(db: Database, client: CupsClient, name: str) -> RemoveResult:
+    """Delete a CUPS queue and mark printsrv's printer gone, as sync does when a printer
+    leaves CUPS: the row stays for the document log, its prices and access lists for a
+    printer that comes back under that name.
+
+    A printer printsrv still lists as present but CUPS no longer has is only marked gone.
+    NotFound when neither CUPS nor printsrv has it; CupsUnavailable changes nothing.
+    """
+    try:
+        client.delete_printer_sync(name)
+        on_cups = True
+    except PrinterNotFound:
+        on_cups = False
+    with db.transaction() as session:
+        row = session.scalar(select(Printer).where(Printer.name == name))
+        if not on_cups and (row is None or not row.present):
+            raise NotFound(
+                f"Printer '{name}' is not on CUPS server '{client.server}'"
+                + (" (printsrv already lists it as gone)" if row is not None else "")
+            )
+        if row is not None:
+            row.present = False
+            row.synced_at = utcnow()
+        routed = session.scalars(
+            select(PrintQueue.name).where(PrintQueue.printer_name == name).order_by(PrintQueue.name)
+        )
+        return RemoveResult(on_cups, tuple(routed))
 
 
 def get_printer(session: Session, name: str) -> Printer:

@@ -30,6 +30,7 @@ __all__ = [
     "UNCHANGED",
     "add_queue",
     "check_access",
+    "delete_queue",
     "get_queue",
     "list_queues",
     "normalise_queue_name",
@@ -226,3 +227,21 @@ def set_enabled(session: Session, name: str, enabled: bool) -> PrintQueue:
     queue.enabled = enabled
     session.flush()
     return queue
+
+
+def delete_queue(session: Session, name: str) -> str:
+    """Delete a named queue and return its stored name; uploads naming it get a 404 after.
+
+    The document log keeps the queue's name on its entries (a string, not a reference), so
+    the history stays. ``webservice`` cannot go: it is where uploads without a queue land
+    (Conflict; disable it instead). NotFound for no such queue.
+    """
+    queue = get_queue(session, name)
+    if queue.name == RESERVED_QUEUE:
+        raise Conflict(
+            f"Queue '{RESERVED_QUEUE}' is reserved and cannot be deleted; "
+            "`printsrv queue disable webservice` closes it"
+        )
+    session.delete(queue)
+    session.flush()
+    return queue.name

@@ -220,9 +220,7 @@ def erase_user(context: CallContext, uniqueName: Any) -> dict[str, Any]:
     """
     name = text_param("uniqueName", uniqueName)
     with context.installation.db.transaction() as session:
-        old_name = user_service.get_user(session, name, include_deleted=True).user_name
-        anonymous = user_service.erase_user(session, name)
-        accounting.rename_user_account(session, old_name, anonymous)
+        user_service.erase_user(session, name)
     return basic_result()
 
 
