@@ -1,6 +1,6 @@
 """A small CUPS client over pycups: printers and their capabilities, submit, job state, cancel.
 
-Three facts shape this module (see ``../shared/cups-testing.md`` 4.2 and 4.4):
+Three facts shape this module (see ``docs/cups-testing.md``, traps 3 and "Errors pycups raises"):
 
 * libcups keeps its server (and user) **per thread**: ``cups.setServer`` in one thread does not
   reach another, and a fresh thread talks to ``$CUPS_SERVER`` or localhost:631. So every call

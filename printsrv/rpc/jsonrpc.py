@@ -25,7 +25,7 @@ from printsrv.config import Snapshot
 from printsrv.errors import PayloadTooLarge
 from printsrv.requests import client_in, header_in, installation_in, receive_body
 from printsrv.rpc.jsonrpc_methods import INLINE_METHODS, METHODS, CallContext
-from printsrv.security import Client, address_in, is_loopback
+from printsrv.security import Client, address_in, credentials_may_travel
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ def access_refusal(client: Client, auth_key: str | None, snapshot: Snapshot) -> 
         return "api.jsonrpc.ext.ip-addresses-allowed is void: no client is allowed"
     if not address_in(client.host, allowed):
         return f"client address {client.host} is not in api.jsonrpc.ext.ip-addresses-allowed"
-    if client.scheme != "https" and not is_loopback(client.host):
+    if not credentials_may_travel(client):
         return "JSON-RPC needs https (directly, or through a trusted proxy) off loopback"
     secret = snapshot["api.jsonrpc.secret-key"]
     if not secret.is_set:
@@ -88,7 +88,7 @@ def shape_problem(obj: Any) -> str | None:
     """What makes `obj` not a JSON-RPC 2.0 request object, or None.
 
     A cheap check in place of jsonrpcserver's jsonschema validator, which costs more than
-    half the throughput of a cheap method (perf-notes.md).
+    half the throughput of a cheap method (docs/performance.md).
     """
     if not isinstance(obj, dict):
         return "a request must be a JSON object"

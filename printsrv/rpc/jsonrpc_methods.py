@@ -1,4 +1,4 @@
-"""The JSON-RPC methods, SavaPage's names and shapes (shared/jsonrpc.md).
+"""The JSON-RPC methods, SavaPage's names and shapes (docs/jsonrpc.md).
 
 Each method checks its parameters, makes one service call in one transaction, and wraps
 the answer in its `@type` data object. Service errors become JSON-RPC error objects
