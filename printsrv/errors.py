@@ -5,11 +5,16 @@
     │   └── ConfigError         a config property name or value is refused
     ├── NotAuthenticated        credentials are missing or wrong
     ├── NotAllowed              the caller is known but may not do this (address, role)
+    │   └── TlsRequired         credentials came over plain HTTP from off loopback
     ├── NotFound                the named thing does not exist
     ├── Conflict                the thing already exists, or its state forbids the change
     ├── PayloadTooLarge         a request body is over its cap
     └── ServiceUnavailable      a part printsrv depends on cannot be reached
-        └── DatabaseUnavailable the database does not answer
+        ├── DatabaseUnavailable the database does not answer
+        └── UnderMaintenance    `system.maintenance` is on: users are kept out
+
+An error with a `retry_after` attribute (seconds) tells adapters what to put in
+`Retry-After`.
 
 Each adapter keeps one table from these classes to its own envelope (REST status + JSON,
 XML-RPC fault, JSON-RPC error object), chosen by walking the exception's MRO.
@@ -66,3 +71,22 @@ class ServiceUnavailable(PrintsrvError):
 
 class DatabaseUnavailable(ServiceUnavailable):
     """The database does not answer; the request changed nothing and may be retried."""
+
+
+class TlsRequired(NotAllowed):
+    """Credentials came over plain HTTP from a client that is not on loopback.
+
+    Raised before they are checked, so nothing is learnt or changed from such a request.
+    """
+
+
+class UnderMaintenance(ServiceUnavailable):
+    """The system is in maintenance (`system.maintenance` is Y): users are kept out.
+
+    Nothing was changed; `retry_after` is the pause, in seconds, a client should wait
+    before trying again.
+    """
+
+    # Maintenance takes minutes, not the seconds a database restart takes: a client that
+    # retries sooner only adds load while the admin works.
+    retry_after = 60

@@ -1,4 +1,5 @@
-"""Credentials and addresses: keyed hashes, Basic auth, CIDR allowlists, trusted proxies.
+"""Credentials and addresses: keyed hashes, Basic auth, CIDR allowlists, trusted proxies,
+and the rule that credentials travel only over TLS unless the client is on loopback.
 
 Every adapter checks its callers with these pieces, so a rule (constant-time comparison,
 which forwarded headers to believe) is written once.
@@ -19,7 +20,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from netaddr import AddrFormatError, IPAddress, IPSet
 
-from printsrv.errors import NotAuthenticated
+from printsrv.errors import NotAuthenticated, TlsRequired
 
 DIGEST_PREFIX = "hmac-sha256$"
 SEALED_PREFIX = "fernet$"
@@ -290,3 +291,23 @@ def resolve_client(
     if forwarded_port.isdigit() and len(forwarded_port) <= 5:
         server_port = int(forwarded_port)
     return Client(client_host, peer_port, scheme, server_name, server_port, True)
+
+
+def credentials_may_travel(client: Client) -> bool:
+    """Whether a request from `client` may carry credentials (a password, a key, a session).
+
+    Only over TLS: directly (the ASGI scope's scheme is https) or at a trusted proxy that
+    says so with `X-Forwarded-Proto: https` (`resolve_client` believes nothing else); or
+    from loopback, where nothing travels over a network. The one rule for every API.
+    """
+    return client.scheme == "https" or is_loopback(client.host)
+
+
+def require_tls(client: Client, service: str) -> None:
+    """Raise TlsRequired unless `credentials_may_travel(client)`; `service` names the API."""
+    if not credentials_may_travel(client):
+        raise TlsRequired(
+            f"{service} needs https (directly, or through a trusted proxy) off loopback: "
+            "TLS is required to send credentials",
+            reason="https",
+        )

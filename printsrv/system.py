@@ -3,7 +3,8 @@
 `systemStatus` is polled every few seconds from many places, so the status is computed
 from in-memory state only: the config snapshot (maintenance flag, admin credentials) and
 a `SystemMonitor` that a background task keeps in step with the database (running batch
-jobs, whether the schema is current).
+jobs, whether the schema is current). `keep_users_out_in_maintenance` is the rule that
+makes maintenance keep users out.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from printsrv.config import Snapshot
 from printsrv.db import Database
+from printsrv.errors import UnderMaintenance
 from printsrv.models import BatchJob, utcnow
 
 log = logging.getLogger(__name__)
@@ -43,6 +45,24 @@ class SystemStatus(enum.StrEnum):
     MAINTENANCE = "MAINTENANCE"
     UNAVAILABLE = "UNAVAILABLE"
     READY = "READY"
+
+
+MAINTENANCE_MESSAGE = (
+    "printsrv is under maintenance: users are kept out until it ends. Please try again later."
+)
+
+
+def keep_users_out_in_maintenance(snapshot: Snapshot) -> None:
+    """Raise UnderMaintenance while `system.maintenance` is on: the one maintenance rule.
+
+    Every user-facing entry (REST user services, the web app, XML-RPC createToken) calls
+    this before it reads credentials or touches anything, so a refused request changes
+    nothing. Admin services, JSON-RPC and /metrics do not: the admin works during
+    maintenance. The flag comes from the config snapshot, which every server re-reads
+    from the shared database within `config.REFRESH_INTERVAL`.
+    """
+    if snapshot["system.maintenance"]:
+        raise UnderMaintenance(MAINTENANCE_MESSAGE, reason="system.maintenance")
 
 
 def running_jobs(session: Session) -> list[tuple[str, datetime]]:

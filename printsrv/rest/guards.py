@@ -1,5 +1,11 @@
 """Who may call which REST service: admin (Basic credentials + address allowlist), and users
-(user name + UUID as Basic credentials)."""
+(user name + UUID as Basic credentials).
+
+Both kinds carry credentials, so both need TLS off loopback (`security.require_tls`), and
+user services are closed while the system is in maintenance
+(`system.keep_users_out_in_maintenance`); every user service comes through
+`_user_credentials`, so neither rule is repeated in a view.
+"""
 
 from __future__ import annotations
 
@@ -14,22 +20,26 @@ from printsrv.security import (
     address_in,
     equals_constant_time,
     parse_basic_authorization,
+    require_tls,
 )
+from printsrv.system import keep_users_out_in_maintenance
 from printsrv.users import UserRef, authenticate_uuid, check_uuid, find_user_refs
 
 
 def require_admin(request: Request) -> str:
     """Let the REST admin in, or raise; returns the admin user name.
 
-    The address check comes first (403), then the credentials (401), both against the
-    current config: `api.restful.ip-addresses-allowed` (void allows everyone),
-    `api.restful.auth.username` and `api.restful.auth.password`.
+    The address check comes first (403), then TLS off loopback (403), then the credentials
+    (401), in JSON-RPC's order, against the current config:
+    `api.restful.ip-addresses-allowed` (void allows everyone), `api.restful.auth.username`
+    and `api.restful.auth.password`. Maintenance does not apply: the admin works during it.
     """
     snapshot = installation_of(request).config.snapshot()
     allowed = snapshot.cidr_set("api.restful.ip-addresses-allowed")
     client = client_of(request)
     if allowed and not address_in(client.host, allowed):
         raise NotAllowed(f"Client address {client.host} is not allowed to use the admin services")
+    require_tls(client, "The REST admin services")
     credentials = parse_basic_authorization(request.headers.get("authorization"))
     username_ok = equals_constant_time(credentials.username, snapshot["api.restful.auth.username"])
     password_ok = snapshot["api.restful.auth.password"].matches(credentials.password)
@@ -45,9 +55,21 @@ def require_user(request: Request) -> User:
     go on to use the database check the caller in their own session instead, with
     `authenticate_caller`: one transaction per request rather than two.
     """
-    credentials = parse_basic_authorization(request.headers.get("authorization"))
+    credentials = _user_credentials(request)
     with installation_of(request).db.read() as session:
         return authenticate_user(session, request, credentials)
+
+
+def _user_credentials(request: Request) -> BasicCredentials:
+    """The gate of every REST user service: TLS off loopback (403), not in maintenance
+    (503), then the Basic credentials (401 when missing or malformed).
+
+    Both checks come before the credentials are read, so a refused request is refused
+    whoever sent it, and changes nothing.
+    """
+    require_tls(client_of(request), "The REST user services")
+    keep_users_out_in_maintenance(installation_of(request).config.snapshot())
+    return parse_basic_authorization(request.headers.get("authorization"))
 
 
 def authenticate_user(
@@ -55,7 +77,7 @@ def authenticate_user(
 ) -> User:
     """`require_user` in the caller's session (one query); 401 for wrong credentials."""
     if credentials is None:
-        credentials = parse_basic_authorization(request.headers.get("authorization"))
+        credentials = _user_credentials(request)
     return authenticate_uuid(
         session, credentials.username, credentials.password, hasher=installation_of(request).hasher
     )
@@ -67,7 +89,7 @@ def authenticate_caller(
     """The caller (401 unless their name and UUID match) and, found in the same query, the
     users named `others` (None where there is none): one round trip where a service
     needs both, such as a transfer's recipient."""
-    credentials = parse_basic_authorization(request.headers.get("authorization"))
+    credentials = _user_credentials(request)
     caller, *found = find_user_refs(session, credentials.username, *others)
     check_uuid(caller, credentials.password, hasher=installation_of(request).hasher)
     assert caller is not None  # check_uuid refuses a missing user

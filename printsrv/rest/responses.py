@@ -25,6 +25,8 @@ from printsrv.printing.errors import (
     SubmitFailed,
 )
 
+RETRY_AFTER_SECONDS = 5
+
 # Walked along the exception's MRO, so the most specific class wins.
 ERROR_STATUS: dict[type[errors.PrintsrvError], int] = {
     errors.PrintsrvError: 400,
@@ -47,6 +49,8 @@ ERROR_STATUS: dict[type[errors.PrintsrvError], int] = {
     CupsUnavailable: 503,
     errors.ServiceUnavailable: 503,
     errors.DatabaseUnavailable: 503,
+    errors.UnderMaintenance: 503,
+    errors.TlsRequired: 403,
 }
 
 
@@ -74,13 +78,15 @@ def failure(message: str, status_code: int, headers: dict[str, str] | None = Non
 
 
 async def handle_service_error(request: Request, exc: Exception) -> Response:
+    """A service error in the envelope, with `WWW-Authenticate` on 401, `Retry-After` on 503."""
     assert isinstance(exc, errors.PrintsrvError)
     status = status_for(exc)
     headers = None
     if status == 401:
         headers = {"WWW-Authenticate": 'Basic realm="printsrv", charset="UTF-8"'}
     elif status == 503:
-        headers = {"Retry-After": "5"}
+        # Maintenance says how long to stay away; an outage of a part, a few seconds.
+        headers = {"Retry-After": str(getattr(exc, "retry_after", RETRY_AFTER_SECONDS))}
     return failure(exc.message, status, headers)
 
 

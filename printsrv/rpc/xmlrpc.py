@@ -9,7 +9,14 @@ answered with HTTP 200 as XML-RPC has it:
   -32600 well-formed but not an XML-RPC call, -32601 no such method, -32602 wrong parameter
   count or type, -32603 an internal error (the traceback goes to the log);
 - service errors are translated by `FAULT_CODES`, one entry per error class, chosen by
-  walking the exception's MRO.
+  walking the exception's MRO; a fault for a part that is unavailable (maintenance, the
+  database) carries `Retry-After` too. It stays HTTP 200: an XML-RPC client reads the
+  fault of a 200 only (Python's xmlrpc.client, PHP's, raise a bare protocol error for any
+  other status and drop the body that says why).
+
+Every call carries the TTP API key, so XML-RPC needs TLS off loopback
+(`security.require_tls`); `createToken` logs a user in, so maintenance refuses it
+(`system.keep_users_out_in_maintenance`).
 
 The methods are thin: they check nothing themselves and call one service each.
 """
@@ -32,7 +39,9 @@ from starlette.responses import PlainTextResponse, Response
 from printsrv import errors, tokens
 from printsrv.installation import Installation
 from printsrv.printing.errors import PrintingError
-from printsrv.requests import installation_of, read_body
+from printsrv.requests import client_of, installation_of, read_body
+from printsrv.security import require_tls
+from printsrv.system import keep_users_out_in_maintenance
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +76,10 @@ FAULT_CODES: dict[type[errors.PrintsrvError], int] = {
     errors.ServiceUnavailable: 11,  # try again shortly
     errors.DatabaseUnavailable: 11,
     PrintingError: 12,
+    errors.UnderMaintenance: 13,  # system.maintenance is on; try again later
+    errors.TlsRequired: 14,  # plain HTTP from off loopback: use https
 }
+RETRY_AFTER_SECONDS = 5
 
 
 def fault_code_for(error: errors.PrintsrvError) -> int:
@@ -146,12 +158,15 @@ class Method:
 
 
 def _create_token(installation: Installation, apikey: str, username: str) -> str:
+    snapshot = installation.config.snapshot()
+    # A token is a log-in for a user: none is issued while users are kept out.
+    keep_users_out_in_maintenance(snapshot)
     with installation.db.read() as session:
         return tokens.issue_token(
             session,
             api_key=apikey,
             user_name=username,
-            snapshot=installation.config.snapshot(),
+            snapshot=snapshot,
             key=installation.token_key,
         )
 
@@ -254,9 +269,18 @@ def _xml(body: str) -> Response:
     return Response(body, media_type="text/xml")
 
 
-def fault_response(code: int, message: str) -> Response:
+def fault_response(code: int, message: str, headers: dict[str, str] | None = None) -> Response:
     """A methodResponse holding a fault (HTTP 200, as XML-RPC answers faults)."""
-    return _xml(xmlrpc.client.dumps(xmlrpc.client.Fault(code, message), methodresponse=True))
+    body = xmlrpc.client.dumps(xmlrpc.client.Fault(code, message), methodresponse=True)
+    return Response(body, media_type="text/xml", headers=headers)
+
+
+def service_fault(error: errors.PrintsrvError) -> Response:
+    """The fault for a service error; `Retry-After` too when a part is unavailable."""
+    headers = None
+    if isinstance(error, errors.ServiceUnavailable):
+        headers = {"Retry-After": str(getattr(error, "retry_after", RETRY_AFTER_SECONDS))}
+    return fault_response(fault_code_for(error), error.message, headers)
 
 
 async def endpoint(request: Request) -> Response:
@@ -268,6 +292,7 @@ async def endpoint(request: Request) -> Response:
         return PlainTextResponse(error.message + "\n", 413, headers={"Connection": "close"})
     installation = installation_of(request)
     try:
+        require_tls(client_of(request), "XML-RPC")
         name, params = parse_call(body)
         method = _method(name)
         method.check(params)
@@ -275,7 +300,7 @@ async def endpoint(request: Request) -> Response:
     except ProtocolFault as fault:
         return fault_response(fault.code, fault.message)
     except errors.PrintsrvError as error:
-        return fault_response(fault_code_for(error), error.message)
+        return service_fault(error)
     except Exception:
         log.exception("XML-RPC call failed")
         return fault_response(INTERNAL_ERROR, "Internal error; the server log has the details")

@@ -5,6 +5,10 @@ Pages are server-rendered Jinja2 templates (`templates/`), styled by one local s
 a strict Content-Security-Policy and `Cache-Control: no-store`; cookies are HttpOnly,
 SameSite=Lax, limited to /user, and Secure when the client came over https (directly or
 through a trusted proxy). Service errors become a page through `ERROR_STATUS`.
+
+Every handler is a `user_view`, which puts the web app's two gates in front of it: TLS off
+loopback (every request carries a password, a token, a session or a CSRF cookie), and
+maintenance (users are kept out, except to log out).
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ from printsrv.printing.charging import CreditExceeded
 from printsrv.printing.errors import CupsUnavailable, OptionRejected, PrintingError
 from printsrv.printing.history import DocumentView, PrintView, user_documents, user_prints
 from printsrv.requests import client_of, installation_of, read_body
+from printsrv.security import require_tls
+from printsrv.system import keep_users_out_in_maintenance
 from printsrv.web import logins, sessions
 from printsrv.web.account import AccountOverview, account_overview
 from printsrv.web.release import ReleaseChoices, release_choices, release_from_form
@@ -66,6 +72,14 @@ ERROR_STATUS: dict[type[errors.PrintsrvError], int] = {
     CupsUnavailable: 503,
     errors.ServiceUnavailable: 503,
     errors.DatabaseUnavailable: 503,
+    errors.UnderMaintenance: 503,
+    errors.TlsRequired: 403,
+}
+RETRY_AFTER_SECONDS = 5
+# Headings of the error page where "Sorry" says too little.
+ERROR_HEADINGS: dict[type[errors.PrintsrvError], str] = {
+    errors.UnderMaintenance: "Under maintenance",
+    errors.TlsRequired: "A secure connection is required",
 }
 
 
@@ -155,11 +169,14 @@ def _login_page(
 
 def _error_page(request: Request, error: errors.PrintsrvError) -> Response:
     status = status_for(error)
-    response = _page(request, "error.html", {"message": error.message}, status)
+    heading = ERROR_HEADINGS.get(type(error), "Sorry")
+    response = _page(request, "error.html", {"message": error.message, "heading": heading}, status)
     if isinstance(error, LoginThrottled):
         response.headers["Retry-After"] = str(error.retry_after)
     elif status == 503:
-        response.headers["Retry-After"] = "5"
+        # Maintenance says how long to stay away; an outage of a part, a few seconds.
+        retry_after = getattr(error, "retry_after", RETRY_AFTER_SECONDS)
+        response.headers["Retry-After"] = str(retry_after)
     return response
 
 
@@ -209,18 +226,30 @@ async def read_form(request: Request) -> dict[str, str]:
 Handler = Callable[[Request], Awaitable[Response]]
 
 
-def html_errors(handler: Handler) -> Handler:
-    """Render any service error the handler lets through as an error page."""
+def user_view(*, open_in_maintenance: bool = False) -> Callable[[Handler], Handler]:
+    """A web-app handler behind the gates, its service errors rendered as an error page.
 
-    async def wrapped(request: Request) -> Response:
-        try:
-            return await handler(request)
-        except errors.PrintsrvError as error:
-            return _error_page(request, error)
+    The gates run before the handler reads anything: TLS off loopback (403, so no
+    password, token or session is used over plain HTTP), then maintenance (503 with
+    `Retry-After`). `open_in_maintenance` lets a handler through maintenance: only
+    logging out, which ends a session and so keeps a shared computer safe.
+    """
 
-    wrapped.__name__ = handler.__name__
-    wrapped.__doc__ = handler.__doc__
-    return wrapped
+    def decorate(handler: Handler) -> Handler:
+        async def wrapped(request: Request) -> Response:
+            try:
+                require_tls(client_of(request), "The web app")
+                if not open_in_maintenance:
+                    keep_users_out_in_maintenance(installation_of(request).config.snapshot())
+                return await handler(request)
+            except errors.PrintsrvError as error:
+                return _error_page(request, error)
+
+        wrapped.__name__ = handler.__name__
+        wrapped.__doc__ = handler.__doc__
+        return wrapped
+
+    return decorate
 
 
 # --- handlers ---------------------------------------------------------------------------------
@@ -293,7 +322,7 @@ TRANSFER_DONE = "Transfer done."
 RELEASE_DONE = "Sent to the printer. It is listed under your prints."
 
 
-@html_errors
+@user_view()
 async def home(request: Request) -> Response:
     """GET /user: the user's page, or the login form; POST /user: log in with a token."""
     if request.method == "POST":
@@ -340,7 +369,7 @@ async def _logged_in_form(request: Request) -> tuple[dict[str, str], ActiveSessi
     return form, active
 
 
-@html_errors
+@user_view()
 async def transfer(request: Request) -> Response:
     """POST /user/transfer: give credit to another user (the same service as the REST API)."""
     form, active = await _logged_in_form(request)
@@ -359,7 +388,7 @@ async def transfer(request: Request) -> Response:
     return _see_other("/user?done=transfer")
 
 
-@html_errors
+@user_view()
 async def release(request: Request) -> Response:
     """POST /user/release: print a held document (the same service as the REST release)."""
     form, active = await _logged_in_form(request)
@@ -415,7 +444,7 @@ async def token_login(request: Request) -> Response:
     return _logged_in(request, result)
 
 
-@html_errors
+@user_view()
 async def password_login(request: Request) -> Response:
     """POST /user/login: the login form (user name, password, CSRF token)."""
     form = await read_form(request)
@@ -442,7 +471,7 @@ def _find_active(request: Request) -> ActiveSession | None:
         return sessions.find_session(session, request.cookies.get(SESSION_COOKIE))
 
 
-@html_errors
+@user_view(open_in_maintenance=True)
 async def logout(request: Request) -> Response:
     """POST /user/logout: end the session on the server, then show the login form."""
     form = await read_form(request)

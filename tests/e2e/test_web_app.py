@@ -62,10 +62,15 @@ def password_login(
     headers: dict | None = None,
 ) -> httpx.Response:
     csrf = csrf_of(client, server, headers)
+    headers = dict(headers or {})
+    if headers.get("X-Forwarded-Proto") == "https":
+        # The browser speaks https to the proxy, so it sends the Secure CSRF cookie; this
+        # client speaks http to the server and would keep it back.
+        headers["Cookie"] = f"printsrv_csrf={csrf}"
     return client.post(
         f"{server.url}/user/login",
         data={"username": user_name, "password": password, "csrf_token": csrf},
-        headers=headers or {},
+        headers=headers,
         follow_redirects=False,
     )
 
@@ -279,7 +284,8 @@ def strict_limits(installation: Installation) -> None:
 
 
 def from_address(address: str) -> dict[str, str]:
-    return {"X-Forwarded-For": address}
+    # A remote client behind the trusted TLS proxy: off loopback, credentials need https.
+    return {"X-Forwarded-For": address, "X-Forwarded-Proto": "https"}
 
 
 def test_rate_limit_per_user_name(janet: str, strict_limits: None, live_server: LiveServer) -> None:
