@@ -30,6 +30,7 @@ from sqlalchemy import Row, Select, bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
+from printsrv.convert.colour import PageColours
 from printsrv.db import Database
 from printsrv.errors import Conflict, InvalidInput, NotFound
 from printsrv.models import DOCUMENT_TYPES, Document, User, UTCDateTime, utcnow
@@ -196,11 +197,13 @@ def log_upload(
     queue_name: str,
     ipp_options: str,
     ext_id: str | None,
+    colours: PageColours | None = None,
 ) -> Document:
     """Write the `in` entry of an uploaded document; Conflict when ``ext_id`` is taken.
 
-    The unique constraint decides, so two uploads with one ``ext_id`` racing each other get
-    one document and one Conflict (callers check up front too, to answer before converting).
+    ``colours`` is the PDF's colour detection (None: not known). The unique constraint
+    decides, so two uploads with one ``ext_id`` racing each other get one document and one
+    Conflict (callers check up front too, to answer before converting).
     """
     document = Document(
         doc_type="in",
@@ -218,6 +221,9 @@ def log_upload(
         client_address=client_address,
         queue_name=queue_name,
         ipp_options=ipp_options,
+        page_colors=None if colours is None else colours.to_text(),
+        pages_color=None if colours is None else colours.pages_color,
+        pages_grayscale=None if colours is None else colours.pages_grayscale,
     )
     try:
         with session.begin_nested():  # a savepoint: the race's loser keeps its transaction
@@ -248,6 +254,9 @@ def log_print(session: Session, *, source: Document, client_address: str) -> Doc
         client_address=client_address,
         queue_name=source.queue_name,
         ipp_options=source.ipp_options,
+        page_colors=source.page_colors,
+        pages_color=source.pages_color,
+        pages_grayscale=source.pages_grayscale,
     )
     session.add(document)
     session.flush()

@@ -21,7 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from financial.money import ZERO
-from printsrv.convert import convert
+from printsrv.convert import PageColours, convert, detect_colours
 from printsrv.documents import (
     StoredPdf,
     check_ext_id,
@@ -69,6 +69,8 @@ class Accepted:
         message: why it failed, else "".
         print_document_id: the `print` log entry, when it was printed.
         printer: the printer, when it was printed.
+        pages_color, pages_grayscale: how many of its pages have colour and how many are
+            grey only, by colour detection; None when not known.
     """
 
     document_id: int
@@ -81,6 +83,8 @@ class Accepted:
     message: str = ""
     print_document_id: int | None = None
     printer: str | None = None
+    pages_color: int | None = None
+    pages_grayscale: int | None = None
 
 
 @dataclass(frozen=True)
@@ -113,13 +117,38 @@ def _target(session: Session, printer_name: str, user: User) -> _Target:
     return _Target(info_from_row(row), cost_from_json(row.cost_model))
 
 
-def _plan(target: _Target, layers: tuple[dict[str, str], dict[str, str]], pages: int) -> _Plan:
+def _priced_colours(
+    layers: tuple[dict[str, str], dict[str, str]], pages: int, colours: PageColours | None
+) -> tuple[bool, ...] | None:
+    """The per-page colours to price with, or None to price every page by the merged
+    ``print-color-mode``.
+
+    A mode set by the queue's routing or the request is priced as asked for every page, as
+    SavaPage does (``color``: every page colour, ``monochrome``: every page grayscale); so is
+    a document whose colours are not known (colour, unless the mode rules it out). Otherwise,
+    including ``auto`` and a printer whose default is colour, a page is priced as what it is.
+    """
+    mode = merge_options({}, *layers).get("print-color-mode")
+    if colours is None or len(colours.colour) != pages or (mode is not None and mode != "auto"):
+        return None
+    return colours.colour
+
+
+def _plan(
+    target: _Target,
+    layers: tuple[dict[str, str], dict[str, str]],
+    pages: int,
+    colours: PageColours | None = None,
+) -> _Plan:
     """Validate the merged options against the printer and price the print."""
     info = target.info
     routing, requested = layers
     merged = merge_options(info.default_options(), routing, requested)
     options = validate_options(merged, info, pages=pages)
-    cost = price(pages, options, target.cost_model) if target.cost_model is not None else ZERO
+    cost = ZERO
+    if target.cost_model is not None:
+        page_colors = _priced_colours(layers, pages, colours)
+        cost = price(pages, options, target.cost_model, page_colors=page_colors)
     return _Plan(info, options, cost)
 
 
@@ -143,6 +172,7 @@ class _NewUpload:
     queue_name: str
     ipp_options: str
     ext_id: str | None
+    colours: PageColours | None = None
 
     def log(self, session: Session, user: User) -> Document:
         """Write the `in` entry (the caller moves the PDF into the store, then commits)."""
@@ -159,6 +189,7 @@ class _NewUpload:
             queue_name=self.queue_name,
             ipp_options=self.ipp_options,
             ext_id=self.ext_id,
+            colours=self.colours,
         )
         return document
 
@@ -175,6 +206,8 @@ class _Logged:
     pdf_sha256: str
     print_id: int
     job_id: int
+    pages_color: int | None = None
+    pages_grayscale: int | None = None
 
 
 def _log_and_charge(
@@ -226,6 +259,8 @@ def _log_and_charge(
             source.pdf_sha256,
             print_document.id,
             job.id,
+            source.pages_color,
+            source.pages_grayscale,
         )
         if upload is not None:
             context.store.put(upload.pdf, upload.sha256)
@@ -278,6 +313,8 @@ def _accepted(logged: _Logged, outcome: JobOutcome, plan: _Plan) -> Accepted:
         message=outcome.message if failed else "",
         print_document_id=logged.print_id,
         printer=plan.printer.name,
+        pages_color=logged.pages_color,
+        pages_grayscale=logged.pages_grayscale,
     )
 
 
@@ -353,6 +390,11 @@ async def accept_upload(
         sha256 = upload.sha256
     else:
         sha256 = await in_thread(sha256_of, converted.pdf)
+    # Detected for every upload, held ones too: the log shows the counts, and a release
+    # prices from them later without rendering the PDF again.
+    colours = await detect_colours(
+        converted.pdf, pages=converted.pages, name=checked.title, limits=context.limits
+    )
     new = _NewUpload(
         title=checked.title,
         pdf=converted.pdf,
@@ -365,13 +407,22 @@ async def accept_upload(
         queue_name=checked.queue,
         ipp_options=json.dumps(checked.requested, sort_keys=True),
         ext_id=checked.ext_id,
+        colours=colours,
     )
     if checked.routed_to is None:
         document_id = await in_thread(_hold, context, user, new)
         return Accepted(
-            document_id, checked.ext_id or "", checked.title, new.pages, checked.queue, "held", ZERO
+            document_id,
+            checked.ext_id or "",
+            checked.title,
+            new.pages,
+            checked.queue,
+            "held",
+            ZERO,
+            pages_color=None if colours is None else colours.pages_color,
+            pages_grayscale=None if colours is None else colours.pages_grayscale,
         )
-    plan = _plan(checked.routed_to, (checked.routing, checked.requested), converted.pages)
+    plan = _plan(checked.routed_to, (checked.routing, checked.requested), converted.pages, colours)
     logged, outcome = await _print(
         context, user=user, plan=plan, client_host=client_host, upload=new
     )
@@ -380,9 +431,9 @@ async def accept_upload(
 
 def _releasable(
     context: PrintContext, user: User, document_id: int, printer_name: str
-) -> tuple[dict[str, str], int, str, _Target]:
+) -> tuple[dict[str, str], int, str, _Target, PageColours | None]:
     """The options asked at upload, page count and digest of a document that may be printed,
-    and the printer to print it on."""
+    the printer to print it on, and the document's page colours."""
     with context.installation.db.read() as session:
         source = releasable_document(
             session,
@@ -392,7 +443,9 @@ def _releasable(
             now=utcnow(),
         )
         target = _target(session, printer_name, user)
-        return json.loads(source.ipp_options or "{}"), source.pages, source.pdf_sha256, target
+        colours = PageColours.from_text(source.page_colors)
+        asked = json.loads(source.ipp_options or "{}")
+        return asked, source.pages, source.pdf_sha256, target, colours
 
 
 async def release(
@@ -420,11 +473,11 @@ async def release(
     if not printer_name or not printer_name.strip():
         raise InvalidInput("Say which printer: printer=NAME")
     release_options = parse_ipp_options(ipp_options)
-    asked, pages, digest, target = await in_thread(
+    asked, pages, digest, target, colours = await in_thread(
         _releasable, context, user, document_id, printer_name.strip()
     )
     requested = merge_options(asked, {}, release_options)
-    plan = _plan(target, ({}, requested), pages)
+    plan = _plan(target, ({}, requested), pages, colours)
     if not context.store.has(digest):
         raise Conflict(f"The PDF of document {document_id} is missing from the store")
     logged, outcome = await _print(

@@ -80,6 +80,9 @@ def accepted_json(accepted: intake.Accepted) -> dict[str, Any]:
         "ext_id": accepted.ext_id,
         "title": accepted.title,
         "pages": accepted.pages,
+        # How many pages have colour / are grey only (null: not detected); see intake.
+        "pages_color": accepted.pages_color,
+        "pages_grayscale": accepted.pages_grayscale,
         "queue": accepted.queue,
         "status": accepted.status,
         "cost": to_wire(accepted.cost),

@@ -311,6 +311,8 @@ def test_webservice_holds_and_release_prints_with_the_asked_options(
         "ext_id": "ref-1",
         "title": "held.pdf",
         "pages": 2,
+        "pages_color": 0,
+        "pages_grayscale": 2,
         "queue": "webservice",
         "status": "held",
         "cost": "0.000000",
