@@ -25,7 +25,15 @@ from printsrv import accounting
 from printsrv import config as config_service
 from printsrv import users as user_service
 from printsrv.errors import PrintsrvError
-from printsrv.installation import Installation, ensure_first_admin, open_installation
+from printsrv.installation import (
+    FirstAdmin,
+    Installation,
+    NotInstalled,
+    check_installed,
+    ensure_first_admin,
+    has_schema,
+    open_installation,
+)
 from printsrv.migrations import upgrade_schema
 from printsrv.models import PrintQueue
 from printsrv.printing import access as access_service
@@ -47,14 +55,49 @@ class PrintsrvGroup(click.Group):
             raise click.ClickException(error.message) from None
 
 
-def _installation() -> Installation:
-    installation = open_installation()
+def _use_service_env_file() -> None:
+    """Take the variables of the service's environment file that the environment lacks.
+
+    When PRINTSRV_HOME is not set and /etc/printsrv/printsrv.env (or PRINTSRV_ENV_FILE)
+    exists, the command works on the service's installation with the service's settings
+    (database, secret, CUPS server), as if run by the unit itself.
+    """
+    from printsrv.settings import with_env_file
+
+    for key, value in with_env_file().items():
+        if not os.environ.get(key):
+            os.environ[key] = value
+
+
+def _installation(*, create: bool = False) -> Installation:
+    """The installation the environment names, opened and migrated.
+
+    Only `serve`, `init` and `backup restore` pass create=True. Every other command
+    refuses with NotInstalled (naming the home and database it looked at) when they were
+    never set up, and creates nothing: a command run from another directory must not
+    quietly start a second, empty installation that the running server never sees.
+    """
+    _use_service_env_file()
+    installation = open_installation(create=create)
     upgrade_schema(installation.db)
     return installation
 
 
+def _announce_first_admin(first: FirstAdmin) -> None:
+    """Say where the first admin password is, never the password itself (stdout may be the
+    journal)."""
+    click.echo(
+        f"First start: REST admin {first.username!r} was created. Its password is in "
+        f"{first.password_file} (readable only by this user)."
+    )
+    click.echo(
+        "The file is deleted when the password is changed: "
+        "printsrv config set api.restful.auth.password"
+    )
+
+
 def with_installation(func: F) -> F:
-    """Pass the installation as the first argument, opened and migrated."""
+    """Pass the installation as the first argument, opened (never created) and migrated."""
 
     @wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -121,15 +164,11 @@ def serve(
 
     if bool(ssl_certfile) != bool(ssl_keyfile):
         raise click.UsageError("--ssl-certfile and --ssl-keyfile go together")
-    installation = _installation()
-    credentials = ensure_first_admin(installation)
+    installation = _installation(create=True)
+    first = ensure_first_admin(installation)
     installation.db.dispose()
-    if credentials:
-        username, password = credentials
-        click.echo("First start: REST admin credentials were created. They are shown only now:")
-        click.echo(f"  user name: {username}")
-        click.echo(f"  password:  {password}")
-        click.echo("Change them with: printsrv config set api.restful.auth.password")
+    if first:
+        _announce_first_admin(first)
     if not access_log:
         os.environ["PRINTSRV_ACCESS_LOG"] = "off"
     os.environ["PRINTSRV_FREEZE_STARTUP_HEAP"] = "on"
@@ -156,6 +195,45 @@ def serve(
         log_config=logging_config(),
         access_log=False,  # printsrv writes its own, with the request id
     )
+
+
+# --- init --------------------------------------------------------------------------------------
+
+
+@main.command()
+def init() -> None:
+    """Set up a new installation where the environment points (PRINTSRV_HOME, else the
+    service's environment file, else ./var): home, secret, database tables, first REST
+    admin. Does nothing when one is set up there already."""
+    from printsrv.settings import describe_database, load_environment
+
+    _use_service_env_file()
+    env = load_environment()
+    where = f"{env.home} (database {describe_database(env.database_url)})"
+    try:
+        check_installed(env)
+    except NotInstalled:
+        pass
+    else:
+        click.echo(f"printsrv is already set up at {where}; nothing changed")
+        return
+    secret_file = env.home / "secret.key"
+    if not env.secret_key and not secret_file.exists() and has_schema(env.database_url):
+        # Another machine's installation: a new secret here would make every stored hash
+        # and token of it unreadable on this machine.
+        raise click.ClickException(
+            f"The database {describe_database(env.database_url)} holds an installation "
+            f"already, but {env.home} has no secret: set PRINTSRV_SECRET_KEY to the one "
+            "its other machines use"
+        )
+    installation = _installation(create=True)
+    try:
+        first = ensure_first_admin(installation)
+    finally:
+        installation.db.dispose()
+    click.echo(f"printsrv set up at {where}")
+    if first:
+        _announce_first_admin(first)
 
 
 # --- config ------------------------------------------------------------------------------------
@@ -190,17 +268,50 @@ def config_get(installation: Installation, key: str) -> None:
 @click.argument("value", required=False)
 @with_installation
 def config_set(installation: Installation, key: str, value: str | None) -> None:
-    """Set a property. Leave VALUE out to type it at a prompt (hidden for secrets) or pipe it
-    on standard input, so that a secret stays out of the shell history."""
+    """Set a property. Leave VALUE out to type it at a prompt (hidden and asked twice for
+    secrets) or pipe it on standard input, so that a secret stays out of the shell history.
+    A secret is never set empty (unset it with `printsrv config unset KEY`); the admin
+    password and API keys need 12 characters or more."""
     prop = config_service.get_definition(key)
     if value is None:
         if sys.stdin.isatty():
-            value = click.prompt(key, hide_input=prop.secret, default="", show_default=False)
+            value = click.prompt(
+                key,
+                hide_input=prop.secret,
+                confirmation_prompt=prop.secret,
+                default="",
+                show_default=False,
+            )
         else:
-            value = sys.stdin.readline().rstrip("\r\n")
+            value = sys.stdin.readline().rstrip("\r\n")  # piped: one line, asked once
+    if prop.secret and not value:
+        # Pressing Enter at the prompt must never unset the admin password or a key.
+        raise click.ClickException(
+            f"{key}: the value is empty, nothing changed. "
+            f"To unset it, use: printsrv config unset {key}"
+        )
     with installation.db.transaction() as session:
         config_service.set_property(session, key, value, hasher=installation.hasher, actor="cli")
+    installation.config.refresh()  # runs the change hooks now (the initial password file)
     click.echo(f"{key} set" if not prop.secret else f"{key} set (stored as a keyed hash)")
+
+
+@config.command("unset")
+@click.argument("key")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@with_installation
+def config_unset(installation: Installation, key: str, yes: bool) -> None:
+    """Put a property back to its default; a secret becomes unset. Unsetting the admin
+    password locks the REST admin services (systemStatus: SETUP), unsetting an API key
+    locks out its callers. Asks first, unless --yes."""
+    prop = config_service.get_definition(key)
+    what = "unset" if prop.secret else f"back to its default ({prop.default or 'void'})"
+    if not yes:
+        click.confirm(f"Set {key} {what}?", abort=True)
+    with installation.db.transaction() as session:
+        changed = config_service.unset_property(session, key, actor="cli")
+    installation.config.refresh()
+    click.echo(f"{key} {what}" if changed else f"{key} was not set; nothing changed")
 
 
 # --- users -------------------------------------------------------------------------------------
@@ -908,6 +1019,6 @@ def backup_restore(file: Path) -> None:
     from printsrv.settings import load_environment
 
     info = restore_backup(load_environment(), file)
-    installation = _installation()  # migrations newer than the backup's are applied now
+    installation = _installation(create=True)  # migrations newer than the backup's apply now
     installation.db.dispose()
     click.echo(f"restored {info.backend} backup of {info.created} ({info.documents} stored files)")

@@ -177,6 +177,8 @@ class Property:
                "choice".
     help:      one line for `printsrv config list` and the docs.
     secret:    stored as a keyed hash, never shown.
+    min_length: the shortest value `set_property` accepts (an empty one included); for the
+               secrets printsrv's own callers must guess. Unsetting is `unset_property`.
     """
 
     name: str
@@ -185,6 +187,13 @@ class Property:
     kind: str
     help: str
     secret: bool = False
+    min_length: int = 0
+
+
+# Admin passwords and API keys: every API guessing attempt costs an attacker one request,
+# so 12 characters is the floor (NIST SP 800-63B asks 8 of memorised secrets chosen by
+# people and allows more for those guarding an administrative interface).
+ADMIN_SECRET_MIN_LENGTH = 12
 
 
 PROPERTIES: tuple[Property, ...] = (
@@ -216,6 +225,7 @@ PROPERTIES: tuple[Property, ...] = (
         "secret",
         "secret the JSON-RPC caller sends as the X-Auth-Key header",
         secret=True,
+        min_length=ADMIN_SECRET_MIN_LENGTH,
     ),
     Property(
         "api.restful.auth.password",
@@ -224,6 +234,7 @@ PROPERTIES: tuple[Property, ...] = (
         "secret",
         "password of the REST admin services (HTTP Basic)",
         secret=True,
+        min_length=ADMIN_SECRET_MIN_LENGTH,
     ),
     Property(
         "api.restful.auth.username",
@@ -486,6 +497,13 @@ PROPERTIES: tuple[Property, ...] = (
         "Y puts the system in maintenance: systemStatus answers MAINTENANCE",
     ),
     Property(
+        "user.password.min-length",
+        "8",
+        _integer(1, 128),
+        "int",
+        "fewest characters a user's password may have when it is set (NIST SP 800-63B: 8)",
+    ),
+    Property(
         "web-login.session.idle-mins",
         "30",
         _integer(1, 10_080),
@@ -520,6 +538,7 @@ PROPERTIES: tuple[Property, ...] = (
         "secret",
         "API key a trusted third party (an LMS) passes to onetime-auth.createToken",
         secret=True,
+        min_length=ADMIN_SECRET_MIN_LENGTH,
     ),
     Property(
         "web-login.ttp.enable",
@@ -647,11 +666,20 @@ def set_property(
     """Validate `value` for property `name` and store it; bumps the revision token.
 
     Raises ConfigError naming the property and the reason when the name is unknown or the
-    value is refused. Secrets are stored as keyed hashes; an empty secret unsets it.
+    value is refused. Secrets are stored as keyed hashes. A secret with a `min_length`
+    refuses a shorter value, the empty one included: an empty answer at a prompt must not
+    unset the admin password; `unset_property` does that, on purpose. (Other secrets, such
+    as ldap.admin.password, belong to other systems; an empty one still unsets them.)
     """
     prop = get_definition(name)
     try:
         normalised = prop.normalise(value)
+        if len(normalised) < prop.min_length:
+            if not normalised:
+                raise ValueError(
+                    "it is empty; to unset it, use `printsrv config unset " + name + "`"
+                )
+            raise ValueError(f"shorter than {prop.min_length} characters")
     except ValueError as error:
         shown = "[secure]" if prop.secret else repr(value)
         raise ConfigError(f"Config property {name!r} has value {shown}: {error}") from None
@@ -667,6 +695,40 @@ def set_property(
         row.updated_at = utcnow()
         row.updated_by = actor
     bump_revision(session)
+
+
+def unset_property(session: Session, name: str, *, actor: str = "") -> bool:
+    """Put property `name` back to its default (a secret: unset); bumps the revision token.
+
+    The one way to unset the admin password or an API key (`printsrv config unset`), so
+    that doing so is always a deliberate act. Returns whether a value had been stored.
+    """
+    get_definition(name)
+    row = session.get(ConfigProperty, name)
+    if row is None:
+        return False
+    session.delete(row)
+    log.info("config property %s unset by %s", name, actor or "(unknown)")
+    bump_revision(session)
+    return True
+
+
+def read_property(session: Session, name: str, *, hasher: SecretHasher | None = None) -> Any:
+    """One property's typed value as this session sees it (its default when not stored).
+
+    For services that must obey a property inside their own transaction rather than a
+    cached Snapshot (the user-password length, read where passwords are hashed).
+    """
+    prop = get_definition(name)
+    if prop.secret and hasher is None:
+        raise ValueError(f"{name} is a secret: pass the hasher to compare it")
+    stored = session.scalar(select(ConfigProperty.value).where(ConfigProperty.name == name))
+    text = prop.default if stored is None else stored
+    try:
+        return _typed(prop, text, hasher)  # type: ignore[arg-type]
+    except ValueError:
+        log.error("config property %s holds an invalid value; using its default", name)
+        return _typed(prop, prop.default, hasher)  # type: ignore[arg-type]
 
 
 def bump_revision(session: Session) -> None:
@@ -718,6 +780,10 @@ class Config:
         self._checked_at = 0.0  # monotonic time of the last successful check
         self.stale_after = STALE_AFTER
         self.background = False  # True while `keep_fresh` runs
+        # Called with each new Snapshot (first load, and every change by any process), for
+        # work that follows a change wherever it was made: the installation removes the
+        # initial admin password file once that password is changed.
+        self.on_change: list[Callable[[Snapshot], object]] = []
 
     def snapshot(self) -> Snapshot:
         """The current config; raises DatabaseUnavailable when it can no longer be trusted.
@@ -741,10 +807,19 @@ class Config:
         """Re-read the config if its revision token changed (one small query otherwise)."""
         with self._lock, self._db.read() as session:
             revision = read_revision(session)
-            if self._snapshot is None or revision != self._revision:
+            changed = self._snapshot is None or revision != self._revision
+            if changed:
                 self._snapshot = Snapshot(stored_values(session), self._hasher)
                 self._revision = revision
             self._checked_at = time.monotonic()
+            snapshot = self._snapshot
+        if changed:
+            for listener in self.on_change:
+                try:
+                    listener(snapshot)
+                except Exception:
+                    # A listener's failure must not stop the config from being served.
+                    log.exception("config change listener failed")
 
     async def keep_fresh(self, interval: float = REFRESH_INTERVAL) -> None:
         """Poll the revision token until cancelled (run from the app's lifespan)."""

@@ -96,7 +96,12 @@ def installation(environment: Environment) -> Iterator[Installation]:
 
 @pytest.fixture
 def process_env(environment: Environment, monkeypatch: pytest.MonkeyPatch) -> Environment:
-    """Point PRINTSRV_* at this test's installation, for the CLI and subprocesses."""
+    """Point PRINTSRV_* at this test's installation, for the CLI and subprocesses.
+
+    The database is migrated already; the home exists too, as after `printsrv init`, since
+    commands other than serve/init/restore refuse an installation that was never set up.
+    """
+    environment.home.mkdir(parents=True, exist_ok=True, mode=0o700)
     monkeypatch.setenv("PRINTSRV_HOME", str(environment.home))
     monkeypatch.setenv("PRINTSRV_DATABASE_URL", environment.database_url)
     monkeypatch.setenv("PRINTSRV_SECRET_KEY", TEST_SECRET)

@@ -49,19 +49,27 @@ def test_every_verb_has_help() -> None:
 
 def test_user_lifecycle(installation: Installation) -> None:
     assert "added" in ok(
-        "user", "add", "Janet", "--full-name", "Janet J", "--email", "j@x.edu", "--password", "pw1"
+        "user",
+        "add",
+        "Janet",
+        "--full-name",
+        "Janet J",
+        "--email",
+        "j@x.edu",
+        "--password",
+        "pw1-janet",
     )
     ok("user", "alias", "add", "s1", "janet")
     shown = ok("user", "show", "S1")
     assert "janet" in shown and "Janet J" in shown and "s1" in shown
-    assert "pw1" not in shown
+    assert "pw1-janet" not in shown
     listing = ok("user", "list")
     assert "janet" in listing and "s1" in listing
     ok("user", "disable", "janet")
     assert "enabled:    no" in ok("user", "show", "janet")
     ok("user", "enable", "janet")
     with installation.db.read() as session:
-        assert users.check_password(session, "janet", "pw1") is not None
+        assert users.check_password(session, "janet", "pw1-janet") is not None
 
 
 def test_uuid_is_shown_only_when_issued(installation: Installation) -> None:
@@ -98,9 +106,9 @@ def test_config_set_get_list_masks_secrets() -> None:
 
 
 def test_config_set_reads_a_secret_from_stdin(installation: Installation) -> None:
-    output = ok("config", "set", "api.jsonrpc.secret-key", input="from-stdin\n")
-    assert "from-stdin" not in output
-    assert installation.config.snapshot()["api.jsonrpc.secret-key"].matches("from-stdin")
+    output = ok("config", "set", "api.jsonrpc.secret-key", input="from-stdin-secret\n")
+    assert "from-stdin-secret" not in output
+    assert installation.config.snapshot()["api.jsonrpc.secret-key"].matches("from-stdin-secret")
 
 
 def test_groups() -> None:

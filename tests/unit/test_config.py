@@ -84,11 +84,14 @@ def test_refused_secret_value_is_not_quoted_in_the_error(installation: Installat
     assert "bad" not in info.value.message and "[secure]" in info.value.message
 
 
-def test_empty_secret_unsets_it(installation: Installation) -> None:
-    set_config(installation, {"web-login.ttp.apikey": "k1"})
-    set_config(installation, {"web-login.ttp.apikey": ""})
+def test_unset_property_unsets_a_secret(installation: Installation) -> None:
+    set_config(installation, {"web-login.ttp.apikey": "k1-0123456789"})
+    with installation.db.transaction() as session:
+        assert config.unset_property(session, "web-login.ttp.apikey", actor="test")
     secret = installation.config.snapshot()["web-login.ttp.apikey"]
     assert not secret.is_set and not secret.matches("")
+    with installation.db.transaction() as session:
+        assert not config.unset_property(session, "web-login.ttp.apikey", actor="test")
 
 
 def test_a_change_by_another_process_is_seen_after_a_refresh(installation: Installation) -> None:
@@ -113,7 +116,7 @@ def test_cache_that_could_not_refresh_for_too_long_is_not_trusted(
 def test_first_admin_is_created_once(installation: Installation) -> None:
     created = ensure_first_admin(installation)
     assert created is not None
-    username, password = created
+    username, password = created.username, created.password_file.read_text().strip()
     assert username == "admin" and len(password) >= 20
     assert ensure_first_admin(installation) is None
     snapshot = installation.config.snapshot()

@@ -248,8 +248,8 @@ def test_purge_keeps_spent_tokens_until_no_expiry_could_revive_them(
 
 @pytest.fixture
 def ttp(installation: Installation) -> str:
-    set_config(installation, {"web-login.ttp.enable": "Y", "web-login.ttp.apikey": "lms-key"})
-    return "lms-key"
+    set_config(installation, {"web-login.ttp.enable": "Y", "web-login.ttp.apikey": "lms-key-0123456"})
+    return "lms-key-0123456"
 
 
 def issue(installation: Installation, api_key: str, user_name: str) -> str:
@@ -271,12 +271,12 @@ def test_issue_maps_aliases_to_the_user(installation: Installation, ttp: str, ja
 
 
 def test_issue_refuses_when_ttp_login_is_disabled(installation: Installation, janet: str) -> None:
-    set_config(installation, {"web-login.ttp.apikey": "lms-key"})
+    set_config(installation, {"web-login.ttp.apikey": "lms-key-0123456"})
     with pytest.raises(tokens.TtpLoginDisabled, match=r"web-login\.ttp\.enable"):
-        issue(installation, "lms-key", janet)
+        issue(installation, "lms-key-0123456", janet)
 
 
-@pytest.mark.parametrize("api_key", ["wrong", "", "lms-key ", "LMS-KEY"])
+@pytest.mark.parametrize("api_key", ["wrong", "", "lms-key-0123456 ", "LMS-KEY-0123456"])
 def test_issue_refuses_a_wrong_key(
     installation: Installation, ttp: str, janet: str, api_key: str
 ) -> None:

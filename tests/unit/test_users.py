@@ -51,22 +51,22 @@ def test_alias_cannot_shadow_a_user_or_another_alias(installation: Installation)
 
 def test_password_check(installation: Installation) -> None:
     with installation.db.transaction() as session:
-        users.add_user(session, "janet", password="AzFi7I")
+        users.add_user(session, "janet", password="AzFi7I-pass")
         users.add_user(session, "nopass")
     with installation.db.transaction() as session:
-        assert users.check_password(session, "JANET", "AzFi7I") is not None
-        assert users.check_password(session, "janet", "azfi7i") is None
-        assert users.check_password(session, "nobody", "AzFi7I") is None
+        assert users.check_password(session, "JANET", "AzFi7I-pass") is not None
+        assert users.check_password(session, "janet", "azfi7i-pass") is None
+        assert users.check_password(session, "nobody", "AzFi7I-pass") is None
         assert users.check_password(session, "nopass", "") is None
         users.set_enabled(session, "janet", False)
-        assert users.check_password(session, "janet", "AzFi7I") is None
+        assert users.check_password(session, "janet", "AzFi7I-pass") is None
 
 
 def test_password_is_stored_as_an_argon2_hash(installation: Installation) -> None:
     with installation.db.transaction() as session:
-        user = users.add_user(session, "janet", password="AzFi7I")
+        user = users.add_user(session, "janet", password="AzFi7I-pass")
         assert user.password_hash and user.password_hash.startswith("$argon2")
-        assert "AzFi7I" not in user.password_hash
+        assert "AzFi7I-pass" not in user.password_hash
 
 
 def test_uuid_credential_authenticates_until_regenerated(installation: Installation) -> None:
