@@ -437,6 +437,115 @@ def user_enable(installation: Installation, name: str) -> None:
     click.echo(f"User {changed.user_name!r} enabled")
 
 
+@user.command("delete")
+@click.argument("name")
+@with_installation
+def user_delete(installation: Installation, name: str) -> None:
+    """Delete user NAME (or an alias's user) logically, as JSON-RPC deleteUser does: no
+    login, no printing, no longer listed. Their documents, prints and ledger stay, and
+    JSON-RPC addInternalUser with the same name restores them. `user erase` removes the
+    personal data too."""
+    with installation.db.transaction() as session:
+        deleted = user_service.delete_user(session, name).user_name
+    click.echo(f"User {deleted!r} deleted")
+
+
+@user.command("erase")
+@click.argument("name")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@with_installation
+def user_erase(installation: Installation, name: str, yes: bool) -> None:
+    """Erase user NAME's personal data for good (a privacy-law request), as JSON-RPC
+    eraseUser does: the user becomes an anonymous, deleted 'erased-N' with no name, email,
+    password, UUID, card, PIN, aliases or groups; their USER account and ledger follow the
+    anonymous name, so amounts and totals stay. Works on a deleted user too. Asks first,
+    unless --yes."""
+    with installation.db.read() as session:
+        # Read first so the question names the user the alias means, and an unknown name
+        # is refused before anyone is asked anything.
+        target = user_service.get_user(session, name, include_deleted=True).user_name
+    if not yes:
+        click.confirm(
+            f"Erase user {target!r}: personal data, aliases and memberships are removed "
+            "and cannot be restored. Continue?",
+            abort=True,
+        )
+    with installation.db.transaction() as session:
+        anonymous = user_service.erase_user(session, target)
+    click.echo(f"User {target!r} erased; their history now reads {anonymous!r}")
+
+
+@user.command("passwd")
+@click.argument("name")
+@with_installation
+def user_passwd(installation: Installation, name: str) -> None:
+    """Set user NAME's web-app password: typed twice at a hidden prompt (or two lines on
+    standard input), so it stays out of the shell history."""
+    with installation.db.read() as session:
+        target = user_service.get_user(session, name).user_name  # refuse before prompting
+    password = click.prompt(f"New password for {target}", hide_input=True, confirmation_prompt=True)
+    with installation.db.transaction() as session:
+        user_service.set_password(session, target, password)
+    click.echo(f"Password of user {target!r} set")
+
+
+@user.command("set")
+@click.argument("name")
+@click.option("--full-name", help="The person's full name.")
+@click.option("--email", help='The person\'s email address ("" removes it).')
+@click.option(
+    "--card",
+    "card_number",
+    metavar="NUMBER",
+    help='Card number for a card reader ("" removes it); no two users share a card.',
+)
+@click.option("--pin", "ask_pin", is_flag=True, help="Prompt (hidden, twice) for a 4-8 digit PIN.")
+@click.option("--no-pin", is_flag=True, help="Remove the PIN.")
+@with_installation
+def user_set(
+    installation: Installation,
+    name: str,
+    full_name: str | None,
+    email: str | None,
+    card_number: str | None,
+    ask_pin: bool,
+    no_pin: bool,
+) -> None:
+    """Change user NAME's full name, email, card number or PIN (the rules of JSON-RPC
+    setUserProperties). The PIN is typed at a prompt, never on the command line, and
+    stored only as a keyed hash."""
+    if ask_pin and no_pin:
+        raise click.UsageError("--pin and --no-pin contradict each other")
+    if full_name is None and email is None and card_number is None and not (ask_pin or no_pin):
+        raise click.UsageError("Nothing to change: give --full-name, --email, --card or --pin")
+    with installation.db.read() as session:
+        target = user_service.get_user(session, name).user_name  # refuse before prompting
+    pin = "" if no_pin else None
+    if ask_pin:
+        pin = click.prompt(f"PIN for {target}", hide_input=True, confirmation_prompt=True)
+    with installation.db.transaction() as session:
+        user_service.set_user_fields(
+            session,
+            target,
+            full_name=full_name,
+            email=email,
+            card_number=card_number,
+            pin=pin,
+            hasher=installation.hasher,
+        )
+    changed = [
+        label
+        for label, value in (
+            ("full name", full_name),
+            ("email", email),
+            ("card", card_number),
+            ("PIN", pin),
+        )
+        if value is not None
+    ]
+    click.echo(f"User {target!r}: {', '.join(changed)} changed")
+
+
 @user.command("sync")
 @click.option(
     "--delete-users", is_flag=True, help="Logically delete LDAP users that left the directory."
@@ -466,6 +575,16 @@ def user_alias_add(installation: Installation, alias: str, name: str) -> None:
     click.echo(f"Alias {row.alias!r} -> user {target!r}")
 
 
+@user_alias.command("remove")
+@click.argument("alias")
+@with_installation
+def user_alias_remove(installation: Installation, alias: str) -> None:
+    """Stop ALIAS meaning its user (the user stays)."""
+    with installation.db.transaction() as session:
+        target = user_service.remove_alias(session, alias)
+    click.echo(f"Alias {alias.strip().lower()!r} removed (it meant user {target!r})")
+
+
 # --- groups ------------------------------------------------------------------------------------
 
 
@@ -493,6 +612,18 @@ def group_list(installation: Installation) -> None:
     _table(rows, ("GROUP", "MEMBERS"))
 
 
+@group.command("delete")
+@click.argument("name")
+@with_installation
+def group_delete(installation: Installation, name: str) -> None:
+    """Delete group NAME, as JSON-RPC deleteUserGroup does: its members stay users, and it
+    leaves every printer's access lists. Its GROUP account and ledger stay (`printsrv
+    account show GROUP NAME`)."""
+    with installation.db.transaction() as session:
+        user_service.delete_group(session, name)
+    click.echo(f"Group {name.strip().lower()!r} deleted")
+
+
 @group.group("member", cls=PrintsrvGroup)
 def group_member() -> None:
     """Group membership."""
@@ -507,6 +638,19 @@ def group_member_add(installation: Installation, group_name: str, user_name: str
     with installation.db.transaction() as session:
         user_service.add_member(session, group_name, user_name)
     click.echo(f"User {user_name.strip().lower()!r} added to group {group_name.strip().lower()!r}")
+
+
+@group_member.command("remove")
+@click.argument("group_name", metavar="GROUP")
+@click.argument("user_name", metavar="USER")
+@with_installation
+def group_member_remove(installation: Installation, group_name: str, user_name: str) -> None:
+    """Take USER (a name or an alias) out of GROUP; their accounts are untouched."""
+    with installation.db.transaction() as session:
+        user_service.remove_member(session, group_name, user_name)
+    click.echo(
+        f"User {user_name.strip().lower()!r} removed from group {group_name.strip().lower()!r}"
+    )
 
 
 @group_member.command("list")
@@ -627,6 +771,62 @@ def account_credit_limit(
     click.echo(f"Credit limit of {label}: {shown}")
 
 
+def _cli_actor() -> accounting.Actor:
+    """Who a ledger row written from the command line names: the operating-system user."""
+    import getpass
+
+    try:
+        who = getpass.getuser()
+    except (KeyError, OSError):  # no login name, no passwd entry (a bare container)
+        who = str(os.getuid())
+    return accounting.admin_actor(f"cli {who}")
+
+
+@account.command("adjust", context_settings={"ignore_unknown_options": True})
+@click.argument("name")
+@click.argument("amount")
+@click.option("--comment", required=True, help="Why: kept on the ledger row.")
+@click.option(
+    "--type",
+    "account_type",
+    type=ACCOUNT_TYPES,
+    default="USER",
+    show_default=True,
+    help="The kind of account NAME is.",
+)
+@with_installation
+def account_adjust(
+    installation: Installation, name: str, amount: str, comment: str, account_type: str
+) -> None:
+    """Add AMOUNT to account NAME's balance (a negative AMOUNT takes it off): a top-up or
+    a correction, written as one ADJUST ledger row with --comment. A USER NAME may be an
+    alias. No credit limit applies, and a disabled account can be settled."""
+    # ignore_unknown_options lets "-1.25" through as AMOUNT instead of as an option.
+    try:
+        value = money(amount)
+    except InvalidAmount as error:
+        raise click.BadParameter(error.message, param_hint="AMOUNT") from None
+    if not comment.strip():
+        raise click.BadParameter(
+            "say why: the comment stays on the ledger row", param_hint="--comment"
+        )
+    currency = accounting.settings_of(installation.config.snapshot()).currency
+    with installation.db.transaction() as session:
+        balance = accounting.change_balance(
+            session,
+            account_type=account_type.upper(),
+            name=name,
+            amount=value,
+            adjust=True,
+            comment=comment,
+            actor=_cli_actor(),
+        )
+    click.echo(
+        f"Account {account_type.upper()}/{name}: {to_wire(value)} adjusted, balance "
+        f"{to_wire(balance)} {currency}"
+    )
+
+
 @main.group("financial", cls=PrintsrvGroup)
 def financial_group() -> None:
     """The ledger as a whole."""
@@ -668,6 +868,86 @@ def _ipp_options(text: str | None) -> dict[str, str] | None:
 @main.group(cls=PrintsrvGroup)
 def printer() -> None:
     """CUPS printers: synchronise them, show their capabilities, set prices and access."""
+
+
+@printer.command("add")
+@click.argument("name")
+@click.option("--uri", required=True, help="Device URI, e.g. ipp://192.0.2.7/ipp/print.")
+@click.option(
+    "--ppd",
+    "ppd_file",
+    type=click.Path(exists=True, dir_okay=False),
+    help="A PPD file on this machine for a driver queue, instead of IPP Everywhere.",
+)
+@click.option(
+    "--model",
+    help="A driver the CUPS server has (`lpinfo -m`), e.g. drv:///sample.drv/generic.ppd; "
+    "default: everywhere.",
+)
+@click.option("--description", default="", help="What the printer is (printer-info).")
+@click.option("--location", default="", help="Where it stands (printer-location).")
+@with_installation
+def printer_add(
+    installation: Installation,
+    name: str,
+    uri: str,
+    ppd_file: str | None,
+    model: str | None,
+    description: str,
+    location: str,
+) -> None:
+    """Add printer NAME on the CUPS server (cups.server) and to printsrv's printers.
+
+    Like `lpadmin -p NAME -E -v URI -m everywhere`: without --ppd or --model it is an IPP
+    Everywhere queue, whose driver CUPS builds from what the printer at an ipp:// or
+    ipps:// URI says about itself (so the printer must answer). With --ppd or --model any
+    device URI CUPS has a backend for works (socket://, lpd://, file: when allowed).
+    """
+    from printsrv.printing.errors import CupsUnavailable
+
+    if ppd_file is not None and model is not None:
+        raise click.UsageError("--ppd and --model both choose the driver; give one")
+    client = cups_client(cups_server(installation.config.snapshot()))
+    try:
+        added = printer_service.add_cups_printer(
+            installation.db,
+            client,
+            name,
+            uri,
+            ppd_file=ppd_file,
+            model=model,
+            info=description,
+            location=location,
+        )
+    except CupsUnavailable as error:
+        raise click.ClickException(
+            f"{error.message}. Is CUPS running there? `printsrv config set cups.server "
+            "SOCKET-OR-HOST:PORT` points printsrv at the right one"
+        ) from None
+    state = "accepting jobs" if added.accepting else "not accepting jobs"
+    click.echo(
+        f"Printer {added.name!r} added on CUPS server {client.server}: "
+        f"{added.make_and_model or 'no model'}, {added.state}, {state}"
+    )
+
+
+@printer.command("remove")
+@click.argument("name")
+@with_installation
+def printer_remove(installation: Installation, name: str) -> None:
+    """Delete printer NAME from the CUPS server (cupsd cancels its pending jobs) and mark
+    it gone in printsrv, as `printer sync` does for a printer that left CUPS: the document
+    log keeps it, and its prices and access lists return if a printer of that name is
+    added again."""
+    client = cups_client(cups_server(installation.config.snapshot()))
+    result = printer_service.remove_cups_printer(installation.db, client, name)
+    where = f"removed from CUPS server {client.server}" if result.on_cups else "was not on CUPS"
+    click.echo(f"Printer {name!r} {where}; printsrv lists it as gone")
+    if result.routed_queues:
+        click.echo(
+            f"Queues still routed to it: {', '.join(result.routed_queues)} "
+            "(`printsrv queue set QUEUE --printer OTHER`, or `--no-printer` to hold)"
+        )
 
 
 @printer.command("sync")
@@ -917,6 +1197,17 @@ def queue_disable(installation: Installation, name: str) -> None:
     with installation.db.transaction() as session:
         changed = queue_service.set_enabled(session, name, False)
     click.echo(f"Queue {changed.name!r} disabled")
+
+
+@queue.command("delete")
+@click.argument("name")
+@with_installation
+def queue_delete(installation: Installation, name: str) -> None:
+    """Delete queue NAME: uploads to it get 404 afterwards; the document log keeps the name.
+    The reserved webservice queue cannot be deleted (disable it instead)."""
+    with installation.db.transaction() as session:
+        deleted = queue_service.delete_queue(session, name)
+    click.echo(f"Queue {deleted!r} deleted")
 
 
 @queue.command("set")
