@@ -39,6 +39,8 @@ class PrintView:
         reason: why it did not complete ("" otherwise).
         created: when it was asked for (aware UTC).
         finished: when it reached its final state, or None.
+        pages: the document's pages.
+        pages_color, pages_grayscale: how many have colour / are grey only (None: not known).
     """
 
     document_id: int
@@ -50,12 +52,21 @@ class PrintView:
     reason: str
     created: datetime
     finished: datetime | None
+    pages: int = 0
+    pages_color: int | None = None
+    pages_grayscale: int | None = None
 
 
 def user_prints(session: Session, user_id: int, *, limit: int = 20) -> list[PrintView]:
     """The user's latest prints, newest first."""
     rows = session.execute(
-        select(PrintJob, Document.source_id, Document.title)
+        select(
+            PrintJob,
+            Document.source_id,
+            Document.title,
+            Document.pages_color,
+            Document.pages_grayscale,
+        )
         .join(Document, Document.id == PrintJob.document_id)
         .where(PrintJob.user_id == user_id)
         .order_by(PrintJob.created_at.desc(), PrintJob.id.desc())
@@ -72,8 +83,11 @@ def user_prints(session: Session, user_id: int, *, limit: int = 20) -> list[Prin
             reason=job.message if job.state not in ("completed", "submitted", "queued") else "",
             created=job.created_at,
             finished=job.finished_at,
+            pages=job.pages,
+            pages_color=pages_color,
+            pages_grayscale=pages_grayscale,
         )
-        for job, source_id, title in rows
+        for job, source_id, title, pages_color, pages_grayscale in rows
     ]
 
 
