@@ -39,11 +39,11 @@ def run(env: Environment, *args: str) -> tuple[int, str]:
 def populate(installation: Installation) -> None:
     set_config(
         installation,
-        {"api.restful.auth.username": "admin", "api.restful.auth.password": "restored-pw"},
+        {"api.restful.auth.username": "admin", "api.restful.auth.password": "restored-pw1"},
     )
     with installation.db.transaction() as session:
         for name in ("alice", "bob"):
-            users.add_user(session, name, password=f"{name}-pw")
+            users.add_user(session, name, password=f"{name}-password")
             account = accounts.get_or_create_user_account(session, name)
             ledger.adjust_balance(
                 session, account=account, amount=Decimal("10.50"), comment="top-up", actor=ADMIN
@@ -117,9 +117,9 @@ def test_backup_of_a_running_server_restores_everything(
         try:
             assert snapshot_of(restored) == before
             assert before["problems"] == []
-            assert restored.config.snapshot()["api.restful.auth.password"].matches("restored-pw")
+            assert restored.config.snapshot()["api.restful.auth.password"].matches("restored-pw1")
             with restored.db.read() as session:
-                assert users.check_password(session, "alice", "alice-pw") is not None
+                assert users.check_password(session, "alice", "alice-password") is not None
             stored = target.home / "documents" / "ab" / ("ab" + "0" * 62)
             assert stored.read_bytes() == b"%PDF-1.4 stored document"
         finally:
@@ -134,7 +134,7 @@ def test_secret_generated_in_the_home_travels_with_the_backup(
 ) -> None:
     env = Environment(home=tmp_path / "own-secret", database_url=installation.env.database_url)
     own = open_installation(env)  # no PRINTSRV_SECRET_KEY: secret.key is generated
-    set_config(own, {"api.jsonrpc.secret-key": "jsonrpc-key"})
+    set_config(own, {"api.jsonrpc.secret-key": "jsonrpc-key-0123"})
     code, output = run(env, "backup", "create", "--output", str(tmp_path / "b.tar"))
     assert code == 0, output
     target = Environment(home=tmp_path / "new-home", database_url=f"sqlite:///{tmp_path}/n.db")
@@ -142,7 +142,7 @@ def test_secret_generated_in_the_home_travels_with_the_backup(
     assert code == 0, output
     assert (target.home / "secret.key").read_bytes() == (env.home / "secret.key").read_bytes()
     restored = open_installation(target)
-    assert restored.config.snapshot()["api.jsonrpc.secret-key"].matches("jsonrpc-key")
+    assert restored.config.snapshot()["api.jsonrpc.secret-key"].matches("jsonrpc-key-0123")
     restored.db.dispose()
     own.db.dispose()
 

@@ -28,6 +28,9 @@ def proxied_url(postgresql_schema_url: str) -> Iterator[tuple[str, TcpProxy]]:
     proxy.stop()
 
 
+PASSWORD = "pw-0123456789"  # an admin password needs 12 characters
+
+
 def test_database_outage_gives_503_and_the_server_recovers(
     proxied_url: tuple[str, TcpProxy], tmp_path: object
 ) -> None:
@@ -36,17 +39,19 @@ def test_database_outage_gives_503_and_the_server_recovers(
     installation = open_installation(env)
     installation.config.stale_after = 1.0
     set_config(
-        installation, {"api.restful.auth.username": "admin", "api.restful.auth.password": "pw"}
+        installation,
+        {"api.restful.auth.username": "admin", "api.restful.auth.password": PASSWORD},
     )
     server = LiveServer(installation).start()
     echo = f"{server.url}/restful/v1/tests/echo"
     try:
-        assert httpx.post(echo, auth=("admin", "pw"), content="up").status_code == 200
+        assert httpx.post(echo, auth=("admin", PASSWORD), content="up").status_code == 200
 
         proxy.stop()
         down = wait_until(
             lambda: (
-                (r := httpx.post(echo, auth=("admin", "pw"), content="x")).status_code == 503 and r
+                (r := httpx.post(echo, auth=("admin", PASSWORD), content="x")).status_code == 503
+                and r
             ),
             timeout=15,
         )
@@ -57,7 +62,7 @@ def test_database_outage_gives_503_and_the_server_recovers(
 
         proxy.start()
         wait_until(
-            lambda: httpx.post(echo, auth=("admin", "pw"), content="x").status_code == 200,
+            lambda: httpx.post(echo, auth=("admin", PASSWORD), content="x").status_code == 200,
             timeout=15,
         )
     finally:

@@ -7,6 +7,7 @@ import pytest
 from prometheus_client import REGISTRY
 from support import JSONRPC_KEY, LiveServer, jsonrpc_call, open_jsonrpc, set_config
 
+from printsrv import config
 from printsrv.installation import Installation
 
 STATUS = '{"jsonrpc":"2.0","id":"reference","method":"systemStatus"}'
@@ -56,7 +57,8 @@ def test_wrong_missing_or_empty_key_is_refused_without_revealing_it(
 
 def test_unset_key_lets_nobody_in(installation: Installation) -> None:
     open_jsonrpc(installation)
-    set_config(installation, {"api.jsonrpc.secret-key": ""})
+    with installation.db.transaction() as session:
+        config.unset_property(session, "api.jsonrpc.secret-key")
     server = LiveServer(installation).start()
     try:
         assert "not set" in denied(jsonrpc_call(server, STATUS, key=""))

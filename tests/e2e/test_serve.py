@@ -6,6 +6,7 @@ import asyncio
 import gc
 import re
 import ssl
+import stat
 from pathlib import Path
 
 import httpx
@@ -26,18 +27,21 @@ def fresh_home(tmp_path: Path, database_url: str) -> dict[str, str]:
     }
 
 
-def test_first_start_prints_admin_credentials_once_and_they_work(
+def test_first_start_writes_the_admin_password_to_a_private_file_and_it_works(
     fresh_home: dict[str, str], tmp_path: Path
 ) -> None:
+    password_file = tmp_path / "home" / "initial-admin-password"
     server = ServeProcess(fresh_home, log=tmp_path / "first.log").start()
     try:
         output = server.output()
-        username = re.search(r"user name: (\S+)", output)
-        password = re.search(r"password:  (\S+)", output)
-        assert username and password, output
+        username = re.search(r"REST admin '(\S+)' was created", output)
+        assert username and str(password_file) in output, output
+        assert stat.S_IMODE(password_file.stat().st_mode) == 0o600
+        password = password_file.read_text().strip()
+        assert len(password) >= 20 and password not in output, "stdout is the journal"
         echo = httpx.post(
             f"http://127.0.0.1:{server.port}/restful/v1/tests/echo",
-            auth=(username[1], password[1]),
+            auth=(username[1], password),
             content="Hello World!",
         )
         assert echo.status_code == 200 and echo.text == "Hello World!"
@@ -47,10 +51,10 @@ def test_first_start_prints_admin_credentials_once_and_they_work(
 
     again = ServeProcess(fresh_home, log=tmp_path / "second.log").start()
     try:
-        assert "password:" not in again.output(), "credentials are printed only once"
+        assert "was created" not in again.output(), "the first admin is made only once"
         echo = httpx.post(
             f"http://127.0.0.1:{again.port}/restful/v1/tests/echo",
-            auth=(username[1], password[1]),
+            auth=(username[1], password),
             content="again",
         )
         assert echo.status_code == 200, "the same secret key still verifies the stored hash"
