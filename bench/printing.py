@@ -1,7 +1,8 @@
 """Printing figures: upload-and-print throughput next to `lp`, RSS during a 500 MB upload,
-text-to-PDF pages per second.
+text-to-PDF pages per second, colour detection pages per second.
 
     .venv/bin/python -m bench.printing [--jobs 400] [--clients 16] [--database URL]
+    .venv/bin/python -m bench.printing --colour-only      # only figure 4, a few seconds
 
 1. Throughput: ``--jobs`` one-page PDFs uploaded by ``--clients`` concurrent clients to a printsrv
    queue routed to a file-backed CUPS printer (``file:`` device, Generic PDF PPD) of a private
@@ -11,6 +12,10 @@ text-to-PDF pages per second.
 2. Memory: the server's peak RSS (VmHWM) while one 500 MB PDF uploads to the inbox, above its
    RSS when idle (target: under 100 MB).
 3. Conversion: text-to-PDF pages per second, in-process (ASCII and Unicode text).
+4. Colour detection (printsrv.convert.colour, run on every upload): pages per second and ms
+   per page on a text document and on a document with a colour photo on every other page,
+   next to Ghostscript's inkcov device (the detector it replaces, rendering at the same 72 dpi)
+   and ``pdfinfo`` (reading the page count only) on the same files, in the same run.
 
 Everything runs on loopback against processes this script starts and stops.
 """
@@ -40,6 +45,7 @@ from cupsd import GENERIC_PDF_PPD, PrivateCups
 
 from printsrv import config, users
 from printsrv.convert import Limits, convert_sync
+from printsrv.convert.colour import detect_colours_sync
 from printsrv.installation import Installation, open_installation
 from printsrv.migrations import upgrade_schema
 from printsrv.printing import queues
@@ -261,6 +267,69 @@ def text_pages_per_second(work: Path) -> list[tuple[str, str, str, str]]:
     return rows
 
 
+def photo_pdf(path: Path, pages: int) -> Path:
+    """``pages`` pages of black text; every other one also has a 600 x 400 colour photo."""
+    from PIL import Image
+    from reportlab.lib.utils import ImageReader
+    from reportlab.pdfgen import canvas
+
+    photo = Image.radial_gradient("L").resize((600, 400)).convert("RGB")
+    photo = Image.merge("RGB", (photo.getchannel(0), Image.linear_gradient("L").resize(
+        (600, 400)), photo.getchannel(2).point(lambda v: 255 - v)))  # fmt: skip
+    pdf = canvas.Canvas(str(path))
+    for page in range(pages):
+        for line in range(40):
+            pdf.drawString(72, 780 - 16 * line, f"Page {page + 1}, line {line + 1}: black text.")
+        if page % 2:
+            pdf.drawImage(ImageReader(photo), 72, 72, width=450, height=300)
+        pdf.showPage()
+    pdf.save()
+    return path
+
+
+def _per_page(command: list[str], pages: int, rounds: int) -> float:
+    """Seconds per page of the best of ``rounds`` runs of ``command``."""
+    best = float("inf")
+    for _ in range(rounds):
+        started = time.perf_counter()
+        subprocess.run(command, check=True, capture_output=True)
+        best = min(best, time.perf_counter() - started)
+    return best / pages
+
+
+def colour_detection_rows(work: Path, *, rounds: int = 3) -> list[Row]:
+    """Colour detection per page next to inkcov and pdfinfo on the same PDFs (best of
+    ``rounds``, taking turns so that neither gets a quieter machine)."""
+    text = work / "colour-text.txt"
+    line = "The quick brown fox jumps over the lazy dog; printsrv converts text to PDF. "
+    text.write_text("\n".join(f"{n:6d} {line}" for n in range(60 * 100)), "utf-8")
+    converted_dir = work / "colour-text"
+    converted_dir.mkdir()
+    converted = convert_sync(text, converted_dir, name=text.name, limits=Limits(max_pages=5000))
+    documents = [
+        ("text", converted.pdf, converted.pages),
+        ("colour photo every other page", photo_pdf(work / "colour-photo.pdf", 60), 60),
+    ]
+    rows: list[Row] = []
+    limits = Limits(timeout=600)
+    for label, pdf, pages in documents:
+        detect = inkcov = pdfinfo = float("inf")
+        for _ in range(rounds):
+            started = time.perf_counter()
+            found = detect_colours_sync(pdf, pages=pages, name=pdf.name, limits=limits)
+            detect = min(detect, (time.perf_counter() - started) / pages)
+            gs_inkcov = ["gs", "-q", "-dSAFER", "-o", "-", "-sDEVICE=inkcov", str(pdf)]
+            inkcov = min(inkcov, _per_page(gs_inkcov, pages, 1))
+            pdfinfo = min(pdfinfo, _per_page(["pdfinfo", str(pdf)], pages, 1))
+        rows.append((
+            f"colour detection, {label} ({pages} pages, {found.pages_color} colour)",
+            f"{1 / detect:.0f} pages/s, {detect * 1000:.1f} ms/page",
+            f"inkcov {inkcov * 1000:.1f} ms/page, pdfinfo {pdfinfo * 1000:.2f} ms/page",
+            f"{inkcov / detect:.2f}",
+        ))  # fmt: skip
+    return rows
+
+
 TITLE = "printsrv printing (CUPS file printer, PostgreSQL unless --database)"
 
 
@@ -332,6 +401,7 @@ def figures(
                     rows.append(("... the upload took", f"{elapsed:.1f} s",
                                  f"{BIG_BYTES / elapsed / 1e6:.0f} MB/s", "-"))  # fmt: skip
         rows += text_pages_per_second(work)
+        rows += colour_detection_rows(work)
     return rows
 
 
@@ -342,7 +412,14 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--database", default=PG_URL, help="SQLAlchemy URL (default PostgreSQL)")
     parser.add_argument("--skip-big", action="store_true", help="skip the 500 MB upload")
+    parser.add_argument(
+        "--colour-only", action="store_true", help="only colour detection per page (figure 4)"
+    )
     args = parser.parse_args()
+    if args.colour_only:
+        with tempfile.TemporaryDirectory(prefix="printsrv-bench-", dir="/tmp") as tmp:
+            print_table("printsrv colour detection", colour_detection_rows(Path(tmp)))
+        return
     if args.jobs > 480:
         parser.error("--jobs at most 480: cupsd lists at most 500 jobs at once")
     rows = figures(
