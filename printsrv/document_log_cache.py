@@ -2,7 +2,10 @@
 across worker processes and machines.
 
 A page's JSON bytes are kept per normalised query (a `DocumentFilter`). Every committed write
-to the document log empties the cache:
+to the document log empties the cache, and so does every committed change to what a page
+shows of a print's job (its `status` and `job`: state, CUPS state, refund, ...; see
+`SHOWN_JOB_COLUMNS`). The tracker's leases and poll times are not shown, so its claims leave
+the cache alone:
 
 - in the writing process at once: SQLAlchemy session events notice a flush or an ORM
   ``insert/update/delete(Document)`` and, after the commit, clear every cache of the process;
@@ -42,11 +45,11 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
 
-from printsrv.models import Document
+from printsrv.models import Document, PrintJob
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CHANNEL_SQL", "DocumentLogCache", "invalidate_here"]
+__all__ = ["CHANNEL_SQL", "SHOWN_JOB_COLUMNS", "DocumentLogCache", "invalidate_here"]
 
 # The channel, computed by the server on both sides from the schema the tables live in
 # (channel names are identifiers of at most 63 bytes, hence the digest).
@@ -57,6 +60,25 @@ TRUST_WINDOW: Final = 3.0  # no sign of life from the listener for this long: by
 RETRY_INTERVAL: Final = 1.0  # seconds between reconnection attempts
 _WAKE: Final = 0.25  # the listener's longest wait, so that stop() is quick
 _WRITTEN: Final = "printsrv.document_log_written"  # Session.info flag: this transaction wrote
+# The print_job columns a page of the log shows (printsrv.printing.history.JobSummary). An
+# UPDATE that sets none of them (a tracker's lease, its next poll time, a waiting job's
+# message) leaves the cache alone; one that sets any does not, even to the same value: a
+# statement's values are known here, the row's old ones are not.
+SHOWN_JOB_COLUMNS: Final = frozenset(
+    {
+        "document_id",
+        "printer_name",
+        "options",
+        "pages",
+        "sheets",
+        "cost",
+        "refund_trx_id",
+        "state",
+        "cups_job_id",
+        "cups_state",
+        "finished_at",
+    }
+)
 
 _caches: weakref.WeakSet[DocumentLogCache] = weakref.WeakSet()
 _caches_lock = threading.Lock()
@@ -227,16 +249,34 @@ def _written(session: Session) -> None:
 
 @event.listens_for(Session, "after_flush")
 def _after_flush(session: Session, _flush_context: Any) -> None:
-    if any(isinstance(o, Document) for o in chain(session.new, session.dirty, session.deleted)):
+    changed = chain(session.new, session.dirty, session.deleted)
+    if any(isinstance(o, (Document, PrintJob)) for o in changed):
         _written(session)
+
+
+def _sets_shown_job_columns(state: ORMExecuteState) -> bool:
+    """Whether an ORM statement on print_job may change what a page shows."""
+    if not state.is_update:
+        return True  # an insert or delete of jobs
+    # The statement's SET clause (Update._values: column -> value; no public accessor).
+    # Unknown (a form SQLAlchemy might store differently): assume it does.
+    values = getattr(state.statement, "_values", None)
+    if not values:
+        return True
+    return any(getattr(column, "key", column) in SHOWN_JOB_COLUMNS for column in values)
 
 
 @event.listens_for(Session, "do_orm_execute")
 def _on_orm_execute(state: ORMExecuteState) -> None:
-    # Bulk statements (retention's update(Document)...) do not go through a flush.
+    # Bulk statements (retention's update(Document), the tracker's update(PrintJob)) do not
+    # go through a flush.
     if state.is_insert or state.is_update or state.is_delete:
         mapper = state.bind_mapper
-        if mapper is not None and mapper.class_ is Document:
+        if mapper is None:
+            return
+        if mapper.class_ is Document or (
+            mapper.class_ is PrintJob and _sets_shown_job_columns(state)
+        ):
             _written(state.session)
 
 

@@ -26,14 +26,15 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
 
-from sqlalchemy import Row, Select, bindparam, func, select, update
+from sqlalchemy import Row, Select, bindparam, case, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
 from printsrv.convert.colour import PageColours
 from printsrv.db import Database
 from printsrv.errors import Conflict, InvalidInput, NotFound
-from printsrv.models import DOCUMENT_TYPES, Document, User, UTCDateTime, utcnow
+from printsrv.models import DOCUMENT_TYPES, Document, PrintJob, User, UTCDateTime, utcnow
+from printsrv.printing.history import JobSummary, copies_of
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,9 @@ __all__ = [
     "check_ext_id",
     "external_id",
     "find_by_ext_id",
+    "find_entry_by_ext_id",
     "get_document",
+    "get_entry",
     "list_documents",
     "log_print",
     "log_upload",
@@ -307,7 +310,8 @@ MAX_PAGE_SIZE: Final = 1000
 
 @dataclass(frozen=True)
 class DocumentFilter:
-    """A selection of the log, as ``GET /documents`` asks for it.
+    """A selection of the log, as ``GET /documents`` (or a user's ``GET /user/documents``)
+    asks for it; also the key of a cached page.
 
     Attributes:
         doc_type: all, in, out, pdf, print or ticket.
@@ -315,6 +319,7 @@ class DocumentFilter:
         limit: entries per page (1-1000).
         page: the page, counted from 0.
         created_gte, created_lte: bounds on the creation time (aware), inclusive.
+        user_id: only this user's entries (their uploads and the prints of them); None: all.
     """
 
     doc_type: str = "all"
@@ -323,6 +328,7 @@ class DocumentFilter:
     page: int = 0
     created_gte: datetime | None = None
     created_lte: datetime | None = None
+    user_id: int | None = None
 
     def __post_init__(self) -> None:
         if self.doc_type not in _TYPE_GROUPS:
@@ -336,11 +342,63 @@ class DocumentFilter:
                 raise ValueError("created bounds must be timezone-aware")
 
 
+@dataclass(frozen=True, slots=True)
+class LogEntry:
+    """One entry of the log as the REST views show it.
+
+    Attributes:
+        id, ext_id, type, title, created_at, store: the contract's fields (``ext_id`` as
+            `external_id` computes it).
+        job: for a print, its job; for an upload that was printed, the job of its latest
+            print; None otherwise (held, never printed, a PDF download, a ticket).
+        pages_color, pages_grayscale: pages with colour and grey-only pages, by colour
+            detection (None: not known).
+    """
+
+    id: int
+    ext_id: str
+    type: str
+    title: str
+    created_at: datetime
+    store: bool
+    job: JobSummary | None = None
+    pages_color: int | None = None
+    pages_grayscale: int | None = None
+
+
+_EntryRow = Row[tuple[Any, ...]]
+
+
+def _entry(row: _EntryRow) -> LogEntry:
+    """A row of `_entries_query` as a `LogEntry`."""
+    job = None
+    if row.job_state is not None:  # the outer join found a job
+        job = JobSummary(
+            printer=row.job_printer,
+            state=row.job_state,
+            cups_state=row.job_cups_state,
+            cups_job_id=row.job_cups_job_id,
+            pages=row.job_pages,
+            copies=copies_of(row.job_options),
+            sheets=row.job_sheets,
+            cost=row.job_cost,
+            refunded=row.job_refund_trx_id is not None,
+            message=row.job_message,
+            finished=row.job_finished_at,
+        )
+    return LogEntry(
+        row.id, row.ext_id, row.type, row.title, row.created_at, row.store, job,
+        row.pages_color, row.pages_grayscale,
+    )  # fmt: skip
+
+
 def list_documents(session: Session, selection: DocumentFilter) -> list[LogEntry]:
-    """One page of the log: per entry its id, ``ext_id`` (as `external_id`), ``type``,
-    ``title``, ``created_at`` and ``store``, in one query."""
+    """One page of the log, each entry with its print job where it has one, in one query."""
     query = _page_query(
-        selection.newest_first, selection.created_gte is not None, selection.created_lte is not None
+        selection.newest_first,
+        selection.created_gte is not None,
+        selection.created_lte is not None,
+        selection.user_id is not None,
     )
     params: dict[str, object] = {
         "types": _TYPE_GROUPS[selection.doc_type],
@@ -351,24 +409,60 @@ def list_documents(session: Session, selection: DocumentFilter) -> list[LogEntry
         params["gte"] = selection.created_gte
     if selection.created_lte is not None:
         params["lte"] = selection.created_lte
-    return list(session.execute(query, params))
+    if selection.user_id is not None:
+        params["user_id"] = selection.user_id
+    return [_entry(row) for row in session.execute(query, params)]
 
 
-LogEntry = Row[tuple[int, str, str, str, datetime, bool]]
+def get_entry(session: Session, document_id: int) -> LogEntry:
+    """The log entry with this id, with its print job (as `list_documents`); NotFound otherwise."""
+    row = session.execute(_one_query("id"), {"id": document_id}).first()
+    if row is None:
+        raise NotFound(f"Document {document_id} does not exist")
+    return _entry(row)
 
 
-@functools.cache
-def _page_query(newest_first: bool, has_gte: bool, has_lte: bool) -> Select[tuple[Any, ...]]:
-    """The page statement for one shape of filter, built once; the values are bound."""
+def find_entry_by_ext_id(session: Session, ext_id: str) -> LogEntry:
+    """The upload with this ``ext_id`` as a log entry (the newest, as `find_by_ext_id`)."""
+    row = session.execute(_one_query("ext_id"), {"ext_id": ext_id}).first()
+    if row is None:
+        raise NotFound(f"No document has ext_id {ext_id!r}")
+    return _entry(row)
+
+
+def _entries_query(
+    where: tuple[Any, ...], newest_first: bool, *, paged: bool
+) -> Select[tuple[Any, ...]]:
+    """Entries of the log that match ``where``, in creation order, each with its print job.
+
+    The entries are chosen (and paged) first, in a subquery that also finds each one's job
+    id, so the job's row is joined by primary key for the page's rows only: one statement,
+    however many entries show a job.
+    """
     source = aliased(Document)
     # What external_id() computes, in SQL: a print shows the ext_id of the upload it printed;
     # a scalar subquery on the primary key fetches it without joining or loading objects.
     source_ext_id = select(source.ext_id).where(source.id == Document.source_id).scalar_subquery()
+    # A print's own job (print_job.document_id is unique); for an upload, the newest job of
+    # the prints made of it (document.source_id and print_job.document_id are indexed).
+    printed = aliased(Document)
+    own_job = select(PrintJob.id).where(PrintJob.document_id == Document.id).scalar_subquery()
+    latest_job = (
+        select(func.max(PrintJob.id))
+        .join(printed, printed.id == PrintJob.document_id)
+        .where(printed.source_id == Document.id)
+        .scalar_subquery()
+    )
+    job_id = case(
+        (Document.doc_type == "print", own_job),
+        (Document.doc_type == "in", latest_job),
+        else_=None,
+    )
     if newest_first:
         order = (Document.created_at.desc(), Document.id.desc())
     else:
         order = (Document.created_at.asc(), Document.id.asc())
-    query = (
+    chosen = (
         select(
             Document.id,
             func.coalesce(Document.ext_id, source_ext_id, "").label("ext_id"),
@@ -376,17 +470,72 @@ def _page_query(newest_first: bool, has_gte: bool, has_lte: bool) -> Select[tupl
             Document.title,
             Document.created_at,
             Document.store,
+            Document.pages_color,
+            Document.pages_grayscale,
+            job_id.label("job_id"),
         )
-        .where(Document.doc_type.in_(bindparam("types", expanding=True)))
+        .where(*where)
         .order_by(*order)
-        .limit(bindparam("limit"))
-        .offset(bindparam("offset"))
     )
+    if paged:
+        chosen = chosen.limit(bindparam("limit")).offset(bindparam("offset"))
+    else:
+        chosen = chosen.limit(1)
+    page = chosen.subquery("page")
+    if newest_first:
+        outer_order = (page.c.created_at.desc(), page.c.id.desc())
+    else:
+        outer_order = (page.c.created_at.asc(), page.c.id.asc())
+    return (
+        select(
+            page.c.id,
+            page.c.ext_id,
+            page.c.type,
+            page.c.title,
+            page.c.created_at,
+            page.c.store,
+            page.c.pages_color,
+            page.c.pages_grayscale,
+            PrintJob.printer_name.label("job_printer"),
+            PrintJob.state.label("job_state"),
+            PrintJob.cups_state.label("job_cups_state"),
+            PrintJob.cups_job_id.label("job_cups_job_id"),
+            PrintJob.pages.label("job_pages"),
+            PrintJob.options.label("job_options"),
+            PrintJob.sheets.label("job_sheets"),
+            PrintJob.cost.label("job_cost"),
+            PrintJob.refund_trx_id.label("job_refund_trx_id"),
+            PrintJob.message.label("job_message"),
+            PrintJob.finished_at.label("job_finished_at"),
+        )
+        .select_from(page)
+        .outerjoin(PrintJob, PrintJob.id == page.c.job_id)
+        .order_by(*outer_order)
+    )
+
+
+@functools.cache
+def _page_query(
+    newest_first: bool, has_gte: bool, has_lte: bool, has_user: bool = False
+) -> Select[tuple[Any, ...]]:
+    """The page statement for one shape of filter, built once; the values are bound."""
+    where: list[Any] = [Document.doc_type.in_(bindparam("types", expanding=True))]
     if has_gte:
-        query = query.where(Document.created_at >= bindparam("gte", type_=UTCDateTime))
+        where.append(Document.created_at >= bindparam("gte", type_=UTCDateTime))
     if has_lte:
-        query = query.where(Document.created_at <= bindparam("lte", type_=UTCDateTime))
-    return query
+        where.append(Document.created_at <= bindparam("lte", type_=UTCDateTime))
+    if has_user:
+        # A print's row carries the user of the upload it printed (`log_print`).
+        where.append(Document.user_id == bindparam("user_id"))
+    return _entries_query(tuple(where), newest_first, paged=True)
+
+
+@functools.cache
+def _one_query(by: str) -> Select[tuple[Any, ...]]:
+    """One entry by ``id``, or the newest upload with an ``ext_id`` (as `find_by_ext_id`)."""
+    if by == "id":
+        return _entries_query((Document.id == bindparam("id"),), True, paged=False)
+    return _entries_query((Document.ext_id == bindparam("ext_id"),), True, paged=False)
 
 
 def releasable_document(

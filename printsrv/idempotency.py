@@ -17,6 +17,14 @@ first transaction ends, then sees the stored answer; on SQLite writers are seria
 BEGIN IMMEDIATE. Either way two requests with one key never both apply, and if the first
 transaction rolls back (a crash, a lost database) its key goes with it, so the retry runs.
 
+A print cannot keep to that protocol as it stands: its charge commits before CUPS is asked,
+and only CUPS' answer decides the response (``printing`` or ``failed``). `KeyGuard` runs such
+a service: it looks the key up before any work (a retry is answered without converting
+anything again), the service claims the key in the transaction that logs and charges and
+stores a provisional answer with it, and once CUPS has answered the stored answer is
+replaced by the final one. A refusal (4xx) is stored in a short transaction of its own, so
+it is replayed like the money endpoints' refusals are.
+
 Keys are kept for `financial.idempotency.retention-hours`: every server process runs
 `keep_purged` (from the app's lifespan), which deletes older keys once a minute, in a
 short transaction of its own, off the request path. A retry after that is a new request.
@@ -27,25 +35,33 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Generic, TypeVar
 
-from sqlalchemy import delete
+from sqlalchemy import delete, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from printsrv.errors import Conflict, DatabaseUnavailable, InvalidInput
+from printsrv.errors import Conflict, DatabaseUnavailable, InvalidInput, PrintsrvError
 from printsrv.models import IdempotencyKey, utcnow
 
 if TYPE_CHECKING:
+    from printsrv.db import Database
     from printsrv.installation import Installation
+
+T = TypeVar("T")
 
 __all__ = [
     "MAX_KEY_LENGTH",
     "PURGE_EVERY",
     "Answer",
+    "Answered",
+    "KeyGuard",
+    "KeyedRequest",
+    "Reply",
+    "amend",
     "check_key",
     "claim",
     "fingerprint",
@@ -53,6 +69,8 @@ __all__ = [
     "purge",
     "purge_expired",
     "record",
+    "stored_answer",
+    "user_caller",
 ]
 
 log = logging.getLogger(__name__)
@@ -128,6 +146,165 @@ def record(session: Session, *, caller: str, key: str, answer: Answer) -> None:
     row.status_code = answer.status_code
     row.body = answer.body
     session.flush()
+
+
+def stored_answer(session: Session, *, caller: str, key: str, fingerprint: str) -> Answer | None:
+    """The answer committed for (caller, key), or None; reads only, claims nothing.
+
+    Raises Conflict, as `claim` does, when the key was used for a different request. A key
+    claimed by a transaction still running is invisible here: `claim` decides that race.
+    """
+    row = session.get(IdempotencyKey, (caller, key))
+    if row is None:
+        return None
+    if row.fingerprint != fingerprint:
+        raise Conflict(
+            f"Idempotency-Key {key!r} was already used for a different request",
+            reason="Idempotency-Key",
+        )
+    if row.status_code is None or row.body is None:  # pragma: no cover - never committed so
+        return None
+    return Answer(row.status_code, row.body)
+
+
+def amend(session: Session, *, caller: str, key: str, fingerprint: str, answer: Answer) -> None:
+    """Replace the committed answer of a key with the final one (see `KeyGuard`)."""
+    session.execute(
+        update(IdempotencyKey)
+        .where(
+            IdempotencyKey.caller == caller,
+            IdempotencyKey.idem_key == key,
+            IdempotencyKey.fingerprint == fingerprint,
+        )
+        .values(status_code=answer.status_code, body=answer.body)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def user_caller(user_name: str) -> str:
+    """The scope of a REST user's keys: one for all their POSTs (money and prints alike), so
+    a key reused across endpoints is a 409, not a second change."""
+    return f"user:{user_name}"
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What a request with an Idempotency-Key gets: the answer, and whether it is a replay."""
+
+    answer: Answer
+    replayed: bool
+
+
+class Answered(Exception):
+    """Raised by `KeyGuard.claim` inside a service's transaction when the key already has an
+    answer (a retry that raced the first request): the transaction rolls back, the service
+    stops, and `KeyGuard.run` returns that answer."""
+
+    def __init__(self, answer: Answer) -> None:
+        super().__init__("Idempotency-Key already answered")
+        self.answer = answer
+
+
+@dataclass(frozen=True)
+class KeyedRequest(Generic[T]):
+    """An adapter's half of an idempotent request: the key, what the request asks for, and
+    how the adapter's protocol renders a result or a refusal (the stored answer is the bytes
+    it sends).
+
+    Attributes:
+        key: the checked Idempotency-Key (`check_key`).
+        fingerprint: a digest of the request (`fingerprint`), so the key cannot be reused
+            for another one.
+        render: the answer to a result of the service.
+        refusal: the answer to a refusal, or None for an error that must not be stored
+            (the server's own, 5xx: a retry runs again).
+    """
+
+    key: str
+    fingerprint: str
+    render: Callable[[T], Answer]
+    refusal: Callable[[PrintsrvError], Answer | None]
+
+    def guard(self, db: Database, *, caller: str) -> KeyGuard[T]:
+        """The service's half, for the caller the key belongs to."""
+        return KeyGuard(self, db, caller)
+
+
+class KeyGuard(Generic[T]):
+    """Runs a service at most once per (caller, key) when its change commits before its final
+    answer is known (a print: CUPS answers after the charge commits).
+
+    ``run(work)`` answers a retry from the database before any work. Otherwise ``work``
+    must call ``claim(session)`` first and ``record(session, result)`` last in the
+    transaction that makes the change; ``run`` then stores the final answer if it differs
+    from the recorded one. A refusal is stored in a transaction of its own. Two requests
+    with one key at once: the second's ``claim`` waits for the first's transaction (or
+    SQLite's write lock) and raises `Answered`, so only one changes anything.
+    """
+
+    def __init__(self, request: KeyedRequest[T], db: Database, caller: str) -> None:
+        self.request = request
+        self.db = db
+        self.caller = caller
+        self.recorded: Answer | None = None
+
+    def __repr__(self) -> str:
+        return f"KeyGuard(caller={self.caller!r}, key={self.request.key!r})"
+
+    def _key(self) -> dict[str, str]:
+        return {"caller": self.caller, "key": self.request.key}
+
+    def claim(self, session: Session) -> None:
+        """Claim the key in the service's transaction; raise `Answered` if it has an answer."""
+        stored = claim(session, **self._key(), fingerprint=self.request.fingerprint)
+        if stored is not None:
+            raise Answered(stored)
+
+    def record(self, session: Session, result: T) -> None:
+        """Store the answer to ``result`` with the change (before the transaction commits)."""
+        answer = self.request.render(result)
+        record(session, **self._key(), answer=answer)
+        self.recorded = answer
+
+    async def run(self, work: Callable[[KeyGuard[T]], Awaitable[T]]) -> Reply:
+        """The stored answer for a retry, else ``work(self)``'s answer, stored."""
+        stored = await self.db.run(self._stored)
+        if stored is not None:
+            return Reply(stored, replayed=True)
+        try:
+            result = await work(self)
+        except Answered as answered:
+            return Reply(answered.answer, replayed=True)
+        except PrintsrvError as error:
+            answer = self.request.refusal(error)
+            if answer is None or self.recorded is not None:
+                # A server error is not stored; nor is anything after the change committed
+                # (its key already holds an answer).
+                raise
+            return await self.db.run(self._store_alone, answer)
+        final = self.request.render(result)
+        if self.recorded is None:
+            # The work changed nothing in a transaction of its own: store its answer now.
+            return await self.db.run(self._store_alone, final)
+        if final != self.recorded:
+            await self.db.run(self._amend, final)
+        return Reply(final, replayed=False)
+
+    def _stored(self) -> Answer | None:
+        with self.db.read() as session:
+            return stored_answer(session, **self._key(), fingerprint=self.request.fingerprint)
+
+    def _store_alone(self, answer: Answer) -> Reply:
+        with self.db.transaction() as session:
+            stored = claim(session, **self._key(), fingerprint=self.request.fingerprint)
+            if stored is not None:
+                return Reply(stored, replayed=True)  # another request with the key won
+            record(session, **self._key(), answer=answer)
+            return Reply(answer, replayed=False)
+
+    def _amend(self, answer: Answer) -> None:
+        with self.db.transaction() as session:
+            amend(session, **self._key(), fingerprint=self.request.fingerprint, answer=answer)
 
 
 def purge(session: Session, *, older_than: datetime) -> int:

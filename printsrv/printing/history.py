@@ -1,28 +1,116 @@
 """What a user may see of their own prints: where each went, how it ended, and why.
 
-The REST contract has no user-facing listing, so this is the service the web app's page
-(and any future user API) calls; the reason a print failed lives in the job's ``message``.
+The web app's page calls ``user_prints`` and ``user_documents``; the document log (REST admin
+and user views) shows each print's job as a ``JobSummary``. The reason a print failed lives in
+the job's ``message``; what is shown as a print's ``status`` is decided here, once
+(``print_status``).
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Final
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from financial.money import ZERO
 from printsrv.models import Document, PrintJob
 
 __all__ = [
+    "FAILED_STATES",
     "RELEASED_STATES",
     "DocumentView",
+    "JobSummary",
     "PrintView",
+    "copies_of",
+    "failure_reason",
+    "print_status",
     "released_print",
     "user_documents",
     "user_prints",
 ]
+
+
+# A print that ended in one of these states did not print; its charge was refunded.
+FAILED_STATES: Final = ("canceled", "aborted", "failed")
+
+
+def print_status(state: str, cups_state: str) -> str:
+    """What a print's ``status`` says: CUPS' own job state while CUPS has the job, else
+    printsrv's.
+
+    ``queued`` (charged, not yet handed to CUPS), then while CUPS has it ``pending``,
+    ``held``, ``processing`` or ``stopped`` (as the tracker last saw it), and finally
+    ``completed``, ``canceled``, ``aborted`` (CUPS' final states) or ``failed`` (CUPS refused
+    or lost the job, or could not be reached).
+    """
+    if state == "submitted":
+        # Until the tracker's first look, CUPS' state is the one it has on submission.
+        return cups_state or "pending"
+    return state
+
+
+def failure_reason(state: str, message: str) -> str:
+    """Why a print did not complete; "" while it may still, and once it has."""
+    return message if state in FAILED_STATES else ""
+
+
+def copies_of(options: str) -> int:
+    """The number of copies in a job's options (JSON, as validated), 1 when not given."""
+    try:
+        return max(1, int(json.loads(options or "{}").get("copies", 1)))
+    except (ValueError, TypeError, AttributeError):
+        return 1  # the options were validated before the job was made; never seen
+
+
+@dataclass(frozen=True, slots=True)
+class JobSummary:
+    """A print's job as the document log shows it, read in the log's own query.
+
+    Attributes:
+        printer: the CUPS printer.
+        state: printsrv's job state (queued, submitted, completed, canceled, aborted, failed).
+        cups_state: CUPS' job state as last seen ("" before CUPS had the job).
+        cups_job_id: the CUPS job id, once CUPS has the job.
+        pages: the document's pages.
+        copies: copies asked for.
+        sheets: sheets of paper, all copies.
+        cost: what was charged.
+        refunded: whether the charge was reversed.
+        message: the job's latest message (the failure reason once it failed).
+        finished: when it reached its final state (aware UTC), or None.
+    """
+
+    printer: str
+    state: str
+    cups_state: str
+    cups_job_id: int | None
+    pages: int
+    copies: int
+    sheets: int
+    cost: Decimal
+    refunded: bool
+    message: str
+    finished: datetime | None
+
+    @property
+    def status(self) -> str:
+        """The print's state as shown (``print_status``)."""
+        return print_status(self.state, self.cups_state)
+
+    @property
+    def refund(self) -> Decimal:
+        """The amount given back: the whole charge when it was refunded, else zero."""
+        return self.cost if self.refunded else ZERO
+
+    @property
+    def reason(self) -> str:
+        """Why it did not complete ("" unless it failed, was cancelled or aborted)."""
+        return failure_reason(self.state, self.message)
 
 
 @dataclass(frozen=True)
@@ -80,7 +168,7 @@ def user_prints(session: Session, user_id: int, *, limit: int = 20) -> list[Prin
             state=job.state,
             cost=job.cost,
             refunded=job.refund_trx_id is not None,
-            reason=job.message if job.state not in ("completed", "submitted", "queued") else "",
+            reason=failure_reason(job.state, job.message),
             created=job.created_at,
             finished=job.finished_at,
             pages=job.pages,

@@ -32,6 +32,7 @@ from printsrv.documents import (
     sha256_of,
 )
 from printsrv.errors import Conflict, InvalidInput
+from printsrv.idempotency import KeyedRequest, KeyGuard, Reply, user_caller
 from printsrv.models import Document, PrintQueue, User, utcnow
 from printsrv.printing.access import check_may_print
 from printsrv.printing.context import PrintContext
@@ -51,7 +52,7 @@ from printsrv.printing.queues import (
 )
 from printsrv.uploads import Upload, clean_file_name
 
-__all__ = ["Accepted", "accept_upload", "release"]
+__all__ = ["Accepted", "accept_upload", "accept_upload_once", "release", "release_once"]
 
 
 @dataclass(frozen=True)
@@ -219,10 +220,17 @@ def _log_and_charge(
     source_id: int | None,
     upload: _NewUpload | None,
     once: bool = False,
+    guard: KeyGuard[Accepted] | None = None,
 ) -> _Logged:
     """One transaction: (the upload's entry,) the print entry, the job and its charge; the
-    uploaded PDF moves into the store last, so a refused print leaves no file behind."""
+    uploaded PDF moves into the store last, so a refused print leaves no file behind.
+
+    With ``guard``, its Idempotency-Key is claimed first (a retry that raced the first
+    request stops here, ``Answered``) and the answer "printing" is stored with the charge.
+    """
     with context.installation.db.transaction() as session:
+        if guard is not None:
+            guard.claim(session)
         # ``user`` is detached: only its id and name are read, so it is not loaded again.
         if upload is not None:
             source = upload.log(session, user)
@@ -262,6 +270,11 @@ def _log_and_charge(
             source.pages_color,
             source.pages_grayscale,
         )
+        if guard is not None:
+            # What the answer says while CUPS has not been asked; KeyGuard.run replaces it
+            # with the final one (printing or failed) once CUPS has answered.
+            provisional = JobOutcome(job.id, "submitted", None, "")
+            guard.record(session, _accepted(logged, provisional, plan))
         if upload is not None:
             context.store.put(upload.pdf, upload.sha256)
     return logged
@@ -276,6 +289,7 @@ async def _print(
     source_id: int | None = None,
     upload: _NewUpload | None = None,
     once: bool = False,
+    guard: KeyGuard[Accepted] | None = None,
 ) -> tuple[_Logged, JobOutcome]:
     """Log (the upload and) the print and charge it, then hand it to CUPS."""
     logged = await in_thread(
@@ -287,6 +301,7 @@ async def _print(
         source_id=source_id,
         upload=upload,
         once=once,
+        guard=guard,
     )
     outcome = await submit_job(
         context,
@@ -362,16 +377,41 @@ def _check_request(
     return _Checked(queue.name, target, routing, requested, ext_id, title)
 
 
-def _hold(context: PrintContext, user: User, new: _NewUpload) -> int:
-    """Log a held upload and store its PDF; return the document id."""
+def _hold(
+    context: PrintContext, user: User, new: _NewUpload, guard: KeyGuard[Accepted] | None = None
+) -> Accepted:
+    """Log a held upload and store its PDF (with ``guard``, claim its key first and store
+    the answer with the log entry)."""
     with context.installation.db.transaction() as session:
+        if guard is not None:
+            guard.claim(session)
         document = new.log(session, user)
+        colours = new.colours
+        held = Accepted(
+            document.id,
+            new.ext_id or "",
+            new.title,
+            new.pages,
+            new.queue_name,
+            "held",
+            ZERO,
+            pages_color=None if colours is None else colours.pages_color,
+            pages_grayscale=None if colours is None else colours.pages_grayscale,
+        )
+        if guard is not None:
+            guard.record(session, held)
         context.store.put(new.pdf, new.sha256)
-        return document.id
+        return held
 
 
 async def accept_upload(
-    context: PrintContext, *, user: User, upload: Upload, client_host: str, work_dir: Path
+    context: PrintContext,
+    *,
+    user: User,
+    upload: Upload,
+    client_host: str,
+    work_dir: Path,
+    guard: KeyGuard[Accepted] | None = None,
 ) -> Accepted:
     """Take an uploaded document: hold it in the inbox, or print it through a routed queue.
 
@@ -410,23 +450,40 @@ async def accept_upload(
         colours=colours,
     )
     if checked.routed_to is None:
-        document_id = await in_thread(_hold, context, user, new)
-        return Accepted(
-            document_id,
-            checked.ext_id or "",
-            checked.title,
-            new.pages,
-            checked.queue,
-            "held",
-            ZERO,
-            pages_color=None if colours is None else colours.pages_color,
-            pages_grayscale=None if colours is None else colours.pages_grayscale,
-        )
+        return await in_thread(_hold, context, user, new, guard)
     plan = _plan(checked.routed_to, (checked.routing, checked.requested), converted.pages, colours)
     logged, outcome = await _print(
-        context, user=user, plan=plan, client_host=client_host, upload=new
+        context, user=user, plan=plan, client_host=client_host, upload=new, guard=guard
     )
     return _accepted(logged, outcome, plan)
+
+
+async def accept_upload_once(
+    context: PrintContext,
+    *,
+    user: User,
+    upload: Upload,
+    client_host: str,
+    work_dir: Path,
+    request: KeyedRequest[Accepted],
+) -> Reply:
+    """``accept_upload`` at most once per Idempotency-Key (``idempotency.KeyGuard``).
+
+    A retry (same key, same request) gets the first answer, a refusal included, and nothing
+    is converted, logged, charged or printed again; the same key with another request is a
+    Conflict (409). Keys are the user's, shared with their other POSTs.
+    """
+    guard = request.guard(context.installation.db, caller=user_caller(user.user_name))
+    return await guard.run(
+        lambda guard: accept_upload(
+            context,
+            user=user,
+            upload=upload,
+            client_host=client_host,
+            work_dir=work_dir,
+            guard=guard,
+        )
+    )
 
 
 def _releasable(
@@ -457,6 +514,7 @@ async def release(
     ipp_options: str | None,
     client_host: str,
     once: bool = False,
+    guard: KeyGuard[Accepted] | None = None,
 ) -> Accepted:
     """Print a document from the user's inbox on ``printer_name``.
 
@@ -487,5 +545,35 @@ async def release(
         client_host=client_host,
         source_id=document_id,
         once=once,
+        guard=guard,
     )
     return _accepted(logged, outcome, plan)
+
+
+async def release_once(
+    context: PrintContext,
+    *,
+    user: User,
+    document_id: int,
+    printer_name: str,
+    ipp_options: str | None,
+    client_host: str,
+    request: KeyedRequest[Accepted],
+) -> Reply:
+    """``release`` at most once per Idempotency-Key (as ``accept_upload_once``).
+
+    Only a retry with the same key is answered from the first release: releasing a
+    document again with another key, or without one, prints it again.
+    """
+    guard = request.guard(context.installation.db, caller=user_caller(user.user_name))
+    return await guard.run(
+        lambda guard: release(
+            context,
+            user=user,
+            document_id=document_id,
+            printer_name=printer_name,
+            ipp_options=ipp_options,
+            client_host=client_host,
+            guard=guard,
+        )
+    )

@@ -1,10 +1,16 @@
-"""REST documents: print (user), release from the inbox (user), and the document log (admin).
+"""REST documents: print (user), release from the inbox (user), and the document log (admin,
+and each user's own).
 
 POST /documents/print                      user: upload a document to a queue
 POST /documents/<id>/print                 user: print a held document (printer=...)
 GET  /documents?sort=&type=&limit=&page=&created_gte=&created_lte=      admin: the log
 GET  /documents/<id> | /documents/ext_id=<ext_id>                       admin: one entry
 GET  /documents/<id>/pdf | /documents/ext_id=<ext_id>/pdf               admin: its PDF
+GET  /user/documents?sort=&type=&limit=&page=&created_gte=&created_lte=  user: their own log
+
+Both POSTs honour an `Idempotency-Key` header as the money POSTs do: the service
+(`intake.accept_upload_once`, `intake.release_once`) keeps the first answer per user and key,
+and a retry of the same request gets it back with `Idempotent-Replayed: true`.
 """
 
 from __future__ import annotations
@@ -19,19 +25,22 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 
 from financial.money import to_wire
-from printsrv import documents
+from printsrv import documents, errors, idempotency
 from printsrv.errors import InvalidInput, NotFound
 from printsrv.models import Document
 from printsrv.printing import intake
 from printsrv.printing.context import PrintContext
+from printsrv.printing.history import JobSummary
 from printsrv.printing.jobs import in_thread
 from printsrv.requests import client_of, installation_of
-from printsrv.rest.guards import require_admin, require_user
-from printsrv.uploads import receive_upload
+from printsrv.rest.guards import authenticate_caller, require_admin, require_user
+from printsrv.rest.responses import failure, status_for
+from printsrv.uploads import Upload, receive_upload
 
 _EXT_PREFIX: Final = "ext_id="
 _FILE_NAME_UNSAFE: Final = re.compile(r"[^A-Za-z0-9._-]+")
 MAX_RELEASE_FORM_BYTES: Final = 64 * 1024
+IDEMPOTENCY_HEADER: Final = "idempotency-key"
 
 
 # --- rendering ---------------------------------------------------------------------------------
@@ -42,28 +51,40 @@ def created_text(moment: datetime) -> str:
     return moment.astimezone().strftime("%Y-%m-%dT%H:%M:%S%z")
 
 
-def document_json(document: Document) -> dict[str, Any]:
-    """One log entry in the contract's shape."""
+def job_json(job: JobSummary) -> dict[str, Any]:
+    """A print's job: where, how far (``state`` as ``status``), how much, and why it failed."""
     return {
-        "id": document.id,
-        "ext_id": documents.external_id(document),
-        "type": document.doc_type,
-        "title": document.title,
-        "created": created_text(document.created_at),
-        "store": document.store,
+        "printer": job.printer,
+        "state": job.status,
+        "cups_job_id": job.cups_job_id,
+        "pages": job.pages,
+        "copies": job.copies,
+        "sheets": job.sheets,
+        "cost": to_wire(job.cost),
+        "refund": to_wire(job.refund),
+        "reason": job.reason,
+        "finished": created_text(job.finished) if job.finished is not None else None,
     }
 
 
 def log_entry_json(entry: documents.LogEntry) -> dict[str, Any]:
-    """One row of `documents.list_documents` in the contract's shape (as `document_json`)."""
-    return {
+    """One log entry: the contract's six fields, unchanged and first; then, for a print (or
+    an upload that was printed: its latest print), ``status`` and ``job``."""
+    body: dict[str, Any] = {
         "id": entry.id,
         "ext_id": entry.ext_id,
         "type": entry.type,
         "title": entry.title,
         "created": created_text(entry.created_at),
         "store": entry.store,
+        # Colour detection's page counts (null: not known); printing.intake prices by them.
+        "pages_color": entry.pages_color,
+        "pages_grayscale": entry.pages_grayscale,
     }
+    if entry.job is not None:
+        body["status"] = entry.job.status
+        body["job"] = job_json(entry.job)
+    return body
 
 
 def _json_bytes(content: Any) -> bytes:
@@ -92,46 +113,136 @@ def accepted_json(accepted: intake.Accepted) -> dict[str, Any]:
     return body
 
 
+# --- idempotency ---------------------------------------------------------------------------------
+
+Keyed = idempotency.KeyedRequest[intake.Accepted]
+
+
+def _idempotency_key(request: Request) -> str | None:
+    """The request's checked Idempotency-Key (400 when malformed), None when it has none."""
+    key = request.headers.get(IDEMPOTENCY_HEADER)
+    return None if key is None else idempotency.check_key(key)
+
+
+def _accepted_answer(accepted: intake.Accepted) -> idempotency.Answer:
+    """An accepted upload or release as the bytes sent (and stored for retries)."""
+    return idempotency.Answer(200, _json_bytes(accepted_json(accepted)).decode())
+
+
+def _refusal_answer(error: errors.PrintsrvError) -> idempotency.Answer | None:
+    """A refusal as sent (and stored for retries); None for the server's own errors (5xx),
+    which are not stored, so a retry runs again."""
+    status = status_for(error)
+    if status >= 500:
+        return None
+    return idempotency.Answer(status, bytes(failure(error.message, status).body).decode())
+
+
+def _keyed(key: str, method: str, path: str, parameters: list[tuple[str, str]]) -> Keyed:
+    return idempotency.KeyedRequest(
+        key=key,
+        fingerprint=idempotency.fingerprint(method, path, parameters),
+        render=_accepted_answer,
+        refusal=_refusal_answer,
+    )
+
+
+def upload_parameters(upload: Upload) -> list[tuple[str, str]]:
+    """What "the same upload" means for an Idempotency-Key: every form field, and the file's
+    name, size and SHA-256 (hashed while it streamed to disk), so a retry that sends other
+    bytes, another name or other fields under the same key is a 409."""
+    parameters = [(f"field:{name}", value) for name, value in upload.fields.items()]
+    if upload.path is not None:
+        parameters += [
+            ("file:name", upload.file_name),
+            ("file:size", str(upload.size)),
+            ("file:sha256", upload.sha256),
+        ]
+    return parameters
+
+
+def _replied(reply: idempotency.Reply) -> Response:
+    headers = {"Idempotent-Replayed": "true"} if reply.replayed else None
+    answer = reply.answer
+    return Response(answer.body, answer.status_code, headers=headers, media_type="application/json")
+
+
 # --- user services -----------------------------------------------------------------------------
 
 
 async def print_upload(request: Request) -> Response:
+    """POST /documents/print: upload a document (held, or printed through a routed queue)."""
     user = await in_thread(require_user, request)
+    key = _idempotency_key(request)  # a bad key is refused before the body is read
     context = PrintContext.of(installation_of(request))
     work_dir = context.store.work_dir()
     try:
         upload = await receive_upload(
             request, work_dir=work_dir, max_file_bytes=context.max_upload_bytes
         )
-        accepted = await intake.accept_upload(
+        if key is None:
+            accepted = await intake.accept_upload(
+                context,
+                user=user,
+                upload=upload,
+                client_host=client_of(request).host,
+                work_dir=work_dir,
+            )
+            return JSONResponse(accepted_json(accepted))
+        reply = await intake.accept_upload_once(
             context,
             user=user,
             upload=upload,
             client_host=client_of(request).host,
             work_dir=work_dir,
+            request=_keyed(key, request.method, request.url.path, upload_parameters(upload)),
         )
+        return _replied(reply)
     finally:
         await in_thread(shutil.rmtree, work_dir, True)
-    return JSONResponse(accepted_json(accepted))
 
 
 async def print_release(request: Request) -> Response:
+    """POST /documents/<id>/print: print a held document (printer=, ipp_options=)."""
     user = await in_thread(require_user, request)
+    key = _idempotency_key(request)
     document_id = _document_id(request.path_params["ref"])
     params = dict(request.query_params)
     content_type = request.headers.get("content-type", "")
     if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
         async with request.form(max_files=0, max_part_size=MAX_RELEASE_FORM_BYTES) as form:
             params.update({k: v for k, v in form.items() if isinstance(v, str)})
-    accepted = await intake.release(
-        PrintContext.of(installation_of(request)),
-        user=user,
-        document_id=document_id,
-        printer_name=params.get("printer", ""),
-        ipp_options=params.get("ipp_options"),
-        client_host=client_of(request).host,
-    )
-    return JSONResponse(accepted_json(accepted))
+    context = PrintContext.of(installation_of(request))
+    release = {
+        "user": user,
+        "document_id": document_id,
+        "printer_name": params.get("printer", ""),
+        "ipp_options": params.get("ipp_options"),
+        "client_host": client_of(request).host,
+    }
+    if key is None:
+        return JSONResponse(accepted_json(await intake.release(context, **release)))
+    # The parameters as the service reads them (query and form merged): the same release
+    # asked with the printer in the query or in the form is the same request.
+    keyed = _keyed(key, request.method, request.url.path, list(params.items()))
+    return _replied(await intake.release_once(context, **release, request=keyed))
+
+
+async def list_user_documents(request: Request) -> Response:
+    """GET /user/documents: the caller's own uploads and prints, as the admin's log shows
+    them (same parameters, same shape), in one read transaction with the credential check.
+
+    Not cached: the caller is checked against the database on every call anyway.
+    """
+    installation = installation_of(request)
+
+    def page() -> bytes:
+        with installation.db.read() as session:
+            caller, _ = authenticate_caller(session, request)  # 401 before any 400
+            entries = documents.list_documents(session, _selection(request, user_id=caller.id))
+        return _json_bytes([log_entry_json(entry) for entry in entries])
+
+    return Response(await installation.db.run(page), media_type="application/json")
 
 
 # --- admin services ----------------------------------------------------------------------------
@@ -147,11 +258,16 @@ def _find(request: Request) -> Document:
     ref: str = request.path_params["ref"]
     with installation_of(request).db.read() as session:
         if ref.startswith(_EXT_PREFIX):
-            document = documents.find_by_ext_id(session, ref[len(_EXT_PREFIX) :])
-        else:
-            document = documents.get_document(session, _document_id(ref))
-        _ = document.source  # loaded for external_id, before the session closes
-        return document
+            return documents.find_by_ext_id(session, ref[len(_EXT_PREFIX) :])
+        return documents.get_document(session, _document_id(ref))
+
+
+def _find_entry(request: Request) -> documents.LogEntry:
+    ref: str = request.path_params["ref"]
+    with installation_of(request).db.read() as session:
+        if ref.startswith(_EXT_PREFIX):
+            return documents.find_entry_by_ext_id(session, ref[len(_EXT_PREFIX) :])
+        return documents.get_entry(session, _document_id(ref))
 
 
 def _int_param(request: Request, name: str, default: int) -> int:
@@ -193,16 +309,23 @@ def _newest_first(request: Request) -> bool:
     raise InvalidInput(f"sort {sort[:40]!r} is not -created or +created")
 
 
-async def list_documents(request: Request) -> Response:
-    require_admin(request)
-    selection = documents.DocumentFilter(
+def _selection(request: Request, *, user_id: int | None = None) -> documents.DocumentFilter:
+    """The log's query parameters (400 naming a bad one), for the admin's or a user's view."""
+    return documents.DocumentFilter(
         doc_type=request.query_params.get("type", "all").strip().lower(),
         newest_first=_newest_first(request),
         limit=_int_param(request, "limit", 5),
         page=_int_param(request, "page", 0),
         created_gte=_moment(request, "created_gte", end_of_day=False),
         created_lte=_moment(request, "created_lte", end_of_day=True),
+        user_id=user_id,
     )
+
+
+async def list_documents(request: Request) -> Response:
+    """GET /documents: a page of the whole log (admin), cached on PostgreSQL."""
+    require_admin(request)
+    selection = _selection(request)
     installation = installation_of(request)
     cache = installation.document_log
     body, ticket = cache.lookup(selection)
@@ -219,8 +342,9 @@ async def list_documents(request: Request) -> Response:
 
 
 async def get_document(request: Request) -> Response:
+    """GET /documents/<id> | /documents/ext_id=<ext_id>: one entry, as the list shows it."""
     require_admin(request)
-    return JSONResponse(document_json(await in_thread(_find, request)))
+    return JSONResponse(log_entry_json(await in_thread(_find_entry, request)))
 
 
 def _download_name(document: Document) -> str:
@@ -241,10 +365,13 @@ async def get_pdf(request: Request) -> Response:
 __all__ = [
     "accepted_json",
     "created_text",
-    "document_json",
     "get_document",
     "get_pdf",
+    "job_json",
     "list_documents",
+    "list_user_documents",
+    "log_entry_json",
     "print_release",
     "print_upload",
+    "upload_parameters",
 ]

@@ -81,8 +81,11 @@ def test_list_is_newest_first_five_by_default_in_the_contract_shape(
     assert [d["id"] for d in body] == [
         logged["print"], logged["C.pdf"], logged["Document B.pdf"], logged["Document A.pdf"]
     ]  # fmt: skip
+    printed_ids = (logged["print"], logged["Document B.pdf"])
     for entry in body:
-        assert list(entry) == ["id", "ext_id", "type", "title", "created", "store"]
+        assert list(entry)[:6] == ["id", "ext_id", "type", "title", "created", "store"]
+        # A print, and the upload it printed, also show the print's job (after those six).
+        assert ("status" in entry, "job" in entry) == (entry["id"] in printed_ids,) * 2
         assert CREATED_RE.fullmatch(entry["created"]), entry["created"]
         assert entry["store"] is True
     printed = body[0]
@@ -138,7 +141,8 @@ def test_bad_list_parameters_are_400(
 def test_one_document_by_id_and_by_ext_id(server: LiveServer, logged: dict[str, int]) -> None:
     by_id = api(server, f"/documents/{logged['Document B.pdf']}")
     assert by_id.status_code == 200
-    assert by_id.json() == {
+    contract = dict(list(by_id.json().items())[:6])
+    assert contract == {
         "id": logged["Document B.pdf"],
         "ext_id": "c5a9dd70e931",
         "type": "in",
@@ -146,6 +150,7 @@ def test_one_document_by_id_and_by_ext_id(server: LiveServer, logged: dict[str, 
         "created": by_id.json()["created"],
         "store": True,
     }
+    assert by_id.json()["job"]["printer"] == "null"  # B was printed: its print's job shows
     assert api(server, "/documents/ext_id=c5a9dd70e931").json() == by_id.json()
 
 
