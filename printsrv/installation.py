@@ -139,9 +139,18 @@ def has_schema(database_url: str) -> bool:
     path = Path(name)
     if not path.is_file():
         return False
-    # Read-only, and not through the engine: its connect hook switches the file to WAL,
-    # which would write to a file that may not even be printsrv's.
-    uri = f"file:{quote(str(path.resolve()))}?mode=ro"
+    # Not through the engine: its connect hook switches the file to WAL, which would write
+    # to a file that may not even be printsrv's. First as an immutable file, which creates
+    # no -wal/-shm files beside it; that misses what only a -wal file holds yet (a server
+    # that has just migrated), so with a -wal file present, look again read-only.
+    if _sqlite_has_schema(path, "immutable=1"):
+        return True
+    wal = path.with_name(path.name + "-wal")
+    return wal.exists() and _sqlite_has_schema(path, "mode=ro")
+
+
+def _sqlite_has_schema(path: Path, options: str) -> bool:
+    uri = f"file:{quote(str(path.resolve()))}?{options}"
     try:
         with closing(sqlite3.connect(uri, uri=True)) as connection:
             found = connection.execute(
@@ -151,7 +160,7 @@ def has_schema(database_url: str) -> bool:
                 return False
             return connection.execute("SELECT 1 FROM alembic_version").fetchone() is not None
     except sqlite3.DatabaseError:
-        return False  # not a SQLite database at all
+        return False  # not a SQLite database at all (or not readable as one)
 
 
 def _not_installed_message(env: Environment, why: str) -> str:
