@@ -13,7 +13,8 @@ text-to-PDF pages per second, colour detection pages per second.
    RSS when idle (target: under 100 MB).
 3. Conversion: text-to-PDF pages per second, in-process (ASCII and Unicode text).
 4. Colour detection (printsrv.convert.colour, run on every upload): pages per second and ms
-   per page on a text document and on a document with a colour photo on every other page,
+   per page on a one-page document (mostly Ghostscript's start-up, paid once per upload), a
+   text document and a document with a colour photo on every other page,
    next to Ghostscript's inkcov device (the detector it replaces, rendering at the same 72 dpi)
    and ``pdfinfo`` (reading the page count only) on the same files, in the same run.
 
@@ -307,6 +308,8 @@ def colour_detection_rows(work: Path, *, rounds: int = 3) -> list[Row]:
     converted_dir.mkdir()
     converted = convert_sync(text, converted_dir, name=text.name, limits=Limits(max_pages=5000))
     documents = [
+        # A one-page document shows what every upload pays once: Ghostscript's start-up.
+        ("one page", one_page_pdf(work / "colour-one.pdf"), 1),
         ("text", converted.pdf, converted.pages),
         ("colour photo every other page", photo_pdf(work / "colour-photo.pdf", 60), 60),
     ]
