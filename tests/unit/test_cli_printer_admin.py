@@ -247,3 +247,36 @@ def test_remove_a_printer_that_already_left_cups(
     assert printer_rows(installation_on_cups) == {"vanished": False}
     with installation_on_cups.db.read() as session:
         assert financial.list_accounts(session) == []  # nothing else was touched
+
+
+@pytest.fixture
+def default_cups() -> Iterator[PrivateCups]:
+    """A private cupsd with Debian's default FileDevice No (the fixture's own says Yes)."""
+    server = PrivateCups(prefix="printsrv-admin-cupsd-")
+    files = server.base / "cups-files.conf"
+    files.write_text(files.read_text().replace("FileDevice Yes\n", ""))
+    try:
+        yield server.start()
+    finally:
+        server.close()
+
+
+def test_readme_first_printer_on_debians_default_cupsd(
+    installation: Installation, default_cups: PrivateCups, process_env: Environment, tmp_path: Path
+) -> None:
+    """The README's "Your first printer": file:///dev/null is allowed, other files are not."""
+    ok("config", "set", "cups.server", default_cups.server)
+    out = default_cups.prepare_output_file(default_cups.out_dir / "x.out")
+    code, output = run("printer", "add", "x", "--uri", f"file://{out}", "--ppd", GENERIC_PDF_PPD)
+    assert code == 1 and "refuses file: device URIs (FileDevice No" in output
+    ok(
+        "printer", "add", "hall-laser", "--uri", "file:///dev/null", "--ppd", GENERIC_PDF_PPD,
+        "--location", "Main hall",
+    )  # fmt: skip
+    ok("queue", "add", "first", "--printer", "hall-laser")
+    job_id = print_through(installation, "first", tmp_path)
+    context = PrintContext.of(installation)
+    deadline = time.monotonic() + 10
+    while context.cups.job_state_sync(job_id).state != "completed":
+        assert time.monotonic() < deadline, default_cups.error_log_tail()
+        time.sleep(0.02)
