@@ -41,6 +41,7 @@ from printsrv.printing import printers as printer_service
 from printsrv.printing import queues as queue_service
 from printsrv.printing.context import cups_client, cups_server
 from printsrv.printing.costs import CostModel
+from printsrv.settings import describe_database, load_environment, with_env_file
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -62,8 +63,6 @@ def _use_service_env_file() -> None:
     exists, the command works on the service's installation with the service's settings
     (database, secret, CUPS server), as if run by the unit itself.
     """
-    from printsrv.settings import with_env_file
-
     for key, value in with_env_file().items():
         if not os.environ.get(key):
             os.environ[key] = value
@@ -78,9 +77,37 @@ def _installation(*, create: bool = False) -> Installation:
     quietly start a second, empty installation that the running server never sees.
     """
     _use_service_env_file()
-    installation = open_installation(create=create)
+    env = load_environment()
+    _refuse_root_in_a_service_home(env.home)
+    installation = open_installation(env, create=create)
     upgrade_schema(installation.db)
     return installation
+
+
+def _refuse_root_in_a_service_home(home: Path) -> None:
+    """Stop root from working in a home that belongs to another user (the service's).
+
+    Files root would create there (SQLite's -wal and -shm, stored PDFs, a backup) belong to
+    root, and the service, running as its own user, could then no longer write them.
+    """
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        return
+    try:
+        owner = home.stat().st_uid
+    except FileNotFoundError:
+        return
+    if owner == 0:
+        return
+    try:
+        import pwd
+
+        name = pwd.getpwuid(owner).pw_name
+    except (ImportError, KeyError):
+        name = str(owner)
+    raise click.ClickException(
+        f"{home} belongs to user {name}; run the command as that user, so the files it "
+        f"writes stay theirs: sudo -u {name} printsrv ..."
+    )
 
 
 def _announce_first_admin(first: FirstAdmin) -> None:
@@ -205,10 +232,9 @@ def init() -> None:
     """Set up a new installation where the environment points (PRINTSRV_HOME, else the
     service's environment file, else ./var): home, secret, database tables, first REST
     admin. Does nothing when one is set up there already."""
-    from printsrv.settings import describe_database, load_environment
-
     _use_service_env_file()
     env = load_environment()
+    _refuse_root_in_a_service_home(env.home)
     where = f"{env.home} (database {describe_database(env.database_url)})"
     try:
         check_installed(env)

@@ -455,3 +455,27 @@ def test_a_change_made_elsewhere_deletes_the_file_on_the_next_refresh(
     time.sleep(config.REFRESH_INTERVAL + 0.05)
     installation.config.snapshot()  # a server's refresher does this every 0.25 s
     assert not first.password_file.exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can hand a directory to another user")
+def test_root_is_sent_to_the_owner_of_a_service_home(
+    bare_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = bare_env / "service-home"
+    home.mkdir()
+    os.chown(home, 65534, 65534)  # as /var/lib/printsrv belongs to the printsrv user
+    monkeypatch.setenv("PRINTSRV_HOME", str(home))
+    for args in (("config", "get", "web-login.ttp.enable"), ("init",)):
+        code, output = run(*args)
+        assert code == 1 and "run the command as that user" in output, output
+        assert "sudo -u" in output
+    assert tree(bare_env) == ["service-home"], "root left no file the service could not write"
+
+
+def test_deploy_readme_finds_the_first_password_in_its_file_not_the_journal() -> None:
+    deploy = (Path(__file__).resolve().parents[2] / "deploy" / "README.md").read_text()
+    assert "/var/lib/printsrv/initial-admin-password" in deploy
+    assert "First start" not in deploy and "journalctl -u printsrv | grep" not in deploy
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    run_it = readme.split("## What it is")[0]
+    assert "var/initial-admin-password" in run_it
