@@ -147,7 +147,12 @@ class ServeProcess:
             except httpx.HTTPError:
                 return False
 
-        wait_until(answers, timeout=30, interval=0.1)
+        try:
+            wait_until(answers, timeout=30, interval=0.1)
+        except BaseException:
+            # Never leave a half-started server (and its log file) behind a failed test.
+            self.stop()
+            raise
         return self
 
     def output(self) -> str:
