@@ -39,7 +39,7 @@ def require_admin(request: Request) -> str:
     client = client_of(request)
     if allowed and not address_in(client.host, allowed):
         raise NotAllowed(f"Client address {client.host} is not allowed to use the admin services")
-    require_tls(client, "The REST admin services")
+    require_tls(client, "The REST admin API")
     credentials = parse_basic_authorization(request.headers.get("authorization"))
     username_ok = equals_constant_time(credentials.username, snapshot["api.restful.auth.username"])
     password_ok = snapshot["api.restful.auth.password"].matches(credentials.password)
@@ -67,7 +67,7 @@ def _user_credentials(request: Request) -> BasicCredentials:
     Both checks come before the credentials are read, so a refused request is refused
     whoever sent it, and changes nothing.
     """
-    require_tls(client_of(request), "The REST user services")
+    require_tls(client_of(request), "The REST user API")
     keep_users_out_in_maintenance(installation_of(request).config.snapshot())
     return parse_basic_authorization(request.headers.get("authorization"))
 

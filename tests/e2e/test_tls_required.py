@@ -93,13 +93,13 @@ def test_rest_admin_credentials_need_tls_off_loopback(world: World) -> None:
     adjust = f"{world.rest}/financial/account/balance?type=USER&name=janet&amount=1&adjust=true"
     before = rows(world.installation)
     assert_tls_refused(
-        httpx.post(echo, auth=ADMIN, content="hi", headers=PLAIN), "The REST admin services"
+        httpx.post(echo, auth=ADMIN, content="hi", headers=PLAIN), "The REST admin API"
     )
-    assert_tls_refused(httpx.post(adjust, auth=ADMIN, headers=PLAIN), "The REST admin services")
+    assert_tls_refused(httpx.post(adjust, auth=ADMIN, headers=PLAIN), "The REST admin API")
     # Wrong credentials get the same answer: over plain HTTP none are even looked at.
     assert_tls_refused(
         httpx.post(echo, auth=("admin", "guess"), content="hi", headers=PLAIN),
-        "The REST admin services",
+        "The REST admin API",
     )
     metrics = httpx.get(f"{world.server.url}/metrics", auth=ADMIN, headers=PLAIN)
     assert metrics.status_code == 403 and "TLS is required" in metrics.text
@@ -117,11 +117,11 @@ def test_rest_user_credentials_need_tls_off_loopback(world: World) -> None:
     transfer = f"{world.rest}/financial/transfer?name=rijk&amount=1.50"
     balance = f"{world.rest}/financial/balance"
     before = rows(world.installation)
-    assert_tls_refused(httpx.get(balance, auth=janet, headers=PLAIN), "The REST user services")
-    assert_tls_refused(httpx.post(transfer, auth=janet, headers=PLAIN), "The REST user services")
+    assert_tls_refused(httpx.get(balance, auth=janet, headers=PLAIN), "The REST user API")
+    assert_tls_refused(httpx.post(transfer, auth=janet, headers=PLAIN), "The REST user API")
     assert_tls_refused(
         httpx.post(transfer, auth=janet, headers={**PLAIN, "Idempotency-Key": "k-1"}),
-        "The REST user services",
+        "The REST user API",
     )
     assert_tls_refused(
         httpx.post(
@@ -130,7 +130,7 @@ def test_rest_user_credentials_need_tls_off_loopback(world: World) -> None:
             headers=PLAIN,
             files={"file": ("a.txt", b"hello")},
         ),
-        "The REST user services",
+        "The REST user API",
     )
     assert rows(world.installation) == before, "no ledger row, no idempotency key"
 
@@ -273,6 +273,6 @@ def test_tls_straight_to_printsrv_lets_a_remote_client_in(
                 content="hi",
                 headers={**PLAIN, "X-Forwarded-Proto": "http"},
             )
-            assert_tls_refused(downgraded, "The REST admin services")
+            assert_tls_refused(downgraded, "The REST admin API")
     finally:
         server.stop()
