@@ -22,6 +22,16 @@ a small coloured mark rounds to 0.00000. Rendering to RGB and measuring chroma g
 right at the same cost per page (about 11 ms at 72 dpi here, against 12 ms for inkcov at its
 default 72 dpi; see bench/printing.py).
 
+Most uploads need no rendering at all: ``provably_grayscale`` reads each page's content
+streams (pypdf, no interpretation) and, when every colour a page sets is a grey (``g``,
+``rg`` with R = G = B, ``k`` with C = M = Y = 0), it draws no image that is not grey or a
+mask, uses no shading, pattern, colour space operator, inline image, Type 3 font or annotation
+appearance, and its forms obey the same rules, the page is grayscale without Ghostscript.
+Anything it does not understand sends the whole document to Ghostscript, so it can only
+save time, never change an answer. Ghostscript's start-up alone is about 80 ms, which is what
+a one-page upload would otherwise pay; text files converted by printsrv (black text) and
+simple black-and-white PDFs take a fraction of a millisecond a page.
+
 The threshold: JPEG-compressed grey images and Ghostscript's conversion of CMYK rich black
 measured chroma 0, a near-grey RGB (0.50, 0.50, 0.52) 5; pure colours are 255 and light tints
 such as a pale yellow highlighter (255, 255, 200) 55. 16 of 255 (6 %) keeps noise and
@@ -31,6 +41,7 @@ page that is visibly colour at the monochrome price is the error to avoid.
 
 from __future__ import annotations
 
+import re
 import shutil
 import time
 from dataclasses import dataclass
@@ -38,6 +49,8 @@ from pathlib import Path
 from typing import IO, Final
 
 from PIL import Image, ImageChops
+from pypdf import PdfReader
+from pypdf.generic import ArrayObject, DictionaryObject, NameObject, StreamObject
 
 from printsrv.convert.common import ConversionFailed, Limits
 from printsrv.convert.external import run_reading
@@ -48,12 +61,29 @@ __all__ = [
     "PageColours",
     "detect_colours_sync",
     "page_is_colour",
+    "provably_grayscale",
 ]
 
 DETECTION_DPI: Final = 72
 CHROMA_THRESHOLD: Final = 16
 # One strip of a page raster analysed at a time: a 200 x 200 inch page is 600 MB at 72 dpi.
 _STRIP_BYTES: Final = 4 * 1024 * 1024
+# Content stream scanning (``provably_grayscale``). An operator is a token that follows a
+# delimiter; a name ("/g") is not one. Strings are not skipped: a word in a string that looks
+# like an operator can only make a page look unproven (rendered), never grey.
+_NUMBER: Final = rb"[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)"
+_COLOUR_OPERATOR: Final = re.compile(
+    rb"((?:" + _NUMBER + rb"\s+){0,4})(?<![^\s\[\]()<>{}])(rg|RG|k|K|g|G)(?=[\s\[\]()<>{}/%]|$)"
+)
+# Operators that may paint colour this scan does not follow: colour spaces and their colours,
+# shadings, inline images, Type 3 glyph procedures.
+_UNPROVEN_OPERATOR: Final = re.compile(
+    rb"(?<![^\s\[\]()<>{}])(cs|CS|sc|SC|scn|SCN|sh|BI|d0|d1)(?=[\s\[\]()<>{}/%]|$)"
+)
+_DO: Final = re.compile(rb"/([^\s\[\]()<>{}/%]+)\s+Do(?=[\s\[\]()<>{}/%]|$)")
+_ANY_DO: Final = re.compile(rb"(?<![^\s\[\]()<>{}])Do(?=[\s\[\]()<>{}/%]|$)")
+_MAX_FORM_DEPTH: Final = 8
+_MAX_CONTENT_BYTES: Final = 64 * 1024 * 1024
 _COLOUR: Final = "C"
 _GREY: Final = "G"
 
@@ -100,6 +130,105 @@ def page_is_colour(image: Image.Image) -> bool:
     extrema = chroma.getextrema()
     assert isinstance(extrema[1], int)
     return extrema[1] > CHROMA_THRESHOLD
+
+
+def _grey_operands(operator: bytes, operands: bytes) -> bool:
+    """Whether a colour operator with these operands (the numbers before it) sets a grey."""
+    numbers = [float(n) for n in operands.split()]
+    if operator in (b"g", b"G"):
+        return len(numbers) >= 1
+    if operator in (b"rg", b"RG"):
+        return len(numbers) >= 3 and numbers[-3] == numbers[-2] == numbers[-1]
+    return len(numbers) >= 4 and numbers[-4] == numbers[-3] == numbers[-2] == 0  # k, K
+
+
+def _data(contents: object) -> bytes | None:
+    """The decoded bytes of a page's /Contents (a stream or an array of them)."""
+    contents = getattr(contents, "get_object", lambda: contents)()
+    if isinstance(contents, StreamObject):
+        return contents.get_data()
+    if isinstance(contents, ArrayObject):
+        return b"\n".join(part.get_object().get_data() for part in contents)
+    return None
+
+
+def _grey_image(image: DictionaryObject) -> bool:
+    """A mask (painted in the fill colour, which the scan checks) or a grey image."""
+    if image.get("/ImageMask"):
+        return True
+    space = image.get("/ColorSpace")
+    space = space.get_object() if space is not None else None
+    if space == NameObject("/DeviceGray"):
+        return True
+    # An ICC-based space with one component is a grey.
+    return (
+        isinstance(space, ArrayObject)
+        and len(space) == 2
+        and space[0] == "/ICCBased"
+        and space[1].get_object().get("/N") == 1
+    )
+
+
+def _grey_content(data: bytes, resources: object, depth: int) -> bool:
+    """Whether a content stream (with its resources) provably paints only greys."""
+    if len(data) > _MAX_CONTENT_BYTES or _UNPROVEN_OPERATOR.search(data):
+        return False
+    for match in _COLOUR_OPERATOR.finditer(data):
+        if not _grey_operands(match.group(2), match.group(1)):
+            return False
+    resources = resources.get_object() if resources is not None else DictionaryObject()
+    if not isinstance(resources, DictionaryObject):
+        return False
+    fonts = resources.get("/Font")
+    for font in fonts.get_object().values() if fonts is not None else ():
+        if font.get_object().get("/Subtype") == "/Type3":
+            return False
+    names = _DO.findall(data)
+    if len(names) != len(_ANY_DO.findall(data)):
+        return False  # a Do whose operand this scan did not read
+    xobjects = resources.get("/XObject")
+    xobjects = xobjects.get_object() if xobjects is not None else DictionaryObject()
+    for name in names:
+        xobject = xobjects.get("/" + name.decode("latin-1"))
+        xobject = xobject.get_object() if xobject is not None else None
+        if not isinstance(xobject, StreamObject):
+            return False
+        subtype = xobject.get("/Subtype")
+        if subtype == "/Image":
+            if not _grey_image(xobject):
+                return False
+        elif subtype == "/Form" and depth < _MAX_FORM_DEPTH:
+            inner = xobject.get("/Resources", resources)
+            if not _grey_content(xobject.get_data(), inner, depth + 1):
+                return False
+        else:
+            return False
+    return True
+
+
+def provably_grayscale(pdf: Path, *, pages: int) -> bool:
+    """Whether every page of ``pdf`` is certainly grayscale by its content streams alone.
+
+    False means "not proven" (colour, or not understood here), never "colour": the caller
+    then renders the document. Annotations with appearances count as not proven.
+    """
+    try:
+        with open(pdf, "rb") as handle:
+            reader = PdfReader(handle)
+            if len(reader.pages) != pages:
+                return False
+            for page in reader.pages:
+                for annotation in page.get("/Annots") or ():
+                    annotation = annotation.get_object()
+                    if "/AP" in annotation or annotation.get("/Subtype") != "/Link":
+                        return False
+                contents = page.get("/Contents")
+                data = b"" if contents is None else _data(contents)
+                if data is None or not _grey_content(data, page.get("/Resources"), 0):
+                    return False
+            return True
+    except Exception:  # anything unexpected (a broken object, a filter): let gs decide
+        return False
 
 
 def _header_token(stream: IO[bytes]) -> bytes:
@@ -162,6 +291,8 @@ def detect_colours_sync(
     rendered pages is a failure. Raises ``ConversionFailed`` when Ghostscript is missing,
     fails, or runs past ``deadline`` (default: ``limits.timeout`` from now).
     """
+    if provably_grayscale(pdf, pages=pages):
+        return PageColours((False,) * pages)
     gs = shutil.which("gs")
     if gs is None:
         raise ConversionFailed(name, "Ghostscript (gs) is not installed on the server")

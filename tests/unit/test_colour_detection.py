@@ -13,7 +13,8 @@ from support import require_programs
 
 from printsrv import convert
 from printsrv.convert import ConversionFailed, Limits, PageColours, detect_colours
-from printsrv.convert.colour import detect_colours_sync
+from printsrv.convert import colour as colour_module
+from printsrv.convert.colour import detect_colours_sync, provably_grayscale
 from printsrv.printing.costs import CostModel, SidePrices, price
 from printsrv.printing.intake import _priced_colours
 
@@ -38,6 +39,15 @@ def test_black_text_gray_and_rich_black_are_grayscale(tmp_path: Path) -> None:
     assert (colours.pages_color, colours.pages_grayscale) == (0, 6)
 
 
+def test_rendering_alone_gets_every_page_kind_right(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Without the content scan's short cut, Ghostscript's raster decides every page.
+    monkeypatch.setattr(colour_module, "provably_grayscale", lambda pdf, pages: False)
+    names = tuple(PAGES)
+    assert detect(tmp_path, *names).colour == expected(*names)
+
+
 def test_colour_on_page_2_of_3(tmp_path: Path) -> None:
     assert detect(tmp_path, "text", "red-text", "text").colour == (False, True, False)
     assert detect(tmp_path, "text", "colour-image", "empty").colour == (False, True, False)
@@ -51,6 +61,35 @@ def test_colours_inkcov_gets_wrong_are_colour(tmp_path: Path) -> None:
 def test_every_page_kind(tmp_path: Path) -> None:
     names = tuple(PAGES)
     assert detect(tmp_path, *names).colour == expected(*names)
+
+
+@pytest.mark.parametrize("name", list(PAGES))
+def test_the_content_scan_never_calls_a_colour_page_grey(tmp_path: Path, name: str) -> None:
+    pdf = tmp_path / "page.pdf"
+    pdf.write_bytes(colour_pdf("text", name, "empty"))
+    proven = provably_grayscale(pdf, pages=3)
+    if expected(name)[0]:
+        assert not proven
+    # What reportlab writes for black text, RGB grey and empty pages is proven without gs.
+    if name in ("text", "rgb-black-text", "rgb-gray", "empty"):
+        assert proven
+
+
+def test_black_and_white_text_needs_no_rendering(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = tmp_path / "notes.txt"
+    source.write_text("Plain text, as users print it.\n" * 200)
+    converted = convert.convert_sync(source, tmp_path, name="notes.txt", limits=Limits())
+
+    def no_ghostscript(*args: object, **kwargs: object) -> None:
+        raise AssertionError("Ghostscript was started for a provably grey document")
+
+    monkeypatch.setattr(colour_module, "run_reading", no_ghostscript)
+    found = detect_colours_sync(
+        converted.pdf, pages=converted.pages, name="notes.txt", limits=Limits()
+    )
+    assert found.colour == (False,) * converted.pages
 
 
 def test_stored_form_round_trips() -> None:
