@@ -200,8 +200,10 @@ def add_cups_printer(
     given; see ``CupsClient.add_printer_sync``), then store it as ``printer sync`` would.
 
     CUPS goes first and outside the transaction: a refusal there leaves the database as it
-    was, and no database lock is held while cupsd builds a driver. Prices and access lists
-    of a printer of that name that had gone stay, as with sync.
+    was, and no database lock is held while cupsd builds a driver. Should the database
+    fail afterwards, the queue is on CUPS and the next sync (each server's tracker runs one
+    every few minutes, or `printer sync`) stores it. Prices and access lists of a printer
+    of that name that had gone stay, as with sync.
     """
     added = client.add_printer_sync(
         name, uri, ppd_file=ppd_file, model=model, info=info, location=location, timeout=timeout
@@ -230,7 +232,8 @@ def remove_cups_printer(db: Database, client: CupsClient, name: str) -> RemoveRe
     printer that comes back under that name.
 
     A printer printsrv still lists as present but CUPS no longer has is only marked gone.
-    NotFound when neither CUPS nor printsrv has it; CupsUnavailable changes nothing.
+    NotFound when neither CUPS nor printsrv has it; CupsUnavailable changes nothing. Should
+    the database fail after CUPS deleted the queue, the next sync marks it gone.
     """
     try:
         client.delete_printer_sync(name)
