@@ -147,6 +147,9 @@ def _table(rows: list[tuple[str, ...]], header: tuple[str, ...]) -> None:
         )
 
 
+WORKER_HEALTHCHECK_SECS = 30
+
+
 @click.group(cls=PrintsrvGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="printsrv", prog_name="printsrv")
 def main() -> None:
@@ -221,6 +224,10 @@ def serve(
         server_header=False,
         log_config=logging_config(),
         access_log=False,  # printsrv writes its own, with the request id
+        # uvicorn kills a worker that has not answered its supervisor's ping within this many
+        # seconds. Its default (5 s) killed workers still importing and migrating on a busy
+        # 2-core machine, in a loop; a worker that is really stuck is still replaced.
+        timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECS,
     )
 
 
