@@ -25,7 +25,7 @@ from printsrv import config
 from printsrv.config import Config, Snapshot
 from printsrv.db import Database
 from printsrv.document_log_cache import DocumentLogCache
-from printsrv.errors import ConfigError
+from printsrv.errors import ConfigError, DatabaseUnavailable
 from printsrv.security import SecretHasher, derive_key
 from printsrv.settings import (
     SERVICE_ENV_FILE,
@@ -111,7 +111,15 @@ def check_installed(env: Environment) -> None:
     """
     if not env.home.is_dir():
         raise NotInstalled(_not_installed_message(env, "the home directory does not exist"))
-    if not has_schema(env.database_url):
+    try:
+        present = has_schema(env.database_url)
+    except DatabaseUnavailable as error:
+        raise DatabaseUnavailable(
+            f"The database {describe_database(env.database_url)} of the installation at "
+            f"{env.home} cannot be reached; nothing was changed. Check that it runs, and "
+            "PRINTSRV_DATABASE_URL (or the environment file that sets it)."
+        ) from error
+    if not present:
         raise NotInstalled(
             _not_installed_message(env, "the database does not hold printsrv's tables")
         )

@@ -168,6 +168,10 @@ def test_the_message_hides_a_database_password(
     code, output = run("config", "get", "web-login.ttp.enable")
     assert code == 1 and "printsrv:***@127.0.0.1:9/ps" in output, output
     assert "hunter2" not in output
+    (bare_env / "missing").mkdir()  # the home is there; the database does not answer
+    code, output = run("config", "get", "web-login.ttp.enable")
+    assert code == 1 and "cannot be reached" in output and "printsrv:***@" in output, output
+    assert "hunter2" not in output
 
 
 def test_init_creates_an_installation_once_then_does_nothing(
