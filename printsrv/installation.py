@@ -15,6 +15,7 @@ import secrets
 import sqlite3
 from contextlib import closing
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from urllib.parse import quote
 
@@ -93,9 +94,7 @@ def open_installation(env: Environment | None = None, *, create: bool = True) ->
     )
     # Whoever changes the admin password (this process, another worker, another machine),
     # every server notices on its next config refresh and removes the stale file.
-    installation.config.on_change.append(
-        lambda snapshot: forget_initial_password(installation.env, snapshot)
-    )
+    installation.config.on_change.append(partial(forget_initial_password, env))
     return installation
 
 
