@@ -483,3 +483,17 @@ def test_deploy_readme_finds_the_first_password_in_its_file_not_the_journal() ->
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     run_it = readme.split("## What it is")[0]
     assert "var/initial-admin-password" in run_it
+
+
+def test_a_missing_secret_is_not_silently_replaced(
+    bare_env: Path, monkeypatch: pytest.MonkeyPatch, environment: Environment
+) -> None:
+    # Home and tables are there, but neither secret.key nor PRINTSRV_SECRET_KEY: a new
+    # secret would make every stored hash of this installation unverifiable.
+    home = bare_env / "home"
+    home.mkdir()
+    monkeypatch.setenv("PRINTSRV_HOME", str(home))
+    monkeypatch.setenv("PRINTSRV_DATABASE_URL", environment.database_url)
+    code, output = run("config", "get", "web-login.ttp.enable")
+    assert code == 1 and "secret.key does not exist" in output, output
+    assert tree(home) == []
