@@ -1340,9 +1340,11 @@ def backup_create(installation: Installation, output: Path | None) -> None:
 def backup_restore(file: Path) -> None:
     """Restore FILE into the empty home and database the environment names."""
     from printsrv.backup import restore_backup
-    from printsrv.settings import load_environment
 
-    info = restore_backup(load_environment(), file)
+    _use_service_env_file()
+    env = load_environment()
+    _refuse_root_in_a_service_home(env.home)
+    info = restore_backup(env, file)
     installation = _installation(create=True)  # migrations newer than the backup's apply now
     installation.db.dispose()
     click.echo(f"restored {info.backend} backup of {info.created} ({info.documents} stored files)")
