@@ -203,13 +203,17 @@ def address_in(address: str | None, allowed: AddressSet) -> bool:
 
 @functools.lru_cache(maxsize=4096)
 def is_loopback(address: str | None) -> bool:
-    """Whether `address` is on this machine's loopback interface."""
+    """Whether `address` is on this machine's loopback interface (IPv4-mapped IPv6 too)."""
     # Memoised: parsing an address costs more than the rest of a systemStatus call, and a
     # server sees few distinct client addresses (the cache is bounded for the odd flood).
     try:
-        return ipaddress.ip_address(address or "").is_loopback
+        ip = ipaddress.ip_address(address or "")
     except ValueError:
         return False
+    # A dual-stack socket (`--host ::`) reports an IPv4 client as ::ffff:a.b.c.d, which
+    # Python does not call loopback even for 127.0.0.1.
+    mapped = getattr(ip, "ipv4_mapped", None)
+    return (mapped or ip).is_loopback
 
 
 @dataclass(frozen=True)
