@@ -248,7 +248,9 @@ def test_purge_keeps_spent_tokens_until_no_expiry_could_revive_them(
 
 @pytest.fixture
 def ttp(installation: Installation) -> str:
-    set_config(installation, {"web-login.ttp.enable": "Y", "web-login.ttp.apikey": "lms-key-0123456"})
+    set_config(
+        installation, {"web-login.ttp.enable": "Y", "web-login.ttp.apikey": "lms-key-0123456"}
+    )
     return "lms-key-0123456"
 
 
