@@ -349,7 +349,7 @@ def colour_detection_rows(work: Path, *, rounds: int = 3) -> list[Row]:
 def _rendered_per_page(pdf: Path, pages: int, limits: Limits) -> float:
     """Seconds per page of detection with the content scan's short cut turned off."""
     scan = colour.provably_grayscale
-    colour.provably_grayscale = lambda pdf, pages: False  # type: ignore[assignment]
+    colour.provably_grayscale = lambda pdf, **kwargs: False  # type: ignore[assignment]
     try:
         started = time.perf_counter()
         detect_colours_sync(pdf, pages=pages, name=pdf.name, limits=limits)

@@ -44,7 +44,7 @@ from __future__ import annotations
 import re
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Final
 
@@ -83,7 +83,7 @@ _UNPROVEN_OPERATOR: Final = re.compile(
 _DO: Final = re.compile(rb"/([^\s\[\]()<>{}/%]+)\s+Do(?=[\s\[\]()<>{}/%]|$)")
 _ANY_DO: Final = re.compile(rb"(?<![^\s\[\]()<>{}])Do(?=[\s\[\]()<>{}/%]|$)")
 _MAX_FORM_DEPTH: Final = 8
-_MAX_CONTENT_BYTES: Final = 64 * 1024 * 1024
+_MAX_CONTENT_BYTES: Final = 64 * 1024 * 1024  # read by one document's scan, forms included
 _COLOUR: Final = "C"
 _GREY: Final = "G"
 
@@ -169,49 +169,84 @@ def _grey_image(image: DictionaryObject) -> bool:
     )
 
 
-def _grey_content(data: bytes, resources: object, depth: int) -> bool:
-    """Whether a content stream (with its resources) provably paints only greys."""
-    if len(data) > _MAX_CONTENT_BYTES or _UNPROVEN_OPERATOR.search(data):
-        return False
-    for match in _COLOUR_OPERATOR.finditer(data):
-        if not _grey_operands(match.group(2), match.group(1)):
-            return False
-    resources = resources.get_object() if resources is not None else DictionaryObject()
-    if not isinstance(resources, DictionaryObject):
-        return False
-    fonts = resources.get("/Font")
-    for font in fonts.get_object().values() if fonts is not None else ():
-        if font.get_object().get("/Subtype") == "/Type3":
-            return False
-    names = _DO.findall(data)
-    if len(names) != len(_ANY_DO.findall(data)):
-        return False  # a Do whose operand this scan did not read
-    xobjects = resources.get("/XObject")
-    xobjects = xobjects.get_object() if xobjects is not None else DictionaryObject()
-    for name in names:
-        xobject = xobjects.get("/" + name.decode("latin-1"))
-        xobject = xobject.get_object() if xobject is not None else None
-        if not isinstance(xobject, StreamObject):
-            return False
-        subtype = xobject.get("/Subtype")
-        if subtype == "/Image":
-            if not _grey_image(xobject):
-                return False
-        elif subtype == "/Form" and depth < _MAX_FORM_DEPTH:
-            inner = xobject.get("/Resources", resources)
-            if not _grey_content(xobject.get_data(), inner, depth + 1):
-                return False
-        else:
-            return False
-    return True
+class _Unproven(Exception):
+    """The scan gives up: too much work, or out of time."""
 
 
-def provably_grayscale(pdf: Path, *, pages: int) -> bool:
+@dataclass
+class _Scan:
+    """One document's scan: what it may still read, until when, and the forms it proved.
+
+    The byte budget and the memo keep a PDF whose forms draw each other many times over (a
+    few kilobytes that expand exponentially) from costing more than rendering it would.
+    """
+
+    deadline: float
+    budget: int = _MAX_CONTENT_BYTES
+    proven: set[tuple[int, int, int]] = field(default_factory=set)
+
+    def grey_content(self, data: bytes, resources: object, depth: int) -> bool:
+        """Whether a content stream (with its resources) provably paints only greys."""
+        self.budget -= len(data)
+        if self.budget < 0 or time.monotonic() > self.deadline:
+            raise _Unproven
+        if _UNPROVEN_OPERATOR.search(data):
+            return False
+        for match in _COLOUR_OPERATOR.finditer(data):
+            if not _grey_operands(match.group(2), match.group(1)):
+                return False
+        resources = resources.get_object() if resources is not None else DictionaryObject()
+        if not isinstance(resources, DictionaryObject):
+            return False
+        fonts = resources.get("/Font")
+        for font in fonts.get_object().values() if fonts is not None else ():
+            if font.get_object().get("/Subtype") == "/Type3":
+                return False
+        names = _DO.findall(data)
+        if len(names) != len(_ANY_DO.findall(data)):
+            return False  # a Do whose operand this scan did not read
+        xobjects = resources.get("/XObject")
+        xobjects = xobjects.get_object() if xobjects is not None else DictionaryObject()
+        for name in names:
+            xobject = xobjects.get("/" + name.decode("latin-1"))
+            xobject = xobject.get_object() if xobject is not None else None
+            if not isinstance(xobject, StreamObject):
+                return False
+            subtype = xobject.get("/Subtype")
+            if subtype == "/Image":
+                if not _grey_image(xobject):
+                    return False
+            elif subtype == "/Form" and depth < _MAX_FORM_DEPTH:
+                if not self._grey_form(xobject, resources, depth):
+                    return False
+            else:
+                return False
+        return True
+
+    def _grey_form(self, form: StreamObject, resources: DictionaryObject, depth: int) -> bool:
+        """A form XObject, each one proven once (per resources it inherits, if any)."""
+        own = form.get("/Resources")
+        reference = form.indirect_reference
+        key = None
+        if reference is not None:
+            key = (reference.idnum, reference.generation, 0 if own is not None else id(resources))
+            if key in self.proven:
+                return True
+        if not self.grey_content(form.get_data(), own if own is not None else resources, depth + 1):
+            return False
+        if key is not None:
+            self.proven.add(key)
+        return True
+
+
+def provably_grayscale(pdf: Path, *, pages: int, deadline: float | None = None) -> bool:
     """Whether every page of ``pdf`` is certainly grayscale by its content streams alone.
 
-    False means "not proven" (colour, or not understood here), never "colour": the caller
-    then renders the document. Annotations with appearances count as not proven.
+    False means "not proven" (colour, or not understood here, or more than
+    ``_MAX_CONTENT_BYTES`` to read, or past ``deadline``), never "colour": the caller then
+    renders the document. Annotations with appearances count as not proven.
     """
+    scan = _Scan(deadline=time.monotonic() + 60 if deadline is None else deadline)
     try:
         with open(pdf, "rb") as handle:
             reader = PdfReader(handle)
@@ -224,7 +259,7 @@ def provably_grayscale(pdf: Path, *, pages: int) -> bool:
                         return False
                 contents = page.get("/Contents")
                 data = b"" if contents is None else _data(contents)
-                if data is None or not _grey_content(data, page.get("/Resources"), 0):
+                if data is None or not scan.grey_content(data, page.get("/Resources"), 0):
                     return False
             return True
     except Exception:  # anything unexpected (a broken object, a filter): let gs decide
@@ -291,13 +326,13 @@ def detect_colours_sync(
     rendered pages is a failure. Raises ``ConversionFailed`` when Ghostscript is missing,
     fails, or runs past ``deadline`` (default: ``limits.timeout`` from now).
     """
-    if provably_grayscale(pdf, pages=pages):
+    if deadline is None:
+        deadline = time.monotonic() + limits.timeout
+    if provably_grayscale(pdf, pages=pages, deadline=deadline):
         return PageColours((False,) * pages)
     gs = shutil.which("gs")
     if gs is None:
         raise ConversionFailed(name, "Ghostscript (gs) is not installed on the server")
-    if deadline is None:
-        deadline = time.monotonic() + limits.timeout
     command = [
         gs, "-q", "-dSAFER", "-dBATCH", "-dNOPAUSE", "-sstdout=%stderr",
         "-sDEVICE=ppmraw", f"-r{DETECTION_DPI}", "-sOutputFile=-", str(pdf),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from decimal import Decimal
 from pathlib import Path
 
@@ -43,7 +44,7 @@ def test_rendering_alone_gets_every_page_kind_right(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Without the content scan's short cut, Ghostscript's raster decides every page.
-    monkeypatch.setattr(colour_module, "provably_grayscale", lambda pdf, pages: False)
+    monkeypatch.setattr(colour_module, "provably_grayscale", lambda pdf, **kwargs: False)
     names = tuple(PAGES)
     assert detect(tmp_path, *names).colour == expected(*names)
 
@@ -73,6 +74,54 @@ def test_the_content_scan_never_calls_a_colour_page_grey(tmp_path: Path, name: s
     # What reportlab writes for black text, RGB grey and empty pages is proven without gs.
     if name in ("text", "rgb-black-text", "rgb-gray", "empty"):
         assert proven
+
+
+def raw_pdf(objects: list[bytes]) -> bytes:
+    """A PDF of ``objects`` (object 1 the catalog), with a correct cross-reference table."""
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n%s\nendobj\n" % (number, body)
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
+        len(objects) + 1,
+        xref,
+    )
+    return bytes(out)
+
+
+def stream(dictionary: bytes, data: bytes) -> bytes:
+    return b"<< %s /Length %d >>\nstream\n%s\nendstream" % (dictionary, len(data), data)
+
+
+def test_forms_drawn_over_and_over_are_read_once(tmp_path: Path) -> None:
+    # Form k draws form k-1 fifty times: 50**6 grey squares, a few kilobytes of PDF. Read
+    # naively, the scan would never end; each form is read once, so it proves the page grey.
+    levels = 6
+    objects = [b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>"]
+    first_form = 5
+    objects.append(
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 4 0 R"
+        b" /Resources << /XObject << /F%d %d 0 R >> >> >>" % (levels, first_form + levels)
+    )
+    objects.append(stream(b"", b"/F%d Do" % levels))
+    objects.append(stream(b"/Type /XObject /Subtype /Form /BBox [0 0 1 1]", b"0.5 g 0 0 1 1 re f"))
+    for level in range(1, levels + 1):
+        objects.append(
+            stream(
+                b"/Type /XObject /Subtype /Form /BBox [0 0 1 1]"
+                b" /Resources << /XObject << /F%d %d 0 R >> >>"
+                % (level - 1, first_form + level - 1),
+                b" ".join([b"/F%d Do" % (level - 1)] * 50),
+            )
+        )
+    pdf = tmp_path / "forms.pdf"
+    pdf.write_bytes(raw_pdf(objects))
+    deadline = time.monotonic() + 10
+    assert provably_grayscale(pdf, pages=1, deadline=deadline)
 
 
 def test_black_and_white_text_needs_no_rendering(
