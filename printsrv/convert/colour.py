@@ -19,18 +19,19 @@ pages made with reportlab, it cannot tell grey from colour:
 RGB grey and RGB black come out as equal C, M and Y (the ICC conversion makes rich black), so
 "C, M and Y all zero" calls every RGB document colour, and "C = M = Y" calls brown grey; and
 a small coloured mark rounds to 0.00000. Rendering to RGB and measuring chroma gets every row
-right at the same cost per page (about 11 ms at 72 dpi here, against 12 ms for inkcov at its
-default 72 dpi; see bench/printing.py).
+right at about inkcov's cost (both render at 72 dpi: 6-15 ms a page here, depending on load,
+plus 60-170 ms of Ghostscript start-up per document; bench/printing.py measures both).
 
 Most uploads need no rendering at all: ``provably_grayscale`` reads each page's content
 streams (pypdf, no interpretation) and, when every colour a page sets is a grey (``g``,
 ``rg`` with R = G = B, ``k`` with C = M = Y = 0), it draws no image that is not grey or a
 mask, uses no shading, pattern, colour space operator, inline image, Type 3 font or annotation
 appearance, and its forms obey the same rules, the page is grayscale without Ghostscript.
-Anything it does not understand sends the whole document to Ghostscript, so it can only
-save time, never change an answer. Ghostscript's start-up alone is about 80 ms, which is what
-a one-page upload would otherwise pay; text files converted by printsrv (black text) and
-simple black-and-white PDFs take a fraction of a millisecond a page.
+Anything it does not understand sends the whole document to Ghostscript. It calls a page
+grey only when it paints nothing but greys, which rendering finds too (pure K renders with
+chroma 4-5), so it saves time without changing an answer: a one-page upload is spared
+Ghostscript's start-up, and text files converted by printsrv and plain black-and-white PDFs
+take 1-3 ms a page.
 
 The threshold: JPEG-compressed grey images and Ghostscript's conversion of CMYK rich black
 measured chroma 0, a near-grey RGB (0.50, 0.50, 0.52) 5; pure colours are 255 and light tints
