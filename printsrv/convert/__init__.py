@@ -41,6 +41,7 @@ from printsrv.convert.formats import FORMATS, check_name, sniff
 from printsrv.convert.images import image_to_pdf
 from printsrv.convert.pdf import inspect_pdf
 from printsrv.convert.text import text_to_pdf
+from printsrv.threads import run_in_thread
 
 __all__ = [
     "ConversionFailed",
@@ -135,10 +136,11 @@ async def detect_colours(pdf: Path, *, pages: int, name: str, limits: Limits) ->
     the one the printer's colour default may really cost; a cheaper fallback would let a
     document made to defeat detection print colour at the monochrome price.
     """
-    loop = asyncio.get_running_loop()
     call = functools.partial(detect_colours_sync, pdf, pages=pages, name=name, limits=limits)
     try:
-        return await loop.run_in_executor(_pool(limits.max_parallel), call)
+        # Waited for even when the request is cancelled: Ghostscript is reading a file in the
+        # request's work directory, which the adapter removes once this returns.
+        return await run_in_thread(_pool(limits.max_parallel), call)
     except ConversionFailed as exc:
         log.warning("colour detection failed, every page counts as colour: %s", exc)
         return None
