@@ -435,34 +435,39 @@ def _entries_query(
 ) -> Select[tuple[Any, ...]]:
     """Entries of the log that match ``where``, in creation order, each with its print job.
 
-    The entries are chosen (and paged) first, in a subquery that also finds each one's job
-    id, so the job's row is joined by primary key for the page's rows only: one statement,
-    however many entries show a job.
+    One statement in three steps, so that a page costs what its own rows cost, however deep
+    it is and however many of its entries show a job: the page's ids are chosen first (the
+    created_at index, nothing else read for the rows an offset skips); then, for those rows
+    only, the ``ext_id`` to show and the print whose job to show; then the jobs, joined on
+    print_job.document_id (unique).
     """
-    source = aliased(Document)
-    # What external_id() computes, in SQL: a print shows the ext_id of the upload it printed;
-    # a scalar subquery on the primary key fetches it without joining or loading objects.
-    source_ext_id = select(source.ext_id).where(source.id == Document.source_id).scalar_subquery()
-    # A print's own job (print_job.document_id is unique); for an upload, the newest job of
-    # the prints made of it (document.source_id and print_job.document_id are indexed).
-    printed = aliased(Document)
-    own_job = select(PrintJob.id).where(PrintJob.document_id == Document.id).scalar_subquery()
-    latest_job = (
-        select(func.max(PrintJob.id))
-        .join(printed, printed.id == PrintJob.document_id)
-        .where(printed.source_id == Document.id)
-        .scalar_subquery()
-    )
-    job_id = case(
-        (Document.doc_type == "print", own_job),
-        (Document.doc_type == "in", latest_job),
-        else_=None,
-    )
     if newest_first:
         order = (Document.created_at.desc(), Document.id.desc())
     else:
         order = (Document.created_at.asc(), Document.id.asc())
-    chosen = (
+    chosen = select(Document.id.label("id")).where(*where).order_by(*order)
+    if paged:
+        chosen = chosen.limit(bindparam("limit")).offset(bindparam("offset"))
+    else:
+        chosen = chosen.limit(1)
+    ids = chosen.subquery("chosen")
+
+    source = aliased(Document)
+    # What external_id() computes, in SQL: a print shows the ext_id of the upload it printed;
+    # a scalar subquery on the primary key fetches it without joining or loading objects.
+    source_ext_id = select(source.ext_id).where(source.id == Document.source_id).scalar_subquery()
+    # The print whose job an entry shows: a print its own; an upload its newest print (print
+    # entries and their jobs are written together, in one transaction; source_id is indexed).
+    printed = aliased(Document)
+    newest_print = (
+        select(func.max(printed.id)).where(printed.source_id == Document.id).scalar_subquery()
+    )
+    shown_print = case(
+        (Document.doc_type == "print", Document.id),
+        (Document.doc_type == "in", newest_print),
+        else_=None,
+    )
+    page = (
         select(
             Document.id,
             func.coalesce(Document.ext_id, source_ext_id, "").label("ext_id"),
@@ -472,16 +477,12 @@ def _entries_query(
             Document.store,
             Document.pages_color,
             Document.pages_grayscale,
-            job_id.label("job_id"),
+            shown_print.label("shown_print"),
         )
-        .where(*where)
-        .order_by(*order)
+        .select_from(ids)
+        .join(Document, Document.id == ids.c.id)
+        .subquery("page")
     )
-    if paged:
-        chosen = chosen.limit(bindparam("limit")).offset(bindparam("offset"))
-    else:
-        chosen = chosen.limit(1)
-    page = chosen.subquery("page")
     if newest_first:
         outer_order = (page.c.created_at.desc(), page.c.id.desc())
     else:
@@ -509,7 +510,7 @@ def _entries_query(
             PrintJob.finished_at.label("job_finished_at"),
         )
         .select_from(page)
-        .outerjoin(PrintJob, PrintJob.id == page.c.job_id)
+        .outerjoin(PrintJob, PrintJob.document_id == page.c.shown_print)
         .order_by(*outer_order)
     )
 
