@@ -130,10 +130,12 @@ def _accepted_answer(accepted: intake.Accepted) -> idempotency.Answer:
 
 
 def _refusal_answer(error: errors.PrintsrvError) -> idempotency.Answer | None:
-    """A refusal as sent (and stored for retries); None for the server's own errors (5xx),
-    which are not stored, so a retry runs again."""
+    """A refusal as sent (and stored for retries); None for what is not stored: the server's
+    own errors (5xx), so a retry runs again, and a malformed request (400), as the money
+    endpoints refuse malformed parameters before claiming the key, so the client can correct
+    it and send it under the same key."""
     status = status_for(error)
-    if status >= 500:
+    if status >= 500 or isinstance(error, InvalidInput):
         return None
     return idempotency.Answer(status, bytes(failure(error.message, status).body).decode())
 

@@ -303,6 +303,26 @@ def test_two_uploads_with_one_key_at_once_print_once(
     assert setup.balance() == Decimal("9.80")
 
 
+def test_a_malformed_request_is_not_kept_so_its_correction_may_use_the_key(
+    printing_setup: PrintSetup,  # noqa: F811
+    server: LiveServer,
+) -> None:
+    setup = printing_setup
+    add_queue(setup, "lab", "capture")
+    content = pdf_bytes(1)
+    before = counts(setup)
+    bad = upload(server, setup.auth, content, key="fix-1", queue="lab", ipp_options='{"x": "1"}')
+    assert "'x'" in refused(bad, 400)
+    unsupported = upload(
+        server, setup.auth, content, key="fix-1", queue="lab", ipp_options='{"sides": "three"}'
+    )
+    refused(unsupported, 400)
+    assert counts(setup) == before  # nothing kept, not even the key
+    good = upload(server, setup.auth, content, key="fix-1", queue="lab")
+    assert good.status_code == 200 and good.json()["status"] == "printing"
+    assert "Idempotent-Replayed" not in good.headers
+
+
 @pytest.mark.parametrize("key", ["", "x" * 256, "naïve", "two words"])
 def test_a_malformed_key_is_400_before_anything_happens(
     printing_setup: PrintSetup,  # noqa: F811
