@@ -147,6 +147,17 @@ def _table(rows: list[tuple[str, ...]], header: tuple[str, ...]) -> None:
         )
 
 
+def _ask_secret(prompt: str) -> str:
+    """A secret typed twice at a hidden prompt, or one line piped on standard input.
+
+    Piping keeps a secret out of the shell history and lets scripts (and the README's quick
+    start) set one; a terminal gets the confirmation instead, so a typo is caught.
+    """
+    if sys.stdin.isatty():
+        return str(click.prompt(prompt, hide_input=True, confirmation_prompt=True))
+    return sys.stdin.readline().rstrip("\r\n")
+
+
 WORKER_HEALTHCHECK_SECS = 30
 
 
@@ -358,7 +369,11 @@ def user() -> None:
 @user.command("add")
 @click.argument("name")
 @click.option("--password", help="Password for the web app (or use --ask-password).")
-@click.option("--ask-password", is_flag=True, help="Prompt for the password.")
+@click.option(
+    "--ask-password",
+    is_flag=True,
+    help="Prompt (hidden, twice) for the password, or read one line from standard input.",
+)
 @click.option("--full-name", default="", help="The person's full name.")
 @click.option("--email", default="", help="The person's email address.")
 @with_installation
@@ -372,7 +387,7 @@ def user_add(
 ) -> None:
     """Add a user."""
     if ask_password:
-        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+        password = _ask_secret("Password")
     with installation.db.transaction() as session:
         created = user_service.add_user(
             session, name, full_name=full_name, email=email, password=password
@@ -512,11 +527,11 @@ def user_erase(installation: Installation, name: str, yes: bool) -> None:
 @click.argument("name")
 @with_installation
 def user_passwd(installation: Installation, name: str) -> None:
-    """Set user NAME's web-app password: typed twice at a hidden prompt (or two lines on
+    """Set user NAME's web-app password: typed twice at a hidden prompt (or one line on
     standard input), so it stays out of the shell history."""
     with installation.db.read() as session:
         target = user_service.get_user(session, name).user_name  # refuse before prompting
-    password = click.prompt(f"New password for {target}", hide_input=True, confirmation_prompt=True)
+    password = _ask_secret(f"New password for {target}")
     with installation.db.transaction() as session:
         user_service.set_password(session, target, password)
     click.echo(f"Password of user {target!r} set")
@@ -555,7 +570,7 @@ def user_set(
         target = user_service.get_user(session, name).user_name  # refuse before prompting
     pin = "" if no_pin else None
     if ask_pin:
-        pin = click.prompt(f"PIN for {target}", hide_input=True, confirmation_prompt=True)
+        pin = _ask_secret(f"PIN for {target}")
     with installation.db.transaction() as session:
         user_service.set_user_fields(
             session,

@@ -186,6 +186,31 @@ def test_the_secret_prompt_asks_twice_and_refuses_short_values(
     assert admin_password_is(admin, new)
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_user_passwords_and_pins_are_asked_twice_on_a_terminal(
+    admin: Installation, tmp_path: Path
+) -> None:
+    with admin.db.transaction() as session:
+        users.add_user(session, "janet")
+    env = command_env(admin.env)
+
+    code, shown, answered = on_a_terminal(
+        ["user", "passwd", "janet"],
+        env,
+        tmp_path,
+        ["janet-password", "janet-typo", "janet-password", "janet-password"],
+    )
+    assert code == 0 and answered == 4, shown
+    assert "do not match" in shown.lower() and "janet-password" not in shown
+    with admin.db.read() as session:
+        assert users.check_password(session, "janet", "janet-password") is not None
+
+    code, shown, answered = on_a_terminal(
+        ["user", "set", "janet", "--pin"], env, tmp_path, ["4711", "4711"]
+    )
+    assert code == 0 and answered == 2 and "Repeat for confirmation" in shown, shown
+
+
 @pytest.fixture
 def server(admin: Installation) -> Iterator[LiveServer]:
     with admin.db.transaction() as session:
