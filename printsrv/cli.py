@@ -778,7 +778,7 @@ def account_show(installation: Installation, account_type: str, name: str, rows:
         fields = [
             ("account", found.label),
             ("balance", f"{to_wire(found.balance)} {settings.currency}"),
-            ("credit", f"{_credit_limit(found)} (may go to -{to_wire(details.credit_limit)})"),
+            ("credit", f"{_credit_limit(found)} (may go to {to_wire(-details.credit_limit)})"),
             ("disabled", "yes" if found.disabled else "no"),
             ("parent", found.parent.label if found.parent else ""),
             ("created", f"{found.created_at:%Y-%m-%d %H:%M} UTC"),

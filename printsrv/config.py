@@ -494,7 +494,8 @@ PROPERTIES: tuple[Property, ...] = (
         "N",
         _yes_no,
         "yes-no",
-        "Y puts the system in maintenance: systemStatus answers MAINTENANCE",
+        "Y keeps users out (REST user services and the web app answer 503, createToken a "
+        "fault); systemStatus answers MAINTENANCE",
     ),
     Property(
         "user.password.min-length",
