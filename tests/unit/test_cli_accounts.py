@@ -105,7 +105,7 @@ def test_show_prints_balance_credit_and_latest_rows(janet: Installation) -> None
     shown = ok("account", "show", "USER", "S1")
     assert "account:  USER/janet" in shown
     assert "balance:  7.760000 EUR" in shown
-    assert "credit:   none (may go to -0.000000)" in shown
+    assert "credit:   none (may go to 0.000000)" in shown  # never "-0"
     rows = shown.split("DATE (UTC)")[1].splitlines()[1:]
     assert "ADJUST  -1.500000  7.760000       first print  admin:admin" in rows[0]
     assert "top-up" in rows[1]
