@@ -21,7 +21,7 @@ from printing_support import (
 )
 from pypdf import PdfReader
 from sqlalchemy import select, update
-from support import LiveServer
+from support import LiveServer, wait_until
 
 from printsrv.documents import PdfStore, run_retention
 from printsrv.models import Document
@@ -139,7 +139,17 @@ def test_bad_list_parameters_are_400(
 
 
 def test_one_document_by_id_and_by_ext_id(server: LiveServer, logged: dict[str, int]) -> None:
-    by_id = api(server, f"/documents/{logged['Document B.pdf']}")
+    # The print of B finishes in CUPS meanwhile; compare the two look-ups once it has, or the
+    # second could see a later status than the first.
+    by_id = wait_until(
+        lambda: (
+            answer
+            if (answer := api(server, f"/documents/{logged['Document B.pdf']}")).json()["status"]
+            == "completed"
+            else None
+        ),
+        timeout=20,
+    )
     assert by_id.status_code == 200
     contract = dict(list(by_id.json().items())[:6])
     assert contract == {
