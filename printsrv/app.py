@@ -15,10 +15,11 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Mount, Route
 
-from printsrv import errors, idempotency
-from printsrv.installation import Installation, open_installation
-from printsrv.middleware import HeaderLimitMiddleware
-from printsrv.observability import RequestObserver, metrics, watch_pool
+from printsrv import errors
+from printsrv.accounts import idempotency
+from printsrv.platform.installation import Installation, open_installation
+from printsrv.platform.middleware import HeaderLimitMiddleware
+from printsrv.platform.observability import RequestObserver, metrics, watch_pool
 from printsrv.printing.tracker import run_tracker
 from printsrv.rest import create_rest_app
 from printsrv.rest.responses import status_for

@@ -21,11 +21,14 @@ import click
 from financial import Account, to_wire
 from financial.errors import InvalidAmount
 from financial.money import money
-from printsrv import accounting
-from printsrv import config as config_service
-from printsrv import users as user_service
+from printsrv.accounts import service as accounting
 from printsrv.errors import PrintsrvError
-from printsrv.installation import (
+from printsrv.migrations import upgrade_schema
+from printsrv.models import PrintQueue
+from printsrv.people import users as user_service
+from printsrv.platform import properties as config_service
+from printsrv.platform.environment import describe_database, load_environment, with_env_file
+from printsrv.platform.installation import (
     FirstAdmin,
     Installation,
     NotInstalled,
@@ -34,14 +37,11 @@ from printsrv.installation import (
     has_schema,
     open_installation,
 )
-from printsrv.migrations import upgrade_schema
-from printsrv.models import PrintQueue
 from printsrv.printing import access as access_service
 from printsrv.printing import printers as printer_service
 from printsrv.printing import queues as queue_service
 from printsrv.printing.context import cups_client, cups_server
 from printsrv.printing.costs import CostModel
-from printsrv.settings import describe_database, load_environment, with_env_file
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -201,7 +201,7 @@ def serve(
     """Run the server: migrate the database, set up a first admin, serve every API."""
     import uvicorn
 
-    from printsrv.observability import logging_config
+    from printsrv.platform.observability import logging_config
 
     if bool(ssl_certfile) != bool(ssl_keyfile):
         raise click.UsageError("--ssl-certfile and --ssl-keyfile go together")
@@ -601,7 +601,7 @@ def user_set(
 @with_installation
 def user_sync(installation: Installation, delete_users: bool) -> None:
     """Synchronise users and groups from the LDAP user source (auth.method = ldap)."""
-    from printsrv.usersync import sync_users_and_groups
+    from printsrv.people.sync import sync_users_and_groups
 
     click.echo(sync_users_and_groups(installation, delete_users=delete_users))
 
@@ -1344,7 +1344,7 @@ def backup() -> None:
 @with_installation
 def backup_create(installation: Installation, output: Path | None) -> None:
     """Make a consistent backup while the server runs (systemStatus: UNAVAILABLE meanwhile)."""
-    from printsrv.backup import create_backup
+    from printsrv.operations.backup import create_backup
 
     info = create_backup(installation, output)
     click.echo(f"{info.path} ({info.backend}, {info.documents} stored files)")
@@ -1354,7 +1354,7 @@ def backup_create(installation: Installation, output: Path | None) -> None:
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def backup_restore(file: Path) -> None:
     """Restore FILE into the empty home and database the environment names."""
-    from printsrv.backup import restore_backup
+    from printsrv.operations.backup import restore_backup
 
     _use_service_env_file()
     env = load_environment()

@@ -151,7 +151,7 @@ class UserGroup(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    # Defaults for members' new USER accounts (printsrv.group_defaults); NULL: none set.
+    # Defaults for members' new USER accounts (printsrv.people.group_defaults); NULL: none set.
     initial_credit: Mapped[Decimal | None] = mapped_column(MoneyType())
     credit_limit_policy: Mapped[str | None] = mapped_column(String(10))
     credit_limit: Mapped[Decimal | None] = mapped_column(MoneyType())
@@ -192,7 +192,7 @@ class BatchJob(Base):
 
 
 # --- web login: spent one-time tokens, web sessions, login throttling ------------------------
-# (printsrv.tokens and printsrv.web; migration 0003_web_login, branch "web")
+# (printsrv.people.tokens and printsrv.web; migration 0003_web_login, branch "web")
 
 
 class SpentLoginToken(Base):
@@ -244,7 +244,7 @@ class LoginThrottle(Base):
 
 
 # --- documents and printing: the document log, queues, printers, print jobs ------------------
-# (printsrv.documents and printsrv.printing; migration 0006_documents, branch "documents")
+# (printsrv.documents.log and printsrv.printing; migration 0006_documents, branch "documents")
 
 # Document ids are BIGINT like account_trx.document_id, which points at them; SQLite needs
 # INTEGER for a primary key that takes the row id.
@@ -289,7 +289,7 @@ class Document(Base):
     client_address: Mapped[str] = mapped_column(String(64), default="")
     queue_name: Mapped[str] = mapped_column(String(100), default="")
     ipp_options: Mapped[str] = mapped_column(Text, default="{}")  # JSON, as the caller asked
-    # Colour detection of the PDF (printsrv.convert.colour): per page "C" (colour) or "G"
+    # Colour detection of the PDF (printsrv.documents.convert.colour): per page "C" (colour) or "G"
     # (grey), and the counts shown in the log; NULL when it was not or could not be detected.
     page_colors: Mapped[str | None] = mapped_column(Text, default=None)
     pages_color: Mapped[int | None] = mapped_column(Integer, default=None)
@@ -412,7 +412,7 @@ class PrintJob(Base):
 
 
 # --- idempotency: the first answer to a money-changing POST, per caller and key ----------------
-# (printsrv.idempotency; migration 0005_idempotency, branch "idempotency")
+# (printsrv.accounts.idempotency; migration 0005_idempotency, branch "idempotency")
 
 
 class IdempotencyKey(Base):

@@ -19,10 +19,10 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from support import TEST_SECRET, LiveServer, empty_postgresql
 
-from printsrv.db import Database
-from printsrv.installation import Installation, open_installation
 from printsrv.migrations import upgrade_schema
-from printsrv.settings import Environment
+from printsrv.platform.database import Database
+from printsrv.platform.environment import Environment
+from printsrv.platform.installation import Installation, open_installation
 
 PG_URL = os.environ.get("PRINTSRV_TEST_DATABASE_URL", "")
 BACKENDS = [

@@ -27,10 +27,10 @@ from sqlalchemy.orm import selectinload
 from support import set_config
 
 import financial
-from printsrv import users
-from printsrv.config import REFRESH_INTERVAL
-from printsrv.installation import Installation
 from printsrv.models import PrintJob
+from printsrv.people import users
+from printsrv.platform.installation import Installation
+from printsrv.platform.properties import REFRESH_INTERVAL
 from printsrv.printing import printers
 from printsrv.printing.context import PrintContext
 from printsrv.printing.costs import CostModel

@@ -6,9 +6,9 @@ from __future__ import annotations
 from alembic import context
 
 import financial.schema
-from printsrv.db import Database
 from printsrv.models import Base
-from printsrv.settings import load_environment
+from printsrv.platform.database import Database
+from printsrv.platform.environment import load_environment
 
 target_metadata = [Base.metadata, financial.schema.metadata]
 

@@ -21,8 +21,8 @@ from sqlalchemy.orm import Session
 
 from printsrv.errors import InvalidInput, NotAllowed, NotFound
 from printsrv.models import Printer, PrinterGroupAccess, User, UserGroup, UserGroupMember
+from printsrv.people.users import get_group
 from printsrv.printing.printers import get_printer
-from printsrv.users import get_group
 
 __all__ = [
     "SCOPES",

@@ -21,8 +21,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from financial.money import ZERO
-from printsrv.convert import PageColours, convert, detect_colours
-from printsrv.documents import (
+from printsrv.accounts.idempotency import KeyedRequest, KeyGuard, Reply, user_caller
+from printsrv.documents.convert import PageColours, convert, detect_colours
+from printsrv.documents.log import (
     StoredPdf,
     check_ext_id,
     get_document,
@@ -32,8 +33,8 @@ from printsrv.documents import (
     sha256_of,
 )
 from printsrv.errors import Conflict, InvalidInput
-from printsrv.idempotency import KeyedRequest, KeyGuard, Reply, user_caller
 from printsrv.models import Document, PrintQueue, User, utcnow
+from printsrv.platform.uploads import Upload, clean_file_name
 from printsrv.printing.access import check_may_print
 from printsrv.printing.context import PrintContext
 from printsrv.printing.costs import CostModel, price
@@ -50,7 +51,6 @@ from printsrv.printing.queues import (
     parse_ipp_options,
     routing_options,
 )
-from printsrv.uploads import Upload, clean_file_name
 
 __all__ = ["Accepted", "accept_upload", "accept_upload_once", "release", "release_once"]
 

@@ -30,7 +30,7 @@ from printsrv.printing.models import PrinterInfo
 from printsrv.printing.options import validate_options
 
 if TYPE_CHECKING:
-    from printsrv.db import Database
+    from printsrv.platform.database import Database
     from printsrv.printing.cupsclient import CupsClient
 
 __all__ = [

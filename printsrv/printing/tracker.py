@@ -23,9 +23,9 @@ from typing import Final
 
 from sqlalchemy import or_, select, update
 
-from printsrv.documents import run_retention, sweep_orphans
-from printsrv.installation import Installation
+from printsrv.documents.log import run_retention, sweep_orphans
 from printsrv.models import PrintJob, utcnow
+from printsrv.platform.installation import Installation
 from printsrv.printing.context import PrintContext
 from printsrv.printing.errors import PrintingError
 from printsrv.printing.jobs import (

@@ -19,8 +19,8 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from printsrv.models import User, WebSession, utcnow
-from printsrv.security import equals_constant_time
-from printsrv.users import find_user
+from printsrv.people.users import find_user
+from printsrv.platform.security import equals_constant_time
 
 __all__ = [
     "CSRF_COOKIE",

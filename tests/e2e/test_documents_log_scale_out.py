@@ -22,7 +22,7 @@ from printing_support import (
 from sqlalchemy import text, update
 from support import ServeProcess, empty_postgresql, wait_until
 
-from printsrv.documents import PdfStore, run_retention
+from printsrv.documents.log import PdfStore, run_retention
 from printsrv.models import Document, utcnow
 
 pytestmark = pytest.mark.skipif(

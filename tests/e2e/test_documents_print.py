@@ -29,7 +29,7 @@ from sqlalchemy import select
 from support import LiveServer, require_programs, set_config
 
 from financial.schema import AccountTrx
-from printsrv.documents import PdfStore, sha256_of
+from printsrv.documents.log import PdfStore, sha256_of
 from printsrv.models import Document, PrintJob
 from printsrv.printing import queues
 

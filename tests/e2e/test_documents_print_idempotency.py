@@ -412,7 +412,7 @@ def test_a_key_of_one_user_is_not_another_users(
     printing_setup: PrintSetup,  # noqa: F811
     server: LiveServer,
 ) -> None:
-    from printsrv import users
+    from printsrv.people import users
 
     setup = printing_setup
     with setup.installation.db.transaction() as session:

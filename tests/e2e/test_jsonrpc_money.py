@@ -12,9 +12,10 @@ from support import LiveServer, open_jsonrpc, rpc
 
 import financial
 from financial import AccountTrx
-from printsrv import accounting, users
-from printsrv.installation import Installation
+from printsrv.accounts import service as accounting
 from printsrv.models import UserGroup
+from printsrv.people import users
+from printsrv.platform.installation import Installation
 
 ADMIN = accounting.admin_actor("test")
 

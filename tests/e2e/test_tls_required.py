@@ -25,10 +25,10 @@ from support import LiveServer, make_certificate, open_jsonrpc, set_config
 from web_support import API_KEY, PASSWORD, add_person, create_token, enable_ttp, give_credit
 
 from financial import AccountTrx
-from printsrv import users
 from printsrv.app import create_app
-from printsrv.installation import Installation
 from printsrv.models import IdempotencyKey, LoginThrottle, SpentLoginToken, WebSession
+from printsrv.people import users
+from printsrv.platform.installation import Installation
 
 ADMIN = ("admin", "admin-password")  # what open_jsonrpc sets
 REMOTE = "192.0.2.10"

@@ -20,8 +20,8 @@ from printing_support import (
 from sqlalchemy import func, select, update
 from support import LiveServer
 
-from printsrv import users
 from printsrv.models import Document, IdempotencyKey, PrintJob
+from printsrv.people import users
 
 PATH = "/restful/v1/user/documents"
 

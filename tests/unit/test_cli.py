@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
-from printsrv import users
 from printsrv.cli import main
-from printsrv.installation import Installation
-from printsrv.settings import Environment
+from printsrv.people import users
+from printsrv.platform.environment import Environment
+from printsrv.platform.installation import Installation
 
 
 def run(*args: str, input: str | None = None) -> tuple[int, str]:

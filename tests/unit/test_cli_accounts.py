@@ -9,10 +9,11 @@ from click.testing import CliRunner
 from sqlalchemy import update
 
 import financial
-from printsrv import accounting, users
+from printsrv.accounts import service as accounting
 from printsrv.cli import main
-from printsrv.installation import Installation
-from printsrv.settings import Environment
+from printsrv.people import users
+from printsrv.platform.environment import Environment
+from printsrv.platform.installation import Installation
 
 ADMIN = accounting.admin_actor("admin")
 

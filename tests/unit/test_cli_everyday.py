@@ -12,12 +12,13 @@ from sqlalchemy import func, select
 
 import financial
 from financial.schema import AccountTrx
-from printsrv import accounting, users
+from printsrv.accounts import service as accounting
 from printsrv.cli import main
-from printsrv.installation import Installation
 from printsrv.models import PrintQueue, User, UserAlias, UserGroup, UserGroupMember
+from printsrv.people import users
+from printsrv.platform.environment import Environment
+from printsrv.platform.installation import Installation
 from printsrv.printing import queues
-from printsrv.settings import Environment
 
 ADMIN = accounting.admin_actor("test")
 

@@ -6,9 +6,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 import financial.schema
-from printsrv.installation import Installation
 from printsrv.migrations import schema_is_current, upgrade_schema
 from printsrv.models import Base
+from printsrv.platform.installation import Installation
 
 
 def test_migrated_database_matches_the_models(installation: Installation) -> None:

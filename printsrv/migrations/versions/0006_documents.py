@@ -1,6 +1,6 @@
 """documents: the document log, print queues, printers with their prices, print jobs
 
-Tables of printsrv.documents and printsrv.printing (see the "documents and printing" section
+Tables of printsrv.documents.log and printsrv.printing (see the "documents and printing" section
 of printsrv/models.py).
 
 Revision ID: 0006_documents

@@ -8,10 +8,10 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from printsrv import users
 from printsrv.errors import InvalidInput, NotFound
-from printsrv.installation import Installation
 from printsrv.models import Printer, PrinterGroupAccess
+from printsrv.people import users
+from printsrv.platform.installation import Installation
 from printsrv.printing import access
 from printsrv.printing.access import GroupAccess, PrintingDenied
 

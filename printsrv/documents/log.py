@@ -30,10 +30,10 @@ from sqlalchemy import Row, Select, bindparam, case, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
-from printsrv.convert.colour import PageColours
-from printsrv.db import Database
+from printsrv.documents.convert.colour import PageColours
 from printsrv.errors import Conflict, InvalidInput, NotFound
 from printsrv.models import DOCUMENT_TYPES, Document, PrintJob, User, UTCDateTime, utcnow
+from printsrv.platform.database import Database
 from printsrv.printing.history import JobSummary, copies_of
 
 log = logging.getLogger(__name__)

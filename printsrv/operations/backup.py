@@ -27,9 +27,9 @@ from sqlalchemy.engine import make_url
 
 from printsrv import __version__
 from printsrv.errors import Conflict, InvalidInput, ServiceUnavailable
-from printsrv.installation import Installation
-from printsrv.settings import SECRET_FILE_NAME, Environment
-from printsrv.system import batch_job
+from printsrv.operations.status import batch_job
+from printsrv.platform.environment import SECRET_FILE_NAME, Environment
+from printsrv.platform.installation import Installation
 
 FORMAT = 1
 STORED_DIRECTORIES = ("documents",)

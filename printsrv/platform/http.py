@@ -10,8 +10,8 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.types import Receive, Scope
 
 from printsrv.errors import PayloadTooLarge
-from printsrv.installation import Installation
-from printsrv.security import Client, address_in, resolve_client
+from printsrv.platform.installation import Installation
+from printsrv.platform.security import Client, address_in, resolve_client
 
 # The only headers resolve_client reads; decoding the rest on every request is waste.
 _CLIENT_HEADERS = frozenset(

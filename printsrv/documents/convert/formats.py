@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from printsrv.convert.common import ConversionFailed
+from printsrv.documents.convert.common import ConversionFailed
 
 __all__ = ["FORMATS", "Format", "check_name", "sniff"]
 

@@ -22,13 +22,12 @@ from urllib.parse import quote
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import make_url
 
-from printsrv import config
-from printsrv.config import Config, Snapshot
-from printsrv.db import Database
-from printsrv.document_log_cache import DocumentLogCache
+from printsrv.documents.log_cache import DocumentLogCache
 from printsrv.errors import ConfigError, DatabaseUnavailable
-from printsrv.security import SecretHasher, derive_key
-from printsrv.settings import (
+from printsrv.operations.status import SystemMonitor
+from printsrv.platform import properties as config
+from printsrv.platform.database import Database
+from printsrv.platform.environment import (
     SERVICE_ENV_FILE,
     Environment,
     describe_database,
@@ -37,7 +36,8 @@ from printsrv.settings import (
     prepare_home,
     service_env_file,
 )
-from printsrv.system import SystemMonitor
+from printsrv.platform.properties import Config, Snapshot
+from printsrv.platform.security import SecretHasher, derive_key
 
 log = logging.getLogger(__name__)
 

@@ -19,8 +19,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, TypeVar
 
-from printsrv.convert.common import ConversionFailed, Limits
-from printsrv.convert.formats import FORMATS
+from printsrv.documents.convert.common import ConversionFailed, Limits
+from printsrv.documents.convert.formats import FORMATS
 
 __all__ = ["office_to_pdf_local", "office_to_pdf_remote", "postscript_to_pdf", "run_reading"]
 

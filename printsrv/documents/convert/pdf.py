@@ -8,7 +8,7 @@ from typing import Final
 
 from pypdf import PdfReader
 
-from printsrv.convert.common import ConversionFailed
+from printsrv.documents.convert.common import ConversionFailed
 
 __all__ = ["MAX_PAGE_POINTS", "inspect_pdf"]
 

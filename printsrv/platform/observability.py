@@ -40,9 +40,9 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from financial.schema import AccountTrx
-from printsrv.installation import Installation
 from printsrv.models import PrintJob
-from printsrv.requests import installation_of
+from printsrv.platform.http import installation_of
+from printsrv.platform.installation import Installation
 from printsrv.rest.guards import require_admin
 
 REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
@@ -268,10 +268,10 @@ def logging_config(log_format: str | None = None) -> dict[str, Any]:
     """A logging.config dictionary for uvicorn and printsrv (PRINTSRV_LOG_FORMAT=json|text)."""
     log_format = (log_format or os.environ.get("PRINTSRV_LOG_FORMAT") or "text").lower()
     formatter = (
-        {"()": "printsrv.observability.JsonFormatter"}
+        {"()": "printsrv.platform.observability.JsonFormatter"}
         if log_format == "json"
         else {
-            "()": "printsrv.observability.TextFormatter",
+            "()": "printsrv.platform.observability.TextFormatter",
             "format": "%(asctime)s %(levelname)s %(name)s: %(message)s",
         }
     )

@@ -37,7 +37,7 @@ import financial
 from financial import TransactionFilter
 from financial.accounts import get_account
 from financial.reports import CSV_HEADER, SortField
-from printsrv.accounting import financial_errors, parse_account_type, stored_account_name
+from printsrv.accounts.service import financial_errors, parse_account_type, stored_account_name
 
 __all__ = [
     "CHUNK_ROWS",

@@ -12,7 +12,13 @@ from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen import canvas
 
-from printsrv.convert.common import MARGIN, PAGE_SIZES, ConversionFailed, Limits, check_deadline
+from printsrv.documents.convert.common import (
+    MARGIN,
+    PAGE_SIZES,
+    ConversionFailed,
+    Limits,
+    check_deadline,
+)
 
 __all__ = ["text_to_pdf"]
 

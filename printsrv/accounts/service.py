@@ -41,12 +41,13 @@ from financial import (
     TransferPolicy,
 )
 from financial.currency import CurrencyChange
-from printsrv import config as config_service
-from printsrv import errors, group_defaults
-from printsrv import users as user_service
-from printsrv.config import Snapshot
+from printsrv import errors
 from printsrv.models import ConfigProperty
-from printsrv.security import SecretHasher
+from printsrv.people import group_defaults
+from printsrv.people import users as user_service
+from printsrv.platform import properties as config_service
+from printsrv.platform.properties import Snapshot
+from printsrv.platform.security import SecretHasher
 
 __all__ = [
     "FINANCIAL_ERRORS",

@@ -25,10 +25,10 @@ from sqlalchemy.orm import Session
 
 from financial.errors import InvalidAmount
 from financial.money import parse_wire_amount, to_wire
-from printsrv.db import Database
 from printsrv.errors import ConfigError, DatabaseUnavailable
 from printsrv.models import ConfigProperty, ConfigRevision, utcnow
-from printsrv.security import AddressSet, SecretHasher, format_cidr_set, parse_cidr_set
+from printsrv.platform.database import Database
+from printsrv.platform.security import AddressSet, SecretHasher, format_cidr_set, parse_cidr_set
 
 log = logging.getLogger(__name__)
 

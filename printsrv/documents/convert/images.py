@@ -9,7 +9,13 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from reportlab.lib.utils import ImageReader
 from reportlab.pdfgen import canvas
 
-from printsrv.convert.common import MARGIN, PAGE_SIZES, ConversionFailed, Limits, check_deadline
+from printsrv.documents.convert.common import (
+    MARGIN,
+    PAGE_SIZES,
+    ConversionFailed,
+    Limits,
+    check_deadline,
+)
 
 __all__ = ["MAX_IMAGE_PIXELS", "image_to_pdf"]
 

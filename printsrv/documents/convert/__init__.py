@@ -30,18 +30,18 @@ from pathlib import Path
 
 from prometheus_client import Histogram
 
-from printsrv.convert.colour import PageColours, detect_colours_sync
-from printsrv.convert.common import ConversionFailed, Converted, Limits
-from printsrv.convert.external import (
+from printsrv.documents.convert.colour import PageColours, detect_colours_sync
+from printsrv.documents.convert.common import ConversionFailed, Converted, Limits
+from printsrv.documents.convert.external import (
     office_to_pdf_local,
     office_to_pdf_remote,
     postscript_to_pdf,
 )
-from printsrv.convert.formats import FORMATS, check_name, sniff
-from printsrv.convert.images import image_to_pdf
-from printsrv.convert.pdf import inspect_pdf
-from printsrv.convert.text import text_to_pdf
-from printsrv.threads import run_in_thread
+from printsrv.documents.convert.formats import FORMATS, check_name, sniff
+from printsrv.documents.convert.images import image_to_pdf
+from printsrv.documents.convert.pdf import inspect_pdf
+from printsrv.documents.convert.text import text_to_pdf
+from printsrv.platform.threads import run_in_thread
 
 __all__ = [
     "ConversionFailed",

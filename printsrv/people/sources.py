@@ -1,6 +1,6 @@
 """User sources: where people and their passwords live.
 
-`internal` is printsrv's own user table (printsrv/users.py). `ldap` is an LDAP or Active
+`internal` is printsrv's own user table (printsrv/people/users.py). `ldap` is an LDAP or Active
 Directory server, read with ldap3: users and groups are found with the `ldap.schema.*`
 filters and attributes, passwords are checked by binding as the user. printsrv's aliases
 apply first, whichever source answers.
@@ -19,9 +19,9 @@ from ldap3.utils.conv import escape_filter_chars
 from ldap3.utils.dn import escape_rdn
 from sqlalchemy.orm import Session
 
-from printsrv import users as user_service
-from printsrv.config import Snapshot
 from printsrv.errors import InvalidInput, NotFound, ServiceUnavailable
+from printsrv.people import users as user_service
+from printsrv.platform.properties import Snapshot
 
 PAGE_SIZE = 500
 

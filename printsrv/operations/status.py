@@ -25,10 +25,10 @@ from sqlalchemy import delete, select, text, update
 from sqlalchemy.exc import ProgrammingError
 from sqlalchemy.orm import Session
 
-from printsrv.config import Snapshot
-from printsrv.db import Database
 from printsrv.errors import UnderMaintenance
 from printsrv.models import BatchJob, utcnow
+from printsrv.platform.database import Database
+from printsrv.platform.properties import Snapshot
 
 log = logging.getLogger(__name__)
 

@@ -20,10 +20,11 @@ from sqlalchemy.orm import Session, selectinload
 
 import financial
 from financial.accounts import normalise_name as normalise_account_name
-from printsrv import config, group_defaults
 from printsrv.errors import Conflict, InvalidInput, NotAuthenticated, NotFound
 from printsrv.models import User, UserAlias, UserGroup, UserGroupMember, utcnow
-from printsrv.security import SecretHasher
+from printsrv.people import group_defaults
+from printsrv.platform import properties as config
+from printsrv.platform.security import SecretHasher
 
 MAX_NAME_LENGTH = 100
 # A PIN is typed on a printer's keypad: digits only, and short enough to remember. Stored

@@ -53,8 +53,8 @@ from PIL import Image, ImageChops
 from pypdf import PdfReader
 from pypdf.generic import ArrayObject, DictionaryObject, NameObject, StreamObject
 
-from printsrv.convert.common import ConversionFailed, Limits
-from printsrv.convert.external import run_reading
+from printsrv.documents.convert.common import ConversionFailed, Limits
+from printsrv.documents.convert.external import run_reading
 
 __all__ = [
     "CHROMA_THRESHOLD",

@@ -15,14 +15,14 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from printsrv import group_defaults
-from printsrv import users as user_service
-from printsrv.config import Snapshot
 from printsrv.errors import Conflict, InvalidInput
-from printsrv.installation import Installation
 from printsrv.models import User, UserGroup, UserGroupMember
-from printsrv.system import batch_job
-from printsrv.usersource import DirectoryUser, LdapDirectory, ldap_in_use
+from printsrv.operations.status import batch_job
+from printsrv.people import group_defaults
+from printsrv.people import users as user_service
+from printsrv.people.sources import DirectoryUser, LdapDirectory, ldap_in_use
+from printsrv.platform.installation import Installation
+from printsrv.platform.properties import Snapshot
 
 log = logging.getLogger(__name__)
 JOB_KIND = "user-sync"

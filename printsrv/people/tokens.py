@@ -37,11 +37,11 @@ from sqlalchemy import delete
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from printsrv.config import Snapshot
 from printsrv.errors import NotAllowed, NotAuthenticated
 from printsrv.models import SpentLoginToken, User, utcnow
-from printsrv.security import equals_constant_time
-from printsrv.users import find_user, get_user
+from printsrv.people.users import find_user, get_user
+from printsrv.platform.properties import Snapshot
+from printsrv.platform.security import equals_constant_time
 
 __all__ = [
     "ApiKeyRejected",

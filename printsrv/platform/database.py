@@ -21,7 +21,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from printsrv.errors import DatabaseUnavailable
-from printsrv.threads import run_in_thread
+from printsrv.platform.threads import run_in_thread
 
 log = logging.getLogger(__name__)
 
