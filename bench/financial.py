@@ -52,9 +52,9 @@ from bench.common import (
 )
 from printsrv.accounts import service as accounting
 from printsrv.migrations import upgrade_schema
+from printsrv.operations.installation import Installation, open_installation
 from printsrv.people import users
 from printsrv.platform.environment import Environment
-from printsrv.platform.installation import Installation, open_installation
 from printsrv.platform.properties import set_property
 
 ADMIN = ("admin", "bench-admin")

@@ -48,10 +48,10 @@ from cupsd import GENERIC_PDF_PPD, PrivateCups
 from printsrv.documents.convert import Limits, colour, convert_sync
 from printsrv.documents.convert.colour import detect_colours_sync
 from printsrv.migrations import upgrade_schema
+from printsrv.operations.installation import Installation, open_installation
 from printsrv.people import users
 from printsrv.platform import properties as config
 from printsrv.platform.environment import Environment
-from printsrv.platform.installation import Installation, open_installation
 from printsrv.printing import queues
 from printsrv.printing.context import PrintContext
 from printsrv.printing.tracker import sync_from_cups

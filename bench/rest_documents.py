@@ -37,10 +37,10 @@ from bench.common import (
 from printsrv.documents import log as documents
 from printsrv.documents.log import StoredPdf
 from printsrv.migrations import upgrade_schema
+from printsrv.operations.installation import open_installation
 from printsrv.people import users
 from printsrv.platform import properties as config
 from printsrv.platform.environment import Environment
-from printsrv.platform.installation import open_installation
 
 ADMIN = ("admin", "bench-admin")
 HEADERS = {"Authorization": "Basic " + base64.b64encode(":".join(ADMIN).encode()).decode()}

@@ -45,7 +45,7 @@ from bench.common import (
 )
 
 if TYPE_CHECKING:  # printsrv stays out of the baseline's process, which imports this module
-    from printsrv.platform.installation import Installation
+    from printsrv.operations.installation import Installation
 
 API_KEY = "bench-lms-api-key"
 USER = "janet"
@@ -111,10 +111,10 @@ def bare_server(cpus: str | None) -> Server:
 def prepare(home: Path, database_url: str, token_count: int) -> tuple[Path, Installation]:
     """Migrate, switch token logins on, add the user; write `token_count` fresh tokens."""
     from printsrv.migrations import upgrade_schema
+    from printsrv.operations.installation import open_installation
     from printsrv.people import tokens, users
     from printsrv.platform import properties as config
     from printsrv.platform.environment import Environment
-    from printsrv.platform.installation import open_installation
 
     installation = open_installation(
         Environment(home=home, database_url=database_url, secret_key=SECRET)

@@ -17,11 +17,12 @@ from starlette.routing import Mount, Route
 
 from printsrv import errors
 from printsrv.accounts import idempotency
-from printsrv.platform.installation import Installation, open_installation
+from printsrv.operations.installation import Installation, open_installation
 from printsrv.platform.middleware import HeaderLimitMiddleware
-from printsrv.platform.observability import RequestObserver, metrics, watch_pool
+from printsrv.platform.observability import RequestObserver, watch_pool
 from printsrv.printing.tracker import run_tracker
 from printsrv.rest import create_rest_app
+from printsrv.rest.metrics import metrics
 from printsrv.rest.responses import status_for
 from printsrv.rpc import jsonrpc, xmlrpc
 from printsrv.web import web_routes

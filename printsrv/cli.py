@@ -25,10 +25,7 @@ from printsrv.accounts import service as accounting
 from printsrv.errors import PrintsrvError
 from printsrv.migrations import upgrade_schema
 from printsrv.models import PrintQueue
-from printsrv.people import users as user_service
-from printsrv.platform import properties as config_service
-from printsrv.platform.environment import describe_database, load_environment, with_env_file
-from printsrv.platform.installation import (
+from printsrv.operations.installation import (
     FirstAdmin,
     Installation,
     NotInstalled,
@@ -37,6 +34,9 @@ from printsrv.platform.installation import (
     has_schema,
     open_installation,
 )
+from printsrv.people import users as user_service
+from printsrv.platform import properties as config_service
+from printsrv.platform.environment import describe_database, load_environment, with_env_file
 from printsrv.printing import access as access_service
 from printsrv.printing import printers as printer_service
 from printsrv.printing import queues as queue_service

@@ -20,9 +20,9 @@ from sqlalchemy.engine import make_url
 from support import TEST_SECRET, LiveServer, empty_postgresql
 
 from printsrv.migrations import upgrade_schema
+from printsrv.operations.installation import Installation, open_installation
 from printsrv.platform.database import Database
 from printsrv.platform.environment import Environment
-from printsrv.platform.installation import Installation, open_installation
 
 PG_URL = os.environ.get("PRINTSRV_TEST_DATABASE_URL", "")
 BACKENDS = [

@@ -28,8 +28,8 @@ from support import set_config
 
 import financial
 from printsrv.models import PrintJob
+from printsrv.operations.installation import Installation
 from printsrv.people import users
-from printsrv.platform.installation import Installation
 from printsrv.platform.properties import REFRESH_INTERVAL
 from printsrv.printing import printers
 from printsrv.printing.context import PrintContext

@@ -19,7 +19,7 @@ import pytest
 import uvicorn
 
 from printsrv.app import create_app
-from printsrv.platform.installation import Installation
+from printsrv.operations.installation import Installation
 
 TEST_SECRET = "test-installation-secret-0123456789abcdef"
 T = TypeVar("T")

@@ -48,8 +48,8 @@ from printsrv.errors import Conflict, DatabaseUnavailable, InvalidInput, Printsr
 from printsrv.models import IdempotencyKey, utcnow
 
 if TYPE_CHECKING:
+    from printsrv.operations.installation import Installation
     from printsrv.platform.database import Database
-    from printsrv.platform.installation import Installation
 
 T = TypeVar("T")
 

@@ -27,9 +27,9 @@ from sqlalchemy.engine import make_url
 
 from printsrv import __version__
 from printsrv.errors import Conflict, InvalidInput, ServiceUnavailable
+from printsrv.operations.installation import Installation
 from printsrv.operations.status import batch_job
 from printsrv.platform.environment import SECRET_FILE_NAME, Environment
-from printsrv.platform.installation import Installation
 
 FORMAT = 1
 STORED_DIRECTORIES = ("documents",)

@@ -17,11 +17,11 @@ from sqlalchemy.orm import Session
 
 from printsrv.errors import Conflict, InvalidInput
 from printsrv.models import User, UserGroup, UserGroupMember
+from printsrv.operations.installation import Installation
 from printsrv.operations.status import batch_job
 from printsrv.people import group_defaults
 from printsrv.people import users as user_service
 from printsrv.people.sources import DirectoryUser, LdapDirectory, ldap_in_use
-from printsrv.platform.installation import Installation
 from printsrv.platform.properties import Snapshot
 
 log = logging.getLogger(__name__)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # ASGI's types only: platform imports no web framework at run time
+    from starlette.types import ASGIApp, Receive, Scope, Send
 
 MAX_HEADER_BYTES = 32 * 1024
 MAX_HEADER_COUNT = 100

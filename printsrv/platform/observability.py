@@ -21,10 +21,9 @@ import random
 import re
 import time
 import weakref
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
     REGISTRY,
     CollectorRegistry,
     Counter,
@@ -35,15 +34,14 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 from sqlalchemy import Engine, Pool, event, func, select
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from financial.schema import AccountTrx
 from printsrv.models import PrintJob
-from printsrv.platform.http import installation_of
-from printsrv.platform.installation import Installation
-from printsrv.rest.guards import require_admin
+
+if TYPE_CHECKING:  # types only: platform imports no domain and no web framework at run time
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+    from printsrv.operations.installation import Installation
 
 REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
 _SANE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
@@ -221,15 +219,6 @@ def render_metrics(installation: Installation) -> bytes:
     database_registry = CollectorRegistry()
     database_registry.register(DatabaseCollector(installation))
     return generate_latest(process_registry) + generate_latest(database_registry)
-
-
-async def metrics(request: Request) -> Response:
-    """GET /metrics, for the REST admin only (Basic credentials and address allowlist)."""
-    require_admin(request)
-    from starlette.concurrency import run_in_threadpool
-
-    body = await run_in_threadpool(render_metrics, installation_of(request))
-    return Response(body, media_type=CONTENT_TYPE_LATEST)
 
 
 class JsonFormatter(logging.Formatter):

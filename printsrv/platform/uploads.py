@@ -13,13 +13,15 @@ import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
-from starlette.requests import Request
 
 from printsrv.errors import InvalidInput, PayloadTooLarge
+
+if TYPE_CHECKING:  # read through its interface only: platform imports no web framework
+    from starlette.requests import Request
 
 __all__ = ["Upload", "receive_upload"]
 

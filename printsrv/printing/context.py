@@ -19,7 +19,7 @@ from typing import Final, TypeVar
 from printsrv.accounts import service as accounting
 from printsrv.documents.convert import Limits
 from printsrv.documents.log import PdfStore
-from printsrv.platform.installation import Installation
+from printsrv.operations.installation import Installation
 from printsrv.platform.properties import Snapshot
 from printsrv.printing.cupsclient import CupsClient
 from printsrv.printing.errors import CupsUnavailable

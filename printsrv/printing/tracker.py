@@ -25,7 +25,7 @@ from sqlalchemy import or_, select, update
 
 from printsrv.documents.log import run_retention, sweep_orphans
 from printsrv.models import PrintJob, utcnow
-from printsrv.platform.installation import Installation
+from printsrv.operations.installation import Installation
 from printsrv.printing.context import PrintContext
 from printsrv.printing.errors import PrintingError
 from printsrv.printing.jobs import (

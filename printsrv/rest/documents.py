@@ -29,8 +29,8 @@ from printsrv import errors
 from printsrv.accounts import idempotency
 from printsrv.documents import log as documents
 from printsrv.errors import InvalidInput, NotFound
+from printsrv.http import client_of, installation_of
 from printsrv.models import Document
-from printsrv.platform.http import client_of, installation_of
 from printsrv.platform.uploads import Upload, receive_upload
 from printsrv.printing import intake
 from printsrv.printing.context import PrintContext

@@ -28,7 +28,7 @@ from financial import to_wire
 from printsrv import errors
 from printsrv.accounts import idempotency
 from printsrv.accounts import service as accounting
-from printsrv.platform.http import installation_of
+from printsrv.http import installation_of
 from printsrv.rest.guards import authenticate_caller, require_admin
 from printsrv.rest.responses import failure, status_for, success
 

@@ -46,9 +46,9 @@ from financial import end_of_day, start_of_day
 from printsrv.accounts import reports as accounting_reports
 from printsrv.accounts import service as accounting
 from printsrv.errors import InvalidInput
+from printsrv.http import installation_of, read_body
+from printsrv.operations.installation import Installation
 from printsrv.platform.database import Database
-from printsrv.platform.http import installation_of, read_body
-from printsrv.platform.installation import Installation
 from printsrv.rest.guards import require_admin
 
 MAX_BODY = 64 * 1024

@@ -17,9 +17,9 @@ from jsonrpcserver import Success
 from jsonrpcserver.exceptions import JsonRpcError
 
 from printsrv import errors
+from printsrv.operations.installation import Installation
 from printsrv.people import sources as usersource
 from printsrv.platform import properties as config_service
-from printsrv.platform.installation import Installation
 from printsrv.platform.properties import Snapshot
 from printsrv.platform.security import Client
 from printsrv.printing.errors import PrintingError

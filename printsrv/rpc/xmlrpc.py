@@ -37,10 +37,10 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
 from printsrv import errors
+from printsrv.http import client_of, installation_of, read_body
+from printsrv.operations.installation import Installation
 from printsrv.operations.status import keep_users_out_in_maintenance
 from printsrv.people import tokens
-from printsrv.platform.http import client_of, installation_of, read_body
-from printsrv.platform.installation import Installation
 from printsrv.platform.security import require_tls
 from printsrv.printing.errors import PrintingError
 

@@ -18,9 +18,9 @@ from sqlalchemy.orm import Session
 
 from printsrv.errors import NotAuthenticated
 from printsrv.models import User, utcnow
+from printsrv.operations.installation import Installation
 from printsrv.people import tokens
 from printsrv.people.users import check_password
-from printsrv.platform.installation import Installation
 from printsrv.platform.properties import Snapshot
 from printsrv.web import sessions, throttle
 from printsrv.web.sessions import ActiveSession

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from printsrv.errors import Conflict, InvalidInput, NotAuthenticated
 from printsrv.models import Document, User
-from printsrv.platform.installation import Installation
+from printsrv.operations.installation import Installation
 from printsrv.printing import intake
 from printsrv.printing.access import PrintingDenied, check_may_print
 from printsrv.printing.context import PrintContext

@@ -16,9 +16,9 @@ from support import TEST_SECRET, LiveServer, set_config
 from financial import accounts, checks, ledger
 from financial.schema import Account, AccountTrx
 from printsrv.cli import main
+from printsrv.operations.installation import Installation, open_installation
 from printsrv.people import users
 from printsrv.platform.environment import Environment
-from printsrv.platform.installation import Installation, open_installation
 
 ADMIN = accounts.Actor("admin", "admin")
 

@@ -7,10 +7,10 @@ from collections.abc import Iterator
 import pytest
 from support import LiveServer, jsonrpc_call, open_jsonrpc, rpc, set_config, wait_until
 
+from printsrv.operations.installation import Installation
 from printsrv.operations.status import batch_job
 from printsrv.people import users
 from printsrv.platform import properties as config
-from printsrv.platform.installation import Installation
 
 
 @pytest.fixture

@@ -14,8 +14,8 @@ import financial
 from financial import AccountTrx
 from printsrv.accounts import service as accounting
 from printsrv.models import UserGroup
+from printsrv.operations.installation import Installation
 from printsrv.people import users
-from printsrv.platform.installation import Installation
 
 ADMIN = accounting.admin_actor("test")
 

@@ -18,8 +18,8 @@ from support import (
 )
 
 from printsrv.cli import main
+from printsrv.operations.installation import Installation
 from printsrv.people import users
-from printsrv.platform.installation import Installation
 
 
 @pytest.fixture(autouse=True)

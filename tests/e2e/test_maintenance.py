@@ -41,9 +41,9 @@ from printsrv.models import (
     SpentLoginToken,
     WebSession,
 )
+from printsrv.operations.installation import Installation
 from printsrv.operations.status import MAINTENANCE_MESSAGE
 from printsrv.people import users
-from printsrv.platform.installation import Installation
 
 ADMIN = ("admin", "admin-password")  # what open_jsonrpc sets
 RETRY_AFTER = str(UnderMaintenance.retry_after)

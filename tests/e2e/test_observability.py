@@ -10,8 +10,8 @@ import httpx
 import pytest
 from support import JSONRPC_KEY, LiveServer, ServeProcess, open_jsonrpc, set_config
 
+from printsrv.operations.installation import Installation
 from printsrv.people import users
-from printsrv.platform.installation import Installation
 
 ADMIN = ("admin", "admin-password")  # what open_jsonrpc sets
 

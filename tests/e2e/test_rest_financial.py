@@ -15,8 +15,8 @@ import financial
 from financial import AccountTrx
 from printsrv.accounts import service as accounting
 from printsrv.models import User
+from printsrv.operations.installation import Installation
 from printsrv.people import users
-from printsrv.platform.installation import Installation
 
 ADMIN = ("admin", "s3cret-admin")
 D = Decimal

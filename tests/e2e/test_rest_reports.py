@@ -22,8 +22,8 @@ import financial
 from financial import AccountTrx
 from financial.reports import CSV_HEADER
 from printsrv.accounts import service as accounting
+from printsrv.operations.installation import Installation
 from printsrv.people import users
-from printsrv.platform.installation import Installation
 
 ADMIN = ("admin", "s3cret-admin")
 CET = timezone(timedelta(hours=1))

@@ -22,8 +22,8 @@ from support import (
 )
 
 from financial import checks
+from printsrv.operations.installation import Installation
 from printsrv.people import users
-from printsrv.platform.installation import Installation
 
 pytestmark = pytest.mark.skipif(
     not os.environ.get("PRINTSRV_TEST_DATABASE_URL"), reason="needs PostgreSQL"

@@ -27,8 +27,8 @@ from web_support import API_KEY, PASSWORD, add_person, create_token, enable_ttp,
 from financial import AccountTrx
 from printsrv.app import create_app
 from printsrv.models import IdempotencyKey, LoginThrottle, SpentLoginToken, WebSession
+from printsrv.operations.installation import Installation
 from printsrv.people import users
-from printsrv.platform.installation import Installation
 
 ADMIN = ("admin", "admin-password")  # what open_jsonrpc sets
 REMOTE = "192.0.2.10"

@@ -13,7 +13,7 @@ from support import LiveServer
 from web_support import PASSWORD, add_person, give_credit
 
 from printsrv.accounts import service as accounting
-from printsrv.platform.installation import Installation
+from printsrv.operations.installation import Installation
 
 
 @pytest.fixture

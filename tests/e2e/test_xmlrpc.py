@@ -26,8 +26,8 @@ from web_support import (
 )
 
 from printsrv import errors
+from printsrv.operations.installation import Installation
 from printsrv.people import tokens, users
-from printsrv.platform.installation import Installation
 from printsrv.rpc import xmlrpc as adapter
 from printsrv.web.logins import LINK_REFUSED
 

@@ -17,8 +17,8 @@ from financial import AccountTrx, AccountType
 from printsrv import errors
 from printsrv.accounts import service as accounting
 from printsrv.errors import ConfigError, Conflict, InvalidInput, NotAllowed, NotFound
+from printsrv.operations.installation import Installation
 from printsrv.people import users
-from printsrv.platform.installation import Installation
 from printsrv.rest.responses import ERROR_STATUS, status_for
 
 ADMIN = accounting.admin_actor("admin")

@@ -15,7 +15,7 @@ from financial import AccountTrx, TransactionFilter, iter_csv
 from financial.reports import end_of_day, start_of_day
 from printsrv.accounts.reports import CHUNK_ROWS, copy_csv, csv_report
 from printsrv.errors import NotFound
-from printsrv.platform.installation import Installation
+from printsrv.operations.installation import Installation
 
 ADMIN = financial.Actor("admin", "ad,min")
 CET = timezone(timedelta(hours=1))

@@ -6,9 +6,9 @@ import pytest
 from click.testing import CliRunner
 
 from printsrv.cli import main
+from printsrv.operations.installation import Installation
 from printsrv.people import users
 from printsrv.platform.environment import Environment
-from printsrv.platform.installation import Installation
 
 
 def run(*args: str, input: str | None = None) -> tuple[int, str]:

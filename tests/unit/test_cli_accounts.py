@@ -11,9 +11,9 @@ from sqlalchemy import update
 import financial
 from printsrv.accounts import service as accounting
 from printsrv.cli import main
+from printsrv.operations.installation import Installation
 from printsrv.people import users
 from printsrv.platform.environment import Environment
-from printsrv.platform.installation import Installation
 
 ADMIN = accounting.admin_actor("admin")
 

@@ -15,9 +15,9 @@ from financial.schema import AccountTrx
 from printsrv.accounts import service as accounting
 from printsrv.cli import main
 from printsrv.models import PrintQueue, User, UserAlias, UserGroup, UserGroupMember
+from printsrv.operations.installation import Installation
 from printsrv.people import users
 from printsrv.platform.environment import Environment
-from printsrv.platform.installation import Installation
 from printsrv.printing import queues
 
 ADMIN = accounting.admin_actor("test")

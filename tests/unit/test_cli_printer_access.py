@@ -7,9 +7,9 @@ from click.testing import CliRunner
 
 from printsrv.cli import main
 from printsrv.models import Printer
+from printsrv.operations.installation import Installation
 from printsrv.people import users
 from printsrv.platform.environment import Environment
-from printsrv.platform.installation import Installation
 
 
 def run(*args: str) -> tuple[int, str]:

@@ -24,9 +24,9 @@ import financial
 from printsrv.cli import main
 from printsrv.documents.log import sha256_of
 from printsrv.models import Printer, PrintJob, User
+from printsrv.operations.installation import Installation
 from printsrv.people import users
 from printsrv.platform.environment import Environment
-from printsrv.platform.installation import Installation
 from printsrv.platform.uploads import Upload
 from printsrv.printing.context import PrintContext
 from printsrv.printing.intake import accept_upload

@@ -19,16 +19,16 @@ from support import TEST_SECRET, set_config
 
 from printsrv.cli import main
 from printsrv.errors import ConfigError, InvalidInput
-from printsrv.people import users
-from printsrv.platform import properties as config
-from printsrv.platform.environment import Environment, load_environment
-from printsrv.platform.installation import (
+from printsrv.operations.installation import (
     Installation,
     NotInstalled,
     check_installed,
     ensure_first_admin,
     open_installation,
 )
+from printsrv.people import users
+from printsrv.platform import properties as config
+from printsrv.platform.environment import Environment, load_environment
 
 # Every variable the commands read, or take from an environment file.
 PROCESS_VARIABLES = (

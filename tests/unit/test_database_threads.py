@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import text
 from support import Overlap
 
+from printsrv.operations.installation import Installation
 from printsrv.platform.database import POOL_SIZE
-from printsrv.platform.installation import Installation
 
 CALLER = contextvars.ContextVar("caller", default="none")
 

@@ -20,8 +20,8 @@ from printsrv.documents import log as documents
 from printsrv.documents.log import DocumentFilter, PdfStore, StoredPdf, run_retention
 from printsrv.documents.log_cache import CHANNEL_SQL, TRUST_WINDOW, DocumentLogCache
 from printsrv.models import Document, utcnow
+from printsrv.operations.installation import Installation
 from printsrv.people import users
-from printsrv.platform.installation import Installation
 
 needs_postgresql = pytest.mark.skipif(
     not os.environ.get("PRINTSRV_TEST_DATABASE_URL"), reason="needs PostgreSQL"

@@ -21,8 +21,8 @@ from printsrv.documents import log as documents
 from printsrv.documents.log import DocumentFilter, StoredPdf
 from printsrv.documents.log_cache import DocumentLogCache
 from printsrv.models import Document, PrintJob, utcnow
+from printsrv.operations.installation import Installation
 from printsrv.people import users
-from printsrv.platform.installation import Installation
 from printsrv.printing.history import print_status
 from printsrv.printing.jobs import Verdict, finish_job, record_verdicts
 from printsrv.printing.tracker import Tracker

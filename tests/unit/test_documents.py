@@ -15,8 +15,8 @@ from printsrv.documents import log as documents
 from printsrv.documents.log import DocumentFilter, PdfStore, StoredPdf, sha256_of
 from printsrv.errors import Conflict, InvalidInput, NotFound
 from printsrv.models import Document, utcnow
+from printsrv.operations.installation import Installation
 from printsrv.people import users
-from printsrv.platform.installation import Installation
 from printsrv.platform.uploads import clean_file_name
 
 

@@ -9,7 +9,7 @@ from support import set_config
 
 from printsrv.accounts import idempotency
 from printsrv.models import IdempotencyKey, utcnow
-from printsrv.platform.installation import Installation
+from printsrv.operations.installation import Installation
 
 ANSWER = idempotency.Answer(200, '{"succes":true}')
 

@@ -8,7 +8,7 @@ from alembic.runtime.migration import MigrationContext
 import financial.schema
 from printsrv.migrations import schema_is_current, upgrade_schema
 from printsrv.models import Base
-from printsrv.platform.installation import Installation
+from printsrv.operations.installation import Installation
 
 
 def test_migrated_database_matches_the_models(installation: Installation) -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from printsrv.errors import Conflict, InvalidInput, NotAuthenticated, NotFound
+from printsrv.operations.installation import Installation
 from printsrv.people import users
-from printsrv.platform.installation import Installation
 
 
 def test_user_names_are_case_insensitive_and_stored_lower_case(installation: Installation) -> None:

@@ -10,8 +10,8 @@ from sqlalchemy.orm import Session
 
 from printsrv.errors import InvalidInput, NotFound
 from printsrv.models import Printer, PrinterGroupAccess
+from printsrv.operations.installation import Installation
 from printsrv.people import users
-from printsrv.platform.installation import Installation
 from printsrv.printing import access
 from printsrv.printing.access import GroupAccess, PrintingDenied
 

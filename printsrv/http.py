@@ -10,7 +10,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.types import Receive, Scope
 
 from printsrv.errors import PayloadTooLarge
-from printsrv.platform.installation import Installation
+from printsrv.operations.installation import Installation
 from printsrv.platform.security import Client, address_in, resolve_client
 
 # The only headers resolve_client reads; decoding the rest on every request is waste.
