@@ -138,7 +138,7 @@ def prepare(home: Path, database_url: str, token_count: int) -> tuple[Path, Inst
 def spent_tokens(installation: Installation) -> int:
     from sqlalchemy import func, select
 
-    from printsrv.models import SpentLoginToken
+    from printsrv.people.models import SpentLoginToken
 
     with installation.db.read() as session:
         return session.scalar(select(func.count()).select_from(SpentLoginToken)) or 0

@@ -15,7 +15,10 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Mount, Route
 
-from printsrv import errors
+from printsrv import (
+    errors,
+    tables,  # noqa: F401 (every table mapped before the first query)
+)
 from printsrv.accounts import idempotency
 from printsrv.operations.installation import Installation, open_installation
 from printsrv.platform.middleware import HeaderLimitMiddleware

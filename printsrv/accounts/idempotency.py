@@ -44,8 +44,9 @@ from sqlalchemy import delete, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from printsrv.accounts.models import IdempotencyKey
 from printsrv.errors import Conflict, DatabaseUnavailable, InvalidInput, PrintsrvError
-from printsrv.models import IdempotencyKey, utcnow
+from printsrv.platform.models import utcnow
 
 if TYPE_CHECKING:
     from printsrv.operations.installation import Installation

@@ -42,10 +42,10 @@ from financial import (
 )
 from financial.currency import CurrencyChange
 from printsrv import errors
-from printsrv.models import ConfigProperty
 from printsrv.people import group_defaults
 from printsrv.people import users as user_service
 from printsrv.platform import properties as config_service
+from printsrv.platform.models import ConfigProperty
 from printsrv.platform.properties import Snapshot
 from printsrv.platform.security import SecretHasher
 

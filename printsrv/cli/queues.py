@@ -7,9 +7,9 @@ from typing import Any
 import click
 
 from printsrv.cli.common import PrintsrvGroup, print_table, with_installation
-from printsrv.models import PrintQueue
 from printsrv.operations.installation import Installation
 from printsrv.printing import queues as queue_service
+from printsrv.printing.models import PrintQueue
 
 
 def _ipp_options(text: str | None) -> dict[str, str] | None:

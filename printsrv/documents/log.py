@@ -31,10 +31,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
 from printsrv.documents.convert.colour import PageColours
+from printsrv.documents.models import DOCUMENT_TYPES, Document
 from printsrv.errors import Conflict, InvalidInput, NotFound
-from printsrv.models import DOCUMENT_TYPES, Document, PrintJob, User, UTCDateTime, utcnow
+from printsrv.people.models import User
 from printsrv.platform.database import Database
+from printsrv.platform.models import UTCDateTime, utcnow
 from printsrv.printing.history import JobSummary, copies_of
+from printsrv.printing.models import PrintJob
 
 log = logging.getLogger(__name__)
 

@@ -45,7 +45,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
 
-from printsrv.models import Document, PrintJob
+from printsrv.documents.models import Document
+from printsrv.printing.models import PrintJob
 
 log = logging.getLogger(__name__)
 

@@ -26,8 +26,9 @@ from sqlalchemy.exc import ProgrammingError
 from sqlalchemy.orm import Session
 
 from printsrv.errors import UnderMaintenance
-from printsrv.models import BatchJob, utcnow
+from printsrv.operations.models import BatchJob
 from printsrv.platform.database import Database
+from printsrv.platform.models import utcnow
 from printsrv.platform.properties import Snapshot
 
 log = logging.getLogger(__name__)

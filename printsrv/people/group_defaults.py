@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 import financial
 from financial import Account, AccountTrx, Actor, CreditLimitPolicy, TrxType
 from printsrv.errors import InvalidInput
-from printsrv.models import User, UserGroup, UserGroupMember
+from printsrv.people.models import User, UserGroup, UserGroupMember
 
 __all__ = [
     "GROUP_DEFAULTS_ACTOR",

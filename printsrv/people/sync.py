@@ -16,11 +16,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from printsrv.errors import Conflict, InvalidInput
-from printsrv.models import User, UserGroup, UserGroupMember
 from printsrv.operations.installation import Installation
 from printsrv.operations.status import batch_job
 from printsrv.people import group_defaults
 from printsrv.people import users as user_service
+from printsrv.people.models import User, UserGroup, UserGroupMember
 from printsrv.people.sources import DirectoryUser, LdapDirectory, ldap_in_use
 from printsrv.platform.properties import Snapshot
 

@@ -38,8 +38,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from printsrv.errors import NotAllowed, NotAuthenticated
-from printsrv.models import SpentLoginToken, User, utcnow
+from printsrv.people.models import SpentLoginToken, User
 from printsrv.people.users import find_user, get_user
+from printsrv.platform.models import utcnow
 from printsrv.platform.properties import Snapshot
 from printsrv.platform.security import equals_constant_time
 

@@ -21,9 +21,10 @@ from sqlalchemy.orm import Session, selectinload
 import financial
 from financial.accounts import normalise_name as normalise_account_name
 from printsrv.errors import Conflict, InvalidInput, NotAuthenticated, NotFound
-from printsrv.models import User, UserAlias, UserGroup, UserGroupMember, utcnow
 from printsrv.people import group_defaults
+from printsrv.people.models import User, UserAlias, UserGroup, UserGroupMember
 from printsrv.platform import properties as config
+from printsrv.platform.models import utcnow
 from printsrv.platform.security import SecretHasher
 
 MAX_NAME_LENGTH = 100

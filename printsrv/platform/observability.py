@@ -7,7 +7,8 @@ logs headers, bodies or query strings, which is where credentials travel.
 
 Metrics follow the Prometheus conventions. With several workers, prometheus_client's
 multiprocess mode (PROMETHEUS_MULTIPROC_DIR, set by `printsrv serve`) adds them up across
-processes; figures kept in the database (ledger rows) are read at scrape time instead.
+processes; figures kept in the database (ledger rows) are read at scrape time instead
+(operations/metrics.py).
 """
 
 from __future__ import annotations
@@ -24,24 +25,15 @@ import weakref
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import (
-    REGISTRY,
-    CollectorRegistry,
     Counter,
     Gauge,
     Histogram,
-    generate_latest,
 )
-from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.multiprocess import MultiProcessCollector
-from sqlalchemy import Engine, Pool, event, func, select
-
-from financial.schema import AccountTrx
-from printsrv.models import PrintJob
+from sqlalchemy import Engine, Pool, event
 
 if TYPE_CHECKING:  # types only: platform imports no domain and no web framework at run time
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-    from printsrv.operations.installation import Installation
 
 REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
 _SANE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
@@ -174,51 +166,6 @@ def watch_pool(engine: Engine) -> None:
     _WATCHED_POOLS.add(pool)
     event.listen(pool, "checkout", update)
     event.listen(pool, "checkin", update)
-
-
-class DatabaseCollector:
-    """Figures kept in the database, read at scrape time so every worker and machine agrees:
-    ledger rows by type, print jobs by state, page sides printed."""
-
-    def __init__(self, installation: Installation) -> None:
-        self.installation = installation
-
-    def collect(self) -> Any:
-        rows = GaugeMetricFamily(
-            "printsrv_ledger_transactions", "Ledger rows by transaction type", labels=["type"]
-        )
-        jobs = GaugeMetricFamily("printsrv_print_jobs", "Print jobs by state", labels=["state"])
-        sides = GaugeMetricFamily(
-            "printsrv_pages_printed", "Page sides of completed print jobs (copies included)"
-        )
-        with self.installation.db.read() as session:
-            query = select(AccountTrx.trx_type, func.count()).group_by(AccountTrx.trx_type)
-            for trx_type, count in session.execute(query):
-                rows.add_metric([str(trx_type)], count)
-            by_state = select(PrintJob.state, func.count()).group_by(PrintJob.state)
-            for state, count in session.execute(by_state):
-                jobs.add_metric([state], count)
-            printed = session.scalar(
-                select(func.coalesce(func.sum(PrintJob.sides), 0)).where(
-                    PrintJob.state == "completed"
-                )
-            )
-            sides.add_metric([], int(printed or 0))
-        yield rows
-        yield jobs
-        yield sides
-
-
-def render_metrics(installation: Installation) -> bytes:
-    """The Prometheus text exposition of every metric this installation has."""
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        process_registry = CollectorRegistry()
-        MultiProcessCollector(process_registry)
-    else:
-        process_registry = REGISTRY
-    database_registry = CollectorRegistry()
-    database_registry.register(DatabaseCollector(installation))
-    return generate_latest(process_registry) + generate_latest(database_registry)
 
 
 class JsonFormatter(logging.Formatter):

@@ -26,8 +26,8 @@ from sqlalchemy.orm import Session
 from financial.errors import InvalidAmount
 from financial.money import parse_wire_amount, to_wire
 from printsrv.errors import ConfigError, DatabaseUnavailable
-from printsrv.models import ConfigProperty, ConfigRevision, utcnow
 from printsrv.platform.database import Database
+from printsrv.platform.models import ConfigProperty, ConfigRevision, utcnow
 from printsrv.platform.security import AddressSet, SecretHasher, format_cidr_set, parse_cidr_set
 
 log = logging.getLogger(__name__)

@@ -20,8 +20,9 @@ from sqlalchemy import and_, delete, select
 from sqlalchemy.orm import Session
 
 from printsrv.errors import InvalidInput, NotAllowed, NotFound
-from printsrv.models import Printer, PrinterGroupAccess, User, UserGroup, UserGroupMember
+from printsrv.people.models import User, UserGroup, UserGroupMember
 from printsrv.people.users import get_group
+from printsrv.printing.models import Printer, PrinterGroupAccess
 from printsrv.printing.printers import get_printer
 
 __all__ = [

@@ -32,15 +32,17 @@ from printsrv.documents.log import (
     releasable_document,
     sha256_of,
 )
+from printsrv.documents.models import Document
 from printsrv.errors import Conflict, InvalidInput
-from printsrv.models import Document, PrintQueue, User, utcnow
+from printsrv.people.models import User
+from printsrv.platform.models import utcnow
 from printsrv.platform.uploads import Upload, clean_file_name
 from printsrv.printing.access import check_may_print
 from printsrv.printing.context import PrintContext
 from printsrv.printing.costs import CostModel, price
 from printsrv.printing.history import released_print
 from printsrv.printing.jobs import JobOutcome, create_job, in_thread, submit_job
-from printsrv.printing.models import PrinterInfo
+from printsrv.printing.models import PrintQueue
 from printsrv.printing.options import merge_options, validate_options
 from printsrv.printing.printers import cost_from_json, get_printer, info_from_row
 from printsrv.printing.printers import validate_for_any_printer as validate_held
@@ -51,6 +53,7 @@ from printsrv.printing.queues import (
     parse_ipp_options,
     routing_options,
 )
+from printsrv.printing.types import PrinterInfo
 
 __all__ = ["Accepted", "accept_upload", "accept_upload_once", "release", "release_once"]
 

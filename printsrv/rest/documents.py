@@ -28,9 +28,9 @@ from financial.money import to_wire
 from printsrv import errors
 from printsrv.accounts import idempotency
 from printsrv.documents import log as documents
+from printsrv.documents.models import Document
 from printsrv.errors import InvalidInput, NotFound
 from printsrv.http import client_of, installation_of
-from printsrv.models import Document
 from printsrv.platform.uploads import Upload, receive_upload
 from printsrv.printing import intake
 from printsrv.printing.context import PrintContext

@@ -14,8 +14,8 @@ from starlette.requests import Request
 
 from printsrv.errors import NotAllowed, NotAuthenticated
 from printsrv.http import client_of, installation_of
-from printsrv.models import User
 from printsrv.operations.status import keep_users_out_in_maintenance
+from printsrv.people.models import User
 from printsrv.people.users import UserRef, authenticate_uuid, check_uuid, find_user_refs
 from printsrv.platform.security import (
     BasicCredentials,

@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from printsrv.http import installation_of
-from printsrv.platform.observability import render_metrics
+from printsrv.operations.metrics import render_metrics
 from printsrv.rest.guards import require_admin
 
 

@@ -11,10 +11,10 @@ from decimal import Decimal
 from typing import Any
 
 from printsrv.accounts import service as accounting
-from printsrv.models import User
 from printsrv.people import sources as usersource
 from printsrv.people import sync as usersync
 from printsrv.people import users as user_service
+from printsrv.people.models import User
 from printsrv.rpc.jsonrpc_methods import (
     CallContext,
     Page,

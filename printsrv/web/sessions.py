@@ -18,8 +18,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from printsrv.models import User, WebSession, utcnow
+from printsrv.people.models import User, WebSession
 from printsrv.people.users import find_user
+from printsrv.platform.models import utcnow
 from printsrv.platform.security import equals_constant_time
 
 __all__ = [

@@ -23,8 +23,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from printsrv.errors import InvalidInput, NotAllowed
-from printsrv.models import LoginThrottle, UTCDateTime, utcnow
+from printsrv.people.models import LoginThrottle
 from printsrv.people.users import resolve_user_name
+from printsrv.platform.models import UTCDateTime, utcnow
 from printsrv.platform.properties import Snapshot
 
 __all__ = [

@@ -28,8 +28,9 @@ from starlette.templating import Jinja2Templates
 from printsrv import errors
 from printsrv.accounts import service as accounting
 from printsrv.http import client_of, installation_of, read_body
-from printsrv.models import User, utcnow
 from printsrv.operations.status import keep_users_out_in_maintenance
+from printsrv.people.models import User
+from printsrv.platform.models import utcnow
 from printsrv.platform.security import require_tls
 from printsrv.printing.charging import CreditExceeded
 from printsrv.printing.errors import CupsUnavailable, OptionRejected, PrintingError

@@ -25,7 +25,7 @@ from support import LiveServer, require_programs
 from financial.schema import AccountTrx
 from printsrv.documents import convert
 from printsrv.documents.convert import ConversionFailed
-from printsrv.models import Document
+from printsrv.documents.models import Document
 from printsrv.people import users
 from printsrv.printing import printers, queues
 from printsrv.printing.printers import info_from_row

@@ -24,7 +24,7 @@ from sqlalchemy import select, update
 from support import LiveServer
 
 from printsrv.documents.log import PdfStore, run_retention
-from printsrv.models import Document
+from printsrv.documents.models import Document
 
 CREATED_RE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d{4}")
 

@@ -30,8 +30,9 @@ from support import LiveServer, require_programs, set_config
 
 from financial.schema import AccountTrx
 from printsrv.documents.log import PdfStore, sha256_of
-from printsrv.models import Document, PrintJob
+from printsrv.documents.models import Document
 from printsrv.printing import queues
+from printsrv.printing.models import PrintJob
 
 
 def add_queue(setup: PrintSetup, name: str, printer: str | None, **options: str) -> None:

@@ -22,7 +22,7 @@ from sqlalchemy import func, select
 from support import LiveServer
 
 from financial.schema import AccountTrx
-from printsrv.models import Document
+from printsrv.documents.models import Document
 from printsrv.people import users
 from printsrv.printing import access, queues
 

@@ -30,8 +30,10 @@ from sqlalchemy import func, select
 from support import LiveServer
 
 from financial.schema import AccountTrx
-from printsrv.models import Document, IdempotencyKey, PrintJob
+from printsrv.accounts.models import IdempotencyKey
+from printsrv.documents.models import Document
 from printsrv.printing import intake, queues
+from printsrv.printing.models import PrintJob
 
 KEY = "Idempotency-Key"
 

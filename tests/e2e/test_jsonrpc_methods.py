@@ -97,7 +97,8 @@ def test_status_of_a_job_that_died_without_cleaning_up_expires(
 ) -> None:
     from datetime import timedelta
 
-    from printsrv.models import BatchJob, utcnow
+    from printsrv.operations.models import BatchJob
+    from printsrv.platform.models import utcnow
 
     with installation.db.transaction() as session:
         session.add(BatchJob(kind="backup", heartbeat_at=utcnow() - timedelta(minutes=5)))

@@ -13,9 +13,9 @@ from support import LiveServer, open_jsonrpc, rpc
 import financial
 from financial import AccountTrx
 from printsrv.accounts import service as accounting
-from printsrv.models import UserGroup
 from printsrv.operations.installation import Installation
 from printsrv.people import users
+from printsrv.people.models import UserGroup
 
 ADMIN = accounting.admin_actor("test")
 

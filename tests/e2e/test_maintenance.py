@@ -32,18 +32,14 @@ from web_support import API_KEY, PASSWORD, add_person, create_token, enable_ttp,
 
 from financial import AccountTrx
 from printsrv.accounts import service as accounting
+from printsrv.accounts.models import IdempotencyKey
+from printsrv.documents.models import Document
 from printsrv.errors import UnderMaintenance
-from printsrv.models import (
-    Document,
-    IdempotencyKey,
-    LoginThrottle,
-    PrintJob,
-    SpentLoginToken,
-    WebSession,
-)
 from printsrv.operations.installation import Installation
 from printsrv.operations.status import MAINTENANCE_MESSAGE
 from printsrv.people import users
+from printsrv.people.models import LoginThrottle, SpentLoginToken, WebSession
+from printsrv.printing.models import PrintJob
 
 ADMIN = ("admin", "admin-password")  # what open_jsonrpc sets
 RETRY_AFTER = str(UnderMaintenance.retry_after)

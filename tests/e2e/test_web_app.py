@@ -21,10 +21,11 @@ from web_support import (
 )
 
 from printsrv import errors
-from printsrv.models import WebSession, utcnow
 from printsrv.operations.installation import Installation, open_installation
 from printsrv.people import users
+from printsrv.people.models import WebSession
 from printsrv.platform.environment import Environment
+from printsrv.platform.models import utcnow
 from printsrv.web.logins import CREDENTIALS_REFUSED
 from printsrv.web.views import CSRF_REFUSED, ERROR_STATUS
 

@@ -14,11 +14,12 @@ import financial
 from financial.schema import AccountTrx
 from printsrv.accounts import service as accounting
 from printsrv.cli import main
-from printsrv.models import PrintQueue, User, UserAlias, UserGroup, UserGroupMember
 from printsrv.operations.installation import Installation
 from printsrv.people import users
+from printsrv.people.models import User, UserAlias, UserGroup, UserGroupMember
 from printsrv.platform.environment import Environment
 from printsrv.printing import queues
+from printsrv.printing.models import PrintQueue
 
 ADMIN = accounting.admin_actor("test")
 

@@ -6,10 +6,10 @@ import pytest
 from click.testing import CliRunner
 
 from printsrv.cli import main
-from printsrv.models import Printer
 from printsrv.operations.installation import Installation
 from printsrv.people import users
 from printsrv.platform.environment import Environment
+from printsrv.printing.models import Printer
 
 
 def run(*args: str) -> tuple[int, str]:

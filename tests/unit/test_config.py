@@ -9,9 +9,9 @@ from sqlalchemy import select
 from support import set_config
 
 from printsrv.errors import ConfigError, DatabaseUnavailable
-from printsrv.models import ConfigProperty
 from printsrv.operations.installation import Installation, ensure_first_admin
 from printsrv.platform import properties as config
+from printsrv.platform.models import ConfigProperty
 from printsrv.platform.properties import Config
 
 

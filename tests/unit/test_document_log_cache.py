@@ -19,9 +19,10 @@ from support import TcpProxy, wait_until
 from printsrv.documents import log as documents
 from printsrv.documents.log import DocumentFilter, PdfStore, StoredPdf, run_retention
 from printsrv.documents.log_cache import CHANNEL_SQL, TRUST_WINDOW, DocumentLogCache
-from printsrv.models import Document, utcnow
+from printsrv.documents.models import Document
 from printsrv.operations.installation import Installation
 from printsrv.people import users
+from printsrv.platform.models import utcnow
 
 needs_postgresql = pytest.mark.skipif(
     not os.environ.get("PRINTSRV_TEST_DATABASE_URL"), reason="needs PostgreSQL"

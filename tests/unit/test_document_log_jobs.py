@@ -20,11 +20,13 @@ from support import wait_until
 from printsrv.documents import log as documents
 from printsrv.documents.log import DocumentFilter, StoredPdf
 from printsrv.documents.log_cache import DocumentLogCache
-from printsrv.models import Document, PrintJob, utcnow
+from printsrv.documents.models import Document
 from printsrv.operations.installation import Installation
 from printsrv.people import users
+from printsrv.platform.models import utcnow
 from printsrv.printing.history import print_status
 from printsrv.printing.jobs import Verdict, finish_job, record_verdicts
+from printsrv.printing.models import PrintJob
 from printsrv.printing.tracker import Tracker
 
 needs_postgresql = pytest.mark.skipif(
@@ -269,7 +271,7 @@ def test_another_servers_job_update_reaches_this_cache(
         "from sqlalchemy import update\n"
         "import printsrv.documents.log_cache  # a server has it loaded\n"
         "from printsrv.platform.database import Database\n"
-        "from printsrv.models import PrintJob\n"
+        "from printsrv.printing.models import PrintJob\n"
         "db = Database(sys.argv[1])\n"
         "with db.transaction() as session:\n"
         "    session.execute(update(PrintJob).where(PrintJob.id == int(sys.argv[2]))"

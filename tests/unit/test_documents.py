@@ -13,10 +13,11 @@ from printing_support import pdf_bytes
 
 from printsrv.documents import log as documents
 from printsrv.documents.log import DocumentFilter, PdfStore, StoredPdf, sha256_of
+from printsrv.documents.models import Document
 from printsrv.errors import Conflict, InvalidInput, NotFound
-from printsrv.models import Document, utcnow
 from printsrv.operations.installation import Installation
 from printsrv.people import users
+from printsrv.platform.models import utcnow
 from printsrv.platform.uploads import clean_file_name
 
 

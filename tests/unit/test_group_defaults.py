@@ -8,10 +8,10 @@ import pytest
 
 import financial
 from printsrv.errors import InvalidInput
-from printsrv.models import UserGroupMember
 from printsrv.operations.installation import Installation
 from printsrv.people import group_defaults, users
 from printsrv.people.group_defaults import GroupDefaults
+from printsrv.people.models import UserGroupMember
 
 
 def _groups(installation: Installation, defaults: dict[str, GroupDefaults]) -> None:

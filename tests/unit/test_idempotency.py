@@ -8,8 +8,9 @@ from sqlalchemy import select
 from support import set_config
 
 from printsrv.accounts import idempotency
-from printsrv.models import IdempotencyKey, utcnow
+from printsrv.accounts.models import IdempotencyKey
 from printsrv.operations.installation import Installation
+from printsrv.platform.models import utcnow
 
 ANSWER = idempotency.Answer(200, '{"succes":true}')
 

@@ -12,9 +12,10 @@ from sqlalchemy import func, select
 from support import set_config
 
 from printsrv.errors import ConfigError, NotFound
-from printsrv.models import SpentLoginToken, utcnow
 from printsrv.operations.installation import Installation, open_installation
 from printsrv.people import tokens, users
+from printsrv.people.models import SpentLoginToken
+from printsrv.platform.models import utcnow
 from printsrv.platform.properties import set_property
 from printsrv.platform.security import derive_key
 

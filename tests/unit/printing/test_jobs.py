@@ -22,13 +22,15 @@ from sqlalchemy import func, select, update
 
 from financial.schema import AccountTrx
 from printsrv.documents.log import sha256_of
-from printsrv.models import PrintJob, User, utcnow
+from printsrv.people.models import User
+from printsrv.platform.models import utcnow
 from printsrv.platform.uploads import Upload
 from printsrv.printing import queues
 from printsrv.printing.context import PrintContext
 from printsrv.printing.history import user_prints
 from printsrv.printing.intake import Accepted, accept_upload
 from printsrv.printing.jobs import finish_job, follow_job, submit_job
+from printsrv.printing.models import PrintJob
 from printsrv.printing.tracker import Tracker
 
 
