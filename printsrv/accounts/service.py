@@ -1,8 +1,8 @@
 """Accounting in printsrv: the `financial` core with printsrv's config, user names and errors.
 
-    REST / CLI / web app  ->  accounting  ->  financial (accounts, ledger, checks, reports)
+    REST / CLI / web app  ->  accounts.service  ->  financial (accounts, ledger, checks, reports)
 
-This module is where the core meets the rest of printsrv (reports: `accounting_reports`):
+This module is where the core meets the rest of printsrv (reports: `accounts.reports`):
 
 - **Names.** USER account names are user names: they go through the aliases
   (`users.resolve_user_name`), so "S123456" reaches janet's account. GROUP names are

@@ -71,8 +71,9 @@ MAX_TOKEN_LENGTH = 512  # a 100-character user name gives ~200; anything longer 
 # Clocks of the machines that share an installation may differ a little; a token "from the
 # future" beyond this is refused, since it would otherwise live longer than configured.
 CLOCK_SKEW = timedelta(seconds=30)
-# The largest value config.py lets `web-login.ttp.token.expiry-msecs` take. Spent tokens are
-# kept until even that expiry has passed, so raising the property never revives a used token.
+# The largest value platform/properties.py lets `web-login.ttp.token.expiry-msecs` take. Spent
+# tokens are kept until even that expiry has passed, so raising the property never revives a
+# used token.
 MAX_EXPIRY = timedelta(days=1)
 RETENTION = MAX_EXPIRY + CLOCK_SKEW
 _INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}

@@ -1,7 +1,7 @@
 """The process environment of one installation: where it keeps its data and its secret.
 
 Everything an operator sets with environment variables is read here, once, into an
-`Environment`. Config properties that an admin changes at run time live in `config.py`.
+`Environment`. Config properties that an admin changes at run time live in `properties.py`.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The `printsrv` command line (printsrv/cli.py), run in-process with click's CliRunner."""
+"""The `printsrv` command line (printsrv/cli/), run in-process with click's CliRunner."""
 
 from __future__ import annotations
 

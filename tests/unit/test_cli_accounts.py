@@ -1,4 +1,4 @@
-"""`printsrv account ...` and `printsrv financial verify` (printsrv/cli.py), with CliRunner."""
+"""`printsrv account ...` and `printsrv financial verify` (printsrv/cli/accounts.py), CliRunner."""
 
 from __future__ import annotations
 
