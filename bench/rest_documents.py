@@ -35,7 +35,7 @@ from bench.common import (
     wrk,
 )
 from printsrv.documents import log as documents
-from printsrv.documents.log import StoredPdf
+from printsrv.documents.store import StoredPdf
 from printsrv.migrations import upgrade_schema
 from printsrv.operations.installation import open_installation
 from printsrv.people import users

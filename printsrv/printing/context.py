@@ -18,7 +18,7 @@ from typing import Final, TypeVar
 
 from printsrv.accounts import service as accounting
 from printsrv.documents.convert import Limits
-from printsrv.documents.log import PdfStore
+from printsrv.documents.store import PdfStore
 from printsrv.operations.installation import Installation
 from printsrv.platform.properties import Snapshot
 from printsrv.printing.cupsclient import CupsClient

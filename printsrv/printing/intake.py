@@ -24,15 +24,14 @@ from financial.money import ZERO
 from printsrv.accounts.idempotency import KeyedRequest, KeyGuard, Reply, user_caller
 from printsrv.documents.convert import PageColours, convert, detect_colours
 from printsrv.documents.log import (
-    StoredPdf,
     check_ext_id,
     get_document,
     log_print,
     log_upload,
     releasable_document,
-    sha256_of,
 )
 from printsrv.documents.models import Document
+from printsrv.documents.store import StoredPdf, sha256_of
 from printsrv.errors import Conflict, InvalidInput
 from printsrv.people.models import User
 from printsrv.platform.models import utcnow

@@ -22,8 +22,9 @@ from printing_support import (
 from sqlalchemy import text, update
 from support import ServeProcess, empty_postgresql, wait_until
 
-from printsrv.documents.log import PdfStore, run_retention
+from printsrv.documents.log import run_retention
 from printsrv.documents.models import Document
+from printsrv.documents.store import PdfStore
 from printsrv.platform.models import utcnow
 
 pytestmark = pytest.mark.skipif(

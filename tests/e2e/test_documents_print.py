@@ -29,8 +29,8 @@ from sqlalchemy import select
 from support import LiveServer, require_programs, set_config
 
 from financial.schema import AccountTrx
-from printsrv.documents.log import PdfStore, sha256_of
 from printsrv.documents.models import Document
+from printsrv.documents.store import PdfStore, sha256_of
 from printsrv.printing import queues
 from printsrv.printing.models import PrintJob
 

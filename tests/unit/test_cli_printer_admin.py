@@ -22,7 +22,7 @@ from support import set_config
 
 import financial
 from printsrv.cli import main
-from printsrv.documents.log import sha256_of
+from printsrv.documents.store import sha256_of
 from printsrv.operations.installation import Installation
 from printsrv.people import users
 from printsrv.people.models import User

@@ -17,9 +17,10 @@ from sqlalchemy.engine import make_url
 from support import TcpProxy, wait_until
 
 from printsrv.documents import log as documents
-from printsrv.documents.log import DocumentFilter, PdfStore, StoredPdf, run_retention
+from printsrv.documents.log import DocumentFilter, run_retention
 from printsrv.documents.log_cache import CHANNEL_SQL, TRUST_WINDOW, DocumentLogCache
 from printsrv.documents.models import Document
+from printsrv.documents.store import PdfStore, StoredPdf
 from printsrv.operations.installation import Installation
 from printsrv.people import users
 from printsrv.platform.models import utcnow

@@ -18,9 +18,10 @@ from sqlalchemy import event, update
 from support import wait_until
 
 from printsrv.documents import log as documents
-from printsrv.documents.log import DocumentFilter, StoredPdf
+from printsrv.documents.log import DocumentFilter
 from printsrv.documents.log_cache import DocumentLogCache
 from printsrv.documents.models import Document
+from printsrv.documents.store import StoredPdf
 from printsrv.operations.installation import Installation
 from printsrv.people import users
 from printsrv.platform.models import utcnow

@@ -12,8 +12,9 @@ import pytest
 from printing_support import pdf_bytes
 
 from printsrv.documents import log as documents
-from printsrv.documents.log import DocumentFilter, PdfStore, StoredPdf, sha256_of
+from printsrv.documents.log import DocumentFilter
 from printsrv.documents.models import Document
+from printsrv.documents.store import PdfStore, StoredPdf, sha256_of
 from printsrv.errors import Conflict, InvalidInput, NotFound
 from printsrv.operations.installation import Installation
 from printsrv.people import users

@@ -21,7 +21,7 @@ from printing_support import (
 from sqlalchemy import func, select, update
 
 from financial.schema import AccountTrx
-from printsrv.documents.log import sha256_of
+from printsrv.documents.store import sha256_of
 from printsrv.people.models import User
 from printsrv.platform.models import utcnow
 from printsrv.platform.uploads import Upload
