@@ -50,11 +50,12 @@ from bench.common import (
     private_schema,
     take_turns,
 )
-from printsrv import accounting, users
-from printsrv.config import set_property
-from printsrv.installation import Installation, open_installation
+from printsrv.accounts import service as accounting
 from printsrv.migrations import upgrade_schema
-from printsrv.settings import Environment
+from printsrv.operations.installation import Installation, open_installation
+from printsrv.people import users
+from printsrv.platform.environment import Environment
+from printsrv.platform.properties import set_property
 
 ADMIN = ("admin", "bench-admin")
 USERS = 100

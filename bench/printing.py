@@ -12,8 +12,8 @@ text-to-PDF pages per second, colour detection pages per second.
 2. Memory: the server's peak RSS (VmHWM) while one 500 MB PDF uploads to the inbox, above its
    RSS when idle (target: under 100 MB).
 3. Conversion: text-to-PDF pages per second, in-process (ASCII and Unicode text).
-4. Colour detection (printsrv.convert.colour, run on every upload): pages per second and ms
-   per page on a one-page document (rendered, mostly Ghostscript's start-up), a text document
+4. Colour detection (printsrv.documents.convert.colour, run on every upload): pages per second
+   and ms per page on a one-page document (rendered, mostly Ghostscript's start-up), a text document
    and a document with a colour photo on every other page, as an upload runs it (content
    scan, else rendering) and rendered whatever the scan says,
    next to Ghostscript's inkcov device (the detector it replaces, rendering at the same 72 dpi)
@@ -45,15 +45,16 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from cupsd import GENERIC_PDF_PPD, PrivateCups
 
-from printsrv import config, users
-from printsrv.convert import Limits, colour, convert_sync
-from printsrv.convert.colour import detect_colours_sync
-from printsrv.installation import Installation, open_installation
+from printsrv.documents.convert import Limits, colour, convert_sync
+from printsrv.documents.convert.colour import detect_colours_sync
 from printsrv.migrations import upgrade_schema
+from printsrv.operations.installation import Installation, open_installation
+from printsrv.people import users
+from printsrv.platform import properties as config
+from printsrv.platform.environment import Environment
 from printsrv.printing import queues
 from printsrv.printing.context import PrintContext
 from printsrv.printing.tracker import sync_from_cups
-from printsrv.settings import Environment
 
 QUEUE = "filepdf"
 BIG_BYTES = 500 * 1024 * 1024

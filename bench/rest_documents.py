@@ -34,11 +34,13 @@ from bench.common import (
     private_schema,
     wrk,
 )
-from printsrv import config, documents, users
-from printsrv.documents import StoredPdf
-from printsrv.installation import open_installation
+from printsrv.documents import log as documents
+from printsrv.documents.store import StoredPdf
 from printsrv.migrations import upgrade_schema
-from printsrv.settings import Environment
+from printsrv.operations.installation import open_installation
+from printsrv.people import users
+from printsrv.platform import properties as config
+from printsrv.platform.environment import Environment
 
 ADMIN = ("admin", "bench-admin")
 HEADERS = {"Authorization": "Basic " + base64.b64encode(":".join(ADMIN).encode()).decode()}

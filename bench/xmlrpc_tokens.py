@@ -45,7 +45,7 @@ from bench.common import (
 )
 
 if TYPE_CHECKING:  # printsrv stays out of the baseline's process, which imports this module
-    from printsrv.installation import Installation
+    from printsrv.operations.installation import Installation
 
 API_KEY = "bench-lms-api-key"
 USER = "janet"
@@ -110,10 +110,11 @@ def bare_server(cpus: str | None) -> Server:
 
 def prepare(home: Path, database_url: str, token_count: int) -> tuple[Path, Installation]:
     """Migrate, switch token logins on, add the user; write `token_count` fresh tokens."""
-    from printsrv import config, tokens, users
-    from printsrv.installation import open_installation
     from printsrv.migrations import upgrade_schema
-    from printsrv.settings import Environment
+    from printsrv.operations.installation import open_installation
+    from printsrv.people import tokens, users
+    from printsrv.platform import properties as config
+    from printsrv.platform.environment import Environment
 
     installation = open_installation(
         Environment(home=home, database_url=database_url, secret_key=SECRET)
@@ -137,7 +138,7 @@ def prepare(home: Path, database_url: str, token_count: int) -> tuple[Path, Inst
 def spent_tokens(installation: Installation) -> int:
     from sqlalchemy import func, select
 
-    from printsrv.models import SpentLoginToken
+    from printsrv.people.models import SpentLoginToken
 
     with installation.db.read() as session:
         return session.scalar(select(func.count()).select_from(SpentLoginToken)) or 0

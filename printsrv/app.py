@@ -15,12 +15,17 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Mount, Route
 
-from printsrv import errors, idempotency
-from printsrv.installation import Installation, open_installation
-from printsrv.middleware import HeaderLimitMiddleware
-from printsrv.observability import RequestObserver, metrics, watch_pool
+from printsrv import (
+    errors,
+    tables,  # noqa: F401 (every table mapped before the first query)
+)
+from printsrv.accounts import idempotency
+from printsrv.operations.installation import Installation, open_installation
+from printsrv.platform.middleware import HeaderLimitMiddleware
+from printsrv.platform.observability import RequestObserver, watch_pool
 from printsrv.printing.tracker import run_tracker
 from printsrv.rest import create_rest_app
+from printsrv.rest.metrics import metrics
 from printsrv.rest.responses import status_for
 from printsrv.rpc import jsonrpc, xmlrpc
 from printsrv.web import web_routes

@@ -19,10 +19,10 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from support import TEST_SECRET, LiveServer, empty_postgresql
 
-from printsrv.db import Database
-from printsrv.installation import Installation, open_installation
 from printsrv.migrations import upgrade_schema
-from printsrv.settings import Environment
+from printsrv.operations.installation import Installation, open_installation
+from printsrv.platform.database import Database
+from printsrv.platform.environment import Environment
 
 PG_URL = os.environ.get("PRINTSRV_TEST_DATABASE_URL", "")
 BACKENDS = [

@@ -27,13 +27,13 @@ from sqlalchemy.orm import selectinload
 from support import set_config
 
 import financial
-from printsrv import users
-from printsrv.config import REFRESH_INTERVAL
-from printsrv.installation import Installation
-from printsrv.models import PrintJob
+from printsrv.operations.installation import Installation
+from printsrv.people import users
+from printsrv.platform.properties import REFRESH_INTERVAL
 from printsrv.printing import printers
 from printsrv.printing.context import PrintContext
 from printsrv.printing.costs import CostModel
+from printsrv.printing.models import PrintJob
 from printsrv.printing.tracker import sync_from_cups
 
 ADMIN = ("admin", "admin-password-0123")

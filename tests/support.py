@@ -19,7 +19,7 @@ import pytest
 import uvicorn
 
 from printsrv.app import create_app
-from printsrv.installation import Installation
+from printsrv.operations.installation import Installation
 
 TEST_SECRET = "test-installation-secret-0123456789abcdef"
 T = TypeVar("T")
@@ -171,7 +171,7 @@ class ServeProcess:
 
 def set_config(installation: Installation, values: dict[str, str]) -> None:
     """Set config properties through the service, as the CLI does."""
-    from printsrv import config
+    from printsrv.platform import properties as config
 
     with installation.db.transaction() as session:
         for name, value in values.items():

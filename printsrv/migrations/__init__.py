@@ -17,7 +17,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import text
 
-from printsrv.db import Database
+from printsrv.platform.database import Database
 
 MIGRATIONS_DIR = Path(__file__).parent
 # Any constant works; it only has to be the same for every printsrv process.

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 from alembic import context
 
-import financial.schema
-from printsrv.db import Database
-from printsrv.models import Base
-from printsrv.settings import load_environment
+from printsrv.platform.database import Database
+from printsrv.platform.environment import load_environment
+from printsrv.tables import every_metadata
 
-target_metadata = [Base.metadata, financial.schema.metadata]
+target_metadata = every_metadata()
 
 
 def run_migrations() -> None:

@@ -23,8 +23,8 @@ from printsrv.printing.errors import (
     PrintingError,
     SubmitFailed,
 )
-from printsrv.printing.models import JobStatus, PrinterInfo
 from printsrv.printing.options import merge_options, validate_options
+from printsrv.printing.types import JobStatus, PrinterInfo
 
 __all__ = [
     "CostModel",

@@ -20,9 +20,10 @@ from sqlalchemy import and_, delete, select
 from sqlalchemy.orm import Session
 
 from printsrv.errors import InvalidInput, NotAllowed, NotFound
-from printsrv.models import Printer, PrinterGroupAccess, User, UserGroup, UserGroupMember
+from printsrv.people.models import User, UserGroup, UserGroupMember
+from printsrv.people.users import get_group
+from printsrv.printing.models import Printer, PrinterGroupAccess
 from printsrv.printing.printers import get_printer
-from printsrv.users import get_group
 
 __all__ = [
     "SCOPES",

@@ -19,8 +19,9 @@ from financial.errors import AccountDisabled, InsufficientCredit, ReversalRefuse
 from financial.ledger import LedgerEntry
 from financial.money import to_wire
 from financial.schema import AccountTrx
-from printsrv import accounting, group_defaults
+from printsrv.accounts import service as accounting
 from printsrv.errors import NotAllowed
+from printsrv.people import group_defaults
 
 __all__ = ["AccountBlocked", "CreditExceeded", "charge_print", "refund_print"]
 
@@ -57,7 +58,7 @@ def charge_print(
 ) -> LedgerEntry:
     """Charge ``amount`` (positive) to the user's USER account, linked to ``document_id``.
 
-    This is printing's only call into the ledger's charging (``printsrv.accounting`` has no
+    This is printing's only call into the ledger's charging (``printsrv.accounts.service`` has no
     charge of its own yet); the credit limit comes from ``accounting.settings_of``. Raises
     ``CreditExceeded`` or ``AccountBlocked``.
     """

@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Final, TypeVar
 
-from printsrv import accounting
-from printsrv.config import Snapshot
-from printsrv.convert import Limits
-from printsrv.documents import PdfStore
-from printsrv.installation import Installation
+from printsrv.accounts import service as accounting
+from printsrv.documents.convert import Limits
+from printsrv.documents.store import PdfStore
+from printsrv.operations.installation import Installation
+from printsrv.platform.properties import Snapshot
 from printsrv.printing.cupsclient import CupsClient
 from printsrv.printing.errors import CupsUnavailable
 

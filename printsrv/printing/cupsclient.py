@@ -37,13 +37,13 @@ from printsrv.printing.errors import (
     PrintingError,
     SubmitFailed,
 )
-from printsrv.printing.models import (
+from printsrv.printing.options import supported_values
+from printsrv.printing.types import (
     JobStatus,
     PrinterInfo,
     job_status_from_attributes,
     printer_info_from_attributes,
 )
-from printsrv.printing.options import supported_values
 
 __all__ = ["EVERYWHERE", "CupsClient", "check_device_uri", "check_printer_name", "map_cups_errors"]
 

@@ -18,7 +18,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from financial.money import ZERO
-from printsrv.models import Document, PrintJob
+from printsrv.documents.models import Document
+from printsrv.printing.models import PrintJob
 
 __all__ = [
     "FAILED_STATES",

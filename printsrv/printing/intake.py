@@ -21,25 +21,27 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from financial.money import ZERO
-from printsrv.convert import PageColours, convert, detect_colours
-from printsrv.documents import (
-    StoredPdf,
+from printsrv.accounts.idempotency import KeyedRequest, KeyGuard, Reply, user_caller
+from printsrv.documents.convert import PageColours, convert, detect_colours
+from printsrv.documents.log import (
     check_ext_id,
     get_document,
     log_print,
     log_upload,
     releasable_document,
-    sha256_of,
 )
+from printsrv.documents.models import Document
+from printsrv.documents.store import StoredPdf, sha256_of
 from printsrv.errors import Conflict, InvalidInput
-from printsrv.idempotency import KeyedRequest, KeyGuard, Reply, user_caller
-from printsrv.models import Document, PrintQueue, User, utcnow
+from printsrv.people.models import User
+from printsrv.platform.models import utcnow
+from printsrv.platform.uploads import Upload, clean_file_name
 from printsrv.printing.access import check_may_print
 from printsrv.printing.context import PrintContext
 from printsrv.printing.costs import CostModel, price
 from printsrv.printing.history import released_print
 from printsrv.printing.jobs import JobOutcome, create_job, in_thread, submit_job
-from printsrv.printing.models import PrinterInfo
+from printsrv.printing.models import PrintQueue
 from printsrv.printing.options import merge_options, validate_options
 from printsrv.printing.printers import cost_from_json, get_printer, info_from_row
 from printsrv.printing.printers import validate_for_any_printer as validate_held
@@ -50,7 +52,7 @@ from printsrv.printing.queues import (
     parse_ipp_options,
     routing_options,
 )
-from printsrv.uploads import Upload, clean_file_name
+from printsrv.printing.types import PrinterInfo
 
 __all__ = ["Accepted", "accept_upload", "accept_upload_once", "release", "release_once"]
 

@@ -35,14 +35,17 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from financial.money import ZERO
-from printsrv.db import Database
-from printsrv.models import Document, PrintJob, User, utcnow
+from printsrv.documents.models import Document
+from printsrv.people.models import User
+from printsrv.platform.database import Database
+from printsrv.platform.models import utcnow
+from printsrv.platform.threads import run_in_thread
 from printsrv.printing.charging import charge_print, refund_print
 from printsrv.printing.context import PrintContext
 from printsrv.printing.costs import count_sheets
 from printsrv.printing.errors import CupsUnavailable, JobNotFound, PrintingError
-from printsrv.printing.models import JobStatus
-from printsrv.threads import run_in_thread
+from printsrv.printing.models import PrintJob
+from printsrv.printing.types import JobStatus
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -1,222 +1,139 @@
-"""Value types for printers and jobs, and their construction from IPP attribute dicts.
-
-Kept apart from ``cupsclient`` so that option validation and pricing import no pycups.
+"""Printing's tables: queues, printers, who may print on them, print jobs (`printsrv.printing`;
+migration 0006_documents, branch "documents"; 0008_printer_access). Value types read from
+CUPS are in `printsrv.printing.types`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Final
+from datetime import datetime
+from decimal import Decimal
 
-__all__ = [
-    "FINAL_JOB_STATES",
-    "JobStatus",
-    "PrinterInfo",
-    "job_status_from_attributes",
-    "printer_info_from_attributes",
-]
-
-# IPP enums (RFC 8011 5.4.11, 5.3.7) to the names the rest of printsrv stores.
-PRINTER_STATES: Final[Mapping[int, str]] = {3: "idle", 4: "processing", 5: "stopped"}
-JOB_STATES: Final[Mapping[int, str]] = {
-    3: "pending",
-    4: "held",
-    5: "processing",
-    6: "stopped",
-    7: "canceled",
-    8: "aborted",
-    9: "completed",
-}
-FINAL_JOB_STATES: Final[frozenset[str]] = frozenset({"canceled", "aborted", "completed"})
-
-# CUPS leaves sheet-collate-supported out although it honours sheet-collate; both values work.
-DEFAULT_COLLATE: Final[tuple[str, ...]] = ("collated", "uncollated")
-# RFC 8011 enums: portrait, landscape, reverse-landscape, reverse-portrait; draft, normal, high.
-DEFAULT_ORIENTATIONS: Final[tuple[int, ...]] = (3, 4, 5, 6)
-DEFAULT_QUALITIES: Final[tuple[int, ...]] = (3, 4, 5)
-
-# The *-default attributes that become option defaults, and the option name each one sets.
-_DEFAULT_ATTRIBUTES: Final[tuple[str, ...]] = (
-    "copies",
-    "sides",
-    "print-color-mode",
-    "media",
-    "number-up",
-    "orientation-requested",
-    "print-quality",
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
 )
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from financial.schema import MoneyType
+from printsrv.documents.models import DOCUMENT_ID, Document
+from printsrv.platform.models import Base, UTCDateTime, utcnow
+
+JOB_STATES = ("queued", "submitted", "completed", "canceled", "aborted", "failed")
 
 
-@dataclass(frozen=True)
-class PrinterInfo:
-    """A CUPS printer (queue) and the IPP capabilities printsrv validates options against.
+class PrintQueue(Base):
+    """A queue documents are sent to: the reserved `webservice`, or a named one.
 
-    Attributes:
-        name: the CUPS queue name.
-        state: ``idle``, ``processing`` or ``stopped`` (``unknown`` for an unexpected enum).
-        state_message: ``printer-state-message``; after a device error it keeps the last ERROR
-            text until the next message replaces it.
-        state_reasons: ``printer-state-reasons`` without the placeholder ``none``.
-        accepting: ``printer-is-accepting-jobs``; a printer can be stopped yet accepting.
-        info, location, make_and_model: descriptive strings, possibly empty.
-        copies_supported: the inclusive (min, max) range of ``copies``.
-        sides_supported, print_color_mode_supported, media_supported: keywords.
-        sheet_collate_supported: keywords; ``("collated", "uncollated")`` when CUPS omits it.
-        number_up_supported: allowed ``number-up`` values.
-        page_ranges_supported: whether ``page-ranges`` is honoured.
-        orientation_requested_supported, print_quality_supported: IPP enum values.
-        print_scaling_supported: keywords (may be empty).
-        defaults: ``(option, value)`` pairs from the printer's ``*-default`` attributes.
+    `printer_name` set means IPP routing to that CUPS printer with `ipp_options` (JSON);
+    None means documents are held in the user's inbox. `ip_allowed` is a CIDR set; void
+    allows every address.
     """
 
-    name: str
-    state: str
-    state_message: str
-    state_reasons: tuple[str, ...]
-    accepting: bool
-    info: str
-    location: str
-    make_and_model: str
-    copies_supported: tuple[int, int]
-    sides_supported: tuple[str, ...]
-    print_color_mode_supported: tuple[str, ...]
-    media_supported: tuple[str, ...]
-    sheet_collate_supported: tuple[str, ...]
-    number_up_supported: tuple[int, ...]
-    page_ranges_supported: bool
-    orientation_requested_supported: tuple[int, ...]
-    print_quality_supported: tuple[int, ...]
-    print_scaling_supported: tuple[str, ...]
-    defaults: tuple[tuple[str, str], ...]
+    __tablename__ = "print_queue"
 
-    def default_options(self) -> dict[str, str]:
-        """The printer's defaults as an option dict, the lowest layer of ``merge_options``."""
-        return dict(self.defaults)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    reserved: Mapped[bool] = mapped_column(Boolean, default=False)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    ip_allowed: Mapped[str] = mapped_column(Text, default="")
+    printer_name: Mapped[str | None] = mapped_column(String(255), default=None)
+    ipp_options: Mapped[str] = mapped_column(Text, default="{}")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
-@dataclass(frozen=True)
-class JobStatus:
-    """What CUPS says about one job.
+class Printer(Base):
+    """A CUPS printer as last synchronised, with its IPP capabilities and its prices.
 
-    Attributes:
-        job_id: the CUPS job id.
-        state: pending, held, processing, stopped, canceled, aborted or completed.
-        final: True for canceled, aborted and completed; CUPS never moves such a job again.
-        message: ``job-printer-state-message`` (the backend's ERROR text for a failed job). It is
-            the printer's message when the job finished, so a completed job on a printer that
-            failed earlier can still carry that old text: decide on ``state``, show ``message``.
-        impressions: ``job-impressions-completed`` as counted by the filters (an aborted job
-            still reports them); never use it for charging.
-        sheets: ``job-media-sheets-completed``, same caveat.
-        printer: the queue name, from ``job-printer-uri`` (empty if CUPS did not say).
-
-    The job's user is left out on purpose: CUPS' default ``JobPrivateValues`` hide
-    ``job-originating-user-name`` from anyone but the owner, so it would read as empty; keep the
-    user printsrv submitted as in printsrv's own records.
+    `capabilities` is the JSON form of `printing.PrinterInfo`; `cost_model` the JSON form
+    of `printing.CostModel` (None: printing there is free). `present` turns false when the
+    printer disappears from the CUPS server; the row stays for the history.
     """
 
-    job_id: int
-    state: str
-    final: bool
-    message: str
-    impressions: int
-    sheets: int
-    printer: str
+    __tablename__ = "printer"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    present: Mapped[bool] = mapped_column(Boolean, default=True)
+    state: Mapped[str] = mapped_column(String(20), default="unknown")
+    state_message: Mapped[str] = mapped_column(Text, default="")
+    accepting: Mapped[bool] = mapped_column(Boolean, default=False)
+    info: Mapped[str] = mapped_column(Text, default="")
+    location: Mapped[str] = mapped_column(Text, default="")
+    make_and_model: Mapped[str] = mapped_column(Text, default="")
+    capabilities: Mapped[str] = mapped_column(Text, default="{}")
+    cost_model: Mapped[str | None] = mapped_column(Text, default=None)
+    synced_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-def _values(raw: object) -> tuple[object, ...]:
-    """pycups gives a scalar for one value and a list for several; always get a tuple."""
-    if raw is None:
-        return ()
-    if isinstance(raw, list | tuple):
-        return tuple(raw)
-    return (raw,)
+class PrinterGroupAccess(Base):
+    """A group on a printer's ALLOW or DENY list (printsrv.printing.access has the rules).
 
+    The primary key puts a group on at most one of a printer's two lists. Both foreign keys
+    cascade, so deleting a group or a printer leaves no entry behind.
+    (Migration 0008_printer_access, branch "printer_access".)
+    """
 
-def _keywords(attrs: Mapping[str, object], name: str) -> tuple[str, ...]:
-    return tuple(str(v) for v in _values(attrs.get(name)))
+    __tablename__ = "printer_group_access"
+    __table_args__ = (CheckConstraint("scope IN ('ALLOW', 'DENY')", name="scope"),)
 
-
-def _integers(attrs: Mapping[str, object], name: str) -> tuple[int, ...]:
-    # bool is an int subclass; a boolean here would be a different attribute type, not a count.
-    return tuple(
-        v for v in _values(attrs.get(name)) if isinstance(v, int) and not isinstance(v, bool)
+    printer_id: Mapped[int] = mapped_column(
+        ForeignKey("printer.id", ondelete="CASCADE"), primary_key=True
     )
+    # Indexed for the cascade when a group is deleted (the key starts with printer_id).
+    group_id: Mapped[int] = mapped_column(
+        ForeignKey("user_group.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    scope: Mapped[str] = mapped_column(String(5))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-def _range(attrs: Mapping[str, object], name: str, fallback: tuple[int, int]) -> tuple[int, int]:
-    raw = attrs.get(name)
-    if isinstance(raw, tuple) and len(raw) == 2 and all(isinstance(v, int) for v in raw):
-        return (int(raw[0]), int(raw[1]))
-    if isinstance(raw, int) and not isinstance(raw, bool):
-        return (raw, raw)
-    return fallback
+class PrintJob(Base):
+    """A print job from submission until CUPS says it is final; the tracker's work list.
 
-
-def _text(attrs: Mapping[str, object], name: str) -> str:
-    raw = attrs.get(name)
-    return "" if raw is None else str(raw)
-
-
-def printer_info_from_attributes(name: str, attrs: Mapping[str, object]) -> PrinterInfo:
-    """Build a ``PrinterInfo`` from a pycups ``getPrinterAttributes`` dict.
-
-    Missing attributes get conservative values: no keywords, copies 1-1, no page ranges; only
-    ``sheet-collate-supported``, orientations and qualities fall back to what CUPS accepts
-    without advertising it.
+    `state`: queued (charged, not yet in CUPS), submitted (CUPS has it as `cups_job_id`),
+    then completed, canceled, aborted or failed. Moving to a final state is one conditional
+    UPDATE (`WHERE state IN (queued, submitted)`), so only one worker ever does it, and the
+    refund of `charge_trx_id` (`refund_trx_id`) is written in that same transaction.
+    `lease_owner`/`lease_until` mark which tracker is looking at the job right now.
     """
-    defaults: list[tuple[str, str]] = []
-    for option in _DEFAULT_ATTRIBUTES:
-        value = attrs.get(f"{option}-default")
-        # CUPS sends 'no-value' (None in pycups) for orientation-requested-default, and pycups
-        # renders collections as '(unknown IPP value tag ...)': neither is an option value.
-        if value is None or isinstance(value, list | tuple) or str(value).startswith("("):
-            continue
-        defaults.append((option, str(value)))
-    reasons = tuple(r for r in _keywords(attrs, "printer-state-reasons") if r != "none")
-    state = attrs.get("printer-state")
-    return PrinterInfo(
-        name=name,
-        state=PRINTER_STATES.get(state, "unknown") if isinstance(state, int) else "unknown",
-        state_message=_text(attrs, "printer-state-message"),
-        state_reasons=reasons,
-        accepting=bool(attrs.get("printer-is-accepting-jobs", False)),
-        info=_text(attrs, "printer-info"),
-        location=_text(attrs, "printer-location"),
-        make_and_model=_text(attrs, "printer-make-and-model"),
-        copies_supported=_range(attrs, "copies-supported", (1, 1)),
-        sides_supported=_keywords(attrs, "sides-supported"),
-        print_color_mode_supported=_keywords(attrs, "print-color-mode-supported"),
-        media_supported=_keywords(attrs, "media-supported"),
-        sheet_collate_supported=_keywords(attrs, "sheet-collate-supported") or DEFAULT_COLLATE,
-        number_up_supported=_integers(attrs, "number-up-supported") or (1,),
-        page_ranges_supported=bool(attrs.get("page-ranges-supported", False)),
-        orientation_requested_supported=(
-            _integers(attrs, "orientation-requested-supported") or DEFAULT_ORIENTATIONS
+
+    __tablename__ = "print_job"
+    __table_args__ = (
+        CheckConstraint(
+            "state IN ('queued', 'submitted', 'completed', 'canceled', 'aborted', 'failed')",
+            name="state",
         ),
-        print_quality_supported=_integers(attrs, "print-quality-supported") or DEFAULT_QUALITIES,
-        print_scaling_supported=_keywords(attrs, "print-scaling-supported"),
-        defaults=tuple(defaults),
+        Index("ix_print_job_state_next_poll_at", "state", "next_poll_at"),
     )
 
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    document_id: Mapped[int] = mapped_column(DOCUMENT_ID, ForeignKey("document.id"), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    printer_name: Mapped[str] = mapped_column(String(255))
+    options: Mapped[str] = mapped_column(Text, default="{}")  # merged and validated (JSON)
+    pages: Mapped[int] = mapped_column(Integer)
+    sides: Mapped[int] = mapped_column(Integer)
+    sheets: Mapped[int] = mapped_column(Integer)
+    cost: Mapped[Decimal] = mapped_column(MoneyType())
+    charge_trx_id: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    refund_trx_id: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    state: Mapped[str] = mapped_column(String(10), default="queued")
+    cups_job_id: Mapped[int | None] = mapped_column(Integer, default=None)
+    cups_state: Mapped[str] = mapped_column(String(12), default="")
+    message: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    next_poll_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    lease_owner: Mapped[str | None] = mapped_column(String(64), default=None)
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    poll_failures: Mapped[int] = mapped_column(Integer, default=0)
 
-def _int_attr(attrs: Mapping[str, object], name: str) -> int:
-    raw = attrs.get(name)
-    return raw if isinstance(raw, int) and not isinstance(raw, bool) else 0
-
-
-def job_status_from_attributes(job_id: int, attrs: Mapping[str, object]) -> JobStatus:
-    """Build a ``JobStatus`` from a pycups ``getJobAttributes`` dict."""
-    raw_state = attrs.get("job-state")
-    state = JOB_STATES.get(raw_state, "unknown") if isinstance(raw_state, int) else "unknown"
-    printer_uri = _text(attrs, "job-printer-uri")
-    return JobStatus(
-        job_id=job_id,
-        state=state,
-        final=state in FINAL_JOB_STATES,
-        message=_text(attrs, "job-printer-state-message"),
-        impressions=_int_attr(attrs, "job-impressions-completed"),
-        sheets=_int_attr(attrs, "job-media-sheets-completed"),
-        printer=printer_uri.rsplit("/", 1)[-1] if printer_uri else "",
-    )
+    document: Mapped[Document] = relationship()

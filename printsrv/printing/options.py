@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Final, Literal
 
 from printsrv.printing.errors import OptionRejected
-from printsrv.printing.models import PrinterInfo
+from printsrv.printing.types import PrinterInfo
 
 __all__ = [
     "KNOWN_ATTRIBUTES",

@@ -22,15 +22,16 @@ from sqlalchemy.orm import Session
 from financial.errors import InvalidAmount
 from financial.money import money, to_wire
 from printsrv.errors import InvalidInput, NotFound
-from printsrv.models import Printer, PrintQueue, utcnow
+from printsrv.platform.models import utcnow
 from printsrv.printing.costs import CostModel, SidePrices
 from printsrv.printing.cupsclient import EVERYWHERE_TIMEOUT
 from printsrv.printing.errors import OptionRejected, PrinterNotFound
-from printsrv.printing.models import PrinterInfo
+from printsrv.printing.models import Printer, PrintQueue
 from printsrv.printing.options import validate_options
+from printsrv.printing.types import PrinterInfo
 
 if TYPE_CHECKING:
-    from printsrv.db import Database
+    from printsrv.platform.database import Database
     from printsrv.printing.cupsclient import CupsClient
 
 __all__ = [

@@ -20,10 +20,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from printsrv.errors import Conflict, InvalidInput, NotAllowed, NotFound
-from printsrv.models import PrintQueue
+from printsrv.platform.security import format_cidr_set, parse_cidr_set
+from printsrv.printing.models import PrintQueue
 from printsrv.printing.options import validate_options
 from printsrv.printing.printers import get_printer, info_from_row, validate_for_any_printer
-from printsrv.security import format_cidr_set, parse_cidr_set
 
 __all__ = [
     "RESERVED_QUEUE",

@@ -23,9 +23,9 @@ from typing import Final
 
 from sqlalchemy import or_, select, update
 
-from printsrv.documents import run_retention, sweep_orphans
-from printsrv.installation import Installation
-from printsrv.models import PrintJob, utcnow
+from printsrv.documents.log import run_retention, sweep_orphans
+from printsrv.operations.installation import Installation
+from printsrv.platform.models import utcnow
 from printsrv.printing.context import PrintContext
 from printsrv.printing.errors import PrintingError
 from printsrv.printing.jobs import (
@@ -35,6 +35,7 @@ from printsrv.printing.jobs import (
     look_at_job,
     record_verdicts,
 )
+from printsrv.printing.models import PrintJob
 from printsrv.printing.printers import sync_printers
 
 log = logging.getLogger(__name__)

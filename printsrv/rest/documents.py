@@ -25,17 +25,19 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 
 from financial.money import to_wire
-from printsrv import documents, errors, idempotency
+from printsrv import errors
+from printsrv.accounts import idempotency
+from printsrv.documents import log as documents
+from printsrv.documents.models import Document
 from printsrv.errors import InvalidInput, NotFound
-from printsrv.models import Document
+from printsrv.http import client_of, installation_of
+from printsrv.platform.uploads import Upload, receive_upload
 from printsrv.printing import intake
 from printsrv.printing.context import PrintContext
 from printsrv.printing.history import JobSummary
 from printsrv.printing.jobs import in_thread
-from printsrv.requests import client_of, installation_of
 from printsrv.rest.guards import authenticate_caller, require_admin, require_user
 from printsrv.rest.responses import failure, status_for
-from printsrv.uploads import Upload, receive_upload
 
 _EXT_PREFIX: Final = "ext_id="
 _FILE_NAME_UNSAFE: Final = re.compile(r"[^A-Za-z0-9._-]+")

@@ -25,8 +25,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from financial import to_wire
-from printsrv import accounting, errors, idempotency
-from printsrv.requests import installation_of
+from printsrv import errors
+from printsrv.accounts import idempotency
+from printsrv.accounts import service as accounting
+from printsrv.http import installation_of
 from printsrv.rest.guards import authenticate_caller, require_admin
 from printsrv.rest.responses import failure, status_for, success
 

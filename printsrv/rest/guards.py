@@ -13,17 +13,17 @@ from sqlalchemy.orm import Session
 from starlette.requests import Request
 
 from printsrv.errors import NotAllowed, NotAuthenticated
-from printsrv.models import User
-from printsrv.requests import client_of, installation_of
-from printsrv.security import (
+from printsrv.http import client_of, installation_of
+from printsrv.operations.status import keep_users_out_in_maintenance
+from printsrv.people.models import User
+from printsrv.people.users import UserRef, authenticate_uuid, check_uuid, find_user_refs
+from printsrv.platform.security import (
     BasicCredentials,
     address_in,
     equals_constant_time,
     parse_basic_authorization,
     require_tls,
 )
-from printsrv.system import keep_users_out_in_maintenance
-from printsrv.users import UserRef, authenticate_uuid, check_uuid, find_user_refs
 
 
 def require_admin(request: Request) -> str:

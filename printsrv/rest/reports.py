@@ -43,11 +43,12 @@ from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from financial import end_of_day, start_of_day
-from printsrv import accounting, accounting_reports
-from printsrv.db import Database
+from printsrv.accounts import reports as accounting_reports
+from printsrv.accounts import service as accounting
 from printsrv.errors import InvalidInput
-from printsrv.installation import Installation
-from printsrv.requests import installation_of, read_body
+from printsrv.http import installation_of, read_body
+from printsrv.operations.installation import Installation
+from printsrv.platform.database import Database
 from printsrv.rest.guards import require_admin
 
 MAX_BODY = 64 * 1024

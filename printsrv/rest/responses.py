@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from printsrv import errors
-from printsrv.convert import ConversionFailed
+from printsrv.documents.convert import ConversionFailed
 from printsrv.printing.charging import CreditExceeded
 from printsrv.printing.errors import (
     CupsUnavailable,

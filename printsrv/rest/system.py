@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from printsrv import __version__
-from printsrv.requests import client_of, read_body
+from printsrv.http import client_of, read_body
 from printsrv.rest.guards import require_admin
 
 ECHO_LIMIT = 1024 * 1024

@@ -21,11 +21,11 @@ from prometheus_client import Counter
 from starlette.concurrency import run_in_threadpool
 from starlette.types import Receive, Scope, Send
 
-from printsrv.config import Snapshot
 from printsrv.errors import PayloadTooLarge
-from printsrv.requests import client_in, header_in, installation_in, receive_body
+from printsrv.http import client_in, header_in, installation_in, receive_body
+from printsrv.platform.properties import Snapshot
+from printsrv.platform.security import Client, address_in, credentials_may_travel
 from printsrv.rpc.jsonrpc_methods import INLINE_METHODS, METHODS, CallContext
-from printsrv.security import Client, address_in, credentials_may_travel
 
 log = logging.getLogger(__name__)
 

@@ -16,12 +16,13 @@ from typing import Any
 from jsonrpcserver import Success
 from jsonrpcserver.exceptions import JsonRpcError
 
-from printsrv import config as config_service
-from printsrv import errors, usersource
-from printsrv.config import Snapshot
-from printsrv.installation import Installation
+from printsrv import errors
+from printsrv.operations.installation import Installation
+from printsrv.people import sources as usersource
+from printsrv.platform import properties as config_service
+from printsrv.platform.properties import Snapshot
+from printsrv.platform.security import Client
 from printsrv.printing.errors import PrintingError
-from printsrv.security import Client
 
 # -- error table ---------------------------------------------------------------------------------
 

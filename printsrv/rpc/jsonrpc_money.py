@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from printsrv import accounting, group_defaults
-from printsrv import users as user_service
+from printsrv.accounts import service as accounting
+from printsrv.people import group_defaults
+from printsrv.people import users as user_service
 from printsrv.rpc.jsonrpc_methods import (
     CallContext,
     bad_param,

@@ -10,9 +10,11 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from printsrv import accounting, usersource, usersync
-from printsrv import users as user_service
-from printsrv.models import User
+from printsrv.accounts import service as accounting
+from printsrv.people import sources as usersource
+from printsrv.people import sync as usersync
+from printsrv.people import users as user_service
+from printsrv.people.models import User
 from printsrv.rpc.jsonrpc_methods import (
     CallContext,
     Page,

@@ -36,12 +36,13 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
-from printsrv import errors, tokens
-from printsrv.installation import Installation
+from printsrv import errors
+from printsrv.http import client_of, installation_of, read_body
+from printsrv.operations.installation import Installation
+from printsrv.operations.status import keep_users_out_in_maintenance
+from printsrv.people import tokens
+from printsrv.platform.security import require_tls
 from printsrv.printing.errors import PrintingError
-from printsrv.requests import client_of, installation_of, read_body
-from printsrv.security import require_tls
-from printsrv.system import keep_users_out_in_maintenance
 
 log = logging.getLogger(__name__)
 

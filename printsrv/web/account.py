@@ -1,6 +1,6 @@
 """What the user's page shows of their account: balance and latest transactions.
 
-The one place the web app reads accounts, through `printsrv.accounting` (which maps user
+The one place the web app reads accounts, through `printsrv.accounts.service` (which maps user
 names through the aliases and keeps the core's errors inside). Reading never creates an
 account: a user who has none yet sees a zero balance and no transactions.
 """
@@ -14,7 +14,8 @@ from decimal import Decimal
 from sqlalchemy.orm import Session
 
 import financial
-from printsrv import accounting, errors
+from printsrv import errors
+from printsrv.accounts import service as accounting
 
 __all__ = ["AccountOverview", "TransactionLine", "account_overview", "display_amount"]
 

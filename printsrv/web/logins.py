@@ -16,12 +16,13 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
-from printsrv import tokens
-from printsrv.config import Snapshot
 from printsrv.errors import NotAuthenticated
-from printsrv.installation import Installation
-from printsrv.models import User, utcnow
-from printsrv.users import check_password
+from printsrv.operations.installation import Installation
+from printsrv.people import tokens
+from printsrv.people.models import User
+from printsrv.people.users import check_password
+from printsrv.platform.models import utcnow
+from printsrv.platform.properties import Snapshot
 from printsrv.web import sessions, throttle
 from printsrv.web.sessions import ActiveSession
 from printsrv.web.throttle import ThrottlePolicy

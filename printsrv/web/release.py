@@ -16,9 +16,10 @@ from typing import Final
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from printsrv.documents.models import Document
 from printsrv.errors import Conflict, InvalidInput, NotAuthenticated
-from printsrv.installation import Installation
-from printsrv.models import Document, User
+from printsrv.operations.installation import Installation
+from printsrv.people.models import User
 from printsrv.printing import intake
 from printsrv.printing.access import PrintingDenied, check_may_print
 from printsrv.printing.context import PrintContext

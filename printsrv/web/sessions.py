@@ -18,9 +18,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from printsrv.models import User, WebSession, utcnow
-from printsrv.security import equals_constant_time
-from printsrv.users import find_user
+from printsrv.people.models import User, WebSession
+from printsrv.people.users import find_user
+from printsrv.platform.models import utcnow
+from printsrv.platform.security import equals_constant_time
 
 __all__ = [
     "CSRF_COOKIE",

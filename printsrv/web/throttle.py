@@ -22,10 +22,11 @@ from sqlalchemy import case, delete, insert, literal, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from printsrv.config import Snapshot
 from printsrv.errors import InvalidInput, NotAllowed
-from printsrv.models import LoginThrottle, UTCDateTime, utcnow
-from printsrv.users import resolve_user_name
+from printsrv.people.models import LoginThrottle
+from printsrv.people.users import resolve_user_name
+from printsrv.platform.models import UTCDateTime, utcnow
+from printsrv.platform.properties import Snapshot
 
 __all__ = [
     "LoginThrottled",

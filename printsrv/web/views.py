@@ -25,14 +25,16 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
-from printsrv import accounting, errors
-from printsrv.models import User, utcnow
+from printsrv import errors
+from printsrv.accounts import service as accounting
+from printsrv.http import client_of, installation_of, read_body
+from printsrv.operations.status import keep_users_out_in_maintenance
+from printsrv.people.models import User
+from printsrv.platform.models import utcnow
+from printsrv.platform.security import require_tls
 from printsrv.printing.charging import CreditExceeded
 from printsrv.printing.errors import CupsUnavailable, OptionRejected, PrintingError
 from printsrv.printing.history import DocumentView, PrintView, user_documents, user_prints
-from printsrv.requests import client_of, installation_of, read_body
-from printsrv.security import require_tls
-from printsrv.system import keep_users_out_in_maintenance
 from printsrv.web import logins, sessions
 from printsrv.web.account import AccountOverview, account_overview
 from printsrv.web.release import ReleaseChoices, release_choices, release_from_form

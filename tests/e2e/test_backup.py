@@ -15,10 +15,10 @@ from support import TEST_SECRET, LiveServer, set_config
 
 from financial import accounts, checks, ledger
 from financial.schema import Account, AccountTrx
-from printsrv import users
 from printsrv.cli import main
-from printsrv.installation import Installation, open_installation
-from printsrv.settings import Environment
+from printsrv.operations.installation import Installation, open_installation
+from printsrv.people import users
+from printsrv.platform.environment import Environment
 
 ADMIN = accounts.Actor("admin", "admin")
 

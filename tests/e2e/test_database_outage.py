@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy.engine import make_url
 from support import TEST_SECRET, LiveServer, TcpProxy, empty_postgresql, set_config, wait_until
 
-from printsrv.installation import open_installation
-from printsrv.settings import Environment
+from printsrv.operations.installation import open_installation
+from printsrv.platform.environment import Environment
 
 # Only PostgreSQL can "go down" under a running server: SQLite is a file in the process.
 pytestmark = pytest.mark.skipif(

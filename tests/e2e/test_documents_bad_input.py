@@ -27,8 +27,9 @@ from sqlalchemy import func, select
 from support import LiveServer
 
 from financial.schema import AccountTrx
-from printsrv.models import Document, PrintJob
+from printsrv.documents.models import Document
 from printsrv.printing import queues
+from printsrv.printing.models import PrintJob
 
 
 @pytest.fixture

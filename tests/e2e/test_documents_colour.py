@@ -23,9 +23,10 @@ from sqlalchemy import select
 from support import LiveServer, require_programs
 
 from financial.schema import AccountTrx
-from printsrv import convert, users
-from printsrv.convert import ConversionFailed
-from printsrv.models import Document
+from printsrv.documents import convert
+from printsrv.documents.convert import ConversionFailed
+from printsrv.documents.models import Document
+from printsrv.people import users
 from printsrv.printing import printers, queues
 from printsrv.printing.printers import info_from_row
 

@@ -23,8 +23,9 @@ from pypdf import PdfReader
 from sqlalchemy import select, update
 from support import LiveServer, wait_until
 
-from printsrv.documents import PdfStore, run_retention
-from printsrv.models import Document
+from printsrv.documents.log import run_retention
+from printsrv.documents.models import Document
+from printsrv.documents.store import PdfStore
 
 CREATED_RE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d{4}")
 

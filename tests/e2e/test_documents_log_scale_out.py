@@ -22,8 +22,10 @@ from printing_support import (
 from sqlalchemy import text, update
 from support import ServeProcess, empty_postgresql, wait_until
 
-from printsrv.documents import PdfStore, run_retention
-from printsrv.models import Document, utcnow
+from printsrv.documents.log import run_retention
+from printsrv.documents.models import Document
+from printsrv.documents.store import PdfStore
+from printsrv.platform.models import utcnow
 
 pytestmark = pytest.mark.skipif(
     not os.environ.get("PRINTSRV_TEST_DATABASE_URL"), reason="needs PostgreSQL"

@@ -29,9 +29,10 @@ from sqlalchemy import select
 from support import LiveServer, require_programs, set_config
 
 from financial.schema import AccountTrx
-from printsrv.documents import PdfStore, sha256_of
-from printsrv.models import Document, PrintJob
+from printsrv.documents.models import Document
+from printsrv.documents.store import PdfStore, sha256_of
 from printsrv.printing import queues
+from printsrv.printing.models import PrintJob
 
 
 def add_queue(setup: PrintSetup, name: str, printer: str | None, **options: str) -> None:

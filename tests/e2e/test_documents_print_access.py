@@ -22,8 +22,8 @@ from sqlalchemy import func, select
 from support import LiveServer
 
 from financial.schema import AccountTrx
-from printsrv import users
-from printsrv.models import Document
+from printsrv.documents.models import Document
+from printsrv.people import users
 from printsrv.printing import access, queues
 
 PRINTER = "capture"

@@ -30,8 +30,10 @@ from sqlalchemy import func, select
 from support import LiveServer
 
 from financial.schema import AccountTrx
-from printsrv.models import Document, IdempotencyKey, PrintJob
+from printsrv.accounts.models import IdempotencyKey
+from printsrv.documents.models import Document
 from printsrv.printing import intake, queues
+from printsrv.printing.models import PrintJob
 
 KEY = "Idempotency-Key"
 
@@ -412,7 +414,7 @@ def test_a_key_of_one_user_is_not_another_users(
     printing_setup: PrintSetup,  # noqa: F811
     server: LiveServer,
 ) -> None:
-    from printsrv import users
+    from printsrv.people import users
 
     setup = printing_setup
     with setup.installation.db.transaction() as session:

@@ -23,7 +23,7 @@ from printing_support import (
 from sqlalchemy import select
 from support import LiveServer, wait_until
 
-from printsrv.models import Document
+from printsrv.documents.models import Document
 from printsrv.printing import queues
 
 CONTRACT = ["id", "ext_id", "type", "title", "created", "store"]

@@ -26,9 +26,10 @@ from support import ServeProcess, set_config, wait_until
 
 import financial
 from financial import AccountTrx
-from printsrv import accounting, users
-from printsrv.installation import Installation
-from printsrv.settings import Environment
+from printsrv.accounts import service as accounting
+from printsrv.operations.installation import Installation
+from printsrv.people import users
+from printsrv.platform.environment import Environment
 
 ADMIN = ("admin", "s3cret-admin")
 PEOPLE = [f"user{n}" for n in range(6)]

@@ -7,8 +7,8 @@ import pytest
 from prometheus_client import REGISTRY
 from support import JSONRPC_KEY, LiveServer, jsonrpc_call, open_jsonrpc, set_config
 
-from printsrv import config
-from printsrv.installation import Installation
+from printsrv.operations.installation import Installation
+from printsrv.platform import properties as config
 
 STATUS = '{"jsonrpc":"2.0","id":"reference","method":"systemStatus"}'
 

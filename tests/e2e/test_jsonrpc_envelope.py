@@ -11,7 +11,7 @@ import pytest
 from jsonrpcserver import Success
 from support import LiveServer, jsonrpc_call, open_jsonrpc
 
-from printsrv.installation import Installation
+from printsrv.operations.installation import Installation
 from printsrv.rpc import jsonrpc_methods
 
 # Framing does not depend on the back-end; the methods' tests run on both.

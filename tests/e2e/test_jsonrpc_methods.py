@@ -7,9 +7,10 @@ from collections.abc import Iterator
 import pytest
 from support import LiveServer, jsonrpc_call, open_jsonrpc, rpc, set_config, wait_until
 
-from printsrv import config, users
-from printsrv.installation import Installation
-from printsrv.system import batch_job
+from printsrv.operations.installation import Installation
+from printsrv.operations.status import batch_job
+from printsrv.people import users
+from printsrv.platform import properties as config
 
 
 @pytest.fixture
@@ -96,7 +97,8 @@ def test_status_of_a_job_that_died_without_cleaning_up_expires(
 ) -> None:
     from datetime import timedelta
 
-    from printsrv.models import BatchJob, utcnow
+    from printsrv.operations.models import BatchJob
+    from printsrv.platform.models import utcnow
 
     with installation.db.transaction() as session:
         session.add(BatchJob(kind="backup", heartbeat_at=utcnow() - timedelta(minutes=5)))

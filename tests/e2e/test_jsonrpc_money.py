@@ -12,9 +12,10 @@ from support import LiveServer, open_jsonrpc, rpc
 
 import financial
 from financial import AccountTrx
-from printsrv import accounting, users
-from printsrv.installation import Installation
-from printsrv.models import UserGroup
+from printsrv.accounts import service as accounting
+from printsrv.operations.installation import Installation
+from printsrv.people import users
+from printsrv.people.models import UserGroup
 
 ADMIN = accounting.admin_actor("test")
 

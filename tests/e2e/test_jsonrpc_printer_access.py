@@ -8,9 +8,9 @@ import pytest
 from sqlalchemy import func, select
 from support import LiveServer, jsonrpc_call, open_jsonrpc, rpc, set_config, wait_until
 
-from printsrv import users
-from printsrv.installation import Installation
-from printsrv.models import Printer, PrinterGroupAccess
+from printsrv.operations.installation import Installation
+from printsrv.people import users
+from printsrv.printing.models import Printer, PrinterGroupAccess
 
 METHOD = "printerAccessControl"
 

@@ -17,9 +17,9 @@ from support import (
     wait_until,
 )
 
-from printsrv import users
 from printsrv.cli import main
-from printsrv.installation import Installation
+from printsrv.operations.installation import Installation
+from printsrv.people import users
 
 
 @pytest.fixture(autouse=True)

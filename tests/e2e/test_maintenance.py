@@ -31,18 +31,15 @@ from support import JSONRPC_KEY, LiveServer, ServeProcess, open_jsonrpc, rpc, se
 from web_support import API_KEY, PASSWORD, add_person, create_token, enable_ttp, give_credit
 
 from financial import AccountTrx
-from printsrv import accounting, users
+from printsrv.accounts import service as accounting
+from printsrv.accounts.models import IdempotencyKey
+from printsrv.documents.models import Document
 from printsrv.errors import UnderMaintenance
-from printsrv.installation import Installation
-from printsrv.models import (
-    Document,
-    IdempotencyKey,
-    LoginThrottle,
-    PrintJob,
-    SpentLoginToken,
-    WebSession,
-)
-from printsrv.system import MAINTENANCE_MESSAGE
+from printsrv.operations.installation import Installation
+from printsrv.operations.status import MAINTENANCE_MESSAGE
+from printsrv.people import users
+from printsrv.people.models import LoginThrottle, SpentLoginToken, WebSession
+from printsrv.printing.models import PrintJob
 
 ADMIN = ("admin", "admin-password")  # what open_jsonrpc sets
 RETRY_AFTER = str(UnderMaintenance.retry_after)

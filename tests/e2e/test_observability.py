@@ -10,8 +10,8 @@ import httpx
 import pytest
 from support import JSONRPC_KEY, LiveServer, ServeProcess, open_jsonrpc, set_config
 
-from printsrv import users
-from printsrv.installation import Installation
+from printsrv.operations.installation import Installation
+from printsrv.people import users
 
 ADMIN = ("admin", "admin-password")  # what open_jsonrpc sets
 

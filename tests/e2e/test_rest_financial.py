@@ -13,9 +13,10 @@ from support import JSONRPC_KEY, LiveServer, rpc, set_config
 
 import financial
 from financial import AccountTrx
-from printsrv import accounting, users
-from printsrv.installation import Installation
-from printsrv.models import User
+from printsrv.accounts import service as accounting
+from printsrv.operations.installation import Installation
+from printsrv.people import users
+from printsrv.people.models import User
 
 ADMIN = ("admin", "s3cret-admin")
 D = Decimal

@@ -21,8 +21,9 @@ from support import LiveServer, set_config, wait_until
 import financial
 from financial import AccountTrx
 from financial.reports import CSV_HEADER
-from printsrv import accounting, users
-from printsrv.installation import Installation
+from printsrv.accounts import service as accounting
+from printsrv.operations.installation import Installation
+from printsrv.people import users
 
 ADMIN = ("admin", "s3cret-admin")
 CET = timezone(timedelta(hours=1))

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from support import LiveServer, set_config, wait_until
 
-from printsrv.installation import Installation
+from printsrv.operations.installation import Installation
 
 ADMIN = ("admin", "s3cret-admin")
 

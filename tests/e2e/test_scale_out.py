@@ -22,8 +22,8 @@ from support import (
 )
 
 from financial import checks
-from printsrv import users
-from printsrv.installation import Installation
+from printsrv.operations.installation import Installation
+from printsrv.people import users
 
 pytestmark = pytest.mark.skipif(
     not os.environ.get("PRINTSRV_TEST_DATABASE_URL"), reason="needs PostgreSQL"

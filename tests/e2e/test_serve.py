@@ -14,7 +14,7 @@ import pytest
 from support import ServeProcess, make_certificate
 
 from printsrv.app import create_app
-from printsrv.installation import Installation
+from printsrv.operations.installation import Installation
 
 
 @pytest.fixture

@@ -16,9 +16,9 @@ import httpx
 import pytest
 from support import LiveServer, ServeProcess, open_jsonrpc, rpc, set_config, wait_until
 
-from printsrv import users
-from printsrv.installation import Installation
-from printsrv.settings import Environment
+from printsrv.operations.installation import Installation
+from printsrv.people import users
+from printsrv.platform.environment import Environment
 
 ADMIN_PASSWORD = "admin-password"  # what open_jsonrpc sets
 
@@ -303,7 +303,7 @@ def test_first_start_password_file_goes_once_the_password_is_changed(
 def test_a_running_server_removes_the_file_when_another_machine_changes_the_password(
     installation: Installation, environment: Environment
 ) -> None:
-    from printsrv.installation import ensure_first_admin, open_installation
+    from printsrv.operations.installation import ensure_first_admin, open_installation
 
     first = ensure_first_admin(installation)
     assert first is not None

@@ -25,10 +25,11 @@ from support import LiveServer, make_certificate, open_jsonrpc, set_config
 from web_support import API_KEY, PASSWORD, add_person, create_token, enable_ttp, give_credit
 
 from financial import AccountTrx
-from printsrv import users
+from printsrv.accounts.models import IdempotencyKey
 from printsrv.app import create_app
-from printsrv.installation import Installation
-from printsrv.models import IdempotencyKey, LoginThrottle, SpentLoginToken, WebSession
+from printsrv.operations.installation import Installation
+from printsrv.people import users
+from printsrv.people.models import LoginThrottle, SpentLoginToken, WebSession
 
 ADMIN = ("admin", "admin-password")  # what open_jsonrpc sets
 REMOTE = "192.0.2.10"

@@ -20,8 +20,10 @@ from printing_support import (
 from sqlalchemy import func, select, update
 from support import LiveServer
 
-from printsrv import users
-from printsrv.models import Document, IdempotencyKey, PrintJob
+from printsrv.accounts.models import IdempotencyKey
+from printsrv.documents.models import Document
+from printsrv.people import users
+from printsrv.printing.models import PrintJob
 
 PATH = "/restful/v1/user/documents"
 

@@ -20,10 +20,12 @@ from web_support import (
     token_login,
 )
 
-from printsrv import errors, users
-from printsrv.installation import Installation, open_installation
-from printsrv.models import WebSession, utcnow
-from printsrv.settings import Environment
+from printsrv import errors
+from printsrv.operations.installation import Installation, open_installation
+from printsrv.people import users
+from printsrv.people.models import WebSession
+from printsrv.platform.environment import Environment
+from printsrv.platform.models import utcnow
 from printsrv.web.logins import CREDENTIALS_REFUSED
 from printsrv.web.views import CSRF_REFUSED, ERROR_STATUS
 

@@ -18,7 +18,7 @@ from printing_support import (
 )
 from support import LiveServer
 
-from printsrv import users
+from printsrv.people import users
 from printsrv.printing import queues
 
 

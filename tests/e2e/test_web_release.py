@@ -27,9 +27,9 @@ from sqlalchemy import func, select
 from support import LiveServer, require_programs
 
 from financial.schema import AccountTrx, TrxType
-from printsrv import users
+from printsrv.documents.models import Document
 from printsrv.errors import Conflict
-from printsrv.models import Document
+from printsrv.people import users
 from printsrv.printing import access, intake
 from printsrv.printing.context import PrintContext
 from printsrv.printing.intake import Accepted

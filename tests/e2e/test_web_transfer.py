@@ -12,8 +12,8 @@ import pytest
 from support import LiveServer
 from web_support import PASSWORD, add_person, give_credit
 
-from printsrv import accounting
-from printsrv.installation import Installation
+from printsrv.accounts import service as accounting
+from printsrv.operations.installation import Installation
 
 
 @pytest.fixture

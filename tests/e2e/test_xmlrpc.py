@@ -25,8 +25,9 @@ from web_support import (
     token_login,
 )
 
-from printsrv import errors, tokens, users
-from printsrv.installation import Installation
+from printsrv import errors
+from printsrv.operations.installation import Installation
+from printsrv.people import tokens, users
 from printsrv.rpc import xmlrpc as adapter
 from printsrv.web.logins import LINK_REFUSED
 

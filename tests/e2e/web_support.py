@@ -12,8 +12,8 @@ from sqlalchemy import inspect
 from support import LiveServer, set_config
 
 import financial
-from printsrv import users
-from printsrv.installation import Installation
+from printsrv.operations.installation import Installation
+from printsrv.people import users
 
 API_KEY = "lms-api-key-0123456789"
 PASSWORD = "correct horse battery staple"

@@ -1,4 +1,4 @@
-"""printsrv/accounting.py: the accounting core with printsrv's config, user names and errors."""
+"""printsrv/accounts/service.py: the accounting core with printsrv's config, user names, errors."""
 
 from __future__ import annotations
 
@@ -14,9 +14,11 @@ from support import set_config
 import financial
 import financial.ledger
 from financial import AccountTrx, AccountType
-from printsrv import accounting, errors, users
+from printsrv import errors
+from printsrv.accounts import service as accounting
 from printsrv.errors import ConfigError, Conflict, InvalidInput, NotAllowed, NotFound
-from printsrv.installation import Installation
+from printsrv.operations.installation import Installation
+from printsrv.people import users
 from printsrv.rest.responses import ERROR_STATUS, status_for
 
 ADMIN = accounting.admin_actor("admin")

@@ -1,4 +1,4 @@
-"""printsrv/accounting_reports.py: the PostgreSQL CSV report is byte-identical to iter_csv's."""
+"""printsrv/accounts/reports.py: the PostgreSQL CSV report is byte-identical to iter_csv's."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from sqlalchemy.orm import Session
 import financial
 from financial import AccountTrx, TransactionFilter, iter_csv
 from financial.reports import end_of_day, start_of_day
-from printsrv.accounting_reports import CHUNK_ROWS, copy_csv, csv_report
+from printsrv.accounts.reports import CHUNK_ROWS, copy_csv, csv_report
 from printsrv.errors import NotFound
-from printsrv.installation import Installation
+from printsrv.operations.installation import Installation
 
 ADMIN = financial.Actor("admin", "ad,min")
 CET = timezone(timedelta(hours=1))

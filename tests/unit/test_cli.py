@@ -1,14 +1,14 @@
-"""The `printsrv` command line (printsrv/cli.py), run in-process with click's CliRunner."""
+"""The `printsrv` command line (printsrv/cli/), run in-process with click's CliRunner."""
 
 from __future__ import annotations
 
 import pytest
 from click.testing import CliRunner
 
-from printsrv import users
 from printsrv.cli import main
-from printsrv.installation import Installation
-from printsrv.settings import Environment
+from printsrv.operations.installation import Installation
+from printsrv.people import users
+from printsrv.platform.environment import Environment
 
 
 def run(*args: str, input: str | None = None) -> tuple[int, str]:

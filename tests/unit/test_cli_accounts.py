@@ -1,4 +1,4 @@
-"""`printsrv account ...` and `printsrv financial verify` (printsrv/cli.py), with CliRunner."""
+"""`printsrv account ...` and `printsrv financial verify` (printsrv/cli/accounts.py), CliRunner."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ from click.testing import CliRunner
 from sqlalchemy import update
 
 import financial
-from printsrv import accounting, users
+from printsrv.accounts import service as accounting
 from printsrv.cli import main
-from printsrv.installation import Installation
-from printsrv.settings import Environment
+from printsrv.operations.installation import Installation
+from printsrv.people import users
+from printsrv.platform.environment import Environment
 
 ADMIN = accounting.admin_actor("admin")
 

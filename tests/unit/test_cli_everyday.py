@@ -12,12 +12,14 @@ from sqlalchemy import func, select
 
 import financial
 from financial.schema import AccountTrx
-from printsrv import accounting, users
+from printsrv.accounts import service as accounting
 from printsrv.cli import main
-from printsrv.installation import Installation
-from printsrv.models import PrintQueue, User, UserAlias, UserGroup, UserGroupMember
+from printsrv.operations.installation import Installation
+from printsrv.people import users
+from printsrv.people.models import User, UserAlias, UserGroup, UserGroupMember
+from printsrv.platform.environment import Environment
 from printsrv.printing import queues
-from printsrv.settings import Environment
+from printsrv.printing.models import PrintQueue
 
 ADMIN = accounting.admin_actor("test")
 

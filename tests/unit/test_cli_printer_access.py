@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
-from printsrv import users
 from printsrv.cli import main
-from printsrv.installation import Installation
-from printsrv.models import Printer
-from printsrv.settings import Environment
+from printsrv.operations.installation import Installation
+from printsrv.people import users
+from printsrv.platform.environment import Environment
+from printsrv.printing.models import Printer
 
 
 def run(*args: str) -> tuple[int, str]:

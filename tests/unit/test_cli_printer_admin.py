@@ -21,15 +21,16 @@ from sqlalchemy import select
 from support import set_config
 
 import financial
-from printsrv import users
 from printsrv.cli import main
-from printsrv.documents import sha256_of
-from printsrv.installation import Installation
-from printsrv.models import Printer, PrintJob, User
+from printsrv.documents.store import sha256_of
+from printsrv.operations.installation import Installation
+from printsrv.people import users
+from printsrv.people.models import User
+from printsrv.platform.environment import Environment
+from printsrv.platform.uploads import Upload
 from printsrv.printing.context import PrintContext
 from printsrv.printing.intake import accept_upload
-from printsrv.settings import Environment
-from printsrv.uploads import Upload
+from printsrv.printing.models import Printer, PrintJob
 
 
 def run(*args: str) -> tuple[int, str]:

@@ -15,9 +15,9 @@ from printing_support import (
 )
 
 from printsrv.cli import main
-from printsrv.models import Printer
+from printsrv.platform.environment import Environment
+from printsrv.printing.models import Printer
 from printsrv.printing.printers import cost_from_json
-from printsrv.settings import Environment
 
 
 def run(*args: str) -> tuple[int, str]:

@@ -17,17 +17,18 @@ from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import make_url
 from support import TEST_SECRET, set_config
 
-from printsrv import config, users
 from printsrv.cli import main
 from printsrv.errors import ConfigError, InvalidInput
-from printsrv.installation import (
+from printsrv.operations.installation import (
     Installation,
     NotInstalled,
     check_installed,
     ensure_first_admin,
     open_installation,
 )
-from printsrv.settings import Environment, load_environment
+from printsrv.people import users
+from printsrv.platform import properties as config
+from printsrv.platform.environment import Environment, load_environment
 
 # Every variable the commands read, or take from an environment file.
 PROCESS_VARIABLES = (
@@ -250,7 +251,7 @@ def test_a_variable_in_the_environment_wins_over_the_env_file(
 def test_without_printsrv_home_the_default_env_file_is_read(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from printsrv import settings
+    from printsrv.platform import environment as settings
 
     env_file = tmp_path / "printsrv.env"
     env_file.write_text(f"PRINTSRV_HOME={tmp_path / 'service'}\n")

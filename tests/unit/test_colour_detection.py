@@ -1,4 +1,4 @@
-"""Colour detection of a document's PDF (printsrv.convert.colour) and per-page colour prices."""
+"""Colour detection of a PDF (printsrv.documents.convert.colour) and per-page colour prices."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ import pytest
 from colour_support import PAGES, colour_pdf, expected
 from support import require_programs
 
-from printsrv import convert
-from printsrv.convert import ConversionFailed, Limits, PageColours, detect_colours
-from printsrv.convert import colour as colour_module
-from printsrv.convert.colour import detect_colours_sync, provably_grayscale
+from printsrv.documents import convert
+from printsrv.documents.convert import ConversionFailed, Limits, PageColours, detect_colours
+from printsrv.documents.convert import colour as colour_module
+from printsrv.documents.convert.colour import detect_colours_sync, provably_grayscale
 from printsrv.printing.costs import CostModel, SidePrices, price
 from printsrv.printing.intake import _priced_colours
 

@@ -8,11 +8,11 @@ import pytest
 from sqlalchemy import select
 from support import set_config
 
-from printsrv import config
-from printsrv.config import Config
 from printsrv.errors import ConfigError, DatabaseUnavailable
-from printsrv.installation import Installation, ensure_first_admin
-from printsrv.models import ConfigProperty
+from printsrv.operations.installation import Installation, ensure_first_admin
+from printsrv.platform import properties as config
+from printsrv.platform.models import ConfigProperty
+from printsrv.platform.properties import Config
 
 
 def stored(installation: Installation, name: str) -> str | None:
@@ -144,7 +144,7 @@ def test_credentials_are_sealed_and_read_back(installation: Installation) -> Non
 def test_credential_sealed_by_another_installation_reads_as_unset(
     installation: Installation,
 ) -> None:
-    from printsrv.security import SecretHasher
+    from printsrv.platform.security import SecretHasher
 
     other = SecretHasher(b"another installation's key 0123456789")
     with installation.db.transaction() as session:

@@ -1,4 +1,4 @@
-"""printsrv.convert: sniffing, every format to PDF, PDF checks and bombs, limits, time-outs."""
+"""printsrv.documents.convert: sniffing, each format to PDF, PDF checks, bombs, limits, timeouts."""
 
 from __future__ import annotations
 
@@ -25,8 +25,8 @@ from printing_support import (
 from pypdf import PdfReader, PdfWriter
 from support import Overlap, require_programs
 
-from printsrv import convert
-from printsrv.convert import ConversionFailed, Limits, convert_sync, inspect_pdf, sniff
+from printsrv.documents import convert
+from printsrv.documents.convert import ConversionFailed, Limits, convert_sync, inspect_pdf, sniff
 
 
 def write(tmp_path: Path, content: bytes, name: str = "upload") -> Path:

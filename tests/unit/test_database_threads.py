@@ -1,4 +1,4 @@
-"""Database.run: blocking database work in the database's own threads (printsrv/db.py)."""
+"""Database.run: blocking database work in the database's own threads (platform/database.py)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import text
 from support import Overlap
 
-from printsrv.db import POOL_SIZE
-from printsrv.installation import Installation
+from printsrv.operations.installation import Installation
+from printsrv.platform.database import POOL_SIZE
 
 CALLER = contextvars.ContextVar("caller", default="none")
 

@@ -10,7 +10,7 @@ import click
 import pytest
 
 from printsrv.cli import main
-from printsrv.config import PROPERTIES
+from printsrv.platform.properties import PROPERTIES
 from printsrv.rpc.jsonrpc_methods import METHODS
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text()

@@ -1,4 +1,4 @@
-"""printsrv.document_log_cache: pages of the document log, invalidated by every write to it,
+"""printsrv.documents.log_cache: pages of the document log, invalidated by every write to it,
 here and (PostgreSQL LISTEN/NOTIFY) in other processes, bypassed while not listening."""
 
 from __future__ import annotations
@@ -16,11 +16,14 @@ from sqlalchemy import update
 from sqlalchemy.engine import make_url
 from support import TcpProxy, wait_until
 
-from printsrv import documents, users
-from printsrv.document_log_cache import CHANNEL_SQL, TRUST_WINDOW, DocumentLogCache
-from printsrv.documents import DocumentFilter, PdfStore, StoredPdf, run_retention
-from printsrv.installation import Installation
-from printsrv.models import Document, utcnow
+from printsrv.documents import log as documents
+from printsrv.documents.log import DocumentFilter, run_retention
+from printsrv.documents.log_cache import CHANNEL_SQL, TRUST_WINDOW, DocumentLogCache
+from printsrv.documents.models import Document
+from printsrv.documents.store import PdfStore, StoredPdf
+from printsrv.operations.installation import Installation
+from printsrv.people import users
+from printsrv.platform.models import utcnow
 
 needs_postgresql = pytest.mark.skipif(
     not os.environ.get("PRINTSRV_TEST_DATABASE_URL"), reason="needs PostgreSQL"

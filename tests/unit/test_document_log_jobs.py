@@ -17,13 +17,17 @@ import pytest
 from sqlalchemy import event, update
 from support import wait_until
 
-from printsrv import documents, users
-from printsrv.document_log_cache import DocumentLogCache
-from printsrv.documents import DocumentFilter, StoredPdf
-from printsrv.installation import Installation
-from printsrv.models import Document, PrintJob, utcnow
+from printsrv.documents import log as documents
+from printsrv.documents.log import DocumentFilter
+from printsrv.documents.log_cache import DocumentLogCache
+from printsrv.documents.models import Document
+from printsrv.documents.store import StoredPdf
+from printsrv.operations.installation import Installation
+from printsrv.people import users
+from printsrv.platform.models import utcnow
 from printsrv.printing.history import print_status
 from printsrv.printing.jobs import Verdict, finish_job, record_verdicts
+from printsrv.printing.models import PrintJob
 from printsrv.printing.tracker import Tracker
 
 needs_postgresql = pytest.mark.skipif(
@@ -266,9 +270,9 @@ def test_another_servers_job_update_reaches_this_cache(
     another_server = (
         "import sys\n"
         "from sqlalchemy import update\n"
-        "import printsrv.document_log_cache  # a server has it loaded\n"
-        "from printsrv.db import Database\n"
-        "from printsrv.models import PrintJob\n"
+        "import printsrv.documents.log_cache  # a server has it loaded\n"
+        "from printsrv.platform.database import Database\n"
+        "from printsrv.printing.models import PrintJob\n"
         "db = Database(sys.argv[1])\n"
         "with db.transaction() as session:\n"
         "    session.execute(update(PrintJob).where(PrintJob.id == int(sys.argv[2]))"

@@ -1,4 +1,4 @@
-"""printsrv.documents: the content-addressed PDF store and the document log's services."""
+"""printsrv.documents.log: the content-addressed PDF store and the document log's services."""
 
 from __future__ import annotations
 
@@ -11,12 +11,15 @@ from pathlib import Path
 import pytest
 from printing_support import pdf_bytes
 
-from printsrv import documents, users
-from printsrv.documents import DocumentFilter, PdfStore, StoredPdf, sha256_of
+from printsrv.documents import log as documents
+from printsrv.documents.log import DocumentFilter
+from printsrv.documents.models import Document
+from printsrv.documents.store import PdfStore, StoredPdf, sha256_of
 from printsrv.errors import Conflict, InvalidInput, NotFound
-from printsrv.installation import Installation
-from printsrv.models import Document, utcnow
-from printsrv.uploads import clean_file_name
+from printsrv.operations.installation import Installation
+from printsrv.people import users
+from printsrv.platform.models import utcnow
+from printsrv.platform.uploads import clean_file_name
 
 
 def test_the_store_names_files_by_digest_in_shards(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""printsrv.group_defaults: which group's defaults a member's new account gets, and when."""
+"""printsrv.people.group_defaults: which group's defaults a member's new account gets, and when."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ from decimal import Decimal
 import pytest
 
 import financial
-from printsrv import group_defaults, users
 from printsrv.errors import InvalidInput
-from printsrv.group_defaults import GroupDefaults
-from printsrv.installation import Installation
-from printsrv.models import UserGroupMember
+from printsrv.operations.installation import Installation
+from printsrv.people import group_defaults, users
+from printsrv.people.group_defaults import GroupDefaults
+from printsrv.people.models import UserGroupMember
 
 
 def _groups(installation: Installation, defaults: dict[str, GroupDefaults]) -> None:

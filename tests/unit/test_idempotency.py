@@ -1,4 +1,4 @@
-"""printsrv/idempotency.py: stored first answers, and their purge after the retention."""
+"""printsrv/accounts/idempotency.py: stored first answers, and their purge after the retention."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ from datetime import timedelta
 from sqlalchemy import select
 from support import set_config
 
-from printsrv import idempotency
-from printsrv.installation import Installation
-from printsrv.models import IdempotencyKey, utcnow
+from printsrv.accounts import idempotency
+from printsrv.accounts.models import IdempotencyKey
+from printsrv.operations.installation import Installation
+from printsrv.platform.models import utcnow
 
 ANSWER = idempotency.Answer(200, '{"succes":true}')
 

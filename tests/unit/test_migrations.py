@@ -5,16 +5,15 @@ from __future__ import annotations
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-import financial.schema
-from printsrv.installation import Installation
 from printsrv.migrations import schema_is_current, upgrade_schema
-from printsrv.models import Base
+from printsrv.operations.installation import Installation
+from printsrv.tables import every_metadata
 
 
 def test_migrated_database_matches_the_models(installation: Installation) -> None:
     with installation.db.read() as session:
         context = MigrationContext.configure(session.connection(), opts={"compare_type": True})
-        differences = compare_metadata(context, [Base.metadata, financial.schema.metadata])
+        differences = compare_metadata(context, every_metadata())
     assert differences == []
 
 

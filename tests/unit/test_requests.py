@@ -1,4 +1,4 @@
-"""printsrv.requests: what adapters read off a request, with or without a Starlette Request."""
+"""printsrv.http: what adapters read off a request, with or without a Starlette Request."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from starlette.requests import ClientDisconnect
 
 from printsrv.errors import PayloadTooLarge
-from printsrv.requests import header_in, receive_body
+from printsrv.http import header_in, receive_body
 
 
 def _scope(headers: list[tuple[bytes, bytes]]) -> dict[str, Any]:

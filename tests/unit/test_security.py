@@ -1,4 +1,4 @@
-"""Credentials, allowlists and trusted proxies (printsrv/security.py)."""
+"""Credentials, allowlists and trusted proxies (printsrv/platform/security.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import base64
 import pytest
 
 from printsrv.errors import NotAuthenticated
-from printsrv.security import (
+from printsrv.platform.security import (
     SecretHasher,
     address_in,
     derive_key,

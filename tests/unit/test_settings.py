@@ -1,4 +1,4 @@
-"""The environment and the installation secret (printsrv/settings.py)."""
+"""The environment and the installation secret (printsrv/platform/environment.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from printsrv.errors import ConfigError
-from printsrv.settings import Environment, installation_secret, load_environment
+from printsrv.platform.environment import Environment, installation_secret, load_environment
 
 
 def test_defaults_put_a_sqlite_file_under_the_home(tmp_path: Path) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from printsrv.errors import TlsRequired
-from printsrv.security import Client, credentials_may_travel, is_loopback, require_tls
+from printsrv.platform.security import Client, credentials_may_travel, is_loopback, require_tls
 
 
 def client(host: str, scheme: str) -> Client:

@@ -1,4 +1,4 @@
-"""One-time web-login tokens (printsrv/tokens.py), on every back-end."""
+"""One-time web-login tokens (printsrv/people/tokens.py), on every back-end."""
 
 from __future__ import annotations
 
@@ -11,12 +11,13 @@ import pytest
 from sqlalchemy import func, select
 from support import set_config
 
-from printsrv import tokens, users
-from printsrv.config import set_property
 from printsrv.errors import ConfigError, NotFound
-from printsrv.installation import Installation, open_installation
-from printsrv.models import SpentLoginToken, utcnow
-from printsrv.security import derive_key
+from printsrv.operations.installation import Installation, open_installation
+from printsrv.people import tokens, users
+from printsrv.people.models import SpentLoginToken
+from printsrv.platform.models import utcnow
+from printsrv.platform.properties import set_property
+from printsrv.platform.security import derive_key
 
 EXPIRY = 5000
 

@@ -1,12 +1,12 @@
-"""The internal user source: users, aliases, passwords, UUIDs, groups (printsrv/users.py)."""
+"""The internal user source: users, aliases, passwords, UUIDs, groups (printsrv/people/users.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from printsrv import users
 from printsrv.errors import Conflict, InvalidInput, NotAuthenticated, NotFound
-from printsrv.installation import Installation
+from printsrv.operations.installation import Installation
+from printsrv.people import users
 
 
 def test_user_names_are_case_insensitive_and_stored_lower_case(installation: Installation) -> None:

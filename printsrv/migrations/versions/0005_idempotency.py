@@ -1,6 +1,6 @@
 """idempotency: the first answer to a money-changing POST, per caller and Idempotency-Key
 
-Table of printsrv.idempotency (see the "idempotency" section of printsrv/models.py).
+Table of printsrv.accounts.idempotency (see printsrv/accounts/models.py).
 
 Revision ID: 0005_idempotency
 Revises: 0001

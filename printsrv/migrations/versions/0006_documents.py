@@ -1,7 +1,7 @@
 """documents: the document log, print queues, printers with their prices, print jobs
 
-Tables of printsrv.documents and printsrv.printing (see the "documents and printing" section
-of printsrv/models.py).
+Tables of printsrv.documents.log and printsrv.printing (see printsrv/documents/models.py and
+printsrv/printing/models.py).
 
 Revision ID: 0006_documents
 Revises: 0001

@@ -1,6 +1,6 @@
 """group defaults: initial credit and credit limit for members' new USER accounts
 
-Columns of printsrv.models.UserGroup, read by printsrv.group_defaults. NULL means the
+Columns of printsrv.people.models.UserGroup, read by printsrv.people.group_defaults. NULL means the
 group sets no default.
 
 Revision ID: 0007_group_defaults

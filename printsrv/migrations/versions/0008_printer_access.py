@@ -1,6 +1,6 @@
 """printer access: which user groups may (ALLOW) or may not (DENY) print on a printer
 
-Table of printsrv.printing.access (see PrinterGroupAccess in printsrv/models.py). It refers to
+Table of printsrv.printing.access (see PrinterGroupAccess in printsrv/printing/models.py). It refers to
 the printer table, so it grows off the documents branch.
 
 Revision ID: 0008_printer_access

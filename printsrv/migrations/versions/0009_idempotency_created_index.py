@@ -1,6 +1,6 @@
 """idempotency: an index on idempotency_key.created_at for the purge of expired keys
 
-Every server process purges expired keys once a minute (printsrv.idempotency.keep_purged);
+Every server process purges expired keys once a minute (printsrv.accounts.idempotency.keep_purged);
 without the index each purge scans the whole table.
 
 Revision ID: 0009_idempotency_created_index

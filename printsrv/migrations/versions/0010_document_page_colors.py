@@ -1,7 +1,7 @@
 """documents: per-page colour detection of each document's PDF
 
-Columns of printsrv.models.Document, written by printsrv.printing.intake from
-printsrv.convert.colour: ``page_colors`` ("C" or "G" per page) prices a release page by page,
+Columns of printsrv.documents.models.Document, written by printsrv.printing.intake from
+printsrv.documents.convert.colour: ``page_colors`` ("C" or "G" per page) prices a release page by page,
 ``pages_color`` and ``pages_grayscale`` are shown in the document log and on the receipt.
 NULL (every row from before, and a detection that failed) means not known: such a document
 is priced as colour unless the job asks for monochrome.

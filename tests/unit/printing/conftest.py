@@ -24,7 +24,7 @@ if str(TESTS_DIR) not in sys.path:
 from cupsd import PrivateCups  # noqa: E402
 
 from printsrv.printing.cupsclient import CupsClient  # noqa: E402
-from printsrv.printing.models import JobStatus  # noqa: E402
+from printsrv.printing.types import JobStatus  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -8,12 +8,12 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from printsrv import users
 from printsrv.errors import InvalidInput, NotFound
-from printsrv.installation import Installation
-from printsrv.models import Printer, PrinterGroupAccess
+from printsrv.operations.installation import Installation
+from printsrv.people import users
 from printsrv.printing import access
 from printsrv.printing.access import GroupAccess, PrintingDenied
+from printsrv.printing.models import Printer, PrinterGroupAccess
 
 
 @pytest.fixture

@@ -29,8 +29,8 @@ from printsrv.printing.errors import (
     PrinterNotFound,
     SubmitFailed,
 )
-from printsrv.printing.models import JobStatus
 from printsrv.printing.options import validate_options
+from printsrv.printing.types import JobStatus
 
 WaitFinal = Callable[[int], JobStatus]
 WaitState = Callable[[int, str], JobStatus]

@@ -6,7 +6,6 @@ import pytest
 
 from printsrv.errors import InvalidInput
 from printsrv.printing.errors import OptionRejected
-from printsrv.printing.models import PrinterInfo, printer_info_from_attributes
 from printsrv.printing.options import (
     KNOWN_ATTRIBUTES,
     merge_options,
@@ -14,6 +13,7 @@ from printsrv.printing.options import (
     supported_values,
     validate_options,
 )
+from printsrv.printing.types import PrinterInfo, printer_info_from_attributes
 
 # Shaped like pycups' getPrinterAttributes answer for the Generic-PDF queue, scalars included.
 ATTRS: dict[str, object] = {

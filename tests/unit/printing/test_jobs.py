@@ -21,15 +21,17 @@ from printing_support import (
 from sqlalchemy import func, select, update
 
 from financial.schema import AccountTrx
-from printsrv.documents import sha256_of
-from printsrv.models import PrintJob, User, utcnow
+from printsrv.documents.store import sha256_of
+from printsrv.people.models import User
+from printsrv.platform.models import utcnow
+from printsrv.platform.uploads import Upload
 from printsrv.printing import queues
 from printsrv.printing.context import PrintContext
 from printsrv.printing.history import user_prints
 from printsrv.printing.intake import Accepted, accept_upload
 from printsrv.printing.jobs import finish_job, follow_job, submit_job
+from printsrv.printing.models import PrintJob
 from printsrv.printing.tracker import Tracker
-from printsrv.uploads import Upload
 
 
 def route(setup: PrintSetup, queue: str, printer: str) -> None:

@@ -18,7 +18,7 @@ from printsrv.printing.errors import (
     PrintingError,
     SubmitFailed,
 )
-from printsrv.printing.models import job_status_from_attributes, printer_info_from_attributes
+from printsrv.printing.types import job_status_from_attributes, printer_info_from_attributes
 
 SERVER = "/run/test/cups.sock"
 

@@ -13,11 +13,11 @@ from printing_support import (
 )
 
 from printsrv.errors import Conflict, InvalidInput, NotAllowed, NotFound
-from printsrv.models import PrintQueue
 from printsrv.printing import printers, queues
 from printsrv.printing.context import PrintContext
 from printsrv.printing.costs import CostModel, SidePrices
 from printsrv.printing.errors import OptionRejected
+from printsrv.printing.models import PrintQueue
 from printsrv.printing.printers import validate_for_any_printer
 
 

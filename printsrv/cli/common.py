@@ -1,0 +1,132 @@
+"""What every command shares: errors as one line, the installation the environment names,
+tables and secrets at the terminal."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from printsrv.errors import PrintsrvError
+from printsrv.migrations import upgrade_schema
+from printsrv.operations.installation import FirstAdmin, Installation, open_installation
+from printsrv.platform.environment import load_environment, with_env_file
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class PrintsrvGroup(click.Group):
+    """A click group that turns service errors into one line on stderr and exit status 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except PrintsrvError as error:
+            raise click.ClickException(error.message) from None
+
+
+def use_service_env_file() -> None:
+    """Take the variables of the service's environment file that the environment lacks.
+
+    When PRINTSRV_HOME is not set and /etc/printsrv/printsrv.env (or PRINTSRV_ENV_FILE)
+    exists, the command works on the service's installation with the service's settings
+    (database, secret, CUPS server), as if run by the unit itself.
+    """
+    for key, value in with_env_file().items():
+        if not os.environ.get(key):
+            os.environ[key] = value
+
+
+def open_cli_installation(*, create: bool = False) -> Installation:
+    """The installation the environment names, opened and migrated.
+
+    Only `serve`, `init` and `backup restore` pass create=True. Every other command
+    refuses with NotInstalled (naming the home and database it looked at) when they were
+    never set up, and creates nothing: a command run from another directory must not
+    quietly start a second, empty installation that the running server never sees.
+    """
+    use_service_env_file()
+    env = load_environment()
+    refuse_root_in_a_service_home(env.home)
+    installation = open_installation(env, create=create)
+    upgrade_schema(installation.db)
+    return installation
+
+
+def refuse_root_in_a_service_home(home: Path) -> None:
+    """Stop root from working in a home that belongs to another user (the service's).
+
+    Files root would create there (SQLite's -wal and -shm, stored PDFs, a backup) belong to
+    root, and the service, running as its own user, could then no longer write them.
+    """
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        return
+    try:
+        owner = home.stat().st_uid
+    except FileNotFoundError:
+        return
+    if owner == 0:
+        return
+    try:
+        import pwd
+
+        name = pwd.getpwuid(owner).pw_name
+    except (ImportError, KeyError):
+        name = str(owner)
+    raise click.ClickException(
+        f"{home} belongs to user {name}; run the command as that user, so the files it "
+        f"writes stay theirs: sudo -u {name} printsrv ..."
+    )
+
+
+def announce_first_admin(first: FirstAdmin) -> None:
+    """Say where the first admin password is, never the password itself (stdout may be the
+    journal)."""
+    click.echo(
+        f"First start: REST admin {first.username!r} was created. Its password is in "
+        f"{first.password_file} (readable only by this user)."
+    )
+    click.echo(
+        "The file is deleted when the password is changed: "
+        "printsrv config set api.restful.auth.password"
+    )
+
+
+def with_installation(func: F) -> F:
+    """Pass the installation as the first argument, opened (never created) and migrated."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        installation = open_cli_installation()
+        try:
+            return func(installation, *args, **kwargs)
+        finally:
+            installation.db.dispose()
+
+    return wrapper  # type: ignore[return-value]
+
+
+def print_table(rows: list[tuple[str, ...]], header: tuple[str, ...]) -> None:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        click.echo(
+            "  ".join(
+                str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)
+            ).rstrip()
+        )
+
+
+def ask_secret(prompt: str) -> str:
+    """A secret typed twice at a hidden prompt, or one line piped on standard input.
+
+    Piping keeps a secret out of the shell history and lets scripts (and the README's quick
+    start) set one; a terminal gets the confirmation instead, so a typo is caught.
+    """
+    if sys.stdin.isatty():
+        return str(click.prompt(prompt, hide_input=True, confirmation_prompt=True))
+    return sys.stdin.readline().rstrip("\r\n")

@@ -1,0 +1,294 @@
+"""A cache of the admin document log's pages (``GET /restful/v1/documents``), kept correct
+across worker processes and machines.
+
+A page's JSON bytes are kept per normalised query (a `DocumentFilter`). Every committed write
+to the document log empties the cache, and so does every committed change to what a page
+shows of a print's job (its `status` and `job`: state, CUPS state, refund, ...; see
+`SHOWN_JOB_COLUMNS`). The tracker's leases and poll times are not shown, so its claims leave
+the cache alone:
+
+- in the writing process at once: SQLAlchemy session events notice a flush or an ORM
+  ``insert/update/delete(Document)`` and, after the commit, clear every cache of the process;
+- in every other process through PostgreSQL ``LISTEN/NOTIFY``: the same events issue a
+  notification inside the writing transaction, which PostgreSQL delivers at commit (and drops
+  on rollback); each server's listener thread, on a connection of its own, clears its cache
+  when one arrives. The channel is named after the schema (`CHANNEL_SQL`): installations in
+  other schemas of the same database do not disturb each other.
+
+The cache is only used while the listener is known to be connected (it pings the database
+every `PING_INTERVAL`; no answer for `TRUST_WINDOW` and every request queries again); it
+is emptied whenever the listener (re)connects. A request that started reading before an
+invalidation never stores its (possibly stale) page: it carries the cache's generation and
+stores only if that has not moved.
+
+SQLite is not cached: several worker processes may share the file and there is no
+notification channel between them; the page query is local and cheap there.
+
+Writes that bypass the ORM (raw SQL, a restore from backup while servers run) are not seen;
+restart the servers after such a change.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import weakref
+from collections import OrderedDict
+from collections.abc import Hashable
+from itertools import chain
+from typing import Any, Final
+
+import psycopg
+from psycopg import sql
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
+
+from printsrv.documents.models import Document
+from printsrv.printing.models import PrintJob
+
+log = logging.getLogger(__name__)
+
+__all__ = ["CHANNEL_SQL", "SHOWN_JOB_COLUMNS", "DocumentLogCache", "invalidate_here"]
+
+# The channel, computed by the server on both sides from the schema the tables live in
+# (channel names are identifiers of at most 63 bytes, hence the digest).
+CHANNEL_SQL: Final = "'printsrv_doclog_' || left(md5(current_schema()), 16)"
+CAPACITY: Final = 256  # pages; a page is at most 1000 short entries
+PING_INTERVAL: Final = 1.0  # seconds between liveness checks of the listener's connection
+TRUST_WINDOW: Final = 3.0  # no sign of life from the listener for this long: bypass the cache
+RETRY_INTERVAL: Final = 1.0  # seconds between reconnection attempts
+_WAKE: Final = 0.25  # the listener's longest wait, so that stop() is quick
+_WRITTEN: Final = "printsrv.document_log_written"  # Session.info flag: this transaction wrote
+# The print_job columns a page of the log shows (printsrv.printing.history.JobSummary). An
+# UPDATE that sets none of them (a tracker's lease, its next poll time, a waiting job's
+# message) leaves the cache alone; one that sets any does not, even to the same value: a
+# statement's values are known here, the row's old ones are not.
+SHOWN_JOB_COLUMNS: Final = frozenset(
+    {
+        "document_id",
+        "printer_name",
+        "options",
+        "pages",
+        "sheets",
+        "cost",
+        "refund_trx_id",
+        "state",
+        "cups_job_id",
+        "cups_state",
+        "finished_at",
+    }
+)
+
+_caches: weakref.WeakSet[DocumentLogCache] = weakref.WeakSet()
+_caches_lock = threading.Lock()
+
+
+def invalidate_here() -> None:
+    """Empty every document log cache of this process (after a commit that wrote the log)."""
+    with _caches_lock:
+        caches = list(_caches)
+    for cache in caches:
+        cache.clear()
+
+
+class DocumentLogCache:
+    """Pages of the document log as JSON bytes, bounded (LRU), for one installation.
+
+    ``lookup`` / ``store`` are called from the event loop and are cheap; the listener runs in
+    a thread of its own between ``start`` and ``stop`` (the app's lifespan). Without a
+    running listener (SQLite, the CLI, tests calling services) every lookup misses.
+    """
+
+    def __init__(self, database_url: str, capacity: int = CAPACITY) -> None:
+        url = make_url(database_url)
+        self._conninfo: str | None = None
+        if url.get_backend_name() == "postgresql":
+            self._conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
+        self.capacity = capacity
+        self._lock = threading.Lock()
+        self._entries: OrderedDict[Hashable, bytes] = OrderedDict()
+        self._generation = 0
+        self._alive_at: float | None = None  # monotonic time the listener last proved alive
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        with _caches_lock:
+            _caches.add(self)
+
+    def __repr__(self) -> str:
+        return f"DocumentLogCache(entries={len(self._entries)}, listening={self.listening})"
+
+    @property
+    def listening(self) -> bool:
+        """Whether the listener is connected and answered recently (else the cache is bypassed)."""
+        alive_at = self._alive_at
+        return alive_at is not None and time.monotonic() - alive_at < TRUST_WINDOW
+
+    def lookup(self, key: Hashable) -> tuple[bytes | None, int | None]:
+        """The cached page for ``key`` (or None), and the ticket to `store` a fresh one with.
+
+        The ticket is None while the cache is bypassed.
+        """
+        if not self.listening:
+            return None, None
+        with self._lock:
+            body = self._entries.get(key)
+            if body is not None:
+                self._entries.move_to_end(key)
+            return body, self._generation
+
+    def store(self, key: Hashable, ticket: int | None, body: bytes) -> None:
+        """Keep ``body`` for ``key`` unless the log changed since `lookup` gave ``ticket``."""
+        if ticket is None or not self.listening:
+            return
+        with self._lock:
+            if ticket != self._generation:
+                return  # read before an invalidation: may be stale
+            self._entries[key] = body
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.capacity:
+                self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        """Forget every page; pages being read now will not be stored."""
+        with self._lock:
+            self._generation += 1
+            self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    # --- the listener ----------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start listening for other processes' writes (PostgreSQL only; else a no-op)."""
+        if self._conninfo is None or (self._thread is not None and self._thread.is_alive()):
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(
+            target=self._listen_forever, name="document-log-listener", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop listening (within about `_WAKE` seconds) and bypass the cache from now on."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+        self._set_alive(None)
+
+    def _set_alive(self, moment: float | None) -> None:
+        if moment is not None and self._alive_at is None:
+            self.clear()  # (re)connected: anything may have changed while we were deaf
+        self._alive_at = moment
+        if moment is None:
+            self.clear()
+
+    def _listen_forever(self) -> None:
+        failing = False
+        while not self._stop.is_set():
+            try:
+                self._listen()
+                failing = False
+            except psycopg.Error as error:
+                if not failing:
+                    log.warning("document log listener disconnected, cache bypassed: %s", error)
+                failing = True
+            except Exception:
+                # The listener must outlive anything: a dead one only costs speed (bypass).
+                if not failing:
+                    log.exception("document log listener failed, cache bypassed")
+                failing = True
+            finally:
+                self._set_alive(None)
+            self._stop.wait(RETRY_INTERVAL)
+
+    def _listen(self) -> None:
+        assert self._conninfo is not None
+        with psycopg.connect(
+            self._conninfo,
+            autocommit=True,
+            connect_timeout=5,
+            # A silent network failure must end in an error, not a wait of minutes.
+            keepalives=1,
+            keepalives_idle=5,
+            keepalives_interval=1,
+            keepalives_count=3,
+            tcp_user_timeout=int(TRUST_WINDOW * 1000),
+        ) as connection:
+            row = connection.execute(f"SELECT {CHANNEL_SQL}").fetchone()
+            assert row is not None
+            connection.execute(sql.SQL("LISTEN {}").format(sql.Identifier(row[0])))
+            self._set_alive(time.monotonic())
+            log.info("document log listener connected; pages are cached")
+            pinged = time.monotonic()
+            while not self._stop.is_set():
+                for _ in connection.notifies(timeout=_WAKE):
+                    self.clear()
+                if time.monotonic() - pinged >= PING_INTERVAL:
+                    connection.execute("SELECT 1")
+                    pinged = time.monotonic()
+                    # Notifications that arrived with the answer wait in psycopg's backlog:
+                    # act on them before vouching for the cache again.
+                    for _ in connection.notifies(timeout=0):
+                        self.clear()
+                    self._set_alive(pinged)
+
+
+# --- noticing writes (session events, for every Session of the process) --------------------
+
+
+def _written(session: Session) -> None:
+    """This transaction changed the document log: tell the other processes at commit."""
+    session.info[_WRITTEN] = True
+    if session.get_bind().dialect.name == "postgresql":
+        # Delivered when (if) the transaction commits; PostgreSQL folds repeats into one.
+        session.connection().exec_driver_sql(f"SELECT pg_notify({CHANNEL_SQL}, '')")
+
+
+@event.listens_for(Session, "after_flush")
+def _after_flush(session: Session, _flush_context: Any) -> None:
+    changed = chain(session.new, session.dirty, session.deleted)
+    if any(isinstance(o, (Document, PrintJob)) for o in changed):
+        _written(session)
+
+
+def _sets_shown_job_columns(state: ORMExecuteState) -> bool:
+    """Whether an ORM statement on print_job may change what a page shows."""
+    if not state.is_update:
+        return True  # an insert or delete of jobs
+    # The statement's SET clause (Update._values: column -> value; no public accessor).
+    # Unknown (a form SQLAlchemy might store differently): assume it does.
+    values = getattr(state.statement, "_values", None)
+    if not values:
+        return True
+    return any(getattr(column, "key", column) in SHOWN_JOB_COLUMNS for column in values)
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _on_orm_execute(state: ORMExecuteState) -> None:
+    # Bulk statements (retention's update(Document), the tracker's update(PrintJob)) do not
+    # go through a flush.
+    if state.is_insert or state.is_update or state.is_delete:
+        mapper = state.bind_mapper
+        if mapper is None:
+            return
+        if mapper.class_ is Document or (
+            mapper.class_ is PrintJob and _sets_shown_job_columns(state)
+        ):
+            _written(state.session)
+
+
+@event.listens_for(Session, "after_commit")
+def _after_commit(session: Session) -> None:
+    # after_commit also fires when a savepoint is released; only the real commit counts.
+    if not session.in_nested_transaction() and session.info.pop(_WRITTEN, False):
+        invalidate_here()
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _after_transaction_end(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:
+        session.info.pop(_WRITTEN, None)  # a rollback: nothing to invalidate

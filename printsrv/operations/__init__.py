@@ -1,0 +1,1 @@
+"""Running the installation: system status (batch jobs, schema, maintenance) and backups."""

@@ -1,0 +1,19 @@
+"""GET /metrics: the Prometheus exposition (platform/observability.py), for the REST admin."""
+
+from __future__ import annotations
+
+from prometheus_client import CONTENT_TYPE_LATEST
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from printsrv.http import installation_of
+from printsrv.operations.metrics import render_metrics
+from printsrv.rest.guards import require_admin
+
+
+async def metrics(request: Request) -> Response:
+    """GET /metrics, for the REST admin only (Basic credentials and address allowlist)."""
+    require_admin(request)
+    body = await run_in_threadpool(render_metrics, installation_of(request))
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
