@@ -20,13 +20,13 @@ from printsrv import (
     tables,  # noqa: F401 (every table mapped before the first query)
 )
 from printsrv.accounts import idempotency
+from printsrv.error_table import answer_for
 from printsrv.operations.installation import Installation, open_installation
 from printsrv.platform.middleware import HeaderLimitMiddleware
 from printsrv.platform.observability import RequestObserver, watch_pool
 from printsrv.printing.tracker import run_tracker
 from printsrv.rest import create_rest_app
 from printsrv.rest.metrics import metrics
-from printsrv.rest.responses import status_for
 from printsrv.rpc import jsonrpc, xmlrpc
 from printsrv.web import web_routes
 
@@ -44,7 +44,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 async def _service_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, errors.PrintsrvError)
-    return PlainTextResponse(exc.message + "\n", status_for(exc))
+    return PlainTextResponse(exc.message + "\n", answer_for(exc).status)
 
 
 def create_app(installation: Installation | None = None) -> Starlette:

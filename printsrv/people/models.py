@@ -1,6 +1,6 @@
 """People's tables: users, their aliases, groups and memberships; and the web login's
 (migration 0003_web_login, branch "web"): spent one-time tokens (`printsrv.people.tokens`),
-web sessions and login throttling (`printsrv.web`).
+web sessions (`printsrv.people.sessions`) and login throttling (`printsrv.people.throttle`).
 """
 
 from __future__ import annotations

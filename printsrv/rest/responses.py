@@ -1,4 +1,5 @@
-"""REST answers: the contract's JSON envelope and the error table for the REST adapter.
+"""REST answers: the contract's JSON envelope and the REST rendering of
+the one error table (`printsrv/error_table.py`).
 
 SavaPage's REST services answer `{"succes": true, "result": ...}` or
 `{"succes": false, "error": "..."}` (sic: "succes"); printsrv keeps that spelling so existing
@@ -14,52 +15,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from printsrv import errors
-from printsrv.documents.convert import ConversionFailed
-from printsrv.printing.charging import CreditExceeded
-from printsrv.printing.errors import (
-    CupsUnavailable,
-    JobNotFound,
-    OptionRejected,
-    PrinterNotFound,
-    PrintingError,
-    SubmitFailed,
-)
-
-RETRY_AFTER_SECONDS = 5
-
-# Walked along the exception's MRO, so the most specific class wins.
-ERROR_STATUS: dict[type[errors.PrintsrvError], int] = {
-    errors.PrintsrvError: 400,
-    errors.InvalidInput: 400,
-    errors.ConfigError: 400,
-    errors.NotAuthenticated: 401,
-    errors.NotAllowed: 403,
-    errors.NotFound: 404,
-    errors.Conflict: 409,
-    errors.PayloadTooLarge: 413,
-    ConversionFailed: 415,
-    CreditExceeded: 402,
-    # CUPS, the server behind us, answered with an error: a bad gateway, not bad input.
-    # The subclasses are listed too: PrintingError comes first in their MRO.
-    PrintingError: 502,
-    SubmitFailed: 502,
-    OptionRejected: 400,
-    PrinterNotFound: 404,
-    JobNotFound: 404,
-    CupsUnavailable: 503,
-    errors.ServiceUnavailable: 503,
-    errors.DatabaseUnavailable: 503,
-    errors.UnderMaintenance: 503,
-    errors.TlsRequired: 403,
-}
+from printsrv.error_table import answer_for, retry_after
 
 
 def status_for(error: errors.PrintsrvError) -> int:
-    """The HTTP status for a service error."""
-    for cls in type(error).__mro__:
-        if cls in ERROR_STATUS:
-            return ERROR_STATUS[cls]
-    return 500
+    """The HTTP status for a service error: its row of the one error table."""
+    return answer_for(error).status
 
 
 def success(result: Any | None = None, status_code: int = 200) -> JSONResponse:
@@ -78,16 +39,16 @@ def failure(message: str, status_code: int, headers: dict[str, str] | None = Non
 
 
 async def handle_service_error(request: Request, exc: Exception) -> Response:
-    """A service error in the envelope, with `WWW-Authenticate` on 401, `Retry-After` on 503."""
+    """A service error in the envelope, with `WWW-Authenticate` on 401, `Retry-After` on 429/503."""
     assert isinstance(exc, errors.PrintsrvError)
     status = status_for(exc)
-    headers = None
+    headers = {}
     if status == 401:
-        headers = {"WWW-Authenticate": 'Basic realm="printsrv", charset="UTF-8"'}
-    elif status == 503:
-        # Maintenance says how long to stay away; an outage of a part, a few seconds.
-        headers = {"Retry-After": str(getattr(exc, "retry_after", RETRY_AFTER_SECONDS))}
-    return failure(exc.message, status, headers)
+        headers["WWW-Authenticate"] = 'Basic realm="printsrv", charset="UTF-8"'
+    seconds = retry_after(exc)
+    if seconds is not None:
+        headers["Retry-After"] = str(seconds)
+    return failure(exc.message, status, headers or None)
 
 
 async def handle_http_error(request: Request, exc: Exception) -> Response:

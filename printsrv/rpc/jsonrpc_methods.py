@@ -2,7 +2,7 @@
 
 Each method checks its parameters, makes one service call in one transaction, and wraps
 the answer in its `@type` data object. Service errors become JSON-RPC error objects
-through one table, chosen along the exception's MRO.
+through the one error table (`printsrv/error_table.py`).
 """
 
 from __future__ import annotations
@@ -17,37 +17,12 @@ from jsonrpcserver import Success
 from jsonrpcserver.exceptions import JsonRpcError
 
 from printsrv import errors
+from printsrv.error_table import ACCESS_DENIED, answer_for
 from printsrv.operations.installation import Installation
 from printsrv.people import sources as usersource
 from printsrv.platform import properties as config_service
 from printsrv.platform.properties import Snapshot
 from printsrv.platform.security import Client
-from printsrv.printing.errors import PrintingError
-
-# -- error table ---------------------------------------------------------------------------------
-
-ACCESS_DENIED = (-32600, "Access denied.")
-ERROR_CODES: dict[type[errors.PrintsrvError], tuple[int, str]] = {
-    errors.PrintsrvError: (-32603, "Internal error"),
-    errors.InvalidInput: (-32602, "Invalid params"),
-    errors.ConfigError: (-32602, "Invalid params"),
-    errors.NotAuthenticated: ACCESS_DENIED,
-    errors.NotAllowed: (-32003, "Not allowed"),
-    errors.NotFound: (-32001, "Not found"),
-    errors.Conflict: (-32002, "Conflict"),
-    errors.PayloadTooLarge: (-32600, "Invalid Request"),
-    errors.ServiceUnavailable: (-32603, "Service unavailable"),
-    errors.DatabaseUnavailable: (-32603, "Service unavailable"),
-    PrintingError: (-32603, "Printing failed"),  # CUPS refused or failed the job
-}
-
-
-def error_code(error: errors.PrintsrvError) -> tuple[int, str]:
-    """(code, short message) for a service error, by the most specific class in the table."""
-    for cls in type(error).__mro__:
-        if cls in ERROR_CODES:
-            return ERROR_CODES[cls]
-    return ERROR_CODES[errors.PrintsrvError]
 
 
 def basic_reason(reason: str | None) -> dict[str, str]:
@@ -189,7 +164,7 @@ def rpc_method(name: str, *, admin: bool = True) -> Callable[[Callable[..., Any]
             try:
                 return Success(func(context, *args, **kwargs))
             except errors.PrintsrvError as error:
-                code, _ = error_code(error)
+                code, _ = answer_for(error).jsonrpc
                 raise JsonRpcError(code, error.message, basic_reason(error.reason)) from None
 
         METHODS[name] = method

@@ -8,9 +8,9 @@ answered with HTTP 200 as XML-RPC has it:
 - protocol faults use the interoperability codes: -32700 not well-formed XML (or a DTD),
   -32600 well-formed but not an XML-RPC call, -32601 no such method, -32602 wrong parameter
   count or type, -32603 an internal error (the traceback goes to the log);
-- service errors are translated by `FAULT_CODES`, one entry per error class, chosen by
-  walking the exception's MRO; a fault for a part that is unavailable (maintenance, the
-  database) carries `Retry-After` too. It stays HTTP 200: an XML-RPC client reads the
+- service errors take their faultCode from the one error table (`printsrv/error_table.py`);
+  a fault for a part that is unavailable (maintenance, the database) carries `Retry-After`
+  too. It stays HTTP 200: an XML-RPC client reads the
   fault of a 200 only (Python's xmlrpc.client, PHP's, raise a bare protocol error for any
   other status and drop the body that says why).
 
@@ -37,12 +37,12 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
 from printsrv import errors
+from printsrv.error_table import answer_for, retry_after
 from printsrv.http import client_of, installation_of, read_body
 from printsrv.operations.installation import Installation
 from printsrv.operations.status import keep_users_out_in_maintenance
 from printsrv.people import tokens
 from printsrv.platform.security import require_tls
-from printsrv.printing.errors import PrintingError
 
 log = logging.getLogger(__name__)
 
@@ -55,40 +55,6 @@ INVALID_REQUEST = -32600
 METHOD_NOT_FOUND = -32601
 INVALID_PARAMS = -32602
 INTERNAL_ERROR = -32603
-
-# Service errors -> faultCode, walked along the MRO so the most specific class wins.
-# Positive codes are printsrv's own; README.md lists them.
-FAULT_CODES: dict[type[errors.PrintsrvError], int] = {
-    errors.PrintsrvError: 1,  # any other service error
-    errors.InvalidInput: 2,  # a parameter's value is refused (a malformed user name)
-    errors.ConfigError: 2,
-    errors.NotAuthenticated: 3,
-    tokens.TokenError: 3,
-    tokens.TokenInvalid: 3,
-    tokens.TokenExpired: 3,
-    tokens.TokenUsed: 3,
-    tokens.ApiKeyRejected: 4,  # wrong API key, or none configured
-    errors.NotAllowed: 5,
-    tokens.TtpLoginDisabled: 6,  # web-login.ttp.enable is not Y
-    tokens.UserDisabled: 7,
-    errors.NotFound: 8,  # no such user (after alias mapping)
-    errors.Conflict: 9,
-    errors.PayloadTooLarge: 10,
-    errors.ServiceUnavailable: 11,  # try again shortly
-    errors.DatabaseUnavailable: 11,
-    PrintingError: 12,
-    errors.UnderMaintenance: 13,  # system.maintenance is on; try again later
-    errors.TlsRequired: 14,  # plain HTTP from off loopback: use https
-}
-RETRY_AFTER_SECONDS = 5
-
-
-def fault_code_for(error: errors.PrintsrvError) -> int:
-    """The faultCode of a service error: the entry of the nearest class in its MRO."""
-    for cls in type(error).__mro__:
-        if cls in FAULT_CODES:
-            return FAULT_CODES[cls]
-    return FAULT_CODES[errors.PrintsrvError]
 
 
 class ProtocolFault(Exception):
@@ -278,10 +244,9 @@ def fault_response(code: int, message: str, headers: dict[str, str] | None = Non
 
 def service_fault(error: errors.PrintsrvError) -> Response:
     """The fault for a service error; `Retry-After` too when a part is unavailable."""
-    headers = None
-    if isinstance(error, errors.ServiceUnavailable):
-        headers = {"Retry-After": str(getattr(error, "retry_after", RETRY_AFTER_SECONDS))}
-    return fault_response(fault_code_for(error), error.message, headers)
+    seconds = retry_after(error)
+    headers = None if seconds is None else {"Retry-After": str(seconds)}
+    return fault_response(answer_for(error).fault, error.message, headers)
 
 
 async def endpoint(request: Request) -> Response:

@@ -4,7 +4,8 @@ Pages are server-rendered Jinja2 templates (`templates/`), styled by one local s
 (`static/style.css`), with no script and nothing from another site. Every response carries
 a strict Content-Security-Policy and `Cache-Control: no-store`; cookies are HttpOnly,
 SameSite=Lax, limited to /user, and Secure when the client came over https (directly or
-through a trusted proxy). Service errors become a page through `ERROR_STATUS`.
+through a trusted proxy). Service errors become a page through the one error table
+(`printsrv/error_table.py`).
 
 Every handler is a `user_view`, which puts the web app's two gates in front of it: TLS off
 loopback (every request carries a password, a token, a session or a CSRF cookie), and
@@ -27,19 +28,18 @@ from starlette.templating import Jinja2Templates
 
 from printsrv import errors
 from printsrv.accounts import service as accounting
+from printsrv.accounts.overview import AccountOverview, account_overview
+from printsrv.error_table import answer_for, retry_after
 from printsrv.http import client_of, installation_of, read_body
 from printsrv.operations.status import keep_users_out_in_maintenance
+from printsrv.people import logins, sessions
 from printsrv.people.models import User
+from printsrv.people.sessions import CSRF_COOKIE, SESSION_COOKIE, ActiveSession
+from printsrv.people.throttle import LoginThrottled
 from printsrv.platform.models import utcnow
 from printsrv.platform.security import require_tls
-from printsrv.printing.charging import CreditExceeded
-from printsrv.printing.errors import CupsUnavailable, OptionRejected, PrintingError
 from printsrv.printing.history import DocumentView, PrintView, user_documents, user_prints
-from printsrv.web import logins, sessions
-from printsrv.web.account import AccountOverview, account_overview
-from printsrv.web.release import ReleaseChoices, release_choices, release_from_form
-from printsrv.web.sessions import CSRF_COOKIE, SESSION_COOKIE, ActiveSession
-from printsrv.web.throttle import LoginThrottled
+from printsrv.printing.release import ReleaseChoices, release_choices, release_from_form
 
 COOKIE_PATH = "/user"
 FORM_LIMIT = 16 * 1024  # the login forms hold a few short fields
@@ -55,42 +55,15 @@ SECURITY_HEADERS = {
 }
 CSRF_REFUSED = "This form has expired. Please reload the page and try again."
 
-# Service errors -> HTTP status of the error page, walked along the MRO.
-ERROR_STATUS: dict[type[errors.PrintsrvError], int] = {
-    errors.PrintsrvError: 400,
-    errors.InvalidInput: 400,
-    errors.ConfigError: 400,
-    errors.NotAuthenticated: 403,
-    logins.LoginFailed: 403,
-    errors.NotAllowed: 403,
-    LoginThrottled: 429,
-    errors.NotFound: 404,
-    errors.Conflict: 409,
-    errors.PayloadTooLarge: 413,
-    CreditExceeded: 402,
-    PrintingError: 502,  # CUPS refused or failed the job
-    # PrintingError comes first in these MROs, so they are listed for their own status.
-    OptionRejected: 400,
-    CupsUnavailable: 503,
-    errors.ServiceUnavailable: 503,
-    errors.DatabaseUnavailable: 503,
-    errors.UnderMaintenance: 503,
-    errors.TlsRequired: 403,
-}
-RETRY_AFTER_SECONDS = 5
-# Headings of the error page where "Sorry" says too little.
-ERROR_HEADINGS: dict[type[errors.PrintsrvError], str] = {
-    errors.UnderMaintenance: "Under maintenance",
-    errors.TlsRequired: "A secure connection is required",
-}
-
 
 def status_for(error: errors.PrintsrvError) -> int:
-    """The status of the page that shows a service error."""
-    for cls in type(error).__mro__:
-        if cls in ERROR_STATUS:
-            return ERROR_STATUS[cls]
-    return 500
+    """The status of the page that shows a service error: its row of the one error table.
+
+    A page never answers 401: that status asks for HTTP authentication, and a browser
+    would open its Basic-auth dialog instead of showing the login form.
+    """
+    status = answer_for(error).status
+    return 403 if status == 401 else status
 
 
 def _when(value: datetime) -> str:
@@ -169,17 +142,19 @@ def _login_page(
     return response
 
 
-def _error_page(request: Request, error: errors.PrintsrvError) -> Response:
-    status = status_for(error)
-    heading = ERROR_HEADINGS.get(type(error), "Sorry")
-    response = _page(request, "error.html", {"message": error.message, "heading": heading}, status)
-    if isinstance(error, LoginThrottled):
-        response.headers["Retry-After"] = str(error.retry_after)
-    elif status == 503:
-        # Maintenance says how long to stay away; an outage of a part, a few seconds.
-        retry_after = getattr(error, "retry_after", RETRY_AFTER_SECONDS)
-        response.headers["Retry-After"] = str(retry_after)
+def _with_retry_after(response: Response, error: errors.PrintsrvError) -> Response:
+    seconds = retry_after(error)
+    if seconds is not None:
+        response.headers["Retry-After"] = str(seconds)
     return response
+
+
+def _error_page(request: Request, error: errors.PrintsrvError) -> Response:
+    heading = answer_for(error).heading
+    response = _page(
+        request, "error.html", {"message": error.message, "heading": heading}, status_for(error)
+    )
+    return _with_retry_after(response, error)
 
 
 def _refused(request: Request, refusal: errors.PrintsrvError, *, user_name: str = "") -> Response:
@@ -187,9 +162,7 @@ def _refused(request: Request, refusal: errors.PrintsrvError, *, user_name: str 
     response = _login_page(
         request, message=refusal.message, status_code=status_for(refusal), user_name=user_name
     )
-    if isinstance(refusal, LoginThrottled):
-        response.headers["Retry-After"] = str(refusal.retry_after)
-    return response
+    return _with_retry_after(response, refusal)
 
 
 def _logged_in(request: Request, result: logins.LoggedIn) -> Response:

@@ -19,7 +19,7 @@ from support import LiveServer, require_programs
 from web_support import accounting_tables, add_person, create_token, enable_ttp, give_credit
 
 from printsrv.operations.installation import Installation
-from printsrv.web.logins import LINK_REFUSED
+from printsrv.people.logins import LINK_REFUSED
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")

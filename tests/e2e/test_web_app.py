@@ -9,7 +9,7 @@ from datetime import timedelta
 import httpx
 import pytest
 from sqlalchemy import func, select, update
-from support import LiveServer, every_service_error_class, set_config
+from support import LiveServer, set_config
 from web_support import (
     PASSWORD,
     accounting_tables,
@@ -20,14 +20,13 @@ from web_support import (
     token_login,
 )
 
-from printsrv import errors
 from printsrv.operations.installation import Installation, open_installation
 from printsrv.people import users
+from printsrv.people.logins import CREDENTIALS_REFUSED
 from printsrv.people.models import WebSession
 from printsrv.platform.environment import Environment
 from printsrv.platform.models import utcnow
-from printsrv.web.logins import CREDENTIALS_REFUSED
-from printsrv.web.views import CSRF_REFUSED, ERROR_STATUS
+from printsrv.web.views import CSRF_REFUSED
 
 
 @pytest.fixture
@@ -410,11 +409,3 @@ def test_oversized_or_overfull_forms_are_refused(live_server: LiveServer) -> Non
     assert "<html" in huge.text
     overfull = httpx.post(f"{live_server.url}/user", data={f"f{n}": "x" for n in range(100)})
     assert overfull.status_code == 400
-
-
-@pytest.mark.parametrize(
-    "cls", every_service_error_class(), ids=lambda c: f"{c.__module__}.{c.__qualname__}"
-)
-def test_every_service_error_has_a_deliberate_page_status(cls: type) -> None:
-    nearest = next(c for c in cls.__mro__ if c in ERROR_STATUS)
-    assert nearest is not errors.PrintsrvError, f"{cls.__qualname__} gets the generic page"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from support import LiveServer, every_service_error_class, set_config
+from support import LiveServer, set_config
 from web_support import (
     API_KEY,
     accounting_tables,
@@ -25,11 +25,10 @@ from web_support import (
     token_login,
 )
 
-from printsrv import errors
 from printsrv.operations.installation import Installation
-from printsrv.people import tokens, users
+from printsrv.people import users
+from printsrv.people.logins import LINK_REFUSED
 from printsrv.rpc import xmlrpc as adapter
-from printsrv.web.logins import LINK_REFUSED
 
 PARSE_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, INVALID_PARAMS = -32700, -32600, -32601, -32602
 
@@ -209,14 +208,6 @@ def test_fault_for_a_disabled_user(
     assert "disabled" in fault.faultString
 
 
-@pytest.mark.parametrize(
-    "cls", every_service_error_class(), ids=lambda c: f"{c.__module__}.{c.__qualname__}"
-)
-def test_every_service_error_has_a_deliberate_fault_code(cls: type) -> None:
-    nearest = next(c for c in cls.__mro__ if c in adapter.FAULT_CODES)
-    assert nearest is not errors.PrintsrvError, f"{cls.__qualname__} gets the generic fault"
-
-
 def test_fault_envelope_keeps_its_shape() -> None:
     body = adapter.fault_response(4, "API key is wrong").body
     assert (
@@ -228,18 +219,6 @@ def test_fault_envelope_keeps_its_shape() -> None:
     with pytest.raises(xmlrpc.client.Fault) as caught:
         xmlrpc.client.loads(body)
     assert (caught.value.faultCode, caught.value.faultString) == (4, "API key is wrong")
-
-
-def test_fault_codes_of_the_createtoken_cases_are_distinct() -> None:
-    cases = [
-        tokens.TtpLoginDisabled("x"),
-        tokens.ApiKeyRejected("x"),
-        errors.NotFound("x"),
-        tokens.UserDisabled("x"),
-        errors.DatabaseUnavailable("x"),
-    ]
-    codes = [adapter.fault_code_for(error) for error in cases]
-    assert len(set(codes)) == len(codes)
 
 
 # --- calls that cannot be dispatched -----------------------------------------------------------

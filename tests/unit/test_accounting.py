@@ -16,10 +16,11 @@ import financial.ledger
 from financial import AccountTrx, AccountType
 from printsrv import errors
 from printsrv.accounts import service as accounting
+from printsrv.error_table import ERROR_TABLE
 from printsrv.errors import ConfigError, Conflict, InvalidInput, NotAllowed, NotFound
 from printsrv.operations.installation import Installation
 from printsrv.people import users
-from printsrv.rest.responses import ERROR_STATUS, status_for
+from printsrv.rest.responses import status_for
 
 ADMIN = accounting.admin_actor("admin")
 D = Decimal
@@ -464,7 +465,7 @@ def test_every_financial_error_is_translated_keeping_its_message() -> None:
         assert cls in accounting.FINANCIAL_ERRORS, f"{cls.__name__} has no printsrv error"
         target = accounting.FINANCIAL_ERRORS[cls]
         assert issubclass(target, errors.PrintsrvError)
-        assert target in ERROR_STATUS, f"{target.__name__} has no REST status"
+        assert target in ERROR_TABLE, f"{target.__name__} has no row in the error table"
 
 
 def test_every_transfer_rule_has_its_error_and_status() -> None:

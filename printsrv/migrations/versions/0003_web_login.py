@@ -1,6 +1,6 @@
 """web login: spent one-time tokens, web sessions, login throttling
 
-Tables of printsrv.people.tokens and printsrv.web (see printsrv/people/models.py).
+Tables of printsrv.people.tokens, sessions and throttle (see printsrv/people/models.py).
 
 Revision ID: 0003_web_login
 Revises: 0001

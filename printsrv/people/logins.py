@@ -18,14 +18,13 @@ from sqlalchemy.orm import Session
 
 from printsrv.errors import NotAuthenticated
 from printsrv.operations.installation import Installation
-from printsrv.people import tokens
+from printsrv.people import sessions, throttle, tokens
 from printsrv.people.models import User
+from printsrv.people.sessions import ActiveSession
+from printsrv.people.throttle import ThrottlePolicy
 from printsrv.people.users import check_password
 from printsrv.platform.models import utcnow
 from printsrv.platform.properties import Snapshot
-from printsrv.web import sessions, throttle
-from printsrv.web.sessions import ActiveSession
-from printsrv.web.throttle import ThrottlePolicy
 
 __all__ = [
     "CREDENTIALS_REFUSED",
