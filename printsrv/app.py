@@ -24,6 +24,7 @@ from printsrv.error_table import answer_for
 from printsrv.operations.installation import Installation, open_installation
 from printsrv.platform.middleware import HeaderLimitMiddleware
 from printsrv.platform.observability import RequestObserver, watch_pool
+from printsrv.platform.threads import in_thread
 from printsrv.printing.tracker import run_tracker
 from printsrv.rest import create_rest_app
 from printsrv.rest.metrics import metrics
@@ -80,11 +81,9 @@ def create_app(installation: Installation | None = None) -> Starlette:
             for task in refreshers:
                 task.cancel()
             await asyncio.gather(*refreshers, return_exceptions=True)
-            await asyncio.to_thread(installation.document_log.stop)
-            # A cancelled task's thread (asyncio.to_thread) may still hold a database
-            # connection; let those threads finish before the pool is closed under them.
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.get_running_loop().shutdown_default_executor(), 10)
+            # in_thread waits for its thread even when cancelled: once the refreshers are
+            # gathered, none of their threads holds a connection the pool is about to close.
+            await in_thread(installation.document_log.stop)
             installation.db.dispose()
 
     app = Starlette(

@@ -47,6 +47,7 @@ from sqlalchemy.orm import Session
 from printsrv.accounts.models import IdempotencyKey
 from printsrv.errors import Conflict, DatabaseUnavailable, InvalidInput, PrintsrvError
 from printsrv.platform.models import utcnow
+from printsrv.platform.threads import in_thread
 
 if TYPE_CHECKING:
     from printsrv.operations.installation import Installation
@@ -333,7 +334,7 @@ async def keep_purged(installation: Installation, interval: float = PURGE_EVERY)
     failing = False
     while True:
         try:
-            purged = await asyncio.to_thread(purge_expired, installation)
+            purged = await in_thread(purge_expired, installation)
             if purged:
                 log.debug("purged %d expired idempotency key(s)", purged)
             failing = False

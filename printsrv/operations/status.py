@@ -30,6 +30,7 @@ from printsrv.operations.models import BatchJob
 from printsrv.platform.database import Database
 from printsrv.platform.models import utcnow
 from printsrv.platform.properties import Snapshot
+from printsrv.platform.threads import in_thread
 
 log = logging.getLogger(__name__)
 
@@ -168,7 +169,7 @@ class SystemMonitor:
         try:
             while True:
                 try:
-                    await asyncio.to_thread(self.refresh)
+                    await in_thread(self.refresh)
                 except Exception:
                     log.debug("system monitor refresh failed", exc_info=True)
                 await asyncio.sleep(interval)

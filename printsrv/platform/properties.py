@@ -29,6 +29,7 @@ from printsrv.errors import ConfigError, DatabaseUnavailable
 from printsrv.platform.database import Database
 from printsrv.platform.models import ConfigProperty, ConfigRevision, utcnow
 from printsrv.platform.security import AddressSet, SecretHasher, format_cidr_set, parse_cidr_set
+from printsrv.platform.threads import in_thread
 
 log = logging.getLogger(__name__)
 
@@ -829,7 +830,7 @@ class Config:
         try:
             while True:
                 try:
-                    await asyncio.to_thread(self.refresh)
+                    await in_thread(self.refresh)
                     if failing:
                         log.warning("database reachable again; config refreshed")
                     failing = False

@@ -13,8 +13,6 @@ Three facts shape this module (see ``docs/cups-testing.md``, traps 3 and "Errors
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import os
 import re
 import threading
@@ -29,6 +27,7 @@ from urllib.parse import unquote, urlsplit
 import cups
 
 from printsrv.errors import Conflict, InvalidInput, PrintsrvError
+from printsrv.platform.threads import run_in_thread
 from printsrv.printing.errors import (
     CupsUnavailable,
     JobNotFound,
@@ -274,8 +273,7 @@ class CupsClient:
     async def _async(self, fn: Callable[..., T], *args: object) -> T:
         if self._closed.is_set():
             raise RuntimeError(f"{self!r} is closed")
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, functools.partial(fn, *args))
+        return await run_in_thread(self._pool, fn, *args)
 
     def close(self) -> None:
         """Stop the worker threads after the calls already queued."""

@@ -35,12 +35,13 @@ from printsrv.documents.store import StoredPdf, sha256_of
 from printsrv.errors import Conflict, InvalidInput
 from printsrv.people.models import User
 from printsrv.platform.models import utcnow
+from printsrv.platform.threads import in_thread
 from printsrv.platform.uploads import Upload, clean_file_name
 from printsrv.printing.access import check_may_print
 from printsrv.printing.context import PrintContext
 from printsrv.printing.costs import CostModel, price
 from printsrv.printing.history import released_print
-from printsrv.printing.jobs import JobOutcome, create_job, in_thread, submit_job
+from printsrv.printing.jobs import JobOutcome, create_job, submit_job
 from printsrv.printing.models import PrintQueue
 from printsrv.printing.options import merge_options, validate_options
 from printsrv.printing.printers import cost_from_json, get_printer, info_from_row

@@ -22,10 +22,8 @@ printsrv prefers to charging twice.)
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -39,7 +37,7 @@ from printsrv.documents.models import Document
 from printsrv.people.models import User
 from printsrv.platform.database import Database
 from printsrv.platform.models import utcnow
-from printsrv.platform.threads import run_in_thread
+from printsrv.platform.threads import in_thread
 from printsrv.printing.charging import charge_print, refund_print
 from printsrv.printing.context import PrintContext
 from printsrv.printing.costs import count_sheets
@@ -59,7 +57,6 @@ __all__ = [
     "create_job",
     "finish_job",
     "follow_job",
-    "in_thread",
     "look_at_job",
     "record_verdicts",
     "submit_job",
@@ -180,12 +177,6 @@ def finish_job(
             .execution_options(synchronize_session=False)
         )
     return True
-
-
-async def in_thread(fn: Callable[..., T], *args: object, **kwargs: object) -> T:
-    """``fn(*args, **kwargs)`` in the event loop's default threads, always waited for (see
-    ``threads.run_in_thread``)."""
-    return await run_in_thread(None, functools.partial(fn, *args, **kwargs))
 
 
 def _finish(db: Database, job_id: int, state: str, message: str, cups_state: str | None) -> bool:

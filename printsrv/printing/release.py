@@ -20,11 +20,11 @@ from printsrv.documents.models import Document
 from printsrv.errors import Conflict, InvalidInput, NotAuthenticated
 from printsrv.operations.installation import Installation
 from printsrv.people.models import User
+from printsrv.platform.threads import in_thread
 from printsrv.printing import intake
 from printsrv.printing.access import PrintingDenied, check_may_print
 from printsrv.printing.context import PrintContext
 from printsrv.printing.history import released_print
-from printsrv.printing.jobs import in_thread
 from printsrv.printing.printers import info_from_row, list_printers
 
 __all__ = [

@@ -26,12 +26,12 @@ from sqlalchemy import or_, select, update
 from printsrv.documents.log import run_retention, sweep_orphans
 from printsrv.operations.installation import Installation
 from printsrv.platform.models import utcnow
+from printsrv.platform.threads import in_thread
 from printsrv.printing.context import PrintContext
 from printsrv.printing.errors import PrintingError
 from printsrv.printing.jobs import (
     OPEN_STATES,
     JobOutcome,
-    in_thread,
     look_at_job,
     record_verdicts,
 )

@@ -31,11 +31,11 @@ from printsrv.documents import log as documents
 from printsrv.documents.models import Document
 from printsrv.errors import InvalidInput, NotFound
 from printsrv.http import client_of, installation_of
+from printsrv.platform.threads import in_thread
 from printsrv.platform.uploads import Upload, receive_upload
 from printsrv.printing import intake
 from printsrv.printing.context import PrintContext
 from printsrv.printing.history import JobSummary
-from printsrv.printing.jobs import in_thread
 from printsrv.rest.guards import authenticate_caller, require_admin, require_user
 from printsrv.rest.responses import failure, status_for
 

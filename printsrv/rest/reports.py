@@ -23,7 +23,6 @@ however the response ends, a client that goes away included.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import re
@@ -37,7 +36,6 @@ from decimal import Decimal
 from typing import IO, Any, TypeVar
 
 from sqlalchemy.orm import Session
-from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
@@ -49,6 +47,7 @@ from printsrv.errors import InvalidInput
 from printsrv.http import installation_of, read_body
 from printsrv.operations.installation import Installation
 from printsrv.platform.database import Database
+from printsrv.platform.threads import in_thread, iterate_in_thread, run_in_thread
 from printsrv.rest.guards import require_admin
 
 MAX_BODY = 64 * 1024
@@ -70,7 +69,7 @@ async def account_transactions(request: Request) -> Response:
     report = _Report.parse(await read_body(request, MAX_BODY))
     installation = installation_of(request)
     if report.media_type == "PDF":
-        pdf = await run_in_threadpool(_pdf_file, installation, report)
+        pdf = await in_thread(_pdf_file, installation, report)
         return _pdf_response(pdf)
     stream = await _SessionStream.open(installation.db, report.csv_chunks)
     return _ClosingStreamingResponse(
@@ -245,7 +244,7 @@ def _pdf_file(installation: Installation, report: _Report) -> IO[bytes]:
 
 def _pdf_response(pdf: IO[bytes]) -> Response:
     size = os.fstat(pdf.fileno()).st_size
-    chunks = iterate_in_threadpool(iter(lambda: pdf.read(PDF_CHUNK), b""))
+    chunks = iterate_in_thread(iter(lambda: pdf.read(PDF_CHUNK), b""))
     return _ClosingStreamingResponse(
         chunks,
         on_close=pdf.close,
@@ -314,7 +313,7 @@ class _SessionStream:
         self._chunks = chunks
 
     async def _on_thread(self, func: Callable[[], Any]) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, func)
+        return await run_in_thread(self._executor, func)
 
     def __aiter__(self) -> _SessionStream:
         return self

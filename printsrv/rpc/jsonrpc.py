@@ -18,13 +18,13 @@ from typing import Any
 from jsonrpcserver import dispatch_to_response
 from jsonrpcserver.sentinels import NODATA
 from prometheus_client import Counter
-from starlette.concurrency import run_in_threadpool
 from starlette.types import Receive, Scope, Send
 
 from printsrv.errors import PayloadTooLarge
 from printsrv.http import client_in, header_in, installation_in, receive_body
 from printsrv.platform.properties import Snapshot
 from printsrv.platform.security import Client, address_in, credentials_may_travel
+from printsrv.platform.threads import in_thread
 from printsrv.rpc.jsonrpc_methods import INLINE_METHODS, METHODS, CallContext
 
 log = logging.getLogger(__name__)
@@ -315,7 +315,7 @@ async def respond(scope: Scope, receive: Receive) -> tuple[bytes, int]:
         return encode(error_object(None, PARSE_ERROR, "Parse error", reason)), 200
     try:
         if _needs_thread(parsed):
-            payload = await run_in_threadpool(answer, parsed, context)
+            payload = await in_thread(answer, parsed, context)
         else:
             payload = answer(parsed, context)
     except Exception:

@@ -32,7 +32,6 @@ from xml.parsers.expat import ExpatError
 
 from defusedxml import DefusedXmlException
 from defusedxml.xmlrpc import DefusedExpatParser
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
@@ -43,6 +42,7 @@ from printsrv.operations.installation import Installation
 from printsrv.operations.status import keep_users_out_in_maintenance
 from printsrv.people import tokens
 from printsrv.platform.security import require_tls
+from printsrv.platform.threads import in_thread
 
 log = logging.getLogger(__name__)
 
@@ -262,7 +262,7 @@ async def endpoint(request: Request) -> Response:
         name, params = parse_call(body)
         method = _method(name)
         method.check(params)
-        result = await run_in_threadpool(method.function, installation, *params)
+        result = await in_thread(method.function, installation, *params)
     except ProtocolFault as fault:
         return fault_response(fault.code, fault.message)
     except errors.PrintsrvError as error:

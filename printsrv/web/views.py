@@ -20,7 +20,6 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import jinja2
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -38,6 +37,7 @@ from printsrv.people.sessions import CSRF_COOKIE, SESSION_COOKIE, ActiveSession
 from printsrv.people.throttle import LoginThrottled
 from printsrv.platform.models import utcnow
 from printsrv.platform.security import require_tls
+from printsrv.platform.threads import in_thread
 from printsrv.printing.history import DocumentView, PrintView, user_documents, user_prints
 from printsrv.printing.release import ReleaseChoices, release_choices, release_from_form
 
@@ -264,8 +264,8 @@ async def _home_page(
 ) -> Response:
     """The user's page; ``messages`` sets the notices, problems and form values shown."""
     if overview is None:
-        _, overview = await run_in_threadpool(_load_page, request)
-    documents, prints, choices = await run_in_threadpool(_prints, request, active)
+        _, overview = await in_thread(_load_page, request)
+    documents, prints, choices = await in_thread(_prints, request, active)
     context = {
         "user": active,
         "account": overview,
@@ -302,10 +302,10 @@ async def home(request: Request) -> Response:
     """GET /user: the user's page, or the login form; POST /user: log in with a token."""
     if request.method == "POST":
         return await token_login(request)
-    active, overview = await run_in_threadpool(_load_page, request)
+    active, overview = await in_thread(_load_page, request)
     if active is None:
         return _login_page(request, stale_session=SESSION_COOKIE in request.cookies)
-    await run_in_threadpool(_renew_if_due, request, active)
+    await in_thread(_renew_if_due, request, active)
     done = request.query_params.get("done")
     return await _home_page(
         request,
@@ -338,7 +338,7 @@ async def _logged_in_form(request: Request) -> tuple[dict[str, str], ActiveSessi
     anything is done.
     """
     form = await read_form(request)
-    active = await run_in_threadpool(_find_active, request)
+    active = await in_thread(_find_active, request)
     if active is not None and not sessions.csrf_matches(active.csrf_token, form.get("csrf_token")):
         raise errors.NotAllowed(CSRF_REFUSED)
     return form, active
@@ -351,7 +351,7 @@ async def transfer(request: Request) -> Response:
     if active is None:
         return _see_other()
     try:
-        await run_in_threadpool(_transfer, request, active, form)
+        await in_thread(_transfer, request, active, form)
     except (errors.InvalidInput, errors.NotAllowed, errors.NotFound, errors.Conflict) as refusal:
         return await _home_page(
             request,
@@ -405,7 +405,7 @@ async def token_login(request: Request) -> Response:
     auth_user = form.get("auth_user", "")
     auth_token = form.get("auth_token", "")
     try:
-        result = await run_in_threadpool(
+        result = await in_thread(
             lambda: logins.log_in_with_token(
                 installation_of(request),
                 auth_user=auth_user,
@@ -427,7 +427,7 @@ async def password_login(request: Request) -> Response:
     if not sessions.csrf_matches(request.cookies.get(CSRF_COOKIE), form.get("csrf_token")):
         return _login_page(request, message=CSRF_REFUSED, status_code=403, user_name=user_name)
     try:
-        result = await run_in_threadpool(
+        result = await in_thread(
             lambda: logins.log_in_with_password(
                 installation_of(request),
                 user_name=user_name,
@@ -450,11 +450,11 @@ def _find_active(request: Request) -> ActiveSession | None:
 async def logout(request: Request) -> Response:
     """POST /user/logout: end the session on the server, then show the login form."""
     form = await read_form(request)
-    active = await run_in_threadpool(_find_active, request)
+    active = await in_thread(_find_active, request)
     if active is not None:
         if not sessions.csrf_matches(active.csrf_token, form.get("csrf_token")):
             raise errors.NotAllowed(CSRF_REFUSED)
-        await run_in_threadpool(
+        await in_thread(
             logins.log_out, installation_of(request), request.cookies.get(SESSION_COOKIE)
         )
     response = _see_other()

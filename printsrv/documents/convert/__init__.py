@@ -20,7 +20,6 @@ killed at it, and the in-process converters check it between pages.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
 import threading
@@ -121,9 +120,8 @@ def _pool(size: int) -> ThreadPoolExecutor:
 async def convert(source: Path, work_dir: Path, *, name: str, limits: Limits) -> Converted:
     """``convert_sync`` in the conversion pool: at most ``limits.max_parallel`` at once per
     process, never on the event loop's thread."""
-    loop = asyncio.get_running_loop()
     call = functools.partial(convert_sync, source, work_dir, name=name, limits=limits)
-    return await loop.run_in_executor(_pool(limits.max_parallel), call)
+    return await run_in_thread(_pool(limits.max_parallel), call)
 
 
 async def detect_colours(pdf: Path, *, pages: int, name: str, limits: Limits) -> PageColours | None:
