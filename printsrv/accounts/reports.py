@@ -27,8 +27,9 @@ from __future__ import annotations
 
 import csv
 import io
+import tempfile
 from collections.abc import Iterator
-from datetime import datetime, timezone, tzinfo
+from datetime import UTC, datetime, timezone, tzinfo
 from typing import Any, BinaryIO
 
 from sqlalchemy.orm import Session
@@ -38,13 +39,18 @@ from financial import TransactionFilter
 from financial.accounts import get_account
 from financial.reports import CSV_HEADER, SortField
 from printsrv.accounts.service import financial_errors, parse_account_type, stored_account_name
+from printsrv.platform.database import Database
+from printsrv.platform.streams import ReadStream
+from printsrv.platform.threads import in_thread
 
 __all__ = [
     "CHUNK_ROWS",
     "REPORT_TITLE",
     "copy_csv",
     "csv_report",
+    "open_csv_report",
     "pdf_report",
+    "pdf_report_file",
     "transaction_filter",
 ]
 
@@ -203,6 +209,49 @@ def pdf_report(
             generated_at=generated_at,
             currency=currency,
         )
+
+
+async def open_csv_report(db: Database, select: dict[str, Any], *, tz: tzinfo) -> ReadStream:
+    """Start streaming the CSV report of the transactions `select` picks (the keywords of
+    `transaction_filter`), times shown in `tz`.
+
+    The selection is checked before this returns (NotFound, InvalidInput), so a refusal is
+    answered before any byte of the report; the caller must `close()` the stream however
+    its reading ends.
+    """
+
+    def chunks(session: Session) -> Iterator[bytes]:
+        return csv_report(session, transaction_filter(session, **select), tz=tz)
+
+    return await ReadStream.open(db, chunks)
+
+
+async def pdf_report_file(
+    db: Database, select: dict[str, Any], *, tz: tzinfo, currency: str
+) -> BinaryIO:
+    """The PDF report of the transactions `select` picks, laid out off the event loop into
+    an anonymous temporary file (nothing to clean up), rewound; the caller closes it."""
+
+    def lay_out() -> BinaryIO:
+        out = tempfile.TemporaryFile(prefix="printsrv-report-")  # noqa: SIM115 (returned open)
+        try:
+            with db.read() as session:
+                selection = transaction_filter(session, **select)
+                pdf_report(
+                    session,
+                    selection,
+                    out,
+                    tz=tz,
+                    currency=currency,
+                    generated_at=datetime.now(UTC),
+                )
+            out.seek(0)
+            return out
+        except BaseException:
+            out.close()
+            raise
+
+    return await in_thread(lay_out)
 
 
 def _header() -> bytes:

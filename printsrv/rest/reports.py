@@ -14,11 +14,10 @@ its day, each in its own `zzz` offset; times in the report are shown in the offs
 `date_from` (else `date_to`, else UTC). Unknown fields or values, a malformed body and
 `date_to` before `date_from` are answered 400 in the contract's error envelope.
 
-A CSV report over a million transactions is never held in memory: it is read through a
-server-side cursor (COPY on PostgreSQL) and streamed. That cursor belongs to one
-connection in one open transaction, so the reading generator runs on a thread of its own
-(`_SessionStream`) for as long as the response streams, and is closed with its session
-however the response ends, a client that goes away included.
+The reports themselves are `printsrv/accounts/reports.py`'s: a CSV report over a million
+transactions is never held in memory but streamed from a read session on a thread of its own
+(`platform/streams.py`), closed with its session however the response ends, a client that
+goes away included.
 """
 
 from __future__ import annotations
@@ -26,16 +25,12 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, date, timedelta, timezone
 from decimal import Decimal
 from typing import IO, Any, TypeVar
 
-from sqlalchemy.orm import Session
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
@@ -45,9 +40,7 @@ from printsrv.accounts import reports as accounting_reports
 from printsrv.accounts import service as accounting
 from printsrv.errors import InvalidInput
 from printsrv.http import installation_of, read_body
-from printsrv.operations.installation import Installation
-from printsrv.platform.database import Database
-from printsrv.platform.threads import in_thread, iterate_in_thread, run_in_thread
+from printsrv.platform.threads import iterate_in_thread
 from printsrv.rest.guards import require_admin
 
 MAX_BODY = 64 * 1024
@@ -69,9 +62,12 @@ async def account_transactions(request: Request) -> Response:
     report = _Report.parse(await read_body(request, MAX_BODY))
     installation = installation_of(request)
     if report.media_type == "PDF":
-        pdf = await in_thread(_pdf_file, installation, report)
+        settings = accounting.settings_of(installation.config.snapshot())
+        pdf = await accounting_reports.pdf_report_file(
+            installation.db, report.select, tz=report.tz, currency=settings.currency
+        )
         return _pdf_response(pdf)
-    stream = await _SessionStream.open(installation.db, report.csv_chunks)
+    stream = await accounting_reports.open_csv_report(installation.db, report.select, tz=report.tz)
     return _ClosingStreamingResponse(
         stream,
         on_close=stream.close,
@@ -118,11 +114,6 @@ class _Report:
         }
         shown = date_from[1] if date_from else date_to[1] if date_to else UTC
         return cls(selection, media_type, shown)
-
-    def csv_chunks(self, session: Session) -> Iterator[bytes]:
-        """The CSV report's chunks, read in `session` (checked before the first one)."""
-        selection = accounting_reports.transaction_filter(session, **self.select)
-        return accounting_reports.csv_report(session, selection, tz=self.tz)
 
 
 def _or(value: T | None, default: T) -> T:
@@ -220,28 +211,6 @@ def _offset(name: str, text: str) -> timezone:
 # --- the answers ---------------------------------------------------------------------------------
 
 
-def _pdf_file(installation: Installation, report: _Report) -> IO[bytes]:
-    """Lay the PDF out into an anonymous temporary file (nothing to clean up) and rewind it."""
-    out = tempfile.TemporaryFile(prefix="printsrv-report-")  # noqa: SIM115 (the response closes it)
-    try:
-        settings = accounting.settings_of(installation.config.snapshot())
-        with installation.db.read() as session:
-            selection = accounting_reports.transaction_filter(session, **report.select)
-            accounting_reports.pdf_report(
-                session,
-                selection,
-                out,
-                tz=report.tz,
-                currency=settings.currency,
-                generated_at=datetime.now(UTC),
-            )
-        out.seek(0)
-        return out
-    except BaseException:
-        out.close()
-        raise
-
-
 def _pdf_response(pdf: IO[bytes]) -> Response:
     size = os.fstat(pdf.fileno()).st_size
     chunks = iterate_in_thread(iter(lambda: pdf.read(PDF_CHUNK), b""))
@@ -272,61 +241,3 @@ class _ClosingStreamingResponse(StreamingResponse):
             await super().__call__(scope, receive, send)
         finally:
             self._on_close()
-
-
-class _SessionStream:
-    """An async iterator over a generator that reads the database, run on its own thread.
-
-    The session, its transaction and the generator are created, advanced and closed on
-    one dedicated thread: a server-side cursor or COPY lives on one connection, and a
-    pooled connection is handed back by the thread that took it. Chunks are pulled one at
-    a time, so a slow client slows the reading instead of filling memory.
-    """
-
-    def __init__(self, db: Database, produce: Callable[[Session], Iterator[bytes]]) -> None:
-        self._db = db
-        self._produce = produce
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="printsrv-report")
-        self._stack = ExitStack()
-        self._chunks: Iterator[bytes] = iter(())
-        self._closed = False
-
-    @classmethod
-    async def open(
-        cls, db: Database, produce: Callable[[Session], Iterator[bytes]]
-    ) -> _SessionStream:
-        """Start reading; errors in the selection (unknown account ...) are raised here,
-        before any byte of the answer is sent."""
-        stream = cls(db, produce)
-        try:
-            await stream._on_thread(stream._start)
-        except BaseException:
-            stream.close()
-            raise
-        return stream
-
-    def _start(self) -> None:
-        session = self._stack.enter_context(self._db.read())
-        chunks = self._produce(session)
-        # Registered after the session, so it runs first: the cursor closes, then the session.
-        self._stack.callback(getattr(chunks, "close", lambda: None))
-        self._chunks = chunks
-
-    async def _on_thread(self, func: Callable[[], Any]) -> Any:
-        return await run_in_thread(self._executor, func)
-
-    def __aiter__(self) -> _SessionStream:
-        return self
-
-    async def __anext__(self) -> bytes:
-        chunk = await self._on_thread(lambda: next(self._chunks, None))
-        if chunk is None:
-            raise StopAsyncIteration
-        return chunk
-
-    def close(self) -> None:
-        """Close the generator and the session on their thread; returns at once."""
-        if not self._closed:
-            self._closed = True
-            self._executor.submit(self._stack.close)
-            self._executor.shutdown(wait=False)
