@@ -34,10 +34,15 @@ from printsrv.printing.models import PrintJob
 
 log = logging.getLogger(__name__)
 
+# How the REST paths name a document by its external id: /documents/ext_id=<ext_id>.
+EXT_ID_PREFIX: Final = "ext_id="
+
 __all__ = [
+    "EXT_ID_PREFIX",
     "DocumentFilter",
     "LogEntry",
     "check_ext_id",
+    "document_id_of",
     "external_id",
     "find_by_ext_id",
     "find_entry_by_ext_id",
@@ -46,6 +51,9 @@ __all__ = [
     "list_documents",
     "log_print",
     "log_upload",
+    "read_document",
+    "read_entry",
+    "read_page",
     "releasable_document",
     "run_retention",
     "sweep_orphans",
@@ -319,6 +327,57 @@ def find_entry_by_ext_id(session: Session, ext_id: str) -> LogEntry:
     if row is None:
         raise NotFound(f"No document has ext_id {ext_id!r}")
     return _entry(row)
+
+
+def _ref_of(ref: str) -> tuple[str, int | str]:
+    """A document reference as the REST paths give it: its id, or `ext_id=<ext_id>`."""
+    if ref.startswith(EXT_ID_PREFIX):
+        return "ext_id", ref[len(EXT_ID_PREFIX) :]
+    return "id", document_id_of(ref)
+
+
+def document_id_of(text: str) -> int:
+    """A document id from outside; NotFound (not 400) for anything that cannot be one, as an
+    unknown id is."""
+    if not text.isdigit() or len(text) > 18:
+        raise NotFound(f"Document {text[:40]!r} does not exist")
+    return int(text)
+
+
+async def read_document(db: Database, ref: str) -> Document:
+    """The document `ref` names (its id, or `ext_id=<ext_id>`), read in its own transaction."""
+
+    def read() -> Document:
+        by, key = _ref_of(ref)
+        with db.read() as session:
+            if by == "ext_id":
+                return find_by_ext_id(session, str(key))
+            return get_document(session, int(key))
+
+    return await db.run(read)
+
+
+async def read_entry(db: Database, ref: str) -> LogEntry:
+    """The log entry `ref` names (its id, or `ext_id=<ext_id>`), with its print job."""
+
+    def read() -> LogEntry:
+        by, key = _ref_of(ref)
+        with db.read() as session:
+            if by == "ext_id":
+                return find_entry_by_ext_id(session, str(key))
+            return get_entry(session, int(key))
+
+    return await db.run(read)
+
+
+async def read_page(db: Database, selection: DocumentFilter) -> list[LogEntry]:
+    """One page of the log as `selection` asks, read in its own transaction."""
+
+    def read() -> list[LogEntry]:
+        with db.read() as session:
+            return list_documents(session, selection)
+
+    return await db.run(read)
 
 
 def _entries_query(

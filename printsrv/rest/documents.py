@@ -39,7 +39,6 @@ from printsrv.printing.history import JobSummary
 from printsrv.rest.guards import authenticate_caller, require_admin, require_user
 from printsrv.rest.responses import failure, status_for
 
-_EXT_PREFIX: Final = "ext_id="
 _FILE_NAME_UNSAFE: Final = re.compile(r"[^A-Za-z0-9._-]+")
 MAX_RELEASE_FORM_BYTES: Final = 64 * 1024
 IDEMPOTENCY_HEADER: Final = "idempotency-key"
@@ -210,7 +209,7 @@ async def print_release(request: Request) -> Response:
     """POST /documents/<id>/print: print a held document (printer=, ipp_options=)."""
     user = await in_thread(require_user, request)
     key = _idempotency_key(request)
-    document_id = _document_id(request.path_params["ref"])
+    document_id = documents.document_id_of(request.path_params["ref"])
     params = dict(request.query_params)
     content_type = request.headers.get("content-type", "")
     if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
@@ -250,28 +249,6 @@ async def list_user_documents(request: Request) -> Response:
 
 
 # --- admin services ----------------------------------------------------------------------------
-
-
-def _document_id(text: str) -> int:
-    if not text.isdigit() or len(text) > 18:
-        raise NotFound(f"Document {text[:40]!r} does not exist")
-    return int(text)
-
-
-def _find(request: Request) -> Document:
-    ref: str = request.path_params["ref"]
-    with installation_of(request).db.read() as session:
-        if ref.startswith(_EXT_PREFIX):
-            return documents.find_by_ext_id(session, ref[len(_EXT_PREFIX) :])
-        return documents.get_document(session, _document_id(ref))
-
-
-def _find_entry(request: Request) -> documents.LogEntry:
-    ref: str = request.path_params["ref"]
-    with installation_of(request).db.read() as session:
-        if ref.startswith(_EXT_PREFIX):
-            return documents.find_entry_by_ext_id(session, ref[len(_EXT_PREFIX) :])
-        return documents.get_entry(session, _document_id(ref))
 
 
 def _int_param(request: Request, name: str, default: int) -> int:
@@ -334,13 +311,8 @@ async def list_documents(request: Request) -> Response:
     cache = installation.document_log
     body, ticket = cache.lookup(selection)
     if body is None:
-
-        def page() -> bytes:
-            with installation.db.read() as session:
-                entries = documents.list_documents(session, selection)
-            return _json_bytes([log_entry_json(entry) for entry in entries])
-
-        body = await in_thread(page)
+        entries = await documents.read_page(installation.db, selection)
+        body = _json_bytes([log_entry_json(entry) for entry in entries])
         cache.store(selection, ticket, body)
     return Response(body, media_type="application/json")
 
@@ -348,7 +320,8 @@ async def list_documents(request: Request) -> Response:
 async def get_document(request: Request) -> Response:
     """GET /documents/<id> | /documents/ext_id=<ext_id>: one entry, as the list shows it."""
     require_admin(request)
-    return JSONResponse(log_entry_json(await in_thread(_find_entry, request)))
+    entry = await documents.read_entry(installation_of(request).db, request.path_params["ref"])
+    return JSONResponse(log_entry_json(entry))
 
 
 def _download_name(document: Document) -> str:
@@ -358,7 +331,9 @@ def _download_name(document: Document) -> str:
 
 async def get_pdf(request: Request) -> Response:
     require_admin(request)
-    document = await in_thread(_find, request)
+    document = await documents.read_document(
+        installation_of(request).db, request.path_params["ref"]
+    )
     store = PrintContext.of(installation_of(request)).store
     path = store.path_for(document.pdf_sha256)
     if not document.store or not path.is_file():
