@@ -38,4 +38,3 @@ def upgrade_schema(db: Database) -> None:
             connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _ADVISORY_LOCK_ID})
         cfg.attributes["connection"] = connection
         command.upgrade(cfg, "heads")
-
