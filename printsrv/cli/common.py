@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from functools import wraps
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+from sqlalchemy.orm import Session
 
 from printsrv.errors import PrintsrvError
 from printsrv.migrations import upgrade_schema
@@ -18,6 +19,7 @@ from printsrv.operations.installation import FirstAdmin, Installation, open_inst
 from printsrv.platform.environment import load_environment, with_env_file
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 
 
 class PrintsrvGroup(click.Group):
@@ -109,6 +111,47 @@ def with_installation(func: F) -> F:
             installation.db.dispose()
 
     return wrapper  # type: ignore[return-value]
+
+
+def print_listing(
+    installation: Installation,
+    items: Callable[[Session], Iterable[T]],
+    row: Callable[[T], tuple[str, ...]],
+    header: tuple[str, ...],
+) -> None:
+    """A table of what `items` reads, one `row` per item (made in the same read, so lazy
+    relationships such as a user's aliases still load)."""
+    with installation.db.read() as session:
+        rows = [row(item) for item in items(session)]
+    print_table(rows, header)
+
+
+def add_switches(
+    group: click.Group,
+    noun: str,
+    set_enabled: Callable[[Session, str, bool], T],
+    name_of: Callable[[T], str],
+    *,
+    enable_help: str,
+    disable_help: str,
+) -> None:
+    """Add `enable NAME` and `disable NAME` to `group`: one call of `set_enabled` each, then
+    "<noun> '<name>' enabled" (or disabled) with the name `name_of` reads off the result."""
+
+    def switch_to(enabled: bool) -> Callable[[Installation, str], None]:
+        def switch(installation: Installation, name: str) -> None:
+            with installation.db.transaction() as session:
+                changed = name_of(set_enabled(session, name, enabled))
+            click.echo(f"{noun} {changed!r} {'enabled' if enabled else 'disabled'}")
+
+        return switch
+
+    for verb, enabled, help_text in (
+        ("enable", True, enable_help),
+        ("disable", False, disable_help),
+    ):
+        command = with_installation(switch_to(enabled))
+        group.command(verb, help=help_text)(click.argument("name")(command))
 
 
 def print_table(rows: list[tuple[str, ...]], header: tuple[str, ...]) -> None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import click
+from sqlalchemy.orm import Session
 
 from printsrv.cli.common import PrintsrvGroup, print_table, with_installation
 from printsrv.operations.installation import Installation
@@ -50,28 +53,29 @@ def group_member() -> None:
     """Group membership."""
 
 
-@group_member.command("add")
-@click.argument("group_name", metavar="GROUP")
-@click.argument("user_name", metavar="USER")
-@with_installation
-def group_member_add(installation: Installation, group_name: str, user_name: str) -> None:
-    """Add USER to GROUP."""
-    with installation.db.transaction() as session:
-        user_service.add_member(session, group_name, user_name)
-    click.echo(f"User {user_name.strip().lower()!r} added to group {group_name.strip().lower()!r}")
+def _membership_command(
+    verb: str, change: Callable[[Session, str, str], object], done: str, help_text: str
+) -> None:
+    """`group member add|remove GROUP USER`: one call of `change`, then "User 'u' <done> 'g'"."""
 
+    def membership(installation: Installation, group_name: str, user_name: str) -> None:
+        with installation.db.transaction() as session:
+            change(session, group_name, user_name)
+        click.echo(f"User {user_name.strip().lower()!r} {done} {group_name.strip().lower()!r}")
 
-@group_member.command("remove")
-@click.argument("group_name", metavar="GROUP")
-@click.argument("user_name", metavar="USER")
-@with_installation
-def group_member_remove(installation: Installation, group_name: str, user_name: str) -> None:
-    """Take USER (a name or an alias) out of GROUP; their accounts are untouched."""
-    with installation.db.transaction() as session:
-        user_service.remove_member(session, group_name, user_name)
-    click.echo(
-        f"User {user_name.strip().lower()!r} removed from group {group_name.strip().lower()!r}"
+    command = click.argument("user_name", metavar="USER")(with_installation(membership))
+    group_member.command(verb, help=help_text)(
+        click.argument("group_name", metavar="GROUP")(command)
     )
+
+
+_membership_command("add", user_service.add_member, "added to group", "Add USER to GROUP.")
+_membership_command(
+    "remove",
+    user_service.remove_member,
+    "removed from group",
+    "Take USER (a name or an alias) out of GROUP; their accounts are untouched.",
+)
 
 
 @group_member.command("list")

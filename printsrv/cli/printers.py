@@ -10,12 +10,13 @@ import click
 
 from financial.errors import InvalidAmount
 from financial.money import money
-from printsrv.cli.common import PrintsrvGroup, print_table, with_installation
+from printsrv.cli.common import PrintsrvGroup, print_listing, print_table, with_installation
 from printsrv.operations.installation import Installation
 from printsrv.printing import access as access_service
 from printsrv.printing import printers as printer_service
 from printsrv.printing.context import cups_client, cups_server
 from printsrv.printing.costs import CostModel
+from printsrv.printing.models import Printer
 
 
 def _amount(value: str | None, option: str) -> Decimal | None:
@@ -127,22 +128,18 @@ def printer_sync(installation: Installation) -> None:
             click.echo(f"  {label}: {', '.join(names)}")
 
 
+def _printer_row(p: Printer) -> tuple[str, ...]:
+    state = p.state if p.present else "gone"
+    accepting = "yes" if p.accepting else "no"
+    return (p.name, state, accepting, "priced" if p.cost_model else "free", p.make_and_model)
+
+
 @printer.command("list")
 @with_installation
 def printer_list(installation: Installation) -> None:
     """List printers with their state and whether printing there costs."""
-    with installation.db.read() as session:
-        rows = [
-            (
-                p.name,
-                p.state if p.present else "gone",
-                "yes" if p.accepting else "no",
-                "priced" if p.cost_model else "free",
-                p.make_and_model,
-            )
-            for p in printer_service.list_printers(session)
-        ]
-    print_table(rows, ("PRINTER", "STATE", "ACCEPTING", "COST", "MAKE AND MODEL"))
+    header = ("PRINTER", "STATE", "ACCEPTING", "COST", "MAKE AND MODEL")
+    print_listing(installation, printer_service.list_printers, _printer_row, header)
 
 
 @printer.command("show")
@@ -239,28 +236,26 @@ def printer_access(installation: Installation, name: str) -> None:
     print_table([(e.group, e.scope) for e in entries], ("GROUP", "SCOPE"))
 
 
-def _grant(installation: Installation, name: str, group_name: str, scope: str) -> None:
-    with installation.db.transaction() as session:
-        previous = access_service.grant(session, name, group_name, scope)
-    click.echo(f"{name}: {access_service.describe_grant(group_name, scope, previous)}")
+def _access_list_command(verb: str, scope: str, help_text: str) -> None:
+    """`printer allow|deny NAME GROUP`: put GROUP on NAME's ALLOW or DENY list."""
+
+    def grant(installation: Installation, name: str, group_name: str) -> None:
+        with installation.db.transaction() as session:
+            previous = access_service.grant(session, name, group_name, scope)
+        click.echo(f"{name}: {access_service.describe_grant(group_name, scope, previous)}")
+
+    command = click.argument("group_name", metavar="GROUP")(with_installation(grant))
+    printer.command(verb, help=help_text)(click.argument("name")(command))
 
 
-@printer.command("allow")
-@click.argument("name")
-@click.argument("group_name", metavar="GROUP")
-@with_installation
-def printer_allow(installation: Installation, name: str, group_name: str) -> None:
-    """Put GROUP on printer NAME's ALLOW list: then only allowed groups' members print there."""
-    _grant(installation, name, group_name, "ALLOW")
-
-
-@printer.command("deny")
-@click.argument("name")
-@click.argument("group_name", metavar="GROUP")
-@with_installation
-def printer_deny(installation: Installation, name: str, group_name: str) -> None:
-    """Put GROUP on printer NAME's DENY list: its members may not print there."""
-    _grant(installation, name, group_name, "DENY")
+_access_list_command(
+    "allow",
+    "ALLOW",
+    "Put GROUP on printer NAME's ALLOW list: then only allowed groups' members print there.",
+)
+_access_list_command(
+    "deny", "DENY", "Put GROUP on printer NAME's DENY list: its members may not print there."
+)
 
 
 @printer.command("access-remove")

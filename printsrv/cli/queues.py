@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from printsrv.cli.common import PrintsrvGroup, print_table, with_installation
+from printsrv.cli.common import PrintsrvGroup, add_switches, print_listing, with_installation
 from printsrv.operations.installation import Installation
 from printsrv.printing import queues as queue_service
 from printsrv.printing.models import PrintQueue
@@ -21,17 +21,14 @@ def queue() -> None:
     """Print queues: the reserved webservice queue (held in the inbox) and named ones."""
 
 
-def _queue_rows(queues: list[PrintQueue]) -> list[tuple[str, ...]]:
-    return [
-        (
-            q.name,
-            "yes" if q.enabled else "no",
-            f"printer {q.printer_name}" if q.printer_name else "none (hold)",
-            q.ipp_options if q.ipp_options != "{}" else "",
-            q.ip_allowed or "(all)",
-        )
-        for q in queues
-    ]
+def _queue_row(q: PrintQueue) -> tuple[str, ...]:
+    return (
+        q.name,
+        "yes" if q.enabled else "no",
+        f"printer {q.printer_name}" if q.printer_name else "none (hold)",
+        q.ipp_options if q.ipp_options != "{}" else "",
+        q.ip_allowed or "(all)",
+    )
 
 
 _QUEUE_HEADER = ("QUEUE", "ENABLED", "ROUTING", "IPP OPTIONS", "IP ALLOWED")
@@ -59,17 +56,15 @@ def queue_add(
             ipp_options=_ipp_options(ipp_options),
             ip_allowed=ip_allowed,
         )
-        rows = _queue_rows([created])
-    click.echo(f"Queue {rows[0][0]!r} added: routing {rows[0][2]}")
+        row = _queue_row(created)
+    click.echo(f"Queue {row[0]!r} added: routing {row[2]}")
 
 
 @queue.command("list")
 @with_installation
 def queue_list(installation: Installation) -> None:
     """List queues with their routing and allowlist."""
-    with installation.db.read() as session:
-        rows = _queue_rows(queue_service.list_queues(session))
-    print_table(rows, _QUEUE_HEADER)
+    print_listing(installation, queue_service.list_queues, _queue_row, _QUEUE_HEADER)
 
 
 @queue.command("show")
@@ -78,30 +73,20 @@ def queue_list(installation: Installation) -> None:
 def queue_show(installation: Installation, name: str) -> None:
     """Show one queue."""
     with installation.db.read() as session:
-        (row,) = _queue_rows([queue_service.get_queue(session, name)])
+        row = _queue_row(queue_service.get_queue(session, name))
     labels = ("queue", "enabled", "routing", "ipp options", "ip allowed")
     for label, value in zip(labels, row, strict=True):
         click.echo(f"{label + ':':12} {value}")
 
 
-@queue.command("enable")
-@click.argument("name")
-@with_installation
-def queue_enable(installation: Installation, name: str) -> None:
-    """Enable a queue."""
-    with installation.db.transaction() as session:
-        changed = queue_service.set_enabled(session, name, True)
-    click.echo(f"Queue {changed.name!r} enabled")
-
-
-@queue.command("disable")
-@click.argument("name")
-@with_installation
-def queue_disable(installation: Installation, name: str) -> None:
-    """Disable a queue: it refuses documents (403) until enabled."""
-    with installation.db.transaction() as session:
-        changed = queue_service.set_enabled(session, name, False)
-    click.echo(f"Queue {changed.name!r} disabled")
+add_switches(
+    queue,
+    "Queue",
+    queue_service.set_enabled,
+    lambda changed: changed.name,
+    enable_help="Enable a queue.",
+    disable_help="Disable a queue: it refuses documents (403) until enabled.",
+)
 
 
 @queue.command("delete")
@@ -145,5 +130,5 @@ def queue_set(
             "Nothing to change: give --printer, --no-printer, --ipp-options or --ip-allowed"
         )
     with installation.db.transaction() as session:
-        (row,) = _queue_rows([queue_service.set_queue(session, name, **changes)])
+        row = _queue_row(queue_service.set_queue(session, name, **changes))
     click.echo(f"Queue {row[0]!r}: routing {row[2]}, options {row[3] or '{}'}, allowed {row[4]}")

@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import click
 
-from printsrv.cli.common import PrintsrvGroup, ask_secret, print_table, with_installation
+from printsrv.cli.common import (
+    PrintsrvGroup,
+    add_switches,
+    ask_secret,
+    print_listing,
+    with_installation,
+)
 from printsrv.operations.installation import Installation
 from printsrv.people import users as user_service
+from printsrv.people.models import User
 
 
 @click.group(cls=PrintsrvGroup)
@@ -43,22 +50,18 @@ def user_add(
     click.echo(f"User {created.user_name!r} added")
 
 
+def _user_row(found: User) -> tuple[str, ...]:
+    enabled = "yes" if found.enabled else "no"
+    aliases = ", ".join(a.alias for a in found.aliases)
+    return (found.user_name, found.full_name, found.email, enabled, aliases)
+
+
 @user.command("list")
 @with_installation
 def user_list(installation: Installation) -> None:
     """List users."""
-    with installation.db.read() as session:
-        rows = [
-            (
-                u.user_name,
-                u.full_name,
-                u.email,
-                "yes" if u.enabled else "no",
-                ", ".join(a.alias for a in u.aliases),
-            )
-            for u in user_service.list_users(session)
-        ]
-    print_table(rows, ("USER", "FULL NAME", "EMAIL", "ENABLED", "ALIASES"))
+    header = ("USER", "FULL NAME", "EMAIL", "ENABLED", "ALIASES")
+    print_listing(installation, user_service.list_users, _user_row, header)
 
 
 @user.command("show")
@@ -113,24 +116,14 @@ def user_uuid(installation: Installation, name: str, regenerate: bool) -> None:
         )
 
 
-@user.command("disable")
-@click.argument("name")
-@with_installation
-def user_disable(installation: Installation, name: str) -> None:
-    """Disable a user: no login, no printing."""
-    with installation.db.transaction() as session:
-        changed = user_service.set_enabled(session, name, False)
-    click.echo(f"User {changed.user_name!r} disabled")
-
-
-@user.command("enable")
-@click.argument("name")
-@with_installation
-def user_enable(installation: Installation, name: str) -> None:
-    """Enable a user again."""
-    with installation.db.transaction() as session:
-        changed = user_service.set_enabled(session, name, True)
-    click.echo(f"User {changed.user_name!r} enabled")
+add_switches(
+    user,
+    "User",
+    user_service.set_enabled,
+    lambda changed: changed.user_name,
+    enable_help="Enable a user again.",
+    disable_help="Disable a user: no login, no printing.",
+)
 
 
 @user.command("delete")

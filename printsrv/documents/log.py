@@ -43,7 +43,6 @@ __all__ = [
     "LogEntry",
     "check_ext_id",
     "document_id_of",
-    "external_id",
     "find_by_ext_id",
     "find_entry_by_ext_id",
     "get_document",
@@ -165,15 +164,6 @@ def log_print(session: Session, *, source: Document, client_address: str) -> Doc
     return document
 
 
-def external_id(document: Document) -> str:
-    """The caller's reference shown for a document: its own, or that of the upload it printed."""
-    if document.ext_id is not None:
-        return document.ext_id
-    if document.source is not None and document.source.ext_id is not None:
-        return document.source.ext_id
-    return ""
-
-
 def get_document(session: Session, document_id: int) -> Document:
     """The log entry with this id; NotFound otherwise."""
     document = session.get(Document, document_id)
@@ -246,8 +236,8 @@ class LogEntry:
     """One entry of the log as the REST views show it.
 
     Attributes:
-        id, ext_id, type, title, created_at, store: the contract's fields (``ext_id`` as
-            `external_id` computes it).
+        id, ext_id, type, title, created_at, store: the contract's fields (``ext_id`` is the
+            document's own, or for a print the one of the upload it printed, else "").
         job: for a print, its job; for an upload that was printed, the job of its latest
             print; None otherwise (held, never printed, a PDF download, a ticket).
         pages_color, pages_grayscale: pages with colour and grey-only pages, by colour
@@ -403,8 +393,8 @@ def _entries_query(
     ids = chosen.subquery("chosen")
 
     source = aliased(Document)
-    # What external_id() computes, in SQL: a print shows the ext_id of the upload it printed;
-    # a scalar subquery on the primary key fetches it without joining or loading objects.
+    # A print shows the ext_id of the upload it printed when it has none of its own; a
+    # scalar subquery on the primary key fetches it without joining or loading objects.
     source_ext_id = select(source.ext_id).where(source.id == Document.source_id).scalar_subquery()
     # The print whose job an entry shows: a print its own; an upload its newest print (print
     # entries and their jobs are written together, in one transaction; source_id is indexed).

@@ -13,8 +13,6 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import text
 
 from printsrv.platform.database import Database
@@ -40,11 +38,3 @@ def upgrade_schema(db: Database) -> None:
             connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _ADVISORY_LOCK_ID})
         cfg.attributes["connection"] = connection
         command.upgrade(cfg, "heads")
-
-
-def schema_is_current(db: Database) -> bool:
-    """Whether the database is at the newest migration."""
-    heads = set(ScriptDirectory.from_config(alembic_config()).get_heads())
-    with db.read() as session:
-        current = set(MigrationContext.configure(session.connection()).get_current_heads())
-    return current == heads

@@ -58,7 +58,6 @@ __all__ = [
     "purge_spent_tokens",
     "read_token",
     "redeem_token",
-    "spend_token",
 ]
 
 _VERSION = b"\x01"
@@ -173,21 +172,6 @@ def _decode(token: str) -> bytes:
         return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
     except (binascii.Error, ValueError):
         raise TokenInvalid("Login token is not valid") from None
-
-
-def spend_token(
-    session: Session, token: str, *, key: bytes, expiry_ms: int, now: datetime | None = None
-) -> LoginToken:
-    """Check a token and record it as spent in this session's transaction.
-
-    Raises what `read_token` raises, and TokenUsed when it was spent before (or is being
-    spent right now by a transaction that commits first). The row becomes visible to other
-    workers only when the caller commits, together with whatever the login wrote.
-    """
-    current = now or utcnow()
-    checked = read_token(token, key=key, expiry_ms=expiry_ms, now=current)
-    _record_spent(session, checked, current)
-    return checked
 
 
 def _record_spent(session: Session, checked: LoginToken, now: datetime) -> None:

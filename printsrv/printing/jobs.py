@@ -56,7 +56,6 @@ __all__ = [
     "Verdict",
     "create_job",
     "finish_job",
-    "follow_job",
     "look_at_job",
     "record_verdicts",
     "submit_job",
@@ -409,20 +408,3 @@ def record_verdicts(db: Database, verdicts: list[Verdict], owner: str) -> None:
                 .values(**values)
                 .execution_options(synchronize_session=False)
             )
-
-
-async def follow_job(
-    context: PrintContext,
-    *,
-    job_id: int,
-    state: str,
-    cups_job_id: int | None,
-    submitted_at: datetime | None,
-    owner: str,
-) -> JobOutcome:
-    """One tracker look at a job the caller has claimed (leased as ``owner``), recorded."""
-    verdict = await look_at_job(
-        context, job_id=job_id, state=state, cups_job_id=cups_job_id, submitted_at=submitted_at
-    )
-    await in_thread(record_verdicts, context.installation.db, [verdict], owner)
-    return verdict.outcome()

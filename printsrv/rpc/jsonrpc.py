@@ -4,7 +4,8 @@ jsonrpcserver does the per-request framing (method look-up, parameter binding, r
 error objects); this module does what is printsrv's own: the access check, the body cap,
 batches (each element answered on its own, as the specification's examples require),
 and rendering SavaPage's envelope, which puts `"result": false` beside every `error`.
-Methods live in `jsonrpc_methods.py`.
+The methods live in `jsonrpc_methods.py` and the modules beside it; `jsonrpc_registry.py`
+assembles them.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from printsrv.http import client_in, header_in, installation_in, receive_body
 from printsrv.platform.properties import Snapshot
 from printsrv.platform.security import Client, address_in, credentials_may_travel
 from printsrv.platform.threads import in_thread
-from printsrv.rpc.jsonrpc_methods import INLINE_METHODS, METHODS, CallContext
+from printsrv.rpc.jsonrpc_methods import INLINE_METHODS, CallContext
+from printsrv.rpc.jsonrpc_registry import METHODS
 
 log = logging.getLogger(__name__)
 

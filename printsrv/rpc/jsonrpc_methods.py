@@ -1,4 +1,9 @@
-"""The JSON-RPC methods, SavaPage's names and shapes (docs/jsonrpc.md).
+"""What every JSON-RPC method module shares, and the public methods (docs/jsonrpc.md).
+
+The error table, the result shapes, the parameter checks and `rpc_method`; then
+systemStatus, authUserSource and the config methods. The other method modules
+(jsonrpc_users, jsonrpc_money, jsonrpc_printers) import this one, never the reverse;
+jsonrpc_registry.py assembles the method table from all of them.
 
 Each method checks its parameters, makes one service call in one transaction, and wraps
 the answer in its `@type` data object. Service errors become JSON-RPC error objects
@@ -124,7 +129,7 @@ def object_param(name: str, value: Any, allowed: frozenset[str]) -> dict[str, An
     return value
 
 
-# -- registry ------------------------------------------------------------------------------------
+# -- method wrapper ------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -136,17 +141,14 @@ class CallContext:
     client: Client
 
 
-METHODS: dict[str, Callable[..., Any]] = {}
-# Methods without parameters, cheap enough to answer on the event loop (no database, no
-# blocking call), called straight from the adapter: a monitoring system polls them.
-INLINE_METHODS: dict[str, Callable[[CallContext], dict[str, Any]]] = {}
-
-
 def rpc_method(name: str, *, admin: bool = True) -> Callable[[Callable[..., Any]], Any]:
-    """Register a method; admin methods answer only when api.jsonrpc.admin.enable is Y.
+    """Make `func` the JSON-RPC method `name`; admin methods answer only when
+    api.jsonrpc.admin.enable is Y.
 
     The wrapper keeps the method's signature (functools.wraps), which jsonrpcserver uses
-    to refuse missing or unexpected parameters with -32602.
+    to refuse missing or unexpected parameters with -32602, and carries its name
+    (`rpc_name`). Nothing is registered here: each method module lists its methods in its
+    METHODS tuple, and jsonrpc_registry.py assembles the table from those tuples.
     """
 
     def register(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -167,10 +169,16 @@ def rpc_method(name: str, *, admin: bool = True) -> Callable[[Callable[..., Any]
                 code, _ = answer_for(error).jsonrpc
                 raise JsonRpcError(code, error.message, basic_reason(error.reason)) from None
 
-        METHODS[name] = method
+        method.rpc_name = name  # type: ignore[attr-defined]
         return method
 
     return register
+
+
+def rpc_name(method: Callable[..., Any]) -> str:
+    """The JSON-RPC name `rpc_method` gave `method`."""
+    name: str = method.rpc_name  # type: ignore[attr-defined]
+    return name
 
 
 # -- public methods ------------------------------------------------------------------------------
@@ -181,8 +189,10 @@ def system_status(context: CallContext) -> dict[str, Any]:
     return enum_result(context.installation.monitor.status(context.snapshot).value)
 
 
-INLINE_METHODS["systemStatus"] = system_status
-rpc_method("systemStatus", admin=False)(system_status)
+# Methods without parameters, cheap enough to answer on the event loop (no database, no
+# blocking call), called straight from the adapter: a monitoring system polls them.
+INLINE_METHODS: dict[str, Callable[[CallContext], dict[str, Any]]] = {"systemStatus": system_status}
+system_status_method = rpc_method("systemStatus", admin=False)(system_status)
 
 
 @rpc_method("authUserSource", admin=False)
@@ -194,6 +204,8 @@ def auth_user_source(context: CallContext, username: Any, password: Any) -> dict
         return boolean_result(usersource.authenticate(session, context.snapshot, name, secret))
 
 
+# Properties only the command line may change: who may call the APIs, and how callers are
+# identified. A leaked X-Auth-Key must not be enough to widen its own access.
 GUARDED_PROPERTIES = frozenset(
     {
         "api.jsonrpc.admin.enable",
@@ -243,9 +255,5 @@ def set_config_property(context: CallContext, name: Any, value: Any) -> dict[str
     return basic_result()
 
 
-# -- users ---------------------------------------------------------------------------------------
-
-
-# The methods of each area live in a module of their own and register themselves with
-# rpc_method when imported; importing them here makes METHODS complete for every caller.
-from printsrv.rpc import jsonrpc_money, jsonrpc_printers, jsonrpc_users  # noqa: E402, F401
+# jsonrpc_registry.py assembles the method table from this tuple and the other modules'.
+METHODS = (system_status_method, auth_user_source, get_config_property, set_config_property)

@@ -108,3 +108,11 @@ def change_base_currency(
             dry_run=dry_run,
         )
     return basic_result(0, change.summary(done=not dry_run))
+
+
+# jsonrpc_registry.py assembles the method table from this tuple.
+METHODS = (
+    set_user_group_properties,
+    delete_user_group_account,
+    change_base_currency,
+)

@@ -66,7 +66,5 @@ def printer_access_control(
     return basic_result(0, f"{removed} removed")
 
 
-# -- config --------------------------------------------------------------------------------------
-
-# Properties only the command line may change: who may call the APIs, and how callers are
-# identified. A leaked X-Auth-Key must not be enough to widen its own access.
+# jsonrpc_registry.py assembles the method table from this tuple.
+METHODS = (printer_access_control,)

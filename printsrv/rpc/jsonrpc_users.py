@@ -390,4 +390,21 @@ def list_user_group_memberships(
     )
 
 
-# -- money ---------------------------------------------------------------------------------------
+# jsonrpc_registry.py assembles the method table from this tuple.
+METHODS = (
+    add_internal_user,
+    set_user_properties,
+    delete_user,
+    erase_user,
+    list_users,
+    add_user_group,
+    sync_user_group,
+    sync_users_and_groups,
+    list_user_source_groups,
+    list_user_source_group_members,
+    list_user_source_group_nesting,
+    delete_user_group,
+    list_user_groups,
+    list_user_group_members,
+    list_user_group_memberships,
+)

@@ -12,7 +12,7 @@ from jsonrpcserver import Success
 from support import LiveServer, jsonrpc_call, open_jsonrpc
 
 from printsrv.operations.installation import Installation
-from printsrv.rpc import jsonrpc_methods
+from printsrv.rpc import jsonrpc_registry
 
 # Framing does not depend on the back-end; the methods' tests run on both.
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -43,7 +43,7 @@ def spec_methods(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         "get_data": get_data,
     }
     for name, function in extra.items():
-        monkeypatch.setitem(jsonrpc_methods.METHODS, name, function)
+        monkeypatch.setitem(jsonrpc_registry.METHODS, name, function)
     yield
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from printsrv.cli import main
 from printsrv.platform.properties import PROPERTIES
-from printsrv.rpc.jsonrpc_methods import METHODS
+from printsrv.rpc.jsonrpc_registry import METHODS
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
 

@@ -146,21 +146,23 @@ def test_retention_covers_the_largest_expiry_the_config_allows(
     assert tokens.RETENTION > tokens.MAX_EXPIRY
 
 
-# --- spending: once, everywhere ----------------------------------------------------------------
+# --- spending (redeem_token): once, everywhere ----------------------------------------------------
 
 
-def test_token_is_spent_once(installation: Installation, key: bytes) -> None:
+def test_token_is_spent_once(installation: Installation, key: bytes, janet: str) -> None:
     token = tokens.create_token("janet", key=key)
     with installation.db.transaction() as session:
-        tokens.spend_token(session, token, key=key, expiry_ms=EXPIRY)
+        tokens.redeem_token(session, auth_user="janet", token=token, key=key, expiry_ms=EXPIRY)
     with installation.db.transaction() as session, pytest.raises(tokens.TokenUsed):
-        tokens.spend_token(session, token, key=key, expiry_ms=EXPIRY)
+        tokens.redeem_token(session, auth_user="janet", token=token, key=key, expiry_ms=EXPIRY)
     assert spent_rows(installation) == 1
 
 
 def test_second_spelling_of_a_token_is_the_same_token(
     installation: Installation, key: bytes
 ) -> None:
+    with installation.db.transaction() as session:
+        users.add_user(session, "jane")
     # 41 bytes of token: the last base64 character carries 2 unused bits.
     token = tokens.create_token("jane", key=key)
     assert len(base64.urlsafe_b64decode(token + "==")) % 3 == 2
@@ -168,39 +170,45 @@ def test_second_spelling_of_a_token_is_the_same_token(
     respelled = token[:-1] + alphabet[alphabet.index(token[-1]) ^ 1]
     assert respelled != token
     with installation.db.transaction() as session:
-        tokens.spend_token(session, token, key=key, expiry_ms=EXPIRY)
+        tokens.redeem_token(session, auth_user="jane", token=token, key=key, expiry_ms=EXPIRY)
     with installation.db.transaction() as session, pytest.raises(tokens.TokenUsed):
-        tokens.spend_token(session, respelled, key=key, expiry_ms=EXPIRY)
+        tokens.redeem_token(session, auth_user="jane", token=respelled, key=key, expiry_ms=EXPIRY)
 
 
-def test_spent_token_is_refused_by_every_machine(environment) -> None:  # type: ignore[no-untyped-def]
+def test_spent_token_is_refused_by_every_machine(  # type: ignore[no-untyped-def]
+    environment, janet: str
+) -> None:
     # Two installations on one database and secret: two machines of one installation.
     first, second = open_installation(environment), open_installation(environment)
     try:
         token = tokens.create_token("janet", key=first.token_key)
         with second.db.transaction() as session:
-            tokens.spend_token(session, token, key=second.token_key, expiry_ms=EXPIRY)
+            tokens.redeem_token(
+                session, auth_user="janet", token=token, key=second.token_key, expiry_ms=EXPIRY
+            )
         with first.db.transaction() as session, pytest.raises(tokens.TokenUsed):
-            tokens.spend_token(session, token, key=first.token_key, expiry_ms=EXPIRY)
+            tokens.redeem_token(
+                session, auth_user="janet", token=token, key=first.token_key, expiry_ms=EXPIRY
+            )
     finally:
         first.db.dispose()
         second.db.dispose()
 
 
 def test_token_stays_unspent_when_the_login_transaction_fails(
-    installation: Installation, key: bytes
+    installation: Installation, key: bytes, janet: str
 ) -> None:
     token = tokens.create_token("janet", key=key)
     with pytest.raises(RuntimeError), installation.db.transaction() as session:
-        tokens.spend_token(session, token, key=key, expiry_ms=EXPIRY)
+        tokens.redeem_token(session, auth_user="janet", token=token, key=key, expiry_ms=EXPIRY)
         raise RuntimeError("the session row could not be written")
     with installation.db.transaction() as session:
-        tokens.spend_token(session, token, key=key, expiry_ms=EXPIRY)
+        tokens.redeem_token(session, auth_user="janet", token=token, key=key, expiry_ms=EXPIRY)
     assert spent_rows(installation) == 1
 
 
 def test_concurrent_spends_of_one_token_let_exactly_one_through(
-    installation: Installation, key: bytes
+    installation: Installation, key: bytes, janet: str
 ) -> None:
     token = tokens.create_token("janet", key=key)
     first_spent = threading.Event()
@@ -208,7 +216,7 @@ def test_concurrent_spends_of_one_token_let_exactly_one_through(
 
     def first() -> None:
         with installation.db.transaction() as session:
-            tokens.spend_token(session, token, key=key, expiry_ms=EXPIRY)
+            tokens.redeem_token(session, auth_user="janet", token=token, key=key, expiry_ms=EXPIRY)
             first_spent.set()
             time.sleep(0.3)  # the second attempt is in flight while this one is uncommitted
         outcomes["first"] = "spent"
@@ -217,7 +225,9 @@ def test_concurrent_spends_of_one_token_let_exactly_one_through(
         first_spent.wait(5)
         try:
             with installation.db.transaction() as session:
-                tokens.spend_token(session, token, key=key, expiry_ms=EXPIRY)
+                tokens.redeem_token(
+                    session, auth_user="janet", token=token, key=key, expiry_ms=EXPIRY
+                )
             outcomes["second"] = "spent"
         except tokens.TokenUsed:
             outcomes["second"] = "refused"
@@ -231,12 +241,14 @@ def test_concurrent_spends_of_one_token_let_exactly_one_through(
 
 
 def test_purge_keeps_spent_tokens_until_no_expiry_could_revive_them(
-    installation: Installation, key: bytes
+    installation: Installation, key: bytes, janet: str
 ) -> None:
     now = utcnow()
     token = tokens.create_token("janet", key=key, now=now)
     with installation.db.transaction() as session:
-        tokens.spend_token(session, token, key=key, expiry_ms=EXPIRY, now=now)
+        tokens.redeem_token(
+            session, auth_user="janet", token=token, key=key, expiry_ms=EXPIRY, now=now
+        )
     with installation.db.transaction() as session:
         assert tokens.purge_spent_tokens(session, now=now + timedelta(hours=12)) == 0
     with installation.db.transaction() as session:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -29,7 +29,14 @@ from printsrv.printing import queues
 from printsrv.printing.context import PrintContext
 from printsrv.printing.history import user_prints
 from printsrv.printing.intake import Accepted, accept_upload
-from printsrv.printing.jobs import finish_job, follow_job, submit_job
+from printsrv.printing.jobs import (
+    JobOutcome,
+    finish_job,
+    in_thread,
+    look_at_job,
+    record_verdicts,
+    submit_job,
+)
 from printsrv.printing.models import PrintJob
 from printsrv.printing.tracker import Tracker
 
@@ -84,6 +91,23 @@ def make_due(setup: PrintSetup, **values: object) -> None:
         session.execute(
             update(PrintJob).values(next_poll_at=utcnow() - timedelta(seconds=1), **values)
         )
+
+
+async def follow_job(
+    context: PrintContext,
+    *,
+    job_id: int,
+    state: str,
+    cups_job_id: int | None,
+    submitted_at: datetime | None,
+    owner: str,
+) -> JobOutcome:
+    """What Tracker.step does with one job it claimed, as tracker ``owner``: look, record."""
+    verdict = await look_at_job(
+        context, job_id=job_id, state=state, cups_job_id=cups_job_id, submitted_at=submitted_at
+    )
+    await in_thread(record_verdicts, context.installation.db, [verdict], owner)
+    return verdict.outcome()
 
 
 def wait_cups_final(setup: PrintSetup, cups_job_id: int) -> str:
