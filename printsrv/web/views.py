@@ -26,7 +26,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
 from printsrv import errors
-from printsrv.accounts import service as accounting
+from printsrv.accounts import actions
 from printsrv.http import client_of, installation_of, read_body
 from printsrv.operations.status import keep_users_out_in_maintenance
 from printsrv.people.models import User
@@ -344,18 +344,13 @@ async def home(request: Request) -> Response:
 
 
 def _transfer(request: Request, active: ActiveSession, form: dict[str, str]) -> None:
-    installation = installation_of(request)
-    settings = accounting.settings_of(installation.config.snapshot())
-    amount = accounting.parse_amount(form.get("amount", "").strip(), param="amount")
-    with installation.db.transaction() as session:
-        accounting.transfer_credit(
-            session,
-            sender=active.user_name,  # always the logged-in person, never a form field
-            recipient=form.get("recipient", ""),
-            amount=amount,
-            comment=form.get("comment", ""),
-            settings=settings,
-        )
+    actions.transfer(
+        installation_of(request),
+        sender=active.user_name,  # always the logged-in person, never a form field
+        recipient=form.get("recipient", ""),
+        amount=form.get("amount", "").strip(),
+        comment=form.get("comment", ""),
+    )
 
 
 async def _logged_in_form(request: Request) -> tuple[dict[str, str], ActiveSession | None]:
