@@ -549,6 +549,18 @@ def get_group(session: Session, name: str) -> UserGroup:
     return group
 
 
+def change_group_defaults(
+    session: Session, name: str, defaults: group_defaults.GroupDefaults
+) -> UserGroup:
+    """Store `defaults` on the group called `name` (see `group_defaults`).
+
+    Bad defaults are refused (InvalidInput) before the group is looked up (NotFound), so a
+    malformed request is refused the same whether or not the group exists.
+    """
+    group_defaults.check_defaults(defaults)
+    return group_defaults.set_group_defaults(session, get_group(session, name), defaults)
+
+
 def add_member(session: Session, group_name: str, user_name: str) -> None:
     """Add a user to a group; Conflict when they are a member already."""
     group = get_group(session, group_name)
