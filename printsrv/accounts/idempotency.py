@@ -23,7 +23,9 @@ a service: it looks the key up before any work (a retry is answered without conv
 anything again), the service claims the key in the transaction that logs and charges and
 stores a provisional answer with it, and once CUPS has answered the stored answer is
 replaced by the final one. A refusal (4xx) is stored in a short transaction of its own, so
-it is replayed like the money endpoints' refusals are.
+it is replayed like the money endpoints' refusals are. The money services, whose answer is
+known when their transaction commits, keep to the protocol itself through `once`; both
+take the adapter's half of the request as a `KeyedRequest`.
 
 Keys are kept for `financial.idempotency.retention-hours`: every server process runs
 `keep_purged` (from the app's lifespan), which deletes older keys once a minute, in a
@@ -68,6 +70,7 @@ __all__ = [
     "claim",
     "fingerprint",
     "keep_purged",
+    "once",
     "purge",
     "purge_expired",
     "record",
@@ -230,6 +233,36 @@ class KeyedRequest(Generic[T]):
     def guard(self, db: Database, *, caller: str) -> KeyGuard[T]:
         """The service's half, for the caller the key belongs to."""
         return KeyGuard(self, db, caller)
+
+
+def once(
+    session: Session, request: KeyedRequest[T], *, caller: str, work: Callable[[Session], T]
+) -> Reply:
+    """``work(session)`` at most once per (caller, key), in the caller's transaction, for a
+    change whose answer is known when its transaction commits (the money services).
+
+    The key is checked (InvalidInput) and claimed first: a retry gets the stored answer,
+    replayed, and the same key for another request is a Conflict. ``work`` then runs in a
+    savepoint, and its answer, or that of its refusal, is recorded with the change, so the
+    two commit together: a refused change leaves only its answer. An error the request
+    does not store (its ``refusal`` is None: the server's own, 5xx) propagates, and the
+    whole transaction, the claim with it, rolls back, so a retry runs again.
+    """
+    check_key(request.key)
+    key = {"caller": caller, "key": request.key}
+    stored = claim(session, **key, fingerprint=request.fingerprint)
+    if stored is not None:
+        return Reply(stored, replayed=True)
+    try:
+        with session.begin_nested():
+            answer = request.render(work(session))
+    except PrintsrvError as error:
+        refusal = request.refusal(error)
+        if refusal is None:
+            raise
+        answer = refusal
+    record(session, **key, answer=answer)
+    return Reply(answer, replayed=False)
 
 
 class KeyGuard(Generic[T]):

@@ -37,6 +37,7 @@ __all__ = [
     "GROUP_DEFAULTS_ACTOR",
     "GroupDefaults",
     "apply_group_defaults",
+    "check_defaults",
     "open_user_account",
     "set_group_defaults",
 ]
@@ -60,32 +61,56 @@ class GroupDefaults:
     credit_limit: Decimal | None = None
 
 
+# Group defaults are set through JSON-RPC's setUserGroupProperties alone, so a refusal names
+# the parameter of that call it is about (the client reads `reason`).
+_INITIAL_CREDIT = "userGroup.accounting.balance"
+_POLICY = "userGroup.accounting.creditLimit"
+_LIMIT = "userGroup.accounting.creditLimitAmount"
+
+
+def _refused(param: str, what: str) -> InvalidInput:
+    return InvalidInput(f"Parameter {param!r} {what}", reason=param)
+
+
+def check_defaults(defaults: GroupDefaults) -> GroupDefaults:
+    """Return `defaults` if they may be stored; InvalidInput naming the field otherwise.
+
+    The initial credit is zero or more (it is credit, never a debt); the credit-limit
+    policy is NONE, DEFAULT or INDIVIDUAL; an amount goes with INDIVIDUAL, and only with
+    it, and is zero or more.
+    """
+    if defaults.initial_credit is not None and defaults.initial_credit < 0:
+        raise _refused(
+            _INITIAL_CREDIT, "must not be negative (it is the credit new members start with)"
+        )
+    policy, limit = defaults.credit_limit_policy, defaults.credit_limit
+    if policy is None:
+        if limit is not None:
+            raise _refused(_POLICY, "must be INDIVIDUAL with an amount")
+        return defaults
+    if policy not in {p.value for p in CreditLimitPolicy}:
+        raise _refused(_POLICY, "must be NONE, DEFAULT or INDIVIDUAL")
+    if policy != CreditLimitPolicy.INDIVIDUAL:
+        if limit is not None:
+            raise _refused(_LIMIT, f"is only used with creditLimit INDIVIDUAL, not {policy}")
+    elif limit is None:
+        raise _refused(_LIMIT, "must be given with creditLimit INDIVIDUAL")
+    elif limit < 0:
+        raise _refused(_LIMIT, "must not be negative")
+    return defaults
+
+
 def set_group_defaults(session: Session, group: UserGroup, defaults: GroupDefaults) -> UserGroup:
-    """Store `defaults` on `group`; InvalidInput for a negative amount or a bad policy.
+    """Store `defaults` on `group`; InvalidInput for defaults `check_defaults` refuses.
 
     Accounts that exist already are not touched: the defaults are for new accounts.
     """
+    check_defaults(defaults)
     if defaults.initial_credit is not None:
-        if defaults.initial_credit < 0:
-            raise InvalidInput(
-                f"Initial credit '{financial.to_wire(defaults.initial_credit)}' is negative",
-                reason="userGroup.accounting.balance",
-            )
         group.initial_credit = financial.money(defaults.initial_credit)
     if defaults.credit_limit_policy is not None:
-        policy = CreditLimitPolicy(defaults.credit_limit_policy)
         limit = defaults.credit_limit
-        if (policy is CreditLimitPolicy.INDIVIDUAL) != (limit is not None):
-            raise InvalidInput(
-                "A credit limit amount goes with policy INDIVIDUAL, and only with it",
-                reason="userGroup.accounting.creditLimitAmount",
-            )
-        if limit is not None and limit < 0:
-            raise InvalidInput(
-                f"Credit limit '{financial.to_wire(limit)}' is negative",
-                reason="userGroup.accounting.creditLimitAmount",
-            )
-        group.credit_limit_policy = policy.value
+        group.credit_limit_policy = CreditLimitPolicy(defaults.credit_limit_policy).value
         group.credit_limit = financial.money(limit) if limit is not None else None
     session.flush()
     return group

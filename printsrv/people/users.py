@@ -213,7 +213,11 @@ def count_users(session: Session) -> int:
 
 @dataclass(frozen=True)
 class UserChanges:
-    """Fields to change on a user; None leaves a field as it is, "" clears a text field."""
+    """Fields to change on a user; None leaves a field as it is, "" clears a text field.
+
+    `uuid` is a UUID credential in its canonical form (the adapter parses it): it replaces
+    the user's UUID, as `issue_uuid` does, but with a value the caller chose.
+    """
 
     full_name: str | None = None
     email: str | None = None
@@ -223,6 +227,7 @@ class UserChanges:
     id_number: str | None = None
     pin: str | None = None
     disabled: bool | None = None
+    uuid: str | None = None
 
 
 def update_user(
@@ -253,6 +258,8 @@ def update_user(
         user.pin_hash = hasher.digest(changes.pin) if changes.pin else None
     if changes.disabled is not None:
         user.enabled = not changes.disabled
+    if changes.uuid is not None:
+        _store_uuid(user, changes.uuid or None, hasher=hasher)
     session.flush()
     return user
 
@@ -420,10 +427,16 @@ def issue_uuid(session: Session, name: str, *, hasher: SecretHasher) -> str:
     """
     user = get_user(session, name)
     credential = str(uuidlib.uuid4())
-    user.uuid_hash = hasher.digest(credential)
-    user.uuid_created_at = utcnow()
+    _store_uuid(user, credential, hasher=hasher)
     session.flush()
     return credential
+
+
+def _store_uuid(user: User, credential: str | None, *, hasher: SecretHasher) -> None:
+    # Only the keyed hash is kept, so the database cannot give a credential back; None
+    # takes the user's UUID away.
+    user.uuid_hash = hasher.digest(credential) if credential is not None else None
+    user.uuid_created_at = utcnow() if credential is not None else None
 
 
 def authenticate_uuid(
@@ -437,6 +450,21 @@ def authenticate_uuid(
     check_uuid(user, credential, hasher=hasher)
     assert user is not None  # check_uuid refuses a missing user
     return user
+
+
+def authenticate_refs(
+    session: Session, name: str, credential: str, *others: str, hasher: SecretHasher
+) -> tuple[UserRef, list[UserRef | None]]:
+    """The enabled user whose name (or alias) and UUID credential these are, and the users
+    named `others` (None where there is none), all in one query.
+
+    NotAuthenticated as `authenticate_uuid`. One round trip where a service needs the caller
+    and someone else, such as a transfer's recipient.
+    """
+    caller, *found = find_user_refs(session, name, *others)
+    check_uuid(caller, credential, hasher=hasher)
+    assert caller is not None  # check_uuid refuses a missing user
+    return caller, found
 
 
 def check_uuid(user: User | UserRef | None, credential: str, *, hasher: SecretHasher) -> None:
@@ -519,6 +547,18 @@ def get_group(session: Session, name: str) -> UserGroup:
     if group is None:
         raise NotFound(f"Group {group_name!r} does not exist")
     return group
+
+
+def change_group_defaults(
+    session: Session, name: str, defaults: group_defaults.GroupDefaults
+) -> UserGroup:
+    """Store `defaults` on the group called `name` (see `group_defaults`).
+
+    Bad defaults are refused (InvalidInput) before the group is looked up (NotFound), so a
+    malformed request is refused the same whether or not the group exists.
+    """
+    group_defaults.check_defaults(defaults)
+    return group_defaults.set_group_defaults(session, get_group(session, name), defaults)
 
 
 def add_member(session: Session, group_name: str, user_name: str) -> None:

@@ -241,7 +241,7 @@ async def list_user_documents(request: Request) -> Response:
 
     def page() -> bytes:
         with installation.db.read() as session:
-            caller, _ = authenticate_caller(session, request)  # 401 before any 400
+            caller = authenticate_caller(session, request)  # 401 before any 400
             entries = documents.list_documents(session, _selection(request, user_id=caller.id))
         return _json_bytes([log_entry_json(entry) for entry in entries])
 

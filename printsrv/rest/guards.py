@@ -4,7 +4,9 @@
 Both kinds carry credentials, so both need TLS off loopback (`security.require_tls`), and
 user services are closed while the system is in maintenance
 (`system.keep_users_out_in_maintenance`); every user service comes through
-`_user_credentials`, so neither rule is repeated in a view.
+`user_credentials`, so neither rule is repeated in a view. Checking the credentials against
+the database is the services' work (`people.users.authenticate_refs`), so a service that
+needs the caller and someone else (a transfer's recipient) finds both in one query.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from printsrv.errors import NotAllowed, NotAuthenticated
 from printsrv.http import client_of, installation_of
 from printsrv.operations.status import keep_users_out_in_maintenance
 from printsrv.people.models import User
-from printsrv.people.users import UserRef, authenticate_uuid, check_uuid, find_user_refs
+from printsrv.people.users import UserRef, authenticate_refs, authenticate_uuid
 from printsrv.platform.security import (
     BasicCredentials,
     address_in,
@@ -53,14 +55,15 @@ def require_user(request: Request) -> User:
 
     Returns the user, detached from its session (its columns stay readable). Views that
     go on to use the database check the caller in their own session instead, with
-    `authenticate_caller`: one transaction per request rather than two.
+    `authenticate_caller`, or hand `user_credentials` to a service that checks them:
+    one transaction per request rather than two.
     """
-    credentials = _user_credentials(request)
+    credentials = user_credentials(request)
     with installation_of(request).db.read() as session:
         return authenticate_user(session, request, credentials)
 
 
-def _user_credentials(request: Request) -> BasicCredentials:
+def user_credentials(request: Request) -> BasicCredentials:
     """The gate of every REST user service: TLS off loopback (403), not in maintenance
     (503), then the Basic credentials (401 when missing or malformed).
 
@@ -77,20 +80,16 @@ def authenticate_user(
 ) -> User:
     """`require_user` in the caller's session (one query); 401 for wrong credentials."""
     if credentials is None:
-        credentials = _user_credentials(request)
+        credentials = user_credentials(request)
     return authenticate_uuid(
         session, credentials.username, credentials.password, hasher=installation_of(request).hasher
     )
 
 
-def authenticate_caller(
-    session: Session, request: Request, *others: str
-) -> tuple[UserRef, list[UserRef | None]]:
-    """The caller (401 unless their name and UUID match) and, found in the same query, the
-    users named `others` (None where there is none): one round trip where a service
-    needs both, such as a transfer's recipient."""
-    credentials = _user_credentials(request)
-    caller, *found = find_user_refs(session, credentials.username, *others)
-    check_uuid(caller, credentials.password, hasher=installation_of(request).hasher)
-    assert caller is not None  # check_uuid refuses a missing user
-    return caller, found
+def authenticate_caller(session: Session, request: Request) -> UserRef:
+    """The caller, in the caller's session (one query); 401 unless their name and UUID match."""
+    credentials = user_credentials(request)
+    caller, _ = authenticate_refs(
+        session, credentials.username, credentials.password, hasher=installation_of(request).hasher
+    )
+    return caller

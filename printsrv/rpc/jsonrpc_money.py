@@ -4,6 +4,7 @@ and changing the base currency.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from printsrv.accounts import service as accounting
@@ -25,34 +26,24 @@ GROUP_ACCOUNTING_FIELDS = frozenset({"balance", "creditLimit", "creditLimitAmoun
 
 
 def _group_defaults(fields: dict[str, Any]) -> group_defaults.GroupDefaults:
-    """`userGroup.accounting` as group defaults; fields left out keep their stored value."""
+    """`userGroup.accounting` read as group defaults (fields left out keep their stored value);
+    the rules they must keep are the service's (`group_defaults.check_defaults`)."""
     if fields.get("accounting") is None:
         return group_defaults.GroupDefaults()
     money = object_param("userGroup.accounting", fields["accounting"], GROUP_ACCOUNTING_FIELDS)
-    initial = None
-    if money.get("balance") is not None:
-        param = "userGroup.accounting.balance"
-        initial = accounting.parse_amount(text_param(param, money["balance"]), param=param)
-        if initial < 0:
-            raise bad_param(param, "must not be negative (it is the credit new members start with)")
-    policy, limit = None, None
-    if money.get("creditLimit") is not None:
-        policy = money["creditLimit"]
-        if policy not in CREDIT_LIMITS:
-            raise bad_param(
-                "userGroup.accounting.creditLimit", "must be NONE, DEFAULT or INDIVIDUAL"
-            )
-        param = "userGroup.accounting.creditLimitAmount"
-        if policy == "INDIVIDUAL":
-            amount = text_param(param, money.get("creditLimitAmount"))
-            limit = accounting.parse_amount(amount, param=param)
-            if limit < 0:
-                raise bad_param(param, "must not be negative")
-        elif money.get("creditLimitAmount") is not None:
-            raise bad_param(param, f"is only used with creditLimit INDIVIDUAL, not {policy}")
-    elif money.get("creditLimitAmount") is not None:
-        raise bad_param("userGroup.accounting.creditLimit", "must be INDIVIDUAL with an amount")
+    initial = _amount(money, "balance") if money.get("balance") is not None else None
+    policy = money.get("creditLimit")
+    if policy is not None and policy not in CREDIT_LIMITS:
+        raise bad_param("userGroup.accounting.creditLimit", "must be NONE, DEFAULT or INDIVIDUAL")
+    limit = None
+    if policy == "INDIVIDUAL" or money.get("creditLimitAmount") is not None:
+        limit = _amount(money, "creditLimitAmount")
     return group_defaults.GroupDefaults(initial, policy, limit)
+
+
+def _amount(money: dict[str, Any], field: str) -> Decimal:
+    param = f"userGroup.accounting.{field}"
+    return accounting.parse_amount(text_param(param, money.get(field)), param=param)
 
 
 @rpc_method("setUserGroupProperties")
@@ -62,8 +53,7 @@ def set_user_group_properties(context: CallContext, userGroup: Any) -> dict[str,
     name = text_param("userGroup.groupName", fields.get("groupName"))
     defaults = _group_defaults(fields)
     with context.installation.db.transaction() as session:
-        group = user_service.get_group(session, name)
-        group_defaults.set_group_defaults(session, group, defaults)
+        user_service.change_group_defaults(session, name, defaults)
     return basic_result()
 
 

@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import uuid as uuidlib
 from collections.abc import Callable
-from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
 from printsrv.accounts import service as accounting
+from printsrv.people import provisioning
 from printsrv.people import sources as usersource
 from printsrv.people import sync as usersync
 from printsrv.people import users as user_service
@@ -77,6 +76,7 @@ def _user_changes(user: dict[str, Any]) -> user_service.UserChanges:
         id_number=text("id"),
         pin=text("pin"),
         disabled=None if disabled is None else bool_param("user.disabled", disabled),
+        uuid=None if user.get("uuid") is None else _uuid(user["uuid"]),
     )
 
 
@@ -89,17 +89,17 @@ def _removals(user: dict[str, Any]) -> user_service.UserChanges:
         card_number="" if flags.get("removeCard") else None,
         id_number="" if flags.get("removeId") else None,
         pin="" if flags.get("removePin") else None,
+        uuid="" if flags.get("removeUuid") else None,
     )
 
 
-def _set_uuid(user: User, value: Any, context: CallContext) -> None:
+def _uuid(value: Any) -> str:
+    """A UUID credential in its canonical form (lower case, with dashes)."""
     text = text_param("user.uuid", value)
     try:
-        credential = str(uuidlib.UUID(text))
+        return str(uuidlib.UUID(text))
     except ValueError:
         raise bad_param("user.uuid", "must be a UUID") from None
-    user.uuid_hash = context.installation.hasher.digest(credential)
-    user.uuid_created_at = user_service.utcnow()
 
 
 ACCOUNTING_FIELDS = frozenset(
@@ -108,17 +108,7 @@ ACCOUNTING_FIELDS = frozenset(
 CREDIT_LIMITS = {"NONE": "none", "DEFAULT": "default", "INDIVIDUAL": None}
 
 
-@dataclass(frozen=True)
-class AccountingChanges:
-    """What `user.accounting` asks for: a new balance (an ADJUST row for the difference)
-    and a credit limit ("none", "default" or an amount)."""
-
-    balance: Decimal | None
-    credit_limit: str | None
-    comment: str
-
-
-def _accounting(user: dict[str, Any]) -> AccountingChanges | None:
+def _accounting(user: dict[str, Any], context: CallContext) -> provisioning.AccountChanges | None:
     if "accounting" not in user:
         return None
     fields = object_param("user.accounting", user["accounting"], ACCOUNTING_FIELDS)
@@ -140,26 +130,8 @@ def _accounting(user: dict[str, Any]) -> AccountingChanges | None:
             accounting.parse_amount(amount, param="user.accounting.creditLimitAmount")
             credit_limit = amount
     comment = text_param("user.accounting.comment", fields.get("comment"), required=False)
-    return AccountingChanges(balance, credit_limit, comment or "JSON-RPC")
-
-
-def _apply_accounting(
-    session: Any, user_name: str, changes: AccountingChanges | None, context: CallContext
-) -> None:
-    if changes is None:
-        return
-    if changes.balance is not None:
-        accounting.change_balance(
-            session,
-            account_type="USER",
-            name=user_name,
-            amount=changes.balance,
-            adjust=False,
-            comment=changes.comment,
-            actor=accounting.admin_actor(f"jsonrpc {context.client.host}"),
-        )
-    if changes.credit_limit is not None:
-        accounting.set_credit_limit(session, "USER", user_name, changes.credit_limit)
+    admin = f"jsonrpc {context.client.host}"
+    return provisioning.AccountChanges(balance, credit_limit, comment or "JSON-RPC", admin)
 
 
 @rpc_method("addInternalUser")
@@ -168,21 +140,12 @@ def add_internal_user(context: CallContext, user: Any) -> dict[str, Any]:
     fields = object_param("user", user, USER_FIELDS)
     name = text_param("user.userName", fields.get("userName"))
     changes = _user_changes(fields)
-    money = _accounting(fields)
-    hasher = context.installation.hasher
+    money = _accounting(fields, context)
     with context.installation.db.transaction() as session:
-        existing = user_service.find_user(session, name, include_deleted=True)
-        if existing is None:
-            existing = user_service.add_user(session, name)
-            message = "user created"
-        else:
-            user_service.restore_user(session, existing)
-            message = "user updated"
-        user_service.update_user(session, existing, changes, hasher=hasher)
-        if fields.get("uuid") is not None:
-            _set_uuid(existing, fields["uuid"], context)
-        _apply_accounting(session, existing.user_name, money, context)
-    return basic_result(0, message)
+        created = provisioning.provision_user(
+            session, name, changes, account=money, hasher=context.installation.hasher
+        )
+    return basic_result(0, "user created" if created else "user updated")
 
 
 @rpc_method("setUserProperties")
@@ -191,17 +154,16 @@ def set_user_properties(context: CallContext, user: Any) -> dict[str, Any]:
     fields = object_param("user", user, USER_FIELDS | REMOVE_FIELDS)
     name = text_param("user.userName", fields.get("userName"))
     changes, removals = _user_changes(fields), _removals(fields)
-    money = _accounting(fields)
-    hasher = context.installation.hasher
+    money = _accounting(fields, context)
     with context.installation.db.transaction() as session:
-        found = user_service.get_user(session, name)
-        user_service.update_user(session, found, removals, hasher=hasher)
-        user_service.update_user(session, found, changes, hasher=hasher)
-        if fields.get("removeUuid") is True:
-            found.uuid_hash, found.uuid_created_at = None, None
-        if fields.get("uuid") is not None:
-            _set_uuid(found, fields["uuid"], context)
-        _apply_accounting(session, found.user_name, money, context)
+        provisioning.update_user(
+            session,
+            name,
+            changes,
+            removals=removals,
+            account=money,
+            hasher=context.installation.hasher,
+        )
     return basic_result()
 
 

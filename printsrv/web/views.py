@@ -26,7 +26,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
 from printsrv import errors
-from printsrv.accounts import service as accounting
+from printsrv.accounts import actions
 from printsrv.accounts.overview import AccountOverview, account_overview
 from printsrv.error_table import answer_for, retry_after
 from printsrv.http import client_of, installation_of, read_body
@@ -316,21 +316,6 @@ async def home(request: Request) -> Response:
     )
 
 
-def _transfer(request: Request, active: ActiveSession, form: dict[str, str]) -> None:
-    installation = installation_of(request)
-    settings = accounting.settings_of(installation.config.snapshot())
-    amount = accounting.parse_amount(form.get("amount", "").strip(), param="amount")
-    with installation.db.transaction() as session:
-        accounting.transfer_credit(
-            session,
-            sender=active.user_name,  # always the logged-in person, never a form field
-            recipient=form.get("recipient", ""),
-            amount=amount,
-            comment=form.get("comment", ""),
-            settings=settings,
-        )
-
-
 async def _logged_in_form(request: Request) -> tuple[dict[str, str], ActiveSession | None]:
     """The posted form and the session it comes from (None: not logged in, go to the login).
 
@@ -351,7 +336,13 @@ async def transfer(request: Request) -> Response:
     if active is None:
         return _see_other()
     try:
-        await in_thread(_transfer, request, active, form)
+        await actions.transfer(
+            installation_of(request),
+            sender=active.user_name,  # always the logged-in person, never a form field
+            recipient=form.get("recipient", ""),
+            amount=form.get("amount", "").strip(),
+            comment=form.get("comment", ""),
+        )
     except (errors.InvalidInput, errors.NotAllowed, errors.NotFound, errors.Conflict) as refusal:
         return await _home_page(
             request,

@@ -95,3 +95,61 @@ def test_an_account_with_an_admin_credit_limit_is_not_new(installation: Installa
 def test_bad_defaults_are_refused(installation: Installation, defaults: GroupDefaults) -> None:
     with installation.db.transaction() as session, pytest.raises(InvalidInput):
         group_defaults.set_group_defaults(session, users.add_group(session, "g"), defaults)
+
+
+@pytest.mark.parametrize(
+    ("defaults", "reason", "message"),
+    [
+        (
+            GroupDefaults(initial_credit=Decimal("-1")),
+            "userGroup.accounting.balance",
+            "must not be negative (it is the credit new members start with)",
+        ),
+        (
+            GroupDefaults(credit_limit_policy="SOME"),
+            "userGroup.accounting.creditLimit",
+            "must be NONE, DEFAULT or INDIVIDUAL",
+        ),
+        (
+            GroupDefaults(credit_limit=Decimal("1")),
+            "userGroup.accounting.creditLimit",
+            "must be INDIVIDUAL with an amount",
+        ),
+        (
+            GroupDefaults(credit_limit_policy="DEFAULT", credit_limit=Decimal("1")),
+            "userGroup.accounting.creditLimitAmount",
+            "is only used with creditLimit INDIVIDUAL, not DEFAULT",
+        ),
+        (
+            GroupDefaults(credit_limit_policy="INDIVIDUAL", credit_limit=Decimal("-1")),
+            "userGroup.accounting.creditLimitAmount",
+            "must not be negative",
+        ),
+    ],
+)
+def test_each_refusal_of_defaults_names_the_field_it_is_about(
+    defaults: GroupDefaults, reason: str, message: str
+) -> None:
+    with pytest.raises(InvalidInput) as refused:
+        group_defaults.check_defaults(defaults)
+    assert refused.value.reason == reason
+    assert refused.value.message == f"Parameter {reason!r} {message}"
+
+
+def test_bad_defaults_are_refused_before_the_group_is_looked_up(
+    installation: Installation,
+) -> None:
+    with installation.db.transaction() as session, pytest.raises(InvalidInput):
+        users.change_group_defaults(session, "nobody", GroupDefaults(Decimal("-1")))
+
+
+def test_defaults_are_stored_on_the_group_named(installation: Installation) -> None:
+    with installation.db.transaction() as session:
+        users.add_group(session, "staff")
+        defaults = GroupDefaults(Decimal("5"), "INDIVIDUAL", Decimal("2"))
+        group = users.change_group_defaults(session, "STAFF", defaults)
+        assert (group.initial_credit, group.credit_limit_policy, group.credit_limit) == (
+            Decimal("5"),
+            "INDIVIDUAL",
+            Decimal("2"),
+        )
