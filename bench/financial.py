@@ -57,7 +57,7 @@ from printsrv.people import users
 from printsrv.platform.environment import Environment
 from printsrv.platform.properties import set_property
 
-ADMIN = ("admin", "bench-admin")
+ADMIN = ("admin", "bench-admin-password")
 USERS = 100
 CLIENTS = 16
 

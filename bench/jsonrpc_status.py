@@ -51,7 +51,7 @@ def prepare(home: Path, database_url: str) -> None:
         ("api.jsonrpc.secret-key", KEY),
         ("api.jsonrpc.ext.ip-addresses-allowed", "127.0.0.1/32"),
         ("api.restful.auth.username", "admin"),
-        ("api.restful.auth.password", "bench-admin"),
+        ("api.restful.auth.password", "bench-admin-password"),
         ("system.maintenance", "N"),
     ]:
         subprocess.run(

@@ -42,7 +42,7 @@ from printsrv.people import users
 from printsrv.platform import properties as config
 from printsrv.platform.environment import Environment
 
-ADMIN = ("admin", "bench-admin")
+ADMIN = ("admin", "bench-admin-password")
 HEADERS = {"Authorization": "Basic " + base64.b64encode(":".join(ADMIN).encode()).decode()}
 PATH = "/restful/v1/documents"
 TITLE = "REST admin GET /documents (5 items), wrk -t1 -c64, 1 worker (target: ratio >= 0.4)"
