@@ -40,13 +40,18 @@ TITLE = "JSON-RPC systemStatus, wrk -t1 -c64 (target: ratio >= 0.6, p99 < 50 ms)
 
 
 def prepare(home: Path, database_url: str) -> None:
-    """Migrate, create the admin, and open JSON-RPC to loopback with KEY."""
+    """Set up an installation (`printsrv init`), then the admin, and open JSON-RPC to loopback
+    with KEY."""
     env = {
         **os.environ,
         "PRINTSRV_HOME": str(home),
         "PRINTSRV_DATABASE_URL": database_url,
         "PRINTSRV_SECRET_KEY": SECRET,
     }
+    # Only serve, init and restore may create an installation; config set refuses to.
+    subprocess.run(
+        [sys.executable, "-m", "printsrv", "init"], env=env, check=True, capture_output=True
+    )
     for name, value in [
         ("api.jsonrpc.secret-key", KEY),
         ("api.jsonrpc.ext.ip-addresses-allowed", "127.0.0.1/32"),
