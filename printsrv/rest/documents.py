@@ -37,7 +37,7 @@ from printsrv.printing import intake
 from printsrv.printing.context import PrintContext
 from printsrv.printing.history import JobSummary
 from printsrv.rest.guards import authenticate_caller, require_admin, require_user
-from printsrv.rest.responses import failure, status_for
+from printsrv.rest.responses import failure, replied, status_for
 
 _FILE_NAME_UNSAFE: Final = re.compile(r"[^A-Za-z0-9._-]+")
 MAX_RELEASE_FORM_BYTES: Final = 64 * 1024
@@ -164,12 +164,6 @@ def upload_parameters(upload: Upload) -> list[tuple[str, str]]:
     return parameters
 
 
-def _replied(reply: idempotency.Reply) -> Response:
-    headers = {"Idempotent-Replayed": "true"} if reply.replayed else None
-    answer = reply.answer
-    return Response(answer.body, answer.status_code, headers=headers, media_type="application/json")
-
-
 # --- user services -----------------------------------------------------------------------------
 
 
@@ -183,24 +177,16 @@ async def print_upload(request: Request) -> Response:
         upload = await receive_upload(
             request, work_dir=work_dir, max_file_bytes=context.max_upload_bytes
         )
+        upload_of = {
+            "user": user,
+            "upload": upload,
+            "client_host": client_of(request).host,
+            "work_dir": work_dir,
+        }
         if key is None:
-            accepted = await intake.accept_upload(
-                context,
-                user=user,
-                upload=upload,
-                client_host=client_of(request).host,
-                work_dir=work_dir,
-            )
-            return JSONResponse(accepted_json(accepted))
-        reply = await intake.accept_upload_once(
-            context,
-            user=user,
-            upload=upload,
-            client_host=client_of(request).host,
-            work_dir=work_dir,
-            request=_keyed(key, request.method, request.url.path, upload_parameters(upload)),
-        )
-        return _replied(reply)
+            return JSONResponse(accepted_json(await intake.accept_upload(context, **upload_of)))
+        keyed = _keyed(key, request.method, request.url.path, upload_parameters(upload))
+        return replied(await intake.accept_upload_once(context, **upload_of, request=keyed))
     finally:
         await in_thread(shutil.rmtree, work_dir, True)
 
@@ -228,7 +214,7 @@ async def print_release(request: Request) -> Response:
     # The parameters as the service reads them (query and form merged): the same release
     # asked with the printer in the query or in the form is the same request.
     keyed = _keyed(key, request.method, request.url.path, list(params.items()))
-    return _replied(await intake.release_once(context, **release, request=keyed))
+    return replied(await intake.release_once(context, **release, request=keyed))
 
 
 async def list_user_documents(request: Request) -> Response:

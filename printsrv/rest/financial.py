@@ -27,7 +27,7 @@ from printsrv.accounts import actions, idempotency
 from printsrv.accounts import service as accounting
 from printsrv.http import installation_of
 from printsrv.rest.guards import require_admin, user_credentials
-from printsrv.rest.responses import failure, status_for, success
+from printsrv.rest.responses import failure, replied, status_for, success
 
 IDEMPOTENCY_HEADER = "idempotency-key"
 T = TypeVar("T")
@@ -50,7 +50,7 @@ async def set_account_balance(request: Request) -> Response:
     keyed = _keyed(request, lambda balance: success(to_wire(balance)))
     if keyed is None:
         return success(to_wire(await actions.change_balance(installation, change)))
-    return _replied(await actions.change_balance(installation, change, keyed))
+    return replied(await actions.change_balance(installation, change, keyed))
 
 
 async def balance(request: Request) -> Response:
@@ -78,7 +78,7 @@ async def transfer(request: Request) -> Response:
         check_request=lambda: _params(request, required=("name", "amount"), optional=("comment",)),
         keyed=_keyed(request, lambda _: success()),
     )
-    return success() if reply is None else _replied(reply)
+    return success() if reply is None else replied(reply)
 
 
 # --- parsing -------------------------------------------------------------------------------------
@@ -164,9 +164,3 @@ def _refusal_answer(error: errors.PrintsrvError) -> idempotency.Answer | None:
     if status >= 500:
         return None
     return _answer(failure(error.message, status))
-
-
-def _replied(reply: idempotency.Reply) -> Response:
-    headers = {"Idempotent-Replayed": "true"} if reply.replayed else None
-    answer = reply.answer
-    return Response(answer.body, answer.status_code, headers=headers, media_type="application/json")

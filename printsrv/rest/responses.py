@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from printsrv import errors
+from printsrv.accounts.idempotency import Reply
 from printsrv.error_table import answer_for, retry_after
 
 
@@ -36,6 +37,14 @@ def failure(message: str, status_code: int, headers: dict[str, str] | None = Non
     return JSONResponse(
         {"succes": False, "error": message}, status_code=status_code, headers=headers
     )
+
+
+def replied(reply: Reply) -> Response:
+    """An answer given under an Idempotency-Key, as first sent; `Idempotent-Replayed: true`
+    when this request is a retry that gets it again."""
+    headers = {"Idempotent-Replayed": "true"} if reply.replayed else None
+    answer = reply.answer
+    return Response(answer.body, answer.status_code, headers=headers, media_type="application/json")
 
 
 async def handle_service_error(request: Request, exc: Exception) -> Response:
