@@ -18,7 +18,7 @@ row's line end into CRLF. What iter_csv does in Python is done here in SQL:
 - quoting: COPY quotes exactly the cells the csv module quotes (those holding `,`, `"`,
   CR or LF) and doubles quotes the same way.
 
-`tests/unit/test_accounting_reports.py` checks the output is byte-identical to iter_csv's.
+`tests/unit/accounts/test_accounting_reports.py` checks the output is byte-identical to iter_csv's.
 The fast path needs PostgreSQL, a UTF-8 client encoding and a fixed-offset time zone;
 `copy_csv` returns None otherwise and iter_csv is used.
 """

@@ -71,7 +71,7 @@ FORMATS = [
     ("job.ps", POSTSCRIPT, 2),
 ]
 # LibreOffice takes a second or two a document: once, on one back-end, is enough here
-# (tests/unit/test_convert.py converts every office format).
+# (tests/unit/documents/test_convert.py converts every office format).
 OFFICE = [("letter.docx", docx_bytes(), 1), ("letter.odt", odt_bytes(), 1)]
 
 

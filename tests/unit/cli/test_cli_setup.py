@@ -478,10 +478,10 @@ def test_root_is_sent_to_the_owner_of_a_service_home(
 
 
 def test_deploy_readme_finds_the_first_password_in_its_file_not_the_journal() -> None:
-    deploy = (Path(__file__).resolve().parents[2] / "deploy" / "README.md").read_text()
+    deploy = (Path(__file__).resolve().parents[3] / "deploy" / "README.md").read_text()
     assert "/var/lib/printsrv/initial-admin-password" in deploy
     assert "First start" not in deploy and "journalctl -u printsrv | grep" not in deploy
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
     run_it = readme.split("## What it is")[0]
     assert "var/initial-admin-password" in run_it
 

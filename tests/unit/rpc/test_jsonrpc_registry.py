@@ -17,7 +17,7 @@ import pytest
 from printsrv.rpc import jsonrpc_registry
 from printsrv.rpc.jsonrpc_methods import rpc_method, rpc_name
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 README = (ROOT / "README.md").read_text()
 
 
