@@ -62,6 +62,7 @@ __all__ = [
     "convert_file",
     "convert_path",
     "convert_to",
+    "input_name",
     "result_name",
 ]
 
@@ -197,6 +198,18 @@ class Result:
     content: bytes
     media_type: str
     file_name: str
+
+
+def input_name(raw: str) -> str:
+    """The name of an uploaded file as convert-to uses it: its last path segment, without
+    control characters, at most 255 characters; ``document`` when nothing is left.
+
+    Unlike a print upload's title (``platform.uploads.clean_file_name``), a strange name is
+    not refused: it only names the answer, and ``result_name`` makes that safe.
+    """
+    last = raw.replace("\\", "/").rsplit("/", 1)[-1]
+    cleaned = "".join(c for c in last if c.isprintable()).strip()[:255]
+    return cleaned if cleaned.strip(".") else "document"
 
 
 def result_name(name: str, format: str) -> str:

@@ -30,7 +30,7 @@ from printsrv.platform.security import (
     require_tls,
 )
 from printsrv.platform.threads import in_thread
-from printsrv.platform.uploads import clean_file_name, receive_upload
+from printsrv.platform.uploads import receive_upload
 from printsrv.rest.guards import require_admin, require_user
 from printsrv.rest.responses import handle_service_error
 
@@ -98,8 +98,7 @@ async def convert_to(request: Request) -> Response:
                 fields.get("page"),
                 fields.get("width"),
             )
-            name = clean_file_name(upload.file_name) or "document"
-            return service.Input(upload.path, name, target)
+            return service.Input(upload.path, service.input_name(upload.file_name), target)
 
         result = await service.convert_to(installation.env.home, settings, receive)
     except PrintsrvError as error:
