@@ -22,6 +22,8 @@ from bench.common import (
     print_table,
     wrk,
 )
+from bench.convert_to import figures as convert_figures
+from bench.convert_to import lua_bytes
 from bench.suite import BENCHMARKS
 
 WRK_OUTPUT = """\
@@ -77,7 +79,14 @@ def test_rows_put_the_ratio_beside_the_baseline(capsys: pytest.CaptureFixture[st
 
 
 def test_the_suite_names_every_benchmark_module() -> None:
-    assert [b.name for b in BENCHMARKS] == ["jsonrpc", "documents", "tokens", "money", "printing"]
+    assert [b.name for b in BENCHMARKS] == [
+        "jsonrpc",
+        "documents",
+        "tokens",
+        "money",
+        "printing",
+        "convert",
+    ]
 
 
 def test_bench_run_refuses_an_unknown_benchmark() -> None:
@@ -135,3 +144,16 @@ def test_the_benchmarks_set_up_with_values_the_config_accepts() -> None:
         for value in candidates:
             assert len(value) >= prop.min_length, (name, value)
             prop.normalise(value)
+
+
+def test_lua_byte_strings_escape_every_byte_outside_printable_ascii() -> None:
+    assert lua_bytes(b'a"\\\x00\xff\r\n9') == '"a\\034\\092\\000\\255\\013\\0109"'
+
+
+def test_the_convert_benchmark_runs_its_quick_mode() -> None:
+    """A short real run: printsrv serving convert-to to wrk, beside the direct calls."""
+    require_programs("wrk", "gs")
+    rows = convert_figures(seconds=1, rounds=1)
+    assert [row[0].split(" conversions")[0] for row in rows] == ["text -> pdf", "pdf -> png"]
+    for _, value, baseline, ratio in rows:
+        assert float(value) > 0 and float(baseline) > 0 and float(ratio) > 0
