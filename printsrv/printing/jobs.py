@@ -29,7 +29,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Final, TypeVar
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from financial.money import ZERO
@@ -388,6 +388,15 @@ def record_verdicts(db: Database, verdicts: list[Verdict], owner: str) -> None:
     if not waiting:
         return
     with db.transaction() as session:
+        # CUPS' state is shown in the document log: writing it when it has not changed
+        # would empty every server's page cache on each poll of every open job.
+        known = dict(
+            session.execute(
+                select(PrintJob.id, PrintJob.cups_state).where(
+                    PrintJob.id.in_([v.job_id for v in waiting if v.cups_state is not None])
+                )
+            ).all()
+        )
         for verdict in waiting:
             values: dict[str, object] = {
                 "message": verdict.message[:2000],
@@ -396,7 +405,7 @@ def record_verdicts(db: Database, verdicts: list[Verdict], owner: str) -> None:
                 "lease_owner": None,
                 "lease_until": None,
             }
-            if verdict.cups_state is not None:
+            if verdict.cups_state is not None and verdict.cups_state != known.get(verdict.job_id):
                 values["cups_state"] = verdict.cups_state
             session.execute(
                 update(PrintJob)

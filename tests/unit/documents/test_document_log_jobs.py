@@ -261,6 +261,22 @@ def test_cups_state_and_refunds_empty_the_cache(
 
 
 @needs_postgresql
+def test_a_poll_that_finds_cups_state_unchanged_leaves_the_cache_alone(
+    installation: Installation, open_job: int, cache: DocumentLogCache
+) -> None:
+    owner = "test-tracker"
+    _fill(cache)
+    with installation.db.transaction() as session:  # a lease is not shown: the page stays
+        session.execute(update(PrintJob).values(lease_owner=owner))
+    again = Verdict(open_job, 41, None, "", "processing", next_poll_at=utcnow())
+    record_verdicts(installation.db, [again], owner)  # the fixture's job is processing already
+    assert cache.lookup(PAGE)[0] == b"[]"
+    with installation.db.read() as session:
+        job = session.get_one(PrintJob, open_job)
+        assert (job.cups_state, job.lease_owner) == ("processing", None)
+
+
+@needs_postgresql
 def test_another_servers_job_update_reaches_this_cache(
     installation: Installation, open_job: int, cache: DocumentLogCache
 ) -> None:
