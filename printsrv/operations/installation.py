@@ -26,7 +26,7 @@ from printsrv.documents.log_cache import DocumentLogCache
 from printsrv.errors import ConfigError, DatabaseUnavailable
 from printsrv.operations.status import SystemMonitor
 from printsrv.platform import properties as config
-from printsrv.platform.database import Database
+from printsrv.platform.database import Database, serialise_on
 from printsrv.platform.environment import (
     SERVICE_ENV_FILE,
     Environment,
@@ -222,6 +222,9 @@ def ensure_first_admin(installation: Installation) -> FirstAdmin | None:
     staged = _write_private_file(path, password + "\n")
     try:
         with installation.db.transaction() as session:
+            # Two machines starting on one fresh database: without this, both could see no
+            # password and the later commit would replace the one the earlier wrote to its file.
+            serialise_on(session, "printsrv first admin")
             stored = config.stored_values(session)
             if stored.get(ADMIN_PASSWORD_PROPERTY):
                 return None

@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, create_engine, event, exc
+from sqlalchemy import Engine, create_engine, event, exc, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
@@ -176,3 +176,12 @@ class Database:
         if threads is not None:
             threads.shutdown(wait=True)
         self.engine.dispose()
+
+
+def serialise_on(session: Session, name: str) -> None:
+    """Make this transaction wait for every other one, on any machine, that serialises on
+    `name`, until it ends: check-then-write work (create the first admin only if none
+    exists) cannot interleave. PostgreSQL: a transaction advisory lock keyed by the name;
+    SQLite's write transactions start with BEGIN IMMEDIATE and so are serial already."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": name})

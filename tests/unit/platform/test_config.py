@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 from support import set_config
 
 from printsrv.errors import ConfigError, DatabaseUnavailable
-from printsrv.operations.installation import Installation, ensure_first_admin
+from printsrv.operations.installation import (
+    FirstAdmin,
+    Installation,
+    ensure_first_admin,
+    open_installation,
+)
 from printsrv.platform import properties as config
+from printsrv.platform.environment import Environment
 from printsrv.platform.models import ConfigProperty
 from printsrv.platform.properties import Config
 
@@ -122,6 +132,31 @@ def test_first_admin_is_created_once(installation: Installation) -> None:
     snapshot = installation.config.snapshot()
     assert snapshot["api.restful.auth.password"].matches(password)
     assert stored(installation, "api.restful.auth.password") != password
+
+
+def test_machines_starting_at_once_create_one_first_admin(
+    environment: Environment, tmp_path: Path
+) -> None:
+    """Four machines (homes of their own, one database) start together: one creates the
+    admin, and the password in its file is the one the database holds."""
+    machines = [
+        open_installation(replace(environment, home=tmp_path / f"machine-{n}")) for n in range(4)
+    ]
+    start = threading.Barrier(len(machines))
+
+    def first_start(machine: Installation) -> FirstAdmin | None:
+        start.wait()
+        return ensure_first_admin(machine)
+
+    try:
+        with ThreadPoolExecutor(len(machines)) as pool:
+            created = [c for c in pool.map(first_start, machines) if c is not None]
+        assert len(created) == 1
+        password = created[0].password_file.read_text().strip()
+        assert machines[0].config.snapshot()["api.restful.auth.password"].matches(password)
+    finally:
+        for machine in machines:
+            machine.db.dispose()
 
 
 def test_every_property_has_help_and_a_valid_default() -> None:
