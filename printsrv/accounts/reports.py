@@ -52,6 +52,7 @@ __all__ = [
     "CHUNK_ROWS",
     "REPORT_TITLE",
     "ReportRequest",
+    "checked_selection",
     "copy_csv",
     "count_report_rows",
     "csv_report",
@@ -383,6 +384,16 @@ def pdf_report(
             currency=currency,
             on_rows=on_rows,
         )
+
+
+def checked_selection(session: Session, select: dict[str, Any]) -> TransactionFilter:
+    """`transaction_filter`, and the named account looked up (NotFound), so that a report of
+    nobody is refused before any work is done for it."""
+    selection = transaction_filter(session, **select)
+    if selection.account_name is not None:
+        with financial_errors():
+            get_account(session, selection.account_type, selection.account_name)
+    return selection
 
 
 def count_report_rows(session: Session, selection: TransactionFilter) -> int:

@@ -76,7 +76,7 @@ def _check_report(
     document = {} if argument is None else argument
     request = accounting_reports.ReportRequest.parse(document, where="argument")
     # The named account is looked up now, so a report of nobody is refused, not queued.
-    accounting_reports.transaction_filter(session, **request.select)
+    accounting_reports.checked_selection(session, request.select)
     return dict(document)
 
 
