@@ -227,16 +227,17 @@ def test_another_callers_key_is_answered_as_a_missing_one(
     missing = httpx.get(f"{server.url}/restful/v1/jobs/{'x' * len(key)}", auth=alice)
     foreign = httpx.get(f"{server.url}/restful/v1/jobs/{bobs}", auth=alice)
     assert missing.status_code == foreign.status_code == 404
-    assert missing.json()["error"].replace("x" * len(key), "K") == foreign.json()[
-        "error"
-    ].replace(bobs, "K")
+    assert missing.json()["error"].replace("x" * len(key), "K") == foreign.json()["error"].replace(
+        bobs, "K"
+    )
     # Bob reads his; the admin does not read a user's job either.
     assert httpx.get(f"{server.url}/restful/v1/jobs/{bobs}", auth=bob)
     assert httpx.get(f"{server.url}/restful/v1/jobs/{bobs}", auth=ADMIN).status_code == 404
     # A user may not start an admin job.
     refused = post(server, {"async": True, "type": "backup"}, auth=alice)
     assert refused.status_code == 403, refused.text
-    assert httpx.get(f"{server.url}/restful/v1/jobs/{key}", auth=("alice", "wrong")).status_code == 401
+    wrong = httpx.get(f"{server.url}/restful/v1/jobs/{key}", auth=("alice", "wrong"))
+    assert wrong.status_code == 401
 
 
 def test_a_result_fetched_after_its_ttl_is_gone(
