@@ -260,7 +260,7 @@ def cancel_job(session: Session, key: str, *, ttl_secs: int) -> bool:
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-def result_file(session: Session, key: str, name: str, owner: Owner) -> StoredFile:
+def result_file(session: Session, key: str, name: str, owner: Owner | None) -> StoredFile:
     """A result file of job `key` for `owner`: JobKeyNotFound (missing key, someone else's job,
     no such file), JobGone once it expired."""
     job = _owned(session, key, owner)
