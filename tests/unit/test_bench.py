@@ -77,7 +77,14 @@ def test_rows_put_the_ratio_beside_the_baseline(capsys: pytest.CaptureFixture[st
 
 
 def test_the_suite_names_every_benchmark_module() -> None:
-    assert [b.name for b in BENCHMARKS] == ["jsonrpc", "documents", "tokens", "money", "printing"]
+    assert [b.name for b in BENCHMARKS] == [
+        "jsonrpc",
+        "documents",
+        "tokens",
+        "money",
+        "printing",
+        "jobs",
+    ]
 
 
 def test_bench_run_refuses_an_unknown_benchmark() -> None:
