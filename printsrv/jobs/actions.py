@@ -7,6 +7,8 @@ adapter's whole business logic is one `await`.
 from __future__ import annotations
 
 import asyncio
+import threading
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -14,6 +16,7 @@ from printsrv.jobs import service
 from printsrv.jobs.service import JobView, Owner, StoredFile
 from printsrv.jobs.types import check_caller, job_type
 from printsrv.operations.installation import Installation
+from printsrv.platform.models import utcnow
 from printsrv.platform.threads import iterate_in_thread
 
 __all__ = ["open_result", "poll_job", "start_job", "wait_job"]
@@ -37,14 +40,55 @@ async def start_job(
     return await installation.db.run(queue)
 
 
+class _EndedJobs:
+    """Answers of ended jobs, per process: a job that is done, failed or cancelled never
+    changes again until it expires, and clients poll it again and again (the last poll of
+    a loop, a retry, a second client). Keyed by key and caller, so the owner check is the
+    database's answer for that caller; an entry past `expires_at` is dropped, and the
+    database answers (410) again."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._views: OrderedDict[tuple[str, Owner], JobView] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: str, owner: Owner) -> JobView | None:
+        with self._lock:
+            view = self._views.get((key, owner))
+            if view is None:
+                return None
+            if view.expires_at is None or view.expires_at <= utcnow():
+                del self._views[(key, owner)]
+                return None
+            self._views.move_to_end((key, owner))
+            return view
+
+    def put(self, owner: Owner, view: JobView) -> None:
+        if not view.end or view.expires_at is None:
+            return
+        with self._lock:
+            self._views[(view.key, owner)] = view
+            while len(self._views) > self._size:
+                self._views.popitem(last=False)
+
+
+_ended = _EndedJobs(10_000)
+
+
 async def poll_job(installation: Installation, key: Any, owner: Owner) -> JobView:
     """Where the job stands (JobKeyNotFound for a missing key and someone else's alike)."""
+    if isinstance(key, str):
+        cached = _ended.get(key, owner)
+        if cached is not None:
+            return cached
 
     def read() -> JobView:
         with installation.db.read() as session:
             return service.read_job(session, key, owner)
 
-    return await installation.db.run(read)
+    view = await installation.db.run(read)
+    _ended.put(owner, view)
+    return view
 
 
 async def wait_job(

@@ -227,9 +227,14 @@ def read_job(session: Session, key: str, owner: Owner | None) -> JobView:
     """Where job `key` stands; JobKeyNotFound unless `owner` may read it; JobGone once its
     results have expired."""
     job = _owned(session, key, owner)
-    if job.state == "expired":
+    if _expired(job):
         raise JobGone(f"The results of job {key!r} were removed when they expired")
     return _view(session, job)
+
+
+def _expired(job: Job) -> bool:
+    """Past its TTL: gone for every caller, whether or not the purge has run yet."""
+    return job.state == "expired" or (job.expires_at is not None and job.expires_at <= utcnow())
 
 
 def list_jobs(session: Session, *, limit: int = 100) -> list[JobView]:
@@ -264,9 +269,7 @@ def result_file(session: Session, key: str, name: str, owner: Owner | None) -> S
     """A result file of job `key` for `owner`: JobKeyNotFound (missing key, someone else's job,
     no such file), JobGone once it expired."""
     job = _owned(session, key, owner)
-    if job.state == "expired" or (
-        job.expires_at is not None and job.expires_at <= utcnow() and job.state == "done"
-    ):
+    if _expired(job):
         raise JobGone(f"The results of job {key!r} were removed when they expired")
     row = session.execute(
         select(JobFile.id, JobFile.name, JobFile.media_type, JobFile.size, JobFile.chunks).where(

@@ -13,7 +13,7 @@ import httpx
 import jwt
 import pytest
 from pypdf import PdfReader
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from support import LiveServer, set_config, wait_until
 
 import financial
@@ -243,17 +243,23 @@ def test_another_callers_key_is_answered_as_a_missing_one(
 def test_a_result_fetched_after_its_ttl_is_gone(
     server: LiveServer, installation: Installation
 ) -> None:
+    set_config(installation, {"api.jobs.result-ttl-secs": "2"})
+    time.sleep(0.6)  # the runner reads the TTL from its refreshed config
     answer = post(server, {"async": False, "type": "report.accounttrx", "argument": REPORT})
     key, url = answer.json()["key"], answer.json()["urls"]["accounttrx.csv"]
     assert httpx.get(url, auth=ADMIN).status_code == 200
-    with installation.db.transaction() as session:
-        session.execute(update(Job).where(Job.key == key).values(expires_at=utcnow()))
+    poll = f"{server.url}/restful/v1/jobs/{key}"
+    assert httpx.get(poll, auth=ADMIN).status_code == 200
+    with installation.db.read() as session:
+        expires_at = session.get(Job, key).expires_at  # type: ignore[union-attr]
+    time.sleep(max(0.0, (expires_at - utcnow()).total_seconds()) + 0.1)
     late = httpx.get(url, auth=ADMIN)
     assert late.status_code == 410, late.text
     assert late.json()["succes"] is False
+    assert httpx.get(poll, auth=ADMIN).status_code == 410, "even where the answer was cached"
     jobs.purge_expired(installation.db, ttl_secs=3600)
     assert httpx.get(url, auth=ADMIN).status_code == 410
-    assert httpx.get(f"{server.url}/restful/v1/jobs/{key}", auth=ADMIN).status_code == 410
+    assert httpx.get(poll, auth=ADMIN).status_code == 410
 
 
 def token(payload: dict[str, Any], secret: str = SECRET, alg: str = "HS256") -> str:
