@@ -1,6 +1,6 @@
 """Every benchmark of the project, one after the other, in one table.
 
-    bench/run [--quick] [--only jsonrpc,documents,tokens,money,printing,jobs]
+    bench/run [--quick] [--only jsonrpc,documents,tokens,money,printing,convert,jobs]
 
 Each figure stands next to its baseline measured in the same run (a bare Starlette endpoint
 under the same uvicorn settings, pgbench, psql \\copy, lp) and the ratio between them. The
@@ -20,7 +20,15 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from bench import financial, jobs, jsonrpc_status, printing, rest_documents, xmlrpc_tokens
+from bench import (
+    convert_to,
+    financial,
+    jobs,
+    jsonrpc_status,
+    printing,
+    rest_documents,
+    xmlrpc_tokens,
+)
 from bench.common import ROOT, Row, print_table
 
 
@@ -58,6 +66,11 @@ BENCHMARKS = [
         "printing",
         printing.TITLE,
         lambda quick: printing.figures(jobs=120 if quick else 400, skip_big=quick),
+    ),
+    Benchmark(
+        "convert",
+        convert_to.TITLE,
+        lambda quick: convert_to.figures(seconds=2 if quick else 5, rounds=1 if quick else 3),
     ),
     Benchmark(
         "jobs",

@@ -27,7 +27,7 @@ from printsrv.platform.middleware import HeaderLimitMiddleware
 from printsrv.platform.observability import RequestObserver, watch_pool
 from printsrv.platform.threads import in_thread
 from printsrv.printing.tracker import run_tracker
-from printsrv.rest import create_rest_app
+from printsrv.rest import convert, create_rest_app
 from printsrv.rest.metrics import metrics
 from printsrv.rpc import jsonrpc, xmlrpc
 from printsrv.web import web_routes
@@ -95,6 +95,12 @@ def create_app(installation: Installation | None = None) -> Starlette:
             Route("/jsonrpc", jsonrpc.endpoint, methods=["POST"]),
             Mount("/restful/v1", app=create_rest_app()),
             Route("/xmlrpc/v1", xmlrpc.endpoint, methods=["POST"]),
+            # LibreOffice Online's path, and Collabora's newer name for it.
+            *(
+                Route(path, convert.convert_to, methods=["POST"])
+                for prefix in ("/lool", "/cool")
+                for path in (f"{prefix}/convert-to", f"{prefix}/convert-to/{{format}}")
+            ),
             Route("/metrics", metrics, methods=["GET"]),
             *web_routes(),
         ],

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from printsrv import errors
 from printsrv.documents.convert import ConversionFailed
+from printsrv.documents.convert_to import ConversionTimedOut, ConverterBusy, DamagedDocument
 from printsrv.jobs.service import JobGone, JobKeyNotFound
 from printsrv.jobs.tokens import InvalidJobToken
 from printsrv.operations.installation import NotInstalled
@@ -79,6 +80,8 @@ ERROR_TABLE: dict[type[errors.PrintsrvError], ErrorAnswer] = {
     NotInstalled: ErrorAnswer(400, INVALID_PARAMS, 2),
     OptionRejected: ErrorAnswer(400, INVALID_PARAMS, 2),
     ConversionFailed: ErrorAnswer(415, INVALID_PARAMS, 2),
+    # convert-to tells a damaged input from an unsupported one (a print upload does not).
+    DamagedDocument: ErrorAnswer(422, INVALID_PARAMS, 2),
     # Who is calling is not established.
     errors.NotAuthenticated: ErrorAnswer(401, ACCESS_DENIED, 3),
     LoginFailed: ErrorAnswer(401, ACCESS_DENIED, 3),
@@ -108,6 +111,9 @@ ERROR_TABLE: dict[type[errors.PrintsrvError], ErrorAnswer] = {
     errors.ServiceUnavailable: ErrorAnswer(503, UNAVAILABLE, 11),
     errors.DatabaseUnavailable: ErrorAnswer(503, UNAVAILABLE, 11),
     errors.UnderMaintenance: ErrorAnswer(503, UNAVAILABLE, 13, "Under maintenance"),
+    ConverterBusy: ErrorAnswer(503, UNAVAILABLE, 11, "Busy"),
+    # A conversion ran out of its time: the server gave up, the input may be fine.
+    ConversionTimedOut: ErrorAnswer(504, INTERNAL, 1, "Too slow"),
     # CUPS, the server behind printsrv, failed: a bad gateway, not bad input.
     PrintingError: ErrorAnswer(502, PRINTING_FAILED, 12),
     SubmitFailed: ErrorAnswer(502, PRINTING_FAILED, 12),

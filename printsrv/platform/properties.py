@@ -201,6 +201,35 @@ JWT_SECRET_MIN_LENGTH = 32
 
 PROPERTIES: tuple[Property, ...] = (
     Property(
+        "api.convert.ip-addresses-allowed",
+        "",
+        _cidr_set,
+        "cidr-set",
+        "CIDR set of clients allowed to call /lool/convert-to without credentials; "
+        "void denies everyone",
+    ),
+    Property(
+        "api.convert.max-bytes",
+        str(100 * 1024 * 1024),
+        _integer(1024, 1024**4),
+        "int",
+        "largest file /lool/convert-to accepts, in bytes; larger is a 413",
+    ),
+    Property(
+        "api.convert.max-parallel",
+        "2",
+        _integer(1, 64),
+        "int",
+        "most /lool/convert-to conversions one server process runs at once; more wait",
+    ),
+    Property(
+        "api.convert.timeout-secs",
+        "60",
+        _integer(1, 3600),
+        "int",
+        "time limit of one /lool/convert-to conversion, waiting for a turn included, in seconds",
+    ),
+    Property(
         "api.jobs.jwt-secret",
         "",
         _secret,

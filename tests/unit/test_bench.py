@@ -22,6 +22,8 @@ from bench.common import (
     print_table,
     wrk,
 )
+from bench.convert_to import figures as convert_figures
+from bench.convert_to import lua_bytes
 from bench.suite import BENCHMARKS
 
 WRK_OUTPUT = """\
@@ -83,6 +85,7 @@ def test_the_suite_names_every_benchmark_module() -> None:
         "tokens",
         "money",
         "printing",
+        "convert",
         "jobs",
     ]
 
@@ -124,3 +127,16 @@ def test_runs_taking_turns_keep_the_best_rate_and_the_median_latencies() -> None
     assert order == ["base", "ours"] * 3
     assert combined_ours == Load(1000, 5, 30, 1)
     assert combined_base == Load(2000, 2, 10, 0)
+
+
+def test_lua_byte_strings_escape_every_byte_outside_printable_ascii() -> None:
+    assert lua_bytes(b'a"\\\x00\xff\r\n9') == '"a\\034\\092\\000\\255\\013\\0109"'
+
+
+def test_the_convert_benchmark_runs_its_quick_mode() -> None:
+    """A short real run: printsrv serving convert-to to wrk, beside the direct calls."""
+    require_programs("wrk", "gs")
+    rows = convert_figures(seconds=1, rounds=1)
+    assert [row[0].split(" conversions")[0] for row in rows] == ["text -> pdf", "pdf -> png"]
+    for _, value, baseline, ratio in rows:
+        assert float(value) > 0 and float(baseline) > 0 and float(ratio) > 0

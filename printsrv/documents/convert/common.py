@@ -5,11 +5,19 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Final, Literal
 
 from printsrv.errors import InvalidInput
 
-__all__ = ["MARGIN", "PAGE_SIZES", "ConversionFailed", "Converted", "Limits", "check_deadline"]
+__all__ = [
+    "MARGIN",
+    "PAGE_SIZES",
+    "ConversionFailed",
+    "Converted",
+    "FailureKind",
+    "Limits",
+    "check_deadline",
+]
 
 PAGE_SIZES: Final[dict[str, tuple[float, float]]] = {
     "a4": (595.2756, 841.8898),
@@ -17,18 +25,26 @@ PAGE_SIZES: Final[dict[str, tuple[float, float]]] = {
 }
 MARGIN: Final = 36.0  # half an inch
 
+# Why a conversion failed: the input is of a kind printsrv does not convert (or is refused by a
+# limit), the input is damaged, or the conversion ran out of time.
+FailureKind = Literal["unsupported", "damaged", "timeout"]
+
 
 class ConversionFailed(InvalidInput):
     """A document cannot be turned into a printable PDF: unknown or lying format, encrypted or
     broken PDF, too many pages, pages too large, a converter that failed or ran out of time.
 
-    ``document`` names the document (its title); the REST adapter answers 415.
+    ``document`` names the document (its title); the REST adapter answers 415 to a print
+    upload. ``kind`` says why (``FailureKind``), so that a service that answers each reason
+    differently (``documents.convert_to``: 422 for damaged input, 504 for a time-out) can tell
+    them apart without reading messages.
     """
 
-    def __init__(self, document: str, detail: str) -> None:
+    def __init__(self, document: str, detail: str, *, kind: FailureKind = "unsupported") -> None:
         super().__init__(f"Cannot convert '{document}' to PDF: {detail}")
         self.document = document
         self.detail = detail
+        self.kind: FailureKind = kind
 
 
 @dataclass(frozen=True)
@@ -70,4 +86,6 @@ class Converted:
 def check_deadline(name: str, limits: Limits, deadline: float) -> None:
     """Raise ``ConversionFailed`` once the monotonic ``deadline`` has passed."""
     if time.monotonic() > deadline:
-        raise ConversionFailed(name, f"conversion took longer than {limits.timeout:.0f} s")
+        raise ConversionFailed(
+            name, f"conversion took longer than {limits.timeout:.0f} s", kind="timeout"
+        )

@@ -22,7 +22,13 @@ from typing import IO, TypeVar
 from printsrv.documents.convert.common import ConversionFailed, Limits
 from printsrv.documents.convert.formats import FORMATS
 
-__all__ = ["office_to_pdf_local", "office_to_pdf_remote", "postscript_to_pdf", "run_reading"]
+__all__ = [
+    "office_to_pdf_local",
+    "office_to_pdf_remote",
+    "postscript_to_pdf",
+    "run_program",
+    "run_reading",
+]
 
 T = TypeVar("T")
 
@@ -31,7 +37,9 @@ def _run(command: list[str], *, name: str, what: str, limits: Limits, deadline: 
     """Run a converter in its own process group with a file-size limit; kill it at the deadline."""
     remaining = deadline - time.monotonic()
     if remaining <= 0:
-        raise ConversionFailed(name, f"conversion took longer than {limits.timeout:.0f} s")
+        raise ConversionFailed(
+            name, f"conversion took longer than {limits.timeout:.0f} s", kind="timeout"
+        )
     # prlimit caps what the converter may write (SIGXFSZ past it): a bomb cannot fill the disk.
     prefix = []
     if shutil.which("prlimit"):
@@ -49,7 +57,9 @@ def _run(command: list[str], *, name: str, what: str, limits: Limits, deadline: 
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
         process.communicate()
-        raise ConversionFailed(name, f"{what} took longer than {limits.timeout:.0f} s") from None
+        raise ConversionFailed(
+            name, f"{what} took longer than {limits.timeout:.0f} s", kind="timeout"
+        ) from None
     finally:
         # soffice leaves helper processes behind on some errors; none may outlive the call.
         with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -57,7 +67,9 @@ def _run(command: list[str], *, name: str, what: str, limits: Limits, deadline: 
     if process.returncode != 0:
         tail = output.decode("utf-8", "replace").strip().splitlines()[-1:] if output else []
         detail = f": {tail[0][:200]}" if tail else ""
-        raise ConversionFailed(name, f"{what} failed (exit {process.returncode}){detail}")
+        raise ConversionFailed(
+            name, f"{what} failed (exit {process.returncode}){detail}", kind="damaged"
+        )
 
 
 def run_reading(
@@ -78,8 +90,12 @@ def run_reading(
     """
     remaining = deadline - time.monotonic()
     if remaining <= 0:
-        raise ConversionFailed(name, f"{what} took longer than {limits.timeout:.0f} s")
-    too_late = ConversionFailed(name, f"{what} took longer than {limits.timeout:.0f} s")
+        raise ConversionFailed(
+            name, f"{what} took longer than {limits.timeout:.0f} s", kind="timeout"
+        )
+    too_late = ConversionFailed(
+        name, f"{what} took longer than {limits.timeout:.0f} s", kind="timeout"
+    )
     with tempfile.TemporaryFile() as errors:
         process = subprocess.Popen(
             command,
@@ -123,7 +139,9 @@ def run_reading(
             errors.seek(0)
             lines = errors.read().decode("utf-8", "replace").strip().splitlines()[-1:]
             detail = f": {lines[0][:200]}" if lines else ""
-            raise ConversionFailed(name, f"{what} failed (exit {process.returncode}){detail}")
+            raise ConversionFailed(
+                name, f"{what} failed (exit {process.returncode}){detail}", kind="damaged"
+            )
         return result
 
 
@@ -173,7 +191,7 @@ def office_to_pdf_local(
         _run(command, name=name, what="LibreOffice", limits=limits, deadline=deadline)
         produced = work / "document.pdf"
         if not produced.is_file():
-            raise ConversionFailed(name, "LibreOffice produced no PDF")
+            raise ConversionFailed(name, "LibreOffice produced no PDF", kind="damaged")
         os.replace(produced, target)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -192,7 +210,9 @@ def office_to_pdf_remote(
     url = limits.office_url
     remaining = deadline - time.monotonic()
     if remaining <= 0:
-        raise ConversionFailed(name, f"conversion took longer than {limits.timeout:.0f} s")
+        raise ConversionFailed(
+            name, f"conversion took longer than {limits.timeout:.0f} s", kind="timeout"
+        )
     extension = FORMATS[key].extensions[0] if key != "ole" else ".doc"
     data = {} if url.rstrip("/").endswith("/pdf") else {"format": "pdf"}
     try:
@@ -211,12 +231,23 @@ def office_to_pdf_remote(
                             raise ConversionFailed(name, "the office converter's PDF is too large")
                         if time.monotonic() > deadline:
                             raise ConversionFailed(
-                                name, f"conversion took longer than {limits.timeout:.0f} s"
+                                name,
+                                f"conversion took longer than {limits.timeout:.0f} s",
+                                kind="timeout",
                             )
                         out.write(chunk)
     except httpx.TimeoutException:
         raise ConversionFailed(
-            name, f"the office converter took longer than {limits.timeout:.0f} s"
+            name, f"the office converter took longer than {limits.timeout:.0f} s", kind="timeout"
         ) from None
     except httpx.HTTPError as exc:
         raise ConversionFailed(name, f"the office converter is unreachable ({exc})") from None
+
+
+def run_program(
+    command: list[str], *, name: str, what: str, limits: Limits, deadline: float
+) -> None:
+    """Run another converter program (``gs`` rendering a page, say) under the same rules as
+    the converters here: its own process group, a file-size limit, killed at ``deadline``;
+    ``ConversionFailed`` (kind ``timeout`` or ``damaged``) when it runs late or fails."""
+    _run(command, name=name, what=what, limits=limits, deadline=deadline)

@@ -61,7 +61,7 @@ def image_to_pdf(
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ConversionFailed(name, f"the image is too large ({exc})") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as exc:
-        raise ConversionFailed(name, f"the image is broken ({exc})") from None
+        raise ConversionFailed(name, f"the image is broken ({exc})", kind="damaged") from None
 
 
 def _place_image(

@@ -33,9 +33,13 @@ def inspect_pdf(path: Path, *, name: str, max_pages: int) -> int:
     except ConversionFailed:
         raise
     except RecursionError:
-        raise ConversionFailed(name, "the PDF's structure nests too deeply") from None
+        raise ConversionFailed(
+            name, "the PDF's structure nests too deeply", kind="damaged"
+        ) from None
     except Exception as exc:  # pypdf raises many kinds (PdfReadError, KeyError, ValueError ...)
-        raise ConversionFailed(name, f"the PDF is broken ({type(exc).__name__})") from exc
+        raise ConversionFailed(
+            name, f"the PDF is broken ({type(exc).__name__})", kind="damaged"
+        ) from exc
 
 
 def _check_pdf(reader: PdfReader, *, name: str, max_pages: int) -> int:
@@ -43,7 +47,7 @@ def _check_pdf(reader: PdfReader, *, name: str, max_pages: int) -> int:
         raise ConversionFailed(name, "the PDF is encrypted; send it without a password")
     pages = len(reader.pages)
     if pages < 1:
-        raise ConversionFailed(name, "the PDF has no pages")
+        raise ConversionFailed(name, "the PDF has no pages", kind="damaged")
     if pages > max_pages:
         raise ConversionFailed(name, f"it has {pages} pages; at most {max_pages} are allowed")
     for number, page in enumerate(reader.pages, start=1):
