@@ -26,7 +26,7 @@ from typing import Final
 from printsrv.errors import InvalidInput, NotFound, PrintsrvError
 from printsrv.jobs import service
 from printsrv.jobs.service import Claim, ResultFile
-from printsrv.jobs.types import JOB_TYPES, JobContext, JobStopped
+from printsrv.jobs.types import JOB_TYPES, JobContext, JobStopped, JobTimedOut
 from printsrv.operations.installation import Installation
 from printsrv.platform.threads import in_thread
 
@@ -116,6 +116,9 @@ class JobRunner:
             try:
                 files = await work
             except JobStopped:
+                return
+            except JobTimedOut as error:
+                await self._fail(claim, service.TIMEOUT, error.message, ttl)
                 return
             except (InvalidInput, NotFound) as error:
                 await self._fail(claim, service.INPUT_UNREADABLE, error.message, ttl)

@@ -10,6 +10,7 @@ result files it wrote into the context's work directory.
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,15 +21,23 @@ from sqlalchemy.orm import Session
 
 from printsrv.accounts import reports as accounting_reports
 from printsrv.accounts.service import settings_of
-from printsrv.errors import InvalidInput, NotAllowed
+from printsrv.errors import InvalidInput, NotAllowed, NotFound
 from printsrv.jobs.service import Owner, ResultFile
 from printsrv.operations.installation import Installation
 
-__all__ = ["JOB_TYPES", "JobContext", "JobStopped", "JobType", "job_type"]
+__all__ = ["JOB_TYPES", "JobContext", "JobStopped", "JobTimedOut", "JobType", "job_type"]
 
 
 class JobStopped(Exception):
     """The runner no longer holds the job (cancelled, or taken over): stop, store nothing."""
+
+
+class JobTimedOut(Exception):
+    """The work ran past its own time limit (a conversion's): the job answers -2."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
 
 
 @dataclass
@@ -171,12 +180,102 @@ def _run_sync(context: JobContext, argument: dict[str, Any]) -> list[ResultFile]
     return [ResultFile(target.name, "application/json", target)]
 
 
+# --- convert --------------------------------------------------------------------------------
+
+
+def _whole(name: str, value: Any, low: int, high: int) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise InvalidInput(
+            f"Field 'argument.{name}' must be a whole number from {low} to {high}",
+            reason=f"argument.{name}",
+        )
+    return value
+
+
+def _document_of(session: Session, document_id: int, owner: Owner) -> Any:
+    """The stored document, if `owner` may convert it: the admin any, a user their own; the
+    same NotFound for a missing document and someone else's."""
+    from printsrv.documents.models import Document
+
+    document = session.get(Document, document_id)
+    if document is None or (owner.kind == "user" and document.user_id != owner.user_id):
+        raise NotFound(f"Document {document_id} does not exist")
+    if not document.store:
+        raise NotFound(f"The PDF of document {document_id} is no longer stored")
+    return document
+
+
+def _check_convert(
+    session: Session, installation: Installation, argument: Any, owner: Owner
+) -> dict[str, Any]:
+    from printsrv.documents.convert_to import Target
+
+    fields = _fields(argument, frozenset({"document", "format", "page", "width"}))
+    if "document" not in fields:
+        raise InvalidInput("Field 'argument.document' is missing", reason="argument.document")
+    document_id = _whole("document", fields["document"], 1, 2**63 - 1)
+    if not isinstance(fields.get("format"), str):
+        raise InvalidInput(
+            "Field 'argument.format' must be one of pdf, png, txt", reason="argument.format"
+        )
+    page = _whole("page", fields.get("page"), 1, 1_000_000)
+    width = _whole("width", fields.get("width"), 1, 100_000)
+    target = Target.parse(
+        fields["format"], None if page is None else str(page), None if width is None else str(width)
+    )
+    _document_of(session, int(document_id or 0), owner)
+    return {
+        "document": document_id,
+        "format": target.format,
+        "page": target.page,
+        "width": target.width,
+    }
+
+
+def _run_convert(context: JobContext, argument: dict[str, Any]) -> list[ResultFile]:
+    from printsrv.documents.convert import ConversionFailed
+    from printsrv.documents.convert_to import (
+        FORMATS,
+        ConvertSettings,
+        Target,
+        convert_file,
+        result_name,
+    )
+    from printsrv.documents.store import PdfStore
+
+    installation = context.installation
+    target = Target(argument["format"], argument["page"], argument["width"])
+    with installation.db.read() as session:
+        document = _document_of(session, argument["document"], context.owner)
+        title, sha256 = document.title, document.pdf_sha256
+    source = PdfStore(installation.env.home).path_for(sha256)
+    if not source.is_file():
+        raise NotFound(f"The PDF of document {argument['document']} is no longer stored")
+    name = title or f"document-{argument['document']}.pdf"
+    context.report(10)
+    limits = ConvertSettings.of(installation.config.snapshot()).limits
+    try:
+        made = convert_file(source, context.workdir, target, name=name, limits=limits)
+    except ConversionFailed as error:
+        if error.kind == "timeout":
+            raise JobTimedOut(error.message) from None
+        raise
+    shown = result_name(name, target.format)
+    if made.parent != context.workdir or made.name != shown:
+        # convert_file answers the stored PDF itself for pdf -> pdf: copy, never move it.
+        shutil.copyfile(made, context.workdir / shown)
+    return [ResultFile(shown, FORMATS[target.format], context.workdir / shown)]
+
+
 JOB_TYPES: dict[str, JobType] = {
     t.name: t
     for t in (
         JobType("report.accounttrx", True, _check_report, _run_report),
         JobType("backup", True, _check_backup, _run_backup),
         JobType("users.sync", True, _check_sync, _run_sync),
+        JobType("convert", False, _check_convert, _run_convert),
     )
 }
 

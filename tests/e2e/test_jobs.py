@@ -305,3 +305,83 @@ def test_with_a_jwt_secret_only_a_good_token_passes(
 
         stored = session.get(ConfigProperty, "api.jobs.jwt-secret")
         assert stored is not None and SECRET not in stored.value
+
+
+def stored_document(installation: Installation, owner: str, tmp_path: Any) -> int:
+    """A document of `owner` in the log, its PDF (two pages of text) in the store."""
+    from reportlab.pdfgen import canvas
+
+    from printsrv.documents import log
+    from printsrv.documents.store import PdfStore
+
+    source = tmp_path / f"{owner}.pdf"
+    drawing = canvas.Canvas(str(source))
+    for page in ("first page words", "second page words"):
+        drawing.drawString(72, 720, page)
+        drawing.showPage()
+    drawing.save()
+    size = source.stat().st_size
+    stored = PdfStore(installation.env.home).put(source)  # moves the file into the store
+    with installation.db.transaction() as session:
+        return log.log_upload(
+            session,
+            user=users.get_user(session, owner),
+            title="minutes.pdf",
+            pdf=stored,
+            pages=2,
+            source_type="pdf",
+            source_bytes=size,
+            source_sha256=stored.sha256,
+            client_address="127.0.0.1",
+            queue_name="webservice",
+            ipp_options="{}",
+            ext_id=None,
+        ).id
+
+
+def test_a_user_converts_their_own_document_and_no_one_elses(
+    server: LiveServer, installation: Installation, tmp_path: Any
+) -> None:
+    alice, bob = uuid_of(installation, "alice"), uuid_of(installation, "bob")
+    alices = stored_document(installation, "alice", tmp_path)
+    bobs = stored_document(installation, "bob", tmp_path)
+    request = {"async": False, "type": "convert", "argument": {"document": alices, "format": "txt"}}
+    answer = post(server, request, auth=alice)
+    assert answer.status_code == 200, answer.text
+    (name, url), *_ = answer.json()["urls"].items()
+    assert name == "minutes.txt"
+    text = httpx.get(url, auth=alice)
+    assert text.status_code == 200 and text.headers["content-type"].startswith("text/plain")
+    assert "first page words" in text.text and "second page words" in text.text
+    assert httpx.get(url, auth=bob).status_code == 404
+    # bob's document is refused to alice as if it did not exist; nothing is queued.
+    before = job_rows(installation)
+    for document in (bobs, 999_999):
+        refused = post(
+            server,
+            {"async": True, "type": "convert", "argument": {"document": document, "format": "png"}},
+            auth=alice,
+        )
+        assert refused.status_code == 404, refused.text
+        assert refused.json()["error"] == f"Document {document} does not exist"
+    assert job_rows(installation) == before
+    # The admin converts anyone's: a PNG of page 2.
+    png = post(
+        server,
+        {
+            "async": False,
+            "type": "convert",
+            "argument": {"document": bobs, "format": "png", "page": 2, "width": 200},
+        },
+    )
+    assert png.status_code == 200, png.text
+    picture = httpx.get(png.json()["urls"]["minutes.png"], auth=ADMIN).content
+    assert picture.startswith(b"\x89PNG")
+    for argument, words in (
+        ({"format": "pdf"}, "'argument.document' is missing"),
+        ({"document": alices, "format": "docx"}, "Unknown format"),
+        ({"document": "1", "format": "pdf"}, "'argument.document'"),
+        ({"document": alices, "format": "png", "page": 0}, "'argument.page'"),
+    ):
+        bad = post(server, {"async": True, "type": "convert", "argument": argument}, auth=alice)
+        assert bad.status_code == 400 and words in bad.json()["error"], bad.text
