@@ -7,16 +7,24 @@ the event loop) and, while it runs, renews its lease and writes its progress eve
 over: the work is told to stop at its next progress report, and nothing it made is
 stored (`service.finish_job` is fenced by the lease too). Finished results are stored in
 the database; expired ones are purged now and then.
+
+The work itself runs in a child process (`worker.py`) at a lower scheduling priority,
+which a work thread starts and reads the progress of: a long PDF layout in the server's own
+process would hold the interpreter lock the requests need.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
+import selectors
 import shutil
 import socket
+import subprocess
+import sys
 import tempfile
 import threading
 import uuid
@@ -26,7 +34,7 @@ from typing import Final
 from printsrv.errors import InvalidInput, NotFound, PrintsrvError
 from printsrv.jobs import service
 from printsrv.jobs.service import Claim, ResultFile
-from printsrv.jobs.types import JOB_TYPES, JobContext, JobStopped, JobTimedOut
+from printsrv.jobs.types import JOB_TYPES, JobStopped, JobTimedOut
 from printsrv.operations.installation import Installation
 from printsrv.platform.threads import in_thread
 
@@ -149,12 +157,57 @@ class JobRunner:
             shutil.rmtree(workdir, ignore_errors=True)
 
     def _execute(self, claim: Claim, progress: _Progress, workdir: Path) -> list[ResultFile]:
-        kind = JOB_TYPES.get(claim.job_type)
-        if kind is None:
+        """Run the job in a child process; its progress lines feed `progress`, whose stop
+        flag kills it. Raises what the job raised, as its kind of error."""
+        if claim.job_type not in JOB_TYPES:
             raise InvalidInput(f"This server does not know jobs of type {claim.job_type!r}")
-        context = JobContext(self.installation, claim.owner, workdir, progress.report)
         log.info("job %s (%s) started, attempt %d", claim.key, claim.job_type, claim.attempt)
-        return kind.run(context, claim.argument)
+        env = self.installation.env
+        child_env = {
+            **os.environ,
+            "PRINTSRV_HOME": str(env.home),
+            "PRINTSRV_DATABASE_URL": env.database_url,
+        }
+        if env.secret_key:
+            child_env["PRINTSRV_SECRET_KEY"] = env.secret_key
+        request = {
+            "job_type": claim.job_type,
+            "argument": claim.argument,
+            "owner": [claim.owner.kind, claim.owner.user_id, claim.owner.name],
+            "workdir": str(workdir),
+        }
+        last = ""
+        # Leaving the block closes the pipes and waits for the child.
+        with subprocess.Popen(
+            [sys.executable, "-m", "printsrv.jobs.worker"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=child_env,
+        ) as child:
+            assert child.stdin is not None and child.stdout is not None
+            try:
+                child.stdin.write(json.dumps(request).encode())
+                child.stdin.close()
+                with selectors.DefaultSelector() as watch:
+                    watch.register(child.stdout, selectors.EVENT_READ)
+                    while True:
+                        if progress.stop.is_set():
+                            raise JobStopped("the runner no longer holds this job")
+                        if not watch.select(timeout=0.25):
+                            continue
+                        line = child.stdout.readline().decode("utf-8", "replace").strip()
+                        if not line:
+                            break
+                        kind, _, payload = line.partition(" ")
+                        if kind == "progress":
+                            progress.report(int(payload))
+                        else:
+                            last = line
+            finally:
+                if child.poll() is None and (progress.stop.is_set() or not last):
+                    child.kill()
+            status = child.wait()
+        return _outcome(last, status)
 
     async def _store(self, claim: Claim, files: list[ResultFile], ttl: int) -> None:
         try:
@@ -216,6 +269,24 @@ class JobRunner:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _outcome(last: str, status: int) -> list[ResultFile]:
+    """The files a worker's last line names, or its error raised as the runner maps them."""
+    kind, _, payload = last.partition(" ")
+    if kind == "result":
+        return [ResultFile(name, media, Path(path)) for name, media, path in json.loads(payload)]
+    if kind != "error":
+        raise RuntimeError(f"the job's process ended with status {status} and no answer")
+    error = json.loads(payload)
+    message = str(error.get("message", ""))
+    if error.get("kind") == "timeout":
+        raise JobTimedOut(message)
+    if error.get("kind") == "input":
+        raise InvalidInput(message)
+    if error.get("kind") == "generation":
+        raise PrintsrvError(message)
+    raise RuntimeError(message)
 
 
 async def run_job_runner(installation: Installation) -> None:
