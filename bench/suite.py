@@ -1,6 +1,6 @@
 """Every benchmark of the project, one after the other, in one table.
 
-    bench/run [--quick] [--only jsonrpc,documents,tokens,money,printing,convert]
+    bench/run [--quick] [--only jsonrpc,documents,tokens,money,printing,convert,jobs]
 
 Each figure stands next to its baseline measured in the same run (a bare Starlette endpoint
 under the same uvicorn settings, pgbench, psql \\copy, lp) and the ratio between them. The
@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from bench import (
     convert_to,
     financial,
+    jobs,
     jsonrpc_status,
     printing,
     rest_documents,
@@ -70,6 +71,13 @@ BENCHMARKS = [
         "convert",
         convert_to.TITLE,
         lambda quick: convert_to.figures(seconds=2 if quick else 5, rounds=1 if quick else 3),
+    ),
+    Benchmark(
+        "jobs",
+        jobs.TITLE,
+        lambda quick: jobs.figures(
+            seconds=3 if quick else 5, rounds=1 if quick else 3, rows=20_000 if quick else 100_000
+        ),
     ),
 ]
 

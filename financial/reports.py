@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, tzinfo
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any, BinaryIO
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from financial._pdf import PdfLayout
@@ -36,6 +36,7 @@ __all__ = [
     "CSV_HEADER",
     "SortField",
     "TransactionFilter",
+    "count_transactions",
     "end_of_day",
     "iter_csv",
     "start_of_day",
@@ -189,6 +190,7 @@ def write_pdf(
     title: str,
     generated_at: datetime,
     currency: str,
+    on_rows: Callable[[int], None] | None = None,
 ) -> None:
     """Write the report as PDF to ``out``.
 
@@ -196,7 +198,9 @@ def write_pdf(
     a table whose header row starts every page, "page N of M" on every page and, at the
     end, the count and sum per transaction type. Amounts are in ``currency`` (an ISO 4217
     code, shown in the headings). Rows are read in batches and laid out a page at a time.
-    Checks the selection first, like :func:`iter_csv`.
+    Checks the selection first, like :func:`iter_csv`. ``on_rows``, when given, is called
+    with the number of rows read so far after each batch (a progress report; an exception
+    it raises stops the layout).
     """
     statement = _statement(session, flt)
     layout = PdfLayout(
@@ -216,8 +220,14 @@ def write_pdf(
             "Reference",
         ),
     )
-    rows = (_pdf_row(row, tz) for row in _rows(session, statement))
+    rows = (_pdf_row(row, tz) for row in _rows(session, statement, on_rows))
     layout.build(out, rows)
+
+
+def count_transactions(session: Session, flt: TransactionFilter) -> int:
+    """How many transactions the selection picks (checks it first, like :func:`iter_csv`)."""
+    statement = _statement(session, flt).order_by(None).subquery()
+    return int(session.scalar(select(func.count()).select_from(statement)) or 0)
 
 
 def _statement(session: Session, flt: TransactionFilter) -> Select[Any]:
@@ -261,9 +271,15 @@ def _batches(session: Session, statement: Select[Any]) -> Iterator[Sequence[Any]
         result.close()
 
 
-def _rows(session: Session, statement: Select[Any]) -> Iterator[Any]:
+def _rows(
+    session: Session, statement: Select[Any], on_rows: Callable[[int], None] | None = None
+) -> Iterator[Any]:
+    done = 0
     for batch in _batches(session, statement):
         yield from batch
+        done += len(batch)
+        if on_rows is not None:
+            on_rows(done)
 
 
 def _csv_chunks(session: Session, statement: Select[Any], tz: tzinfo) -> Iterator[bytes]:

@@ -21,6 +21,7 @@ from printsrv import (
 )
 from printsrv.accounts import idempotency
 from printsrv.error_table import answer_for
+from printsrv.jobs.runner import run_job_runner
 from printsrv.operations.installation import Installation, open_installation
 from printsrv.platform.middleware import HeaderLimitMiddleware
 from printsrv.platform.observability import RequestObserver, watch_pool
@@ -64,6 +65,7 @@ def create_app(installation: Installation | None = None) -> Starlette:
             asyncio.create_task(installation.config.keep_fresh()),
             asyncio.create_task(installation.monitor.keep_fresh()),
             asyncio.create_task(run_tracker(installation)),
+            asyncio.create_task(run_job_runner(installation)),
             asyncio.create_task(idempotency.keep_purged(installation)),
         ]
         installation.document_log.start()

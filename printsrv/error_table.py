@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from printsrv import errors
 from printsrv.documents.convert import ConversionFailed
 from printsrv.documents.convert_to import ConversionTimedOut, ConverterBusy, DamagedDocument
+from printsrv.jobs.service import JobGone, JobKeyNotFound
+from printsrv.jobs.tokens import InvalidJobToken
 from printsrv.operations.installation import NotInstalled
 from printsrv.people.logins import LoginFailed
 from printsrv.people.throttle import LoginThrottled
@@ -97,8 +99,12 @@ ERROR_TABLE: dict[type[errors.PrintsrvError], ErrorAnswer] = {
     TtpLoginDisabled: ErrorAnswer(403, NOT_ALLOWED, 6),
     UserDisabled: ErrorAnswer(403, NOT_ALLOWED, 7),
     errors.TlsRequired: ErrorAnswer(403, NOT_ALLOWED, 14, "A secure connection is required"),
+    InvalidJobToken: ErrorAnswer(403, NOT_ALLOWED, 5),
     # The named thing is missing, or its state forbids the change.
     errors.NotFound: ErrorAnswer(404, NOT_FOUND, 8),
+    JobKeyNotFound: ErrorAnswer(404, NOT_FOUND, 8),
+    # A job's results were kept for api.jobs.result-ttl-secs and are gone.
+    JobGone: ErrorAnswer(410, NOT_FOUND, 8),
     errors.Conflict: ErrorAnswer(409, CONFLICT, 9),
     errors.PayloadTooLarge: ErrorAnswer(413, INVALID_REQUEST, 10),
     # A part printsrv depends on is away: nothing changed, try again shortly.

@@ -13,6 +13,7 @@ from sqlalchemy import MetaData
 import financial.schema
 from printsrv.accounts import models as accounts_models
 from printsrv.documents import models as documents_models
+from printsrv.jobs import models as jobs_models
 from printsrv.operations import models as operations_models
 from printsrv.people import models as people_models
 from printsrv.platform.models import Base
@@ -26,6 +27,7 @@ DOMAIN_MODELS = (
     documents_models,
     printing_models,
     operations_models,
+    jobs_models,
 )
 
 

@@ -27,18 +27,23 @@ from __future__ import annotations
 
 import csv
 import io
+import json
+import re
 import tempfile
-from collections.abc import Iterator
-from datetime import UTC, datetime, timezone, tzinfo
-from typing import Any, BinaryIO
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
+from decimal import Decimal
+from typing import Any, BinaryIO, TypeVar
 
 from sqlalchemy.orm import Session
 
 import financial
-from financial import TransactionFilter
+from financial import TransactionFilter, end_of_day, start_of_day
 from financial.accounts import get_account
 from financial.reports import CSV_HEADER, SortField
 from printsrv.accounts.service import financial_errors, parse_account_type, stored_account_name
+from printsrv.errors import InvalidInput
 from printsrv.platform.database import Database
 from printsrv.platform.streams import ReadStream
 from printsrv.platform.threads import in_thread
@@ -46,11 +51,15 @@ from printsrv.platform.threads import in_thread
 __all__ = [
     "CHUNK_ROWS",
     "REPORT_TITLE",
+    "ReportRequest",
+    "checked_selection",
     "copy_csv",
+    "count_report_rows",
     "csv_report",
     "open_csv_report",
     "pdf_report",
     "pdf_report_file",
+    "strict_json",
     "transaction_filter",
 ]
 
@@ -60,6 +69,167 @@ CHUNK_ROWS = 1000
 """Rows per chunk handed to the caller (about 100 KiB)."""
 
 _LIKE_ESCAPE = "/"
+
+
+# --- the request: the contract's JSON selection --------------------------------------------------
+
+_TOP_FIELDS = frozenset({"select", "sort", "media_type"})
+_SELECT_FIELDS = frozenset(
+    {"account_type", "account_name", "text", "trx_type", "date_from", "date_to"}
+)
+_DATE_FIELDS = frozenset({"ccyy", "mm", "dd", "zzz"})
+_SORT_FIELDS = frozenset({"field", "ascending"})
+_MEDIA_TYPES = ("CSV", "PDF")
+T = TypeVar("T")
+_OFFSET = re.compile(r"([+-])([0-9]{2})(?::?([0-9]{2}))?")
+
+
+@dataclass(frozen=True)
+class ReportRequest:
+    """A parsed report request: the selection (keywords of `transaction_filter`), the media
+    type and the time zone the report shows times in.
+
+    The REST report (`POST /restful/v1/reports/accounttrx`) parses its body with
+    `parse_body`; the `report.accounttrx` job parses its `argument` with `parse`.
+    """
+
+    select: dict[str, Any]
+    media_type: str
+    tz: timezone
+
+    @classmethod
+    def parse_body(cls, body: bytes) -> ReportRequest:
+        """Parse and check a JSON body; InvalidInput naming the bad field."""
+        return cls.parse(strict_json(body, '{"select": {...}}'))
+
+    @classmethod
+    def parse(cls, document: Any, *, where: str = "body") -> ReportRequest:
+        """Check a decoded request; InvalidInput naming the bad field, prefixed with
+        `where` unless it is the body itself ("argument.select.date_from")."""
+        p = "" if where == "body" else f"{where}."
+        document = _fields(where, document, _TOP_FIELDS)
+        select = _fields(f"{p}select", _or(document.get("select"), {}), _SELECT_FIELDS)
+        sort = _fields(f"{p}sort", _or(document.get("sort"), {}), _SORT_FIELDS)
+        media_type = _or(_text(f"{p}media_type", document.get("media_type")), "CSV")
+        if media_type not in _MEDIA_TYPES:
+            raise _bad(f"{p}media_type", f"has value {media_type!r}: not one of CSV, PDF")
+        date_from = _day(f"{p}select.date_from", select.get("date_from"))
+        date_to = _day(f"{p}select.date_to", select.get("date_to"))
+        ascending = _or(sort.get("ascending"), True)
+        if not isinstance(ascending, bool):
+            raise _bad(f"{p}sort.ascending", "must be true or false")
+        selection = {
+            "account_type": _or(
+                _text(f"{p}select.account_type", select.get("account_type")), "USER"
+            ),
+            "account_name": _text(f"{p}select.account_name", select.get("account_name")),
+            "text": _text(f"{p}select.text", select.get("text")),
+            "trx_type": _text(f"{p}select.trx_type", select.get("trx_type")),
+            "date_from": start_of_day(*date_from) if date_from else None,
+            "date_to": end_of_day(*date_to) if date_to else None,
+            "sort_field": _or(_text(f"{p}sort.field", sort.get("field")), "TRX_DATE"),
+            "ascending": ascending,
+        }
+        shown = date_from[1] if date_from else date_to[1] if date_to else UTC
+        return cls(selection, media_type, shown)
+
+
+def _or(value: T | None, default: T) -> T:
+    """`value`, or `default` when it is absent or null (an empty string stays, to be refused)."""
+    return default if value is None else value
+
+
+def _bad(field: str, what: str) -> InvalidInput:
+    return InvalidInput(f"Field {field!r} {what}", reason=field)
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise ValueError(f"field {key!r} appears twice")
+        result[key] = value
+    return result
+
+
+def strict_json(body: bytes, example: str) -> Any:
+    """Strict JSON: UTF-8, no NaN/Infinity, no repeated field, fractions as Decimal.
+
+    InvalidInput for an empty body (naming `example`, the shape expected) or bad JSON.
+    """
+    if not body.strip():
+        raise InvalidInput(f"The body must be a JSON object such as {example}")
+    try:
+        return json.loads(
+            body.decode("utf-8"),
+            parse_float=Decimal,
+            parse_constant=_refuse_constant,
+            object_pairs_hook=_unique_keys,
+        )
+    except (UnicodeDecodeError, ValueError) as error:
+        raise InvalidInput(f"The body is not valid JSON: {error}") from None
+
+
+def _fields(name: str, value: Any, allowed: frozenset[str]) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise _bad(name, "must be a JSON object")
+    unknown = sorted(set(value) - allowed)
+    if unknown:
+        prefix = "" if name == "body" else f"{name}."
+        raise _bad(
+            f"{prefix}{unknown[0]}", f"is not known (expected: {', '.join(sorted(allowed))})"
+        )
+    return value
+
+
+def _text(name: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise _bad(name, "must be a string or null")
+    return value
+
+
+def _integer(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _bad(name, "must be a whole number")
+    return value
+
+
+def _day(name: str, value: Any) -> tuple[date, timezone] | None:
+    """A `{ccyy, mm, dd, zzz}` object: the day and its UTC offset ("+01", "-05:30", "Z")."""
+    if value is None:
+        return None
+    fields = _fields(name, value, _DATE_FIELDS)
+    for part in ("ccyy", "mm", "dd"):
+        if part not in fields:
+            raise _bad(f"{name}.{part}", "is missing")
+    year, month, day = (_integer(f"{name}.{part}", fields[part]) for part in ("ccyy", "mm", "dd"))
+    try:
+        when = date(year, month, day)
+    except ValueError:
+        raise _bad(name, f"is {year:04d}-{month:02d}-{day:02d}: not a date") from None
+    return when, _offset(f"{name}.zzz", _text(f"{name}.zzz", fields.get("zzz")) or "Z")
+
+
+def _offset(name: str, text: str) -> timezone:
+    if text in ("Z", "UTC"):
+        return UTC
+    match = _OFFSET.fullmatch(text)
+    if match is None:
+        raise _bad(name, f"has value {text!r}: not a UTC offset such as +01, -05:30 or Z")
+    sign, hours, minutes = match.group(1), int(match.group(2)), int(match.group(3) or 0)
+    if hours > 18 or minutes > 59 or (hours == 18 and minutes):
+        raise _bad(name, f"has value {text!r}: offsets run from -18:00 to +18:00")
+    delta = timedelta(hours=hours, minutes=minutes)
+    return timezone(-delta if sign == "-" else delta)
+
+
+# --- the reports ---------------------------------------------------------------------------------
 
 
 def _neutralised(column: str) -> str:
@@ -197,8 +367,12 @@ def pdf_report(
     tz: tzinfo,
     currency: str,
     generated_at: datetime,
+    on_rows: Callable[[int], None] | None = None,
 ) -> None:
-    """Write the PDF report to `out` (title, selection in words, paged table, totals)."""
+    """Write the PDF report to `out` (title, selection in words, paged table, totals).
+
+    `on_rows`, when given, hears the number of rows laid out so far after each batch.
+    """
     with financial_errors():
         financial.write_pdf(
             session,
@@ -208,7 +382,24 @@ def pdf_report(
             title=REPORT_TITLE,
             generated_at=generated_at,
             currency=currency,
+            on_rows=on_rows,
         )
+
+
+def checked_selection(session: Session, select: dict[str, Any]) -> TransactionFilter:
+    """`transaction_filter`, and the named account looked up (NotFound), so that a report of
+    nobody is refused before any work is done for it."""
+    selection = transaction_filter(session, **select)
+    if selection.account_name is not None:
+        with financial_errors():
+            get_account(session, selection.account_type, selection.account_name)
+    return selection
+
+
+def count_report_rows(session: Session, selection: TransactionFilter) -> int:
+    """How many rows the report of `selection` has (to tell progress)."""
+    with financial_errors():
+        return financial.reports.count_transactions(session, selection)
 
 
 async def open_csv_report(db: Database, select: dict[str, Any], *, tz: tzinfo) -> ReadStream:

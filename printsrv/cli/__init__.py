@@ -9,7 +9,18 @@ from __future__ import annotations
 
 import click
 
-from printsrv.cli import accounts, backup, config, groups, printers, queues, serve, system, users
+from printsrv.cli import (
+    accounts,
+    backup,
+    config,
+    groups,
+    jobs,
+    printers,
+    queues,
+    serve,
+    system,
+    users,
+)
 from printsrv.cli.common import PrintsrvGroup
 
 __all__ = ["main"]
@@ -33,5 +44,6 @@ for command in (
     queues.queue,
     system.system,
     backup.backup,
+    jobs.job,
 ):
     main.add_command(command)

@@ -9,6 +9,7 @@ import click
 from printsrv.cli.common import (
     PrintsrvGroup,
     open_cli_installation,
+    progress_reporter,
     refuse_root_in_a_service_home,
     use_service_env_file,
     with_installation,
@@ -33,7 +34,8 @@ def backup_create(installation: Installation, output: Path | None) -> None:
     """Make a consistent backup while the server runs (systemStatus: UNAVAILABLE meanwhile)."""
     from printsrv.operations.backup import create_backup
 
-    info = create_backup(installation, output)
+    with progress_reporter("backup") as report:
+        info = create_backup(installation, output, progress=report)
     click.echo(f"{info.path} ({info.backend}, {info.documents} stored files)")
 
 

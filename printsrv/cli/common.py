@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from functools import wraps
 from pathlib import Path
 from typing import Any, TypeVar
@@ -173,3 +174,31 @@ def ask_secret(prompt: str) -> str:
     if sys.stdin.isatty():
         return str(click.prompt(prompt, hide_input=True, confirmation_prompt=True))
     return sys.stdin.readline().rstrip("\r\n")
+
+
+@contextmanager
+def progress_reporter(label: str) -> Iterator[Callable[[int], None]]:
+    """A `report(percent)` for long work: a progress bar on a terminal, else a plain line
+    per tenth done (a log or a pipe gets no control characters). Both go to stderr, so
+    stdout holds only the command's result."""
+    if sys.stderr.isatty():
+        with click.progressbar(length=100, label=label, file=sys.stderr) as bar:
+            shown = 0
+
+            def advance(percent: int) -> None:
+                nonlocal shown
+                if percent > shown:
+                    bar.update(percent - shown)
+                    shown = percent
+
+            yield advance
+        return
+    last = -1
+
+    def line(percent: int) -> None:
+        nonlocal last
+        if percent // 10 > last // 10 or (percent == 100 and last != 100):
+            click.echo(f"{label}: {percent}%", err=True)
+            last = percent
+
+    yield line

@@ -9,6 +9,7 @@ from printsrv.cli.common import (
     add_switches,
     ask_secret,
     print_listing,
+    progress_reporter,
     with_installation,
 )
 from printsrv.operations.installation import Installation
@@ -244,7 +245,9 @@ def user_sync(installation: Installation, delete_users: bool) -> None:
     """Synchronise users and groups from the LDAP user source (auth.method = ldap)."""
     from printsrv.people.sync import sync_users_and_groups
 
-    click.echo(sync_users_and_groups(installation, delete_users=delete_users))
+    with progress_reporter("user sync") as report:
+        done = sync_users_and_groups(installation, delete_users=delete_users, progress=report)
+    click.echo(done)
 
 
 @user.group("alias", cls=PrintsrvGroup)

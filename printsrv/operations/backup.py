@@ -19,6 +19,7 @@ import sqlite3
 import subprocess
 import tarfile
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -100,14 +101,25 @@ def _dump_database(installation: Installation, target: Path) -> str:
     return "database.pgdump"
 
 
-def create_backup(installation: Installation, output: Path | None = None) -> BackupInfo:
-    """Write a consistent backup of the installation (database, PDFs, secret) to `output`."""
+def create_backup(
+    installation: Installation,
+    output: Path | None = None,
+    *,
+    progress: Callable[[int], None] | None = None,
+) -> BackupInfo:
+    """Write a consistent backup of the installation (database, PDFs, secret) to `output`.
+
+    `progress`, when given, hears 0..100 by steps: the database copied (40), then each
+    stored file added, then the backup file in place (100).
+    """
+    report_progress = progress or (lambda percent: None)
     created = datetime.now(UTC)
     output = output or installation.env.home / "backups" / f"printsrv-{created:%Y%m%dT%H%M%SZ}.tar"
     output.parent.mkdir(parents=True, exist_ok=True)
     with batch_job(installation.db, "backup"), tempfile.TemporaryDirectory() as work:
         dump = Path(work) / "database"
         database_name = _dump_database(installation, dump)
+        report_progress(40)
         manifest = {
             "format": FORMAT,
             "printsrv": __version__,
@@ -130,10 +142,13 @@ def create_backup(installation: Installation, output: Path | None = None) -> Bac
             for directory in STORED_DIRECTORIES:
                 root = installation.env.home / directory
                 if root.is_dir():
-                    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+                    paths = sorted(p for p in root.rglob("*") if p.is_file())
+                    for done, path in enumerate(paths, 1):
                         tar.add(path, arcname=f"home/{path.relative_to(installation.env.home)}")
                         documents += 1
+                        report_progress(40 + done * 55 // len(paths))
         partial.replace(output)  # a backup file is either whole or absent
+        report_progress(100)
     return BackupInfo(output, manifest["backend"], documents, manifest["created"])
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -104,12 +105,19 @@ def _apply_group_defaults(session: Session, user_ids: set[int]) -> None:
         group_defaults.apply_group_defaults(session, session.get_one(User, user_id))
 
 
-def sync_users_and_groups(installation: Installation, *, delete_users: bool) -> SyncReport:
+def sync_users_and_groups(
+    installation: Installation,
+    *,
+    delete_users: bool,
+    progress: Callable[[int], None] | None = None,
+) -> SyncReport:
     """Bring users (and the members of printsrv's groups) in line with the directory.
 
     With `delete_users`, LDAP users that left the directory are logically deleted; users
-    made in printsrv itself are never touched.
+    made in printsrv itself are never touched. `progress`, when given, hears 0..100 as the
+    users are done (the groups take the last tenth).
     """
+    report_progress = progress or (lambda percent: None)
     snapshot = installation.config.snapshot()
     _require_ldap(snapshot)
     directory = LdapDirectory(snapshot)
@@ -118,8 +126,9 @@ def sync_users_and_groups(installation: Installation, *, delete_users: bool) -> 
         counts = {"added": 0, "updated": 0, "same": 0}
         deleted = 0
         with installation.db.transaction() as session:
-            for person in people:
+            for done, person in enumerate(people, 1):
                 counts[_upsert(session, person)] += 1
+                report_progress(done * 90 // len(people))
             if delete_users:
                 present = {p.name for p in people}
                 gone = session.scalars(
@@ -138,6 +147,7 @@ def sync_users_and_groups(installation: Installation, *, delete_users: bool) -> 
                     joined |= _set_members(session, group, members)
                     refreshed += 1
             _apply_group_defaults(session, joined)
+    report_progress(100)
     report = SyncReport(counts["added"], counts["updated"], deleted, refreshed)
     log.info("user sync: %s", report)
     return report

@@ -195,6 +195,8 @@ class Property:
 # so 12 characters is the floor (NIST SP 800-63B asks 8 of memorised secrets chosen by
 # people and allows more for those guarding an administrative interface).
 ADMIN_SECRET_MIN_LENGTH = 12
+# An HS256 key shorter than the hash (32 bytes) weakens it (RFC 7518, section 3.2).
+JWT_SECRET_MIN_LENGTH = 32
 
 
 PROPERTIES: tuple[Property, ...] = (
@@ -226,6 +228,37 @@ PROPERTIES: tuple[Property, ...] = (
         _integer(1, 3600),
         "int",
         "time limit of one /lool/convert-to conversion, waiting for a turn included, in seconds",
+    ),
+    Property(
+        "api.jobs.jwt-secret",
+        "",
+        _secret,
+        "credential",
+        "HS256 key of the JWT every POST /restful/v1/jobs body must then carry (stored "
+        "sealed); void: no token",
+        secret=True,
+        min_length=JWT_SECRET_MIN_LENGTH,
+    ),
+    Property(
+        "api.jobs.lease-secs",
+        "300",
+        _integer(2, 86_400),
+        "int",
+        "a running job's lease: a job whose server stopped renewing it this long runs again",
+    ),
+    Property(
+        "api.jobs.max-parallel",
+        "2",
+        _integer(1, 64),
+        "int",
+        "most asynchronous jobs one server process runs at once",
+    ),
+    Property(
+        "api.jobs.result-ttl-secs",
+        "86400",
+        _integer(1, 31_536_000),
+        "int",
+        "how long a finished job's answer and result files are kept, in seconds",
     ),
     Property(
         "api.jsonrpc.admin.enable",

@@ -86,6 +86,7 @@ def test_the_suite_names_every_benchmark_module() -> None:
         "money",
         "printing",
         "convert",
+        "jobs",
     ]
 
 
