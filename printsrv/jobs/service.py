@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import string
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -190,12 +191,23 @@ def _view(session: Session, job: Job) -> JobView:
 # --- requests: create and read ---------------------------------------------------------------
 
 
+# Letters and digits only: a key is typed on command lines (`printsrv job cancel KEY`), where
+# one starting with "-" (as token_urlsafe's may) reads as an option, and pasted into URLs.
+KEY_ALPHABET = string.ascii_letters + string.digits
+KEY_LENGTH = 24  # about 143 bits
+
+
+def new_key() -> str:
+    """A new job key: random, unguessable, safe on a command line and in a URL."""
+    return "".join(secrets.choice(KEY_ALPHABET) for _ in range(KEY_LENGTH))
+
+
 def create_job(
     session: Session, *, job_type: str, argument: dict[str, Any], owner: Owner
 ) -> JobView:
     """Queue a job of `job_type` with its (checked) `argument`; its key is new and random."""
     job = Job(
-        key=secrets.token_urlsafe(18),
+        key=new_key(),
         job_type=job_type,
         argument=json.dumps(argument, sort_keys=True, default=str),
         owner_kind=owner.kind,

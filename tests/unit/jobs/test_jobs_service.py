@@ -225,3 +225,10 @@ def test_a_key_opens_only_its_owners_job(installation: Installation, tmp_path: P
         service.finish_job(installation.db, held, [result(tmp_path, "f", b"1")], ttl_secs=60)
     with installation.db.read() as session, pytest.raises(JobKeyNotFound):
         service.result_file(session, alices, "f", BOB)
+
+
+def test_keys_are_safe_on_a_command_line_and_in_a_url() -> None:
+    """A key starting with "-" was read as an option by `printsrv job cancel KEY`."""
+    keys = {service.new_key() for _ in range(2000)}
+    assert len(keys) == 2000
+    assert all(len(key) == 24 and key.isalnum() and key.isascii() for key in keys)
