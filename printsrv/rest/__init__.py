@@ -2,33 +2,70 @@
 
 from __future__ import annotations
 
-from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware.errors import ServerErrorMiddleware
+from starlette.middleware.exceptions import ExceptionMiddleware
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from printsrv.errors import PrintsrvError
 from printsrv.rest import documents, financial, jobs, reports, system
-from printsrv.rest.responses import EXCEPTION_HANDLERS
+from printsrv.rest.responses import (
+    handle_http_error,
+    handle_service_error,
+    handle_unexpected_error,
+)
+from printsrv.rest.routing import ResourceRouter
 
 
-def create_rest_app() -> Starlette:
-    """The /restful/v1 sub-application."""
-    routes = [
-        # The busiest first: the router tries the routes in order.
+def rest_routes() -> list[Route]:
+    """Every /restful/v1 route; within a resource, the first that matches wins."""
+    return [
         Route("/documents", documents.list_documents, methods=["GET"]),
-        Route("/financial/transfer", financial.transfer, methods=["POST"]),
-        Route("/system/version", system.version, methods=["GET"]),
-        Route("/tests/http/request", system.http_request, methods=["GET"]),
-        Route("/tests/echo", system.echo, methods=["POST"]),
         Route("/documents/print", documents.print_upload, methods=["POST"]),
         Route("/documents/{ref}", documents.get_document, methods=["GET"]),
         Route("/documents/{ref}/pdf", documents.get_pdf, methods=["GET"]),
         Route("/documents/{ref}/print", documents.print_release, methods=["POST"]),
-        Route("/user/documents", documents.list_user_documents, methods=["GET"]),
+        Route("/financial/transfer", financial.transfer, methods=["POST"]),
         Route("/financial/account/balance", financial.account_balance, methods=["GET"]),
         Route("/financial/account/balance", financial.set_account_balance, methods=["POST"]),
         Route("/financial/balance", financial.balance, methods=["GET"]),
+        Route("/system/version", system.version, methods=["GET"]),
+        Route("/tests/http/request", system.http_request, methods=["GET"]),
+        Route("/tests/echo", system.echo, methods=["POST"]),
+        Route("/user/documents", documents.list_user_documents, methods=["GET"]),
         Route("/reports/accounttrx", reports.account_transactions, methods=["POST"]),
         Route("/jobs", jobs.post_job, methods=["POST"]),
         Route("/jobs/{key}", jobs.get_job, methods=["GET"]),
         Route("/jobs/{key}/files/{name}", jobs.get_job_file, methods=["GET"]),
     ]
-    return Starlette(routes=routes, exception_handlers=EXCEPTION_HANDLERS)
+
+
+class RestApp:
+    """The /restful/v1 sub-application: its routes, and every error in the REST envelope.
+
+    Not a whole Starlette app: the outer app already runs the lifespan and the request
+    middleware, so only what REST does differently sits here: the REST rendering of service
+    and HTTP errors (ExceptionMiddleware) and of unexpected ones (ServerErrorMiddleware,
+    which answers 500 in the envelope and lets the traceback reach the server log).
+    """
+
+    def __init__(self, routes: list[Route] | None = None) -> None:
+        self.router = ResourceRouter(rest_routes() if routes is None else routes)
+        handlers = {PrintsrvError: handle_service_error, HTTPException: handle_http_error}
+        self.app: ASGIApp = ServerErrorMiddleware(
+            ExceptionMiddleware(self.router, handlers=handlers),
+            handler=handle_unexpected_error,
+        )
+
+    @property
+    def routes(self) -> list[Route]:
+        return [route for route in self.router.routes if isinstance(route, Route)]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
+
+
+def create_rest_app() -> RestApp:
+    """The /restful/v1 sub-application."""
+    return RestApp()

@@ -28,8 +28,10 @@ from printsrv.platform.security import (
 )
 
 
-def require_admin(request: Request) -> str:
+def require_admin(request: Request, credentials: BasicCredentials | None = None) -> str:
     """Let the REST admin in, or raise; returns the admin user name.
+
+    `credentials`: the Basic credentials when the caller has parsed them already.
 
     The address check comes first (403), then TLS off loopback (403), then the credentials
     (401), in JSON-RPC's order, against the current config:
@@ -42,7 +44,8 @@ def require_admin(request: Request) -> str:
     if allowed and not address_in(client.host, allowed):
         raise NotAllowed(f"Client address {client.host} is not allowed to use the admin services")
     require_tls(client, "The REST admin API")
-    credentials = parse_basic_authorization(request.headers.get("authorization"))
+    if credentials is None:
+        credentials = parse_basic_authorization(request.headers.get("authorization"))
     username_ok = equals_constant_time(credentials.username, snapshot["api.restful.auth.username"])
     password_ok = snapshot["api.restful.auth.password"].matches(credentials.password)
     if not (username_ok and password_ok and snapshot["api.restful.auth.username"]):

@@ -95,7 +95,7 @@ async def _caller(request: Request) -> Owner:
     credentials = parse_basic_authorization(request.headers.get("authorization"))
     admin_name = installation.config.snapshot()["api.restful.auth.username"]
     if admin_name and equals_constant_time(credentials.username, admin_name):
-        return Owner.admin(require_admin(request))
+        return Owner.admin(require_admin(request, credentials))
     user_credentials(request)  # maintenance keeps users out
 
     def authenticate() -> Owner:
