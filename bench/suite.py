@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from bench import (
     convert_to,
     financial,
+    idle,
     jobs,
     jsonrpc_status,
     printing,
@@ -72,6 +73,7 @@ BENCHMARKS = [
         convert_to.TITLE,
         lambda quick: convert_to.figures(seconds=2 if quick else 5, rounds=1 if quick else 3),
     ),
+    Benchmark("idle", idle.TITLE, lambda quick: idle.figures(seconds=10 if quick else 30)),
     Benchmark(
         "jobs",
         jobs.TITLE,

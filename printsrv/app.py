@@ -68,7 +68,8 @@ def create_app(installation: Installation | None = None) -> Starlette:
             asyncio.create_task(run_job_runner(installation)),
             asyncio.create_task(idempotency.keep_purged(installation)),
         ]
-        installation.document_log.start()
+        # Other processes' changes: wakes the loops above and empties the caches.
+        installation.notifications.start()
         if freeze_startup_heap:
             # What startup built (modules, mappers, config) lives as long as the process.
             # Frozen out of the cyclic collector, it is no longer walked by every full
@@ -85,7 +86,8 @@ def create_app(installation: Installation | None = None) -> Starlette:
             await asyncio.gather(*refreshers, return_exceptions=True)
             # in_thread waits for its thread even when cancelled: once the refreshers are
             # gathered, none of their threads holds a connection the pool is about to close.
-            await in_thread(installation.document_log.stop)
+            await in_thread(installation.notifications.stop)
+            installation.document_log.clear()
             installation.db.dispose()
 
     app = Starlette(

@@ -11,13 +11,14 @@ the cache alone:
   ``insert/update/delete(Document)`` and, after the commit, clear every cache of the process;
 - in every other process through PostgreSQL ``LISTEN/NOTIFY``: the same events issue a
   notification inside the writing transaction, which PostgreSQL delivers at commit (and drops
-  on rollback); each server's listener thread, on a connection of its own, clears its cache
-  when one arrives. The channel is named after the schema (`CHANNEL_SQL`): installations in
-  other schemas of the same database do not disturb each other.
+  on rollback); each server's notification listener (printsrv/platform/notifications.py, on
+  a connection of its own) clears its cache when one arrives. The channel is named after the
+  schema (`CHANNEL_SQL`): installations in other schemas of the same database do not
+  disturb each other.
 
 The cache is only used while the listener is known to be connected (it pings the database
-every `PING_INTERVAL`; no answer for `TRUST_WINDOW` and every request queries again); it
-is emptied whenever the listener (re)connects. A request that started reading before an
+every second; no answer for `TRUST_WINDOW` and every request queries again); it is emptied
+whenever the listener (re)connects or is lost. A request that started reading before an
 invalidation never stores its (possibly stale) page: it carries the cache's generation and
 stores only if that has not moved.
 
@@ -32,34 +33,32 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 import weakref
 from collections import OrderedDict
 from collections.abc import Hashable
 from itertools import chain
 from typing import Any, Final
 
-import psycopg
-from psycopg import sql
 from sqlalchemy import event
-from sqlalchemy.engine import make_url
 from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
 
 from printsrv.documents.models import Document
+from printsrv.platform.notifications import TRUST_WINDOW, Listener, Topic, announce, channel_sql
 from printsrv.printing.models import PrintJob
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CHANNEL_SQL", "SHOWN_JOB_COLUMNS", "DocumentLogCache", "invalidate_here"]
+__all__ = [
+    "CHANNEL_SQL",
+    "SHOWN_JOB_COLUMNS",
+    "TRUST_WINDOW",
+    "DocumentLogCache",
+    "invalidate_here",
+]
 
-# The channel, computed by the server on both sides from the schema the tables live in
-# (channel names are identifiers of at most 63 bytes, hence the digest).
-CHANNEL_SQL: Final = "'printsrv_doclog_' || left(md5(current_schema()), 16)"
+# The channel, computed by the server on both sides from the schema the tables live in.
+CHANNEL_SQL: Final = channel_sql(Topic.DOCUMENT_LOG)
 CAPACITY: Final = 256  # pages; a page is at most 1000 short entries
-PING_INTERVAL: Final = 1.0  # seconds between liveness checks of the listener's connection
-TRUST_WINDOW: Final = 3.0  # no sign of life from the listener for this long: bypass the cache
-RETRY_INTERVAL: Final = 1.0  # seconds between reconnection attempts
-_WAKE: Final = 0.25  # the listener's longest wait, so that stop() is quick
 _WRITTEN: Final = "printsrv.document_log_written"  # Session.info flag: this transaction wrote
 # The print_job columns a page of the log shows (printsrv.printing.history.JobSummary). An
 # UPDATE that sets none of them (a tracker's lease, its next poll time, a waiting job's
@@ -101,18 +100,20 @@ class DocumentLogCache:
     running listener (SQLite, the CLI, tests calling services) every lookup misses.
     """
 
-    def __init__(self, database_url: str, capacity: int = CAPACITY) -> None:
-        url = make_url(database_url)
-        self._conninfo: str | None = None
-        if url.get_backend_name() == "postgresql":
-            self._conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    def __init__(
+        self, database_url: str, capacity: int = CAPACITY, *, listener: Listener | None = None
+    ) -> None:
+        # The installation's listener is shared with the other subscribers of the process;
+        # a cache built on its own (tests through a proxy) gets a listener of its own.
+        self.listener = listener or Listener(database_url)
         self.capacity = capacity
         self._lock = threading.Lock()
         self._entries: OrderedDict[Hashable, bytes] = OrderedDict()
         self._generation = 0
-        self._alive_at: float | None = None  # monotonic time the listener last proved alive
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self.listener.on(Topic.DOCUMENT_LOG, self.clear)
+        # (Re)connected or lost: anything may have changed while the listener was deaf.
+        self.listener.on_connect(self.clear)
+        self.listener.on_lost(self.clear)
         with _caches_lock:
             _caches.add(self)
 
@@ -122,8 +123,7 @@ class DocumentLogCache:
     @property
     def listening(self) -> bool:
         """Whether the listener is connected and answered recently (else the cache is bypassed)."""
-        alive_at = self._alive_at
-        return alive_at is not None and time.monotonic() - alive_at < TRUST_WINDOW
+        return self.listener.listening
 
     def lookup(self, key: Hashable) -> tuple[bytes | None, int | None]:
         """The cached page for ``key`` (or None), and the ticket to `store` a fresh one with.
@@ -163,78 +163,12 @@ class DocumentLogCache:
 
     def start(self) -> None:
         """Start listening for other processes' writes (PostgreSQL only; else a no-op)."""
-        if self._conninfo is None or (self._thread is not None and self._thread.is_alive()):
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(
-            target=self._listen_forever, name="document-log-listener", daemon=True
-        )
-        self._thread.start()
+        self.listener.start()
 
     def stop(self) -> None:
-        """Stop listening (within about `_WAKE` seconds) and bypass the cache from now on."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-        self._set_alive(None)
-
-    def _set_alive(self, moment: float | None) -> None:
-        if moment is not None and self._alive_at is None:
-            self.clear()  # (re)connected: anything may have changed while we were deaf
-        self._alive_at = moment
-        if moment is None:
-            self.clear()
-
-    def _listen_forever(self) -> None:
-        failing = False
-        while not self._stop.is_set():
-            try:
-                self._listen()
-                failing = False
-            except psycopg.Error as error:
-                if not failing:
-                    log.warning("document log listener disconnected, cache bypassed: %s", error)
-                failing = True
-            except Exception:
-                # The listener must outlive anything: a dead one only costs speed (bypass).
-                if not failing:
-                    log.exception("document log listener failed, cache bypassed")
-                failing = True
-            finally:
-                self._set_alive(None)
-            self._stop.wait(RETRY_INTERVAL)
-
-    def _listen(self) -> None:
-        assert self._conninfo is not None
-        with psycopg.connect(
-            self._conninfo,
-            autocommit=True,
-            connect_timeout=5,
-            # A silent network failure must end in an error, not a wait of minutes.
-            keepalives=1,
-            keepalives_idle=5,
-            keepalives_interval=1,
-            keepalives_count=3,
-            tcp_user_timeout=int(TRUST_WINDOW * 1000),
-        ) as connection:
-            row = connection.execute(f"SELECT {CHANNEL_SQL}").fetchone()
-            assert row is not None
-            connection.execute(sql.SQL("LISTEN {}").format(sql.Identifier(row[0])))
-            self._set_alive(time.monotonic())
-            log.info("document log listener connected; pages are cached")
-            pinged = time.monotonic()
-            while not self._stop.is_set():
-                for _ in connection.notifies(timeout=_WAKE):
-                    self.clear()
-                if time.monotonic() - pinged >= PING_INTERVAL:
-                    connection.execute("SELECT 1")
-                    pinged = time.monotonic()
-                    # Notifications that arrived with the answer wait in psycopg's backlog:
-                    # act on them before vouching for the cache again.
-                    for _ in connection.notifies(timeout=0):
-                        self.clear()
-                    self._set_alive(pinged)
+        """Stop listening and bypass the cache from now on."""
+        self.listener.stop()
+        self.clear()
 
 
 # --- noticing writes (session events, for every Session of the process) --------------------
@@ -243,9 +177,7 @@ class DocumentLogCache:
 def _written(session: Session) -> None:
     """This transaction changed the document log: tell the other processes at commit."""
     session.info[_WRITTEN] = True
-    if session.get_bind().dialect.name == "postgresql":
-        # Delivered when (if) the transaction commits; PostgreSQL folds repeats into one.
-        session.connection().exec_driver_sql(f"SELECT pg_notify({CHANNEL_SQL}, '')")
+    announce(session, Topic.DOCUMENT_LOG)
 
 
 @event.listens_for(Session, "after_flush")

@@ -36,6 +36,7 @@ from printsrv.jobs import service
 from printsrv.jobs.service import Claim, ResultFile
 from printsrv.jobs.types import JOB_TYPES, JobStopped, JobTimedOut
 from printsrv.operations.installation import Installation
+from printsrv.platform.notifications import Topic, wait_for_change
 from printsrv.platform.threads import in_thread
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,9 @@ __all__ = ["JobRunner", "run_job_runner"]
 
 INTERVAL: Final = 0.1
 IDLE_INTERVAL: Final = 0.25
+# While the notification listener hears every new job, an idle runner sleeps until a
+# running job's lease may run out, or this long at most.
+HEARD_POLL_INTERVAL: Final = 5.0
 PURGE_EVERY: Final = 30.0
 SHUTDOWN_WAIT: Final = 10.0
 
@@ -246,14 +250,26 @@ class JobRunner:
         loop = asyncio.get_running_loop()
         next_purge = loop.time() + 1.0
         failing = False
+        listener = self.installation.notifications
+        wake, unsubscribe = listener.wake_on((Topic.JOBS,)) if listener.possible else (None, None)
         try:
             while True:
                 busy = False
+                pause = IDLE_INTERVAL
+                if wake is not None:
+                    wake.clear()  # before claiming: a job announced meanwhile wakes us again
                 try:
                     if loop.time() >= next_purge:
                         next_purge = loop.time() + PURGE_EVERY
                         await self.purge()
                     busy = bool(await self.step())
+                    if not busy and not self.running and listener.listening:
+                        until_purge = next_purge - loop.time()
+                        pause = await in_thread(
+                            service.seconds_until_claimable,
+                            self.installation.db,
+                            at_most=max(INTERVAL, min(HEARD_POLL_INTERVAL, until_purge)),
+                        )
                     if failing:
                         log.warning("job runner working again")
                     failing = False
@@ -263,8 +279,15 @@ class JobRunner:
                     if not failing:
                         log.exception("job runner round failed; retrying")
                     failing = True
-                await asyncio.sleep(INTERVAL if busy else IDLE_INTERVAL)
+                if busy:
+                    await asyncio.sleep(INTERVAL)
+                elif self.running:
+                    await asyncio.sleep(IDLE_INTERVAL)  # a free place may open any moment
+                else:
+                    await wait_for_change(wake, listener, IDLE_INTERVAL, pause, failing)
         finally:
+            if unsubscribe is not None:
+                unsubscribe()
             tasks = list(self.running.values())
             for task in tasks:
                 task.cancel()

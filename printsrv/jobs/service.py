@@ -32,6 +32,7 @@ from printsrv.errors import InvalidInput, NotFound, PrintsrvError
 from printsrv.jobs.models import Job, JobChunk, JobFile
 from printsrv.platform.database import Database
 from printsrv.platform.models import utcnow
+from printsrv.platform.notifications import Topic, announce
 
 __all__ = [
     "CHUNK_BYTES",
@@ -221,6 +222,7 @@ def create_job(
     )
     session.add(job)
     session.flush()
+    announce(session, Topic.JOBS)  # every server's runner: a job to claim
     return _view(session, job)
 
 
@@ -375,6 +377,19 @@ def claim_jobs(db: Database, lease_owner: str, *, lease_secs: int, limit: int) -
     ]
 
 
+def seconds_until_claimable(db: Database, *, at_most: float) -> float:
+    """How long until a running job's lease runs out (its runner may have died), at most
+    `at_most`; 0 when a job is claimable now."""
+    now = utcnow()
+    with db.read() as session:
+        if session.scalar(select(Job.key).where(Job.state == "queued").limit(1)) is not None:
+            return 0.0
+        earliest = session.scalar(select(func.min(Job.lease_until)).where(Job.state == "running"))
+    if earliest is None:
+        return at_most
+    return min(at_most, max(0.0, (earliest - now).total_seconds()))
+
+
 def _held(claim: Claim) -> tuple[Any, ...]:
     return (
         Job.key == claim.key,
@@ -472,6 +487,7 @@ def release_job(db: Database, claim: Claim) -> bool:
             .values(state="queued", progress=0, lease_owner=None, lease_until=None)
             .execution_options(synchronize_session=False)
         )
+        announce(session, Topic.JOBS)
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
 

@@ -16,6 +16,7 @@ from alembic.config import Config as AlembicConfig
 from sqlalchemy import text
 
 from printsrv.platform.database import Database
+from printsrv.platform.notifications import Topic, announce
 
 MIGRATIONS_DIR = Path(__file__).parent
 # Any constant works; it only has to be the same for every printsrv process.
@@ -38,3 +39,4 @@ def upgrade_schema(db: Database) -> None:
             connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _ADVISORY_LOCK_ID})
         cfg.attributes["connection"] = connection
         command.upgrade(cfg, "heads")
+        announce(session, Topic.STATUS)  # running servers: the schema's version changed

@@ -36,6 +36,7 @@ from printsrv.platform.environment import (
     prepare_home,
     service_env_file,
 )
+from printsrv.platform.notifications import Listener
 from printsrv.platform.properties import Config, Snapshot
 from printsrv.platform.security import SecretHasher, derive_key
 
@@ -62,7 +63,9 @@ class Installation:
     token_key: bytes
     config: Config
     monitor: SystemMonitor
-    document_log: DocumentLogCache  # pages of GET /documents; listens from the app's lifespan
+    # Other processes' changes, heard from the app's lifespan (PostgreSQL only).
+    notifications: Listener
+    document_log: DocumentLogCache  # pages of GET /documents
 
     def __repr__(self) -> str:
         return f"Installation(home={str(self.env.home)!r}, db={self.db!r})"
@@ -83,14 +86,16 @@ def open_installation(env: Environment | None = None, *, create: bool = True) ->
     secret = installation_secret(env, create=create)
     db = Database(env.database_url)
     hasher = SecretHasher(derive_key(secret, "printsrv config and credential hashes"))
+    notifications = Listener(env.database_url)
     installation = Installation(
         env=env,
         db=db,
         hasher=hasher,
         token_key=derive_key(secret, "printsrv one-time login tokens"),
-        config=Config(db, hasher),
-        monitor=SystemMonitor(db),
-        document_log=DocumentLogCache(env.database_url),
+        config=Config(db, hasher, notifications),
+        monitor=SystemMonitor(db, notifications),
+        notifications=notifications,
+        document_log=DocumentLogCache(env.database_url, listener=notifications),
     )
     # Whoever changes the admin password (this process, another worker, another machine),
     # every server notices on its next config refresh and removes the stale file.

@@ -9,7 +9,6 @@ makes maintenance keep users out.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import enum
 import logging
@@ -29,6 +28,7 @@ from printsrv.errors import UnderMaintenance
 from printsrv.operations.models import BatchJob
 from printsrv.platform.database import Database
 from printsrv.platform.models import utcnow
+from printsrv.platform.notifications import Listener, Topic, announce, wait_for_change
 from printsrv.platform.properties import Snapshot
 from printsrv.platform.threads import in_thread
 
@@ -38,6 +38,7 @@ HEARTBEAT_INTERVAL = 5.0
 # A job whose heartbeat is older than this died without cleaning up; it no longer counts.
 HEARTBEAT_EXPIRY = timedelta(seconds=30)
 REFRESH_INTERVAL = 0.5
+HEARD_POLL_INTERVAL = 10.0  # while every change is heard, read anyway this often
 
 
 class SystemStatus(enum.StrEnum):
@@ -84,6 +85,7 @@ def batch_job(db: Database, kind: str, *, heartbeat: float = HEARTBEAT_INTERVAL)
         session.add(row)
         session.flush()
         job_id = row.id
+        announce(session, Topic.STATUS)
     stop = threading.Event()
 
     def beat() -> None:
@@ -105,13 +107,15 @@ def batch_job(db: Database, kind: str, *, heartbeat: float = HEARTBEAT_INTERVAL)
         thread.join()
         with db.transaction() as session:
             session.execute(delete(BatchJob).where(BatchJob.id == job_id))
+            announce(session, Topic.STATUS)
 
 
 class SystemMonitor:
     """Keeps what `systemStatus` needs from the database in memory."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, listener: Listener | None = None) -> None:
         self._db = db
+        self._listener = listener
         self._jobs: list[tuple[str, datetime]] = []
         self._schema_current = False
         self._checked = False
@@ -164,14 +168,28 @@ class SystemMonitor:
         return SystemStatus.READY
 
     async def keep_fresh(self, interval: float = REFRESH_INTERVAL) -> None:
-        """Refresh until cancelled (run from the app's lifespan)."""
+        """Refresh until cancelled (run from the app's lifespan): on each change heard (a
+        batch job began or ended, the schema was upgraded), and every `interval` seconds
+        while a batch job runs (its heartbeats are not announced) or nothing is heard."""
         self.background = True
+        listener = self._listener
+        wake, unsubscribe = (
+            listener.wake_on((Topic.STATUS,)) if listener and listener.possible else (None, None)
+        )
         try:
             while True:
+                failing = False
+                if wake is not None:
+                    wake.clear()  # before reading: a change during the read wakes us again
                 try:
                     await in_thread(self.refresh)
                 except Exception:
+                    failing = True
                     log.debug("system monitor refresh failed", exc_info=True)
-                await asyncio.sleep(interval)
+                await wait_for_change(
+                    wake, listener, interval, HEARD_POLL_INTERVAL, failing or bool(self._jobs)
+                )
         finally:
             self.background = False
+            if unsubscribe is not None:
+                unsubscribe()

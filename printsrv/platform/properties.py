@@ -2,14 +2,15 @@
 
 The registry `PROPERTIES` is one flat table (`printsrv config list` prints it). Values are
 stored as text in the database; secrets (`*.apikey`, `*.secret-key`, `*.password`) as
-keyed hashes. A running server reads from an in-memory `Snapshot` and polls a one-row
-revision token, so a change made by any process (the CLI, another worker, another
-machine) is in force everywhere within `REFRESH_INTERVAL` seconds.
+keyed hashes. A running server reads from an in-memory `Snapshot` and re-reads it when the
+one-row revision token moves: on PostgreSQL when it hears the change announced
+(printsrv/platform/notifications.py), else by polling the token every `REFRESH_INTERVAL`
+seconds. Either way a change made by any process (the CLI, another worker, another
+machine) is in force everywhere within a second.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import logging
 import threading
@@ -28,6 +29,7 @@ from financial.money import parse_wire_amount, to_wire
 from printsrv.errors import ConfigError, DatabaseUnavailable
 from printsrv.platform.database import Database
 from printsrv.platform.models import ConfigProperty, ConfigRevision, utcnow
+from printsrv.platform.notifications import Listener, Topic, announce, wait_for_change
 from printsrv.platform.security import AddressSet, SecretHasher, format_cidr_set, parse_cidr_set
 from printsrv.platform.threads import in_thread
 
@@ -37,6 +39,8 @@ REFRESH_INTERVAL = 0.25
 # A server that has not reached its database for this long no longer trusts its cached
 # config (a password may have been changed meanwhile) and answers 503.
 STALE_AFTER = 5.0
+# While the listener hears every change, the token is still read this often, in case.
+HEARD_POLL_INTERVAL = 10.0
 
 
 def _yes_no(text: str) -> str:
@@ -804,6 +808,7 @@ def bump_revision(session: Session) -> None:
     else:
         revision.token = token
     session.flush()
+    announce(session, Topic.CONFIG)
 
 
 def stored_values(session: Session) -> dict[str, str]:
@@ -835,9 +840,19 @@ def describe(session: Session, names: Iterable[str] | None = None) -> list[tuple
 class Config:
     """The config a server runs with: a cached Snapshot kept fresh from the database."""
 
-    def __init__(self, db: Database, hasher: SecretHasher) -> None:
+    def __init__(
+        self, db: Database, hasher: SecretHasher, listener: Listener | None = None
+    ) -> None:
         self._db = db
         self._hasher = hasher
+        self._listener = listener
+        # Changes heard of, and how many of them the snapshot includes: while they agree,
+        # a listening listener vouches that the snapshot is current.
+        self._heard = 0
+        self._applied = 0
+        if listener is not None:
+            listener.on(Topic.CONFIG, self._hear)
+            listener.on_connect(self._hear)
         self._lock = threading.Lock()
         self._snapshot: Snapshot | None = None
         self._revision: str | None = None
@@ -857,6 +872,10 @@ class Config:
         than REFRESH_INTERVAL.
         """
         age = time.monotonic() - self._checked_at
+        if age > REFRESH_INTERVAL and self._heard == self._applied and self._listener is not None:
+            alive_at = self._listener.alive_at
+            if alive_at is not None:
+                age = min(age, time.monotonic() - alive_at)
         if self._snapshot is None or (not self.background and age > REFRESH_INTERVAL):
             self.refresh()
         elif age > self.stale_after:
@@ -867,8 +886,12 @@ class Config:
         assert self._snapshot is not None
         return self._snapshot
 
+    def _hear(self) -> None:
+        self._heard += 1
+
     def refresh(self) -> None:
         """Re-read the config if its revision token changed (one small query otherwise)."""
+        heard = self._heard
         with self._lock, self._db.read() as session:
             revision = read_revision(session)
             changed = self._snapshot is None or revision != self._revision
@@ -876,6 +899,7 @@ class Config:
                 self._snapshot = Snapshot(stored_values(session), self._hasher)
                 self._revision = revision
             self._checked_at = time.monotonic()
+            self._applied = heard
             snapshot = self._snapshot
         if changed:
             for listener in self.on_change:
@@ -886,11 +910,18 @@ class Config:
                     log.exception("config change listener failed")
 
     async def keep_fresh(self, interval: float = REFRESH_INTERVAL) -> None:
-        """Poll the revision token until cancelled (run from the app's lifespan)."""
+        """Keep the snapshot current until cancelled (run from the app's lifespan): re-read
+        on each change heard, or every `interval` seconds while not listening."""
         self.background = True
         failing = False
+        listener = self._listener
+        wake, unsubscribe = (
+            listener.wake_on((Topic.CONFIG,)) if listener and listener.possible else (None, None)
+        )
         try:
             while True:
+                if wake is not None:
+                    wake.clear()  # before reading: a change during the read wakes us again
                 try:
                     await in_thread(self.refresh)
                     if failing:
@@ -909,6 +940,8 @@ class Config:
                     if not failing:
                         log.exception("config refresh failed")
                     failing = True
-                await asyncio.sleep(interval)
+                await wait_for_change(wake, listener, interval, HEARD_POLL_INTERVAL, failing)
         finally:
             self.background = False
+            if unsubscribe is not None:
+                unsubscribe()

@@ -37,6 +37,7 @@ from printsrv.documents.models import Document
 from printsrv.people.models import User
 from printsrv.platform.database import Database
 from printsrv.platform.models import utcnow
+from printsrv.platform.notifications import Topic, announce
 from printsrv.platform.threads import in_thread
 from printsrv.printing.charging import charge_print, refund_print
 from printsrv.printing.context import PrintContext
@@ -200,6 +201,8 @@ def _mark_submitted(db: Database, job_id: int, cups_job_id: int) -> bool:
             )
             .execution_options(synchronize_session=False)
         )
+        # The trackers of every server: this job is theirs to follow in 250 ms.
+        announce(session, Topic.PRINT_JOBS)
         return bool(result.rowcount)
 
 

@@ -21,11 +21,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import case, func, or_, select, update
 
 from printsrv.documents.log import run_retention, sweep_orphans
 from printsrv.operations.installation import Installation
 from printsrv.platform.models import utcnow
+from printsrv.platform.notifications import Listener, Topic, wait_for_change
 from printsrv.platform.threads import in_thread
 from printsrv.printing.context import PrintContext
 from printsrv.printing.errors import PrintingError
@@ -44,6 +45,10 @@ __all__ = ["Tracker", "run_tracker", "sync_from_cups"]
 
 INTERVAL: Final = 0.1
 IDLE_INTERVAL: Final = 0.25
+# While the notification listener hears every new print job, an idle tracker sleeps until
+# the next open job is due, or this long at most (another machine's tracker may have died
+# holding a lease).
+HEARD_POLL_INTERVAL: Final = 5.0
 LEASE: Final = timedelta(seconds=30)
 BATCH: Final = 50
 PRINTER_SYNC_EVERY: Final = 300.0
@@ -110,6 +115,21 @@ class Tracker:
             ).all()
         return sorted((_Claimed(*row) for row in rows), key=lambda c: c.id)
 
+    def seconds_until_due(self, now: datetime) -> float:
+        """How long until the earliest open job is due (or its lease runs out), at most
+        HEARD_POLL_INTERVAL."""
+        due_at = case(
+            (PrintJob.lease_until > PrintJob.next_poll_at, PrintJob.lease_until),
+            else_=PrintJob.next_poll_at,
+        )
+        with self.installation.db.read() as session:
+            earliest = session.scalar(
+                select(func.min(due_at)).where(PrintJob.state.in_(OPEN_STATES))
+            )
+        if earliest is None:
+            return HEARD_POLL_INTERVAL
+        return min(HEARD_POLL_INTERVAL, max(INTERVAL, (earliest - now).total_seconds()))
+
     async def step(self) -> list[JobOutcome]:
         """One round: claim the due jobs and look at each; return what became of them."""
         context = PrintContext.of(self.installation)
@@ -148,8 +168,30 @@ class Tracker:
         next_sync = loop.time()
         next_housekeeping = loop.time() + 5.0
         failing = False
+        listener = self.installation.notifications
+        wake, unsubscribe = (
+            listener.wake_on((Topic.PRINT_JOBS,)) if listener.possible else (None, None)
+        )
+        try:
+            await self._run(loop, next_sync, next_housekeeping, failing, listener, wake)
+        finally:
+            if unsubscribe is not None:
+                unsubscribe()
+
+    async def _run(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        next_sync: float,
+        next_housekeeping: float,
+        failing: bool,
+        listener: Listener,
+        wake: asyncio.Event | None,
+    ) -> None:
         while True:
             busy = False
+            pause = IDLE_INTERVAL
+            if wake is not None:
+                wake.clear()  # before looking: a job announced meanwhile wakes us again
             try:
                 if loop.time() >= next_sync:
                     next_sync = loop.time() + PRINTER_SYNC_EVERY
@@ -158,6 +200,8 @@ class Tracker:
                     next_housekeeping = loop.time() + HOUSEKEEPING_EVERY
                     await self.housekeeping()
                 busy = bool(await self.step())
+                if not busy and listener.listening:
+                    pause = await in_thread(self.seconds_until_due, utcnow())
                 if failing:
                     log.warning("print job tracker working again")
                 failing = False
@@ -168,7 +212,10 @@ class Tracker:
                 if not failing:
                     log.exception("print job tracker round failed; retrying")
                 failing = True
-            await asyncio.sleep(INTERVAL if busy else IDLE_INTERVAL)
+            if busy:
+                await asyncio.sleep(INTERVAL)
+            else:
+                await wait_for_change(wake, listener, IDLE_INTERVAL, pause, failing)
 
     async def _sync_printers(self) -> None:
         try:

@@ -86,6 +86,7 @@ def test_the_suite_names_every_benchmark_module() -> None:
         "money",
         "printing",
         "convert",
+        "idle",
         "jobs",
     ]
 
@@ -132,11 +133,16 @@ def test_runs_taking_turns_keep_the_best_rate_and_the_median_latencies() -> None
 def test_the_benchmarks_set_up_with_values_the_config_accepts() -> None:
     """The secrets and passwords each benchmark configures pass today's rules (a 12-character
     minimum broke three benchmarks once, unseen until a bench run)."""
-    from bench import financial, jobs, jsonrpc_status, rest_documents, xmlrpc_tokens
+    from bench import financial, idle, jobs, jsonrpc_status, rest_documents, xmlrpc_tokens
     from printsrv.platform.properties import get_definition
 
     values = {
-        "api.restful.auth.password": [financial.ADMIN[1], rest_documents.ADMIN[1], jobs.ADMIN[1]],
+        "api.restful.auth.password": [
+            financial.ADMIN[1],
+            rest_documents.ADMIN[1],
+            jobs.ADMIN[1],
+            idle.ADMIN_PASSWORD,
+        ],
         "api.jsonrpc.secret-key": [jsonrpc_status.KEY],
         "web-login.ttp.apikey": [xmlrpc_tokens.API_KEY],
     }
