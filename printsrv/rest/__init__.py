@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.applications import Starlette
 from starlette.routing import Route
 
-from printsrv.rest import documents, financial, jobs, reports, system
+from printsrv.rest import documents, financial, jobs, release, reports, system
 from printsrv.rest.responses import EXCEPTION_HANDLERS
 
 
@@ -27,6 +27,7 @@ def create_rest_app() -> Starlette:
         Route("/financial/account/balance", financial.set_account_balance, methods=["POST"]),
         Route("/financial/balance", financial.balance, methods=["GET"]),
         Route("/reports/accounttrx", reports.account_transactions, methods=["POST"]),
+        Route("/release", release.release, methods=["POST"]),
         Route("/jobs", jobs.post_job, methods=["POST"]),
         Route("/jobs/{key}", jobs.get_job, methods=["GET"]),
         Route("/jobs/{key}/files/{name}", jobs.get_job_file, methods=["GET"]),
