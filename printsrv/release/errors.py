@@ -1,9 +1,9 @@
 """What a release station or terminal is refused with (rows in printsrv/error_table.py).
 
-    NotAuthenticated
-      NotIdentified        an unknown card, a wrong user name or PIN, or a locked user
-    NotAllowed
-      StationThrottled     too many failed attempts from this station: retry_after seconds
+NotAuthenticated
+  NotIdentified        an unknown card, a wrong user name or PIN, or a locked user
+NotAllowed
+  StationThrottled     too many failed attempts from this station: retry_after seconds
 """
 
 from __future__ import annotations

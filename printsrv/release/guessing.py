@@ -16,7 +16,7 @@ import math
 from datetime import datetime, timedelta
 from typing import Final
 
-from sqlalchemy import case, delete, insert, literal, select, update
+from sqlalchemy import case, delete, insert, literal, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -62,9 +62,7 @@ def user_locked(session: Session, user_name: str, now: datetime) -> bool:
     return _wait(session, _user_key(user_name), now) is not None
 
 
-def record_failure(
-    session: Session, *, station: str, user_name: str | None, now: datetime
-) -> None:
+def record_failure(session: Session, *, station: str, user_name: str | None, now: datetime) -> None:
     """Count one failed attempt against the station and, when one was named, the user."""
     keys = [_station_key(station)]
     if user_name:

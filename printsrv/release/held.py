@@ -98,7 +98,8 @@ def _held(session: Session, user_id: int, hold_hours: int, now: datetime) -> lis
 def held_documents(
     session: Session, user: User, *, printer_name: str, hold_hours: int, now: datetime
 ) -> list[HeldDocument]:
-    """The user's held documents, newest first (at most MAX_LISTED), each priced for ``printer_name``."""
+    """The user's held documents, newest first (at most MAX_LISTED), each priced for
+    ``printer_name``."""
     rows = _held(session, user.id, hold_hours, now)
     listed: list[HeldDocument] = []
     for document in rows:
@@ -149,4 +150,3 @@ async def release_documents(
             Released(document_id, accepted.title, accepted.status, accepted.cost, accepted.message)
         )
     return done
-

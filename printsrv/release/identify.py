@@ -71,7 +71,7 @@ def _text(name: str, value: Any, max_length: int) -> str | None:
     if not text:
         return None
     if len(text) > max_length or any(ord(c) < 32 or ord(c) == 127 for c in text):
-        raise InvalidInput(f"{name} is not a {name} (too long, or control characters)")
+        raise InvalidInput(f"{name} is too long or has control characters")
     return text
 
 
@@ -104,9 +104,7 @@ def identify(
             retry_after=wait,
         )
     if credentials.card is not None:
-        user = _usable(
-            session.scalar(select(User).where(User.card_number == credentials.card))
-        )
+        user = _usable(session.scalar(select(User).where(User.card_number == credentials.card)))
         if user is None:
             guessing.record_failure(session, station=station, user_name=None, now=now)
             return NotIdentified(UNKNOWN_CARD)

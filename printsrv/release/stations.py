@@ -168,9 +168,7 @@ async def identify_at_station(
         raise NotAllowed(CSRF_REFUSED)
     credentials = Credentials.parse(form.get("card"), form.get("user"), form.get("pin"))
     name = await in_thread(_check_printer, installation, printer)
-    user = await in_thread(
-        _identify, installation, credentials, printer=name, station=client.host
-    )
+    user = await in_thread(_identify, installation, credentials, printer=name, station=client.host)
 
     def start() -> str:
         now = utcnow()
@@ -184,7 +182,7 @@ async def identify_at_station(
 
 
 def _document_ids(value: str) -> list[int] | None:
-    """"all" -> None; one document number -> [it]; InvalidInput otherwise."""
+    """ "all" -> None; one document number -> [it]; InvalidInput otherwise."""
     value = value.strip()
     if value == "all":
         return None
@@ -331,8 +329,8 @@ class TerminalAnswer:
 async def terminal_release(
     installation: Installation, *, client: Client, body: bytes
 ) -> TerminalAnswer:
-    """POST /restful/v1/release: identify the person the JSON ``body`` names, release the documents it
-    names (if any) to its printer, and list what they still have held there.
+    """POST /restful/v1/release: identify the person the JSON ``body`` names, release the
+    documents it names (if any) to its printer, and list what they still have held there.
 
     Raises NotAllowed (403: not a station, or no TLS off loopback), UnderMaintenance (503),
     InvalidInput (400), NotFound (404: printer), NotIdentified (401), StationThrottled (429),

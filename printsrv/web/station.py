@@ -44,16 +44,16 @@ def _url(printer: str) -> str:
 def _cookie(request: Request, response: Response, name: str, value: str | None) -> None:
     secure = client_of(request).scheme == "https"
     if value is None:
-        response.delete_cookie(name, path=COOKIE_PATH, httponly=True, samesite="strict", secure=secure)
+        response.delete_cookie(
+            name, path=COOKIE_PATH, httponly=True, samesite="strict", secure=secure
+        )
     else:
         response.set_cookie(
             name, value, path=COOKIE_PATH, httponly=True, samesite="strict", secure=secure
         )
 
 
-def _render(
-    request: Request, printer: str, status_code: int = 200, **context: Any
-) -> Response:
+def _render(request: Request, printer: str, status_code: int = 200, **context: Any) -> Response:
     values: dict[str, Any] = {
         "printer": printer,
         "station_url": _url(printer),
@@ -146,10 +146,14 @@ async def identify(request: Request) -> Response:
             csrf_cookie=request.cookies.get(STATION_CSRF_COOKIE),
         )
     except (errors.InvalidInput, errors.NotAuthenticated, errors.NotAllowed) as refusal:
-        if isinstance(refusal, errors.NotAllowed) and refusal.message != stations.CSRF_REFUSED:
-            if answer_for(refusal).status != 429:
-                # Not a station, no TLS, or the printer is closed to this person.
-                return _error_page(request, refusal)
+        shown_on_form = (
+            not isinstance(refusal, errors.NotAllowed)
+            or refusal.message == stations.CSRF_REFUSED
+            or answer_for(refusal).status == 429
+        )
+        if not shown_on_form:
+            # Not a station, no TLS, or the printer is closed to this person.
+            return _error_page(request, refusal)
         response = _form_page(
             request, printer, message=refusal.message, status_code=status_for(refusal)
         )

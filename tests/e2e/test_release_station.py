@@ -163,7 +163,8 @@ def test_a_pin_identifies_on_the_page_and_the_station_forgets_after_release(
         assert form.status_code == 200 and 'id="pin-form"' in form.text
         assert "http-equiv" not in form.text  # a blank form does not reload under someone
         wrong = station.post(
-            f"{url}/identify", data={"csrf_token": csrf_of(form.text), "user": "janet", "pin": "1111"}
+            f"{url}/identify",
+            data={"csrf_token": csrf_of(form.text), "user": "janet", "pin": "1111"},
         )
         assert wrong.status_code == 403 and WRONG_PIN in wrong.text
         listed = station.post(
@@ -230,10 +231,14 @@ def test_station_forms_need_their_csrf_token(
         forged = station.post(f"{url}/identify", data={"csrf_token": "x" * 43, "card": CARD})
         assert forged.status_code == 403 and "This form has expired" in forged.text
         listed = station.post(
-            f"{url}/identify", data={"csrf_token": csrf_of(form), "card": CARD}, follow_redirects=True
+            f"{url}/identify",
+            data={"csrf_token": csrf_of(form), "card": CARD},
+            follow_redirects=True,
         )
         assert f'id="held-{document_id}"' in listed.text
-        refused = station.post(f"{url}/print", data={"csrf_token": csrf_of(form), "document": "all"})
+        refused = station.post(
+            f"{url}/print", data={"csrf_token": csrf_of(form), "document": "all"}
+        )
         assert refused.status_code == 403
     assert setup.jobs() == [] and print_charges(setup) == 0
 
@@ -305,12 +310,18 @@ def test_a_wrong_pin_six_times_is_throttled_and_then_even_the_right_pin_is_refus
     locked_user = terminal(server, right, **via_proxy("10.9.9.9"))
     assert locked_user.status_code == 401 and locked_user.json()["error"] == WRONG_PIN
     # A card still identifies her elsewhere: the lock is against guessing her PIN.
-    assert terminal(server, {"printer": "capture", "card": CARD}, **via_proxy("10.9.9.8")).status_code == 200
+    assert (
+        terminal(server, {"printer": "capture", "card": CARD}, **via_proxy("10.9.9.8")).status_code
+        == 200
+    )
     # Unknown cards count against the station too.
     for _ in range(5):
         unknown = terminal(server, {"printer": "capture", "card": "999"}, **via_proxy("10.7.7.7"))
         assert unknown.status_code == 401 and unknown.json()["error"] == UNKNOWN_CARD
-    assert terminal(server, {"printer": "capture", "card": CARD}, **via_proxy("10.7.7.7")).status_code == 429
+    assert (
+        terminal(server, {"printer": "capture", "card": CARD}, **via_proxy("10.7.7.7")).status_code
+        == 429
+    )
 
     # The counters are in the database, so another machine sees the same lock.
     with setup.installation.db.read() as session:
@@ -364,7 +375,9 @@ def test_a_terminal_lists_and_releases_held_documents(
         (first, 1, "0.100000"),
     ]
     assert "released" not in result
-    one = terminal(server, {"printer": "capture", "user": "janet", "pin": PIN, "documents": [first]})
+    one = terminal(
+        server, {"printer": "capture", "user": "janet", "pin": PIN, "documents": [first]}
+    )
     assert one.status_code == 200, one.text
     assert one.json()["result"]["released"] == [
         {"id": first, "status": "printing", "cost": "0.100000", "message": ""}
@@ -383,9 +396,12 @@ def test_a_terminal_lists_and_releases_held_documents(
     assert "already been released" in released[0]["message"]
     assert "is not in your inbox" in released[1]["message"]
     assert rest.json()["result"]["documents"] == []
-    assert terminal(server, {"printer": "capture", "card": CARD, "documents": "all"}).json()[
-        "result"
-    ]["released"] == []
+    assert (
+        terminal(server, {"printer": "capture", "card": CARD, "documents": "all"}).json()["result"][
+            "released"
+        ]
+        == []
+    )
     for job in setup.jobs():
         assert setup.wait_job(job.id).state == "completed"
     assert print_charges(setup) == 2 and setup.balance() == Decimal("9.70")
@@ -445,7 +461,12 @@ def test_two_stations_releasing_one_document_at_once_print_and_charge_it_once(
         start = threading.Barrier(2)
         answers: list[httpx.Response] = []
 
-        def release(station: str, document_id: int = document_id) -> None:
+        def release(
+            station: str,
+            document_id: int = document_id,
+            start: threading.Barrier = start,
+            answers: list[httpx.Response] = answers,
+        ) -> None:
             body = {"printer": "capture", "card": CARD, "documents": [document_id]}
             start.wait()
             answers.append(terminal(server, body, **via_proxy(station)))
@@ -507,7 +528,10 @@ def test_held_documents_past_the_hold_hours_are_removed_and_never_charged(
     assert sorted(results) == [0, 1]
 
     with installation.db.read() as session:
-        stored = {d.id: d.store for d in session.scalars(select(Document).where(Document.doc_type == "in"))}
+        stored = {
+            d.id: d.store
+            for d in session.scalars(select(Document).where(Document.doc_type == "in"))
+        }
     assert stored == {old: False, printed: True, fresh: True}  # the log entry stays
     assert not any(old_digest in p.name for p in stored_files(installation))
     listed = terminal(server, {"printer": "capture", "card": CARD}).json()["result"]["documents"]
