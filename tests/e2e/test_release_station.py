@@ -26,14 +26,16 @@ from printing_support import (
     upload,
 )
 from sqlalchemy import func, select
-from support import LiveServer, require_programs
+from support import LiveServer, require_programs, wait_until
 
 from financial.schema import AccountTrx, TrxType
 from printsrv.documents.models import Document
 from printsrv.people import users
+from printsrv.printing import access
 from printsrv.release.expiry import sweep
 from printsrv.release.identify import UNKNOWN_CARD, WRONG_PIN
 from printsrv.release.models import ReleaseThrottle
+from printsrv.web.station import STATION_COOKIE
 
 CARD = "0004711829"
 PIN = "2468"
@@ -277,6 +279,30 @@ def test_a_station_outside_the_allowlist_is_refused(
     # A station off loopback without TLS would send card numbers in the clear.
     plain = terminal(server, card, **{"X-Forwarded-For": "10.1.2.3"})
     assert plain.status_code == 403 and "https" in plain.json()["error"]
+    # In maintenance, stations are kept out like every user-facing door.
+    set_config_live(setup.installation, {"system.maintenance": "Y"})
+    closed = terminal(server, card, **via_proxy("10.1.2.3"))
+    assert closed.status_code == 503 and "Retry-After" in closed.headers
+    assert setup.jobs() == [] and print_charges(setup) == 0
+
+
+def test_a_printer_closed_to_the_person_is_refused_once_they_are_known(
+    printing_setup: PrintSetup,  # noqa: F811
+    server: LiveServer,
+) -> None:
+    setup = printing_setup
+    hold(server, setup)
+    with setup.installation.db.transaction() as session:
+        users.add_group(session, "visitors")
+        users.add_member(session, "visitors", setup.user)
+        access.grant(session, "capture", "visitors", "DENY")
+    refused = terminal(server, {"printer": "capture", "card": CARD, "documents": "all"})
+    assert refused.status_code == 403, refused.text
+    url = f"{server.url}/release/capture"
+    with httpx.Client() as station:
+        csrf = csrf_of(station.get(url).text)
+        page = station.post(f"{url}/identify", data={"csrf_token": csrf, "card": CARD})
+        assert page.status_code == 403 and STATION_COOKIE not in station.cookies
     assert setup.jobs() == [] and print_charges(setup) == 0
 
 
@@ -540,3 +566,25 @@ def test_held_documents_past_the_hold_hours_are_removed_and_never_charged(
     assert late.json()["result"]["released"][0]["status"] == "refused"
     assert print_charges(setup) == 1  # the printed one only
     assert setup.balance() == Decimal("9.70")
+
+
+def test_every_server_sweeps_expired_held_documents_in_the_background(
+    printing_setup: PrintSetup,  # noqa: F811
+    server: LiveServer,
+) -> None:
+    setup = printing_setup
+    document_id = hold(server, setup)
+    with setup.installation.db.transaction() as session:
+        session.get_one(Document, document_id).created_at -= timedelta(hours=25)
+    # A server sweeps as it starts, then every few minutes.
+    other = LiveServer(setup.installation).start()
+    try:
+
+        def removed() -> bool:
+            with setup.installation.db.read() as session:
+                return not session.get_one(Document, document_id).store
+
+        wait_until(removed, timeout=10)
+    finally:
+        other.stop()
+    assert print_charges(setup) == 0 and setup.balance() == Decimal("10.00")
