@@ -27,6 +27,7 @@ from printsrv.platform.middleware import HeaderLimitMiddleware
 from printsrv.platform.observability import RequestObserver, watch_pool
 from printsrv.platform.threads import in_thread
 from printsrv.printing.tracker import run_tracker
+from printsrv.release.expiry import keep_swept
 from printsrv.rest import convert, create_rest_app
 from printsrv.rest.metrics import metrics
 from printsrv.rpc import jsonrpc, xmlrpc
@@ -67,6 +68,7 @@ def create_app(installation: Installation | None = None) -> Starlette:
             asyncio.create_task(run_tracker(installation)),
             asyncio.create_task(run_job_runner(installation)),
             asyncio.create_task(idempotency.keep_purged(installation)),
+            asyncio.create_task(keep_swept(installation)),
         ]
         # Other processes' changes: wakes the loops above and empties the caches.
         installation.notifications.start()

@@ -43,6 +43,7 @@ from printsrv.printing.errors import (
     PrintingError,
     SubmitFailed,
 )
+from printsrv.release.errors import NotIdentified, StationThrottled
 
 __all__ = ["ERROR_TABLE", "ErrorAnswer", "answer_for", "retry_after"]
 
@@ -90,12 +91,15 @@ ERROR_TABLE: dict[type[errors.PrintsrvError], ErrorAnswer] = {
     TokenExpired: ErrorAnswer(401, ACCESS_DENIED, 3),
     TokenUsed: ErrorAnswer(401, ACCESS_DENIED, 3),
     ApiKeyRejected: ErrorAnswer(401, ACCESS_DENIED, 4),
+    # A release station: an unknown card, a wrong PIN, a locked user (one answer for all).
+    NotIdentified: ErrorAnswer(401, ACCESS_DENIED, 3, "Not recognised"),
     # The caller is known, and may not do this.
     errors.NotAllowed: ErrorAnswer(403, NOT_ALLOWED, 5),
     PrintingDenied: ErrorAnswer(403, NOT_ALLOWED, 5),
     AccountBlocked: ErrorAnswer(403, NOT_ALLOWED, 5),
     CreditExceeded: ErrorAnswer(402, NOT_ALLOWED, 5),
     LoginThrottled: ErrorAnswer(429, NOT_ALLOWED, 5),
+    StationThrottled: ErrorAnswer(429, NOT_ALLOWED, 5, "Too many attempts"),
     TtpLoginDisabled: ErrorAnswer(403, NOT_ALLOWED, 6),
     UserDisabled: ErrorAnswer(403, NOT_ALLOWED, 7),
     errors.TlsRequired: ErrorAnswer(403, NOT_ALLOWED, 14, "A secure connection is required"),

@@ -18,6 +18,7 @@ from printsrv.operations import models as operations_models
 from printsrv.people import models as people_models
 from printsrv.platform.models import Base
 from printsrv.printing import models as printing_models
+from printsrv.release import models as release_models
 
 __all__ = ["DOMAIN_MODELS", "every_metadata"]
 
@@ -28,6 +29,7 @@ DOMAIN_MODELS = (
     printing_models,
     operations_models,
     jobs_models,
+    release_models,
 )
 
 

@@ -16,6 +16,7 @@ from typing import Any
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import bindparam, func, literal_column, select, union_all
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 import financial
@@ -260,7 +261,14 @@ def update_user(
         user.enabled = not changes.disabled
     if changes.uuid is not None:
         _store_uuid(user, changes.uuid or None, hasher=hasher)
-    session.flush()
+    try:
+        session.flush()
+    except IntegrityError:
+        # Two requests gave one number to two users at the same moment: both passed the
+        # check above, and the unique index refused the second. Still without the owner.
+        if changes.card_number is None and changes.id_number is None:
+            raise
+        raise Conflict("Card or ID number is taken by another user") from None
     return user
 
 

@@ -522,13 +522,6 @@ PROPERTIES: tuple[Property, ...] = (
         "connect and answer timeout for the LDAP server",
     ),
     Property(
-        "print.inbox.expiry-hours",
-        "24",
-        _integer(1, 8760),
-        "int",
-        "a document held in a user's inbox can be released for this many hours",
-    ),
-    Property(
         "print.job.timeout-secs",
         "3600",
         _integer(1, 604_800),
@@ -548,6 +541,29 @@ PROPERTIES: tuple[Property, ...] = (
         _integer(1024, 1024**4),
         "int",
         "largest file POST /documents/print accepts, in bytes",
+    ),
+    Property(
+        "release.hold-hours",
+        "24",
+        _integer(1, 8760),
+        "int",
+        "a document held in a user's inbox can be released for this many hours; then it is "
+        "removed, never charged",
+    ),
+    Property(
+        "release.station.idle-secs",
+        "30",
+        _integer(5, 3600),
+        "int",
+        "a release station forgets the person after this many seconds without input",
+    ),
+    Property(
+        "release.station.ip-addresses-allowed",
+        "",
+        _cidr_set,
+        "cidr-set",
+        "CIDR set of release stations and terminals (/release/PRINTER, POST "
+        "/restful/v1/release); void: no station",
     ),
     Property(
         "server.trusted-proxies",

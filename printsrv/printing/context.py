@@ -60,7 +60,7 @@ class PrintContext:
         cups: the client of the configured CUPS server.
         limits: conversion limits (``convert.*``).
         max_upload_bytes: ``print.upload.max-bytes``.
-        inbox_expiry_hours: ``print.inbox.expiry-hours``.
+        inbox_expiry_hours: ``release.hold-hours``.
         job_timeout: ``print.job.timeout-secs``.
         cups_timeout: ``cups.timeout-secs``, the limit of one pycups call.
         retention_days: ``print.retention-days``.
@@ -94,7 +94,7 @@ class PrintContext:
                 max_parallel=snapshot["convert.max-parallel"],
             ),
             max_upload_bytes=snapshot["print.upload.max-bytes"],
-            inbox_expiry_hours=snapshot["print.inbox.expiry-hours"],
+            inbox_expiry_hours=snapshot["release.hold-hours"],
             job_timeout=float(snapshot["print.job.timeout-secs"]),
             cups_timeout=float(snapshot["cups.timeout-secs"]),
             retention_days=snapshot["print.retention-days"],

@@ -185,7 +185,7 @@ class DocumentView:
     """One document the user uploaded (a document-log entry of type `in`).
 
     ``held`` is true while it waits in the inbox and can be released: stored, younger than
-    ``print.inbox.expiry-hours``, and with no print that is on its way or completed (a
+    ``release.hold-hours``, and with no print that is on its way or completed (a
     print that failed, was cancelled or aborted leaves it held, so it can be tried again).
     """
 

@@ -55,7 +55,14 @@ from printsrv.printing.queues import (
 )
 from printsrv.printing.types import PrinterInfo
 
-__all__ = ["Accepted", "accept_upload", "accept_upload_once", "release", "release_once"]
+__all__ = [
+    "Accepted",
+    "accept_upload",
+    "accept_upload_once",
+    "quote",
+    "release",
+    "release_once",
+]
 
 
 @dataclass(frozen=True)
@@ -154,6 +161,19 @@ def _plan(
         page_colors = _priced_colours(layers, pages, colours)
         cost = price(pages, options, target.cost_model, page_colors=page_colors)
     return _Plan(info, options, cost)
+
+
+def quote(session: Session, *, user: User, document: Document, printer_name: str) -> Decimal:
+    """What releasing held ``document`` on ``printer_name`` with the options asked at upload
+    costs (a release station shows it before the person releases).
+
+    Raises what ``release`` would for that printer: NotFound, Conflict (printer gone),
+    PrintingDenied, OptionRejected.
+    """
+    target = _target(session, printer_name, user)
+    asked = json.loads(document.ipp_options or "{}")
+    colours = PageColours.from_text(document.page_colors)
+    return _plan(target, ({}, asked), document.pages, colours).cost
 
 
 def _title(upload: Upload) -> str:

@@ -9,7 +9,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from printsrv.errors import PrintsrvError
-from printsrv.rest import documents, financial, jobs, reports, system
+from printsrv.rest import documents, financial, jobs, release, reports, system
 from printsrv.rest.responses import (
     handle_http_error,
     handle_service_error,
@@ -35,6 +35,7 @@ def rest_routes() -> list[Route]:
         Route("/tests/echo", system.echo, methods=["POST"]),
         Route("/user/documents", documents.list_user_documents, methods=["GET"]),
         Route("/reports/accounttrx", reports.account_transactions, methods=["POST"]),
+        Route("/release", release.release, methods=["POST"]),
         Route("/jobs", jobs.post_job, methods=["POST"]),
         Route("/jobs/{key}", jobs.get_job, methods=["GET"]),
         Route("/jobs/{key}/files/{name}", jobs.get_job_file, methods=["GET"]),

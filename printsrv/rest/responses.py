@@ -73,10 +73,3 @@ async def handle_http_error(request: Request, exc: Exception) -> Response:
 async def handle_unexpected_error(request: Request, exc: Exception) -> Response:
     # Starlette re-raises after this answer, so the server logs the traceback once.
     return failure("Internal error; the server log has the details", 500)
-
-
-EXCEPTION_HANDLERS = {
-    errors.PrintsrvError: handle_service_error,
-    HTTPException: handle_http_error,
-    Exception: handle_unexpected_error,
-}

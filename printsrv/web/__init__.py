@@ -6,6 +6,7 @@ sessions.py  database-backed sessions and CSRF tokens
 throttle.py  login rate limits per user name and per address, in the database
 account.py   the balance and transactions the user's page shows (from `financial`)
 release.py   releasing a held document: printer choices, the form -> printing.intake.release
+station.py   the release station page at /release/{printer} (printsrv.release.stations)
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from printsrv.web import views
+from printsrv.web import station, views
 
 __all__ = ["web_routes"]
 
@@ -31,4 +32,8 @@ def web_routes() -> list[BaseRoute]:
         Route("/user/transfer", views.transfer, methods=["POST"]),
         Route("/user/release", views.release, methods=["POST"]),
         Mount("/user/static", app=StaticFiles(packages=[("printsrv.web", "static")])),
+        Route("/release/{printer}", station.station, methods=["GET"]),
+        Route("/release/{printer}/identify", station.identify, methods=["POST"]),
+        Route("/release/{printer}/print", station.print_documents, methods=["POST"]),
+        Route("/release/{printer}/leave", station.leave, methods=["POST"]),
     ]

@@ -243,7 +243,7 @@ def _prints(
     request: Request, active: ActiveSession
 ) -> tuple[list[DocumentView], list[PrintView], ReleaseChoices]:
     installation = installation_of(request)
-    expiry_hours = installation.config.snapshot()["print.inbox.expiry-hours"]
+    expiry_hours = installation.config.snapshot()["release.hold-hours"]
     with installation.db.read() as session:
         return (
             user_documents(

@@ -350,7 +350,7 @@ def test_release_refusals(
     missing = f"{server.url}/restful/v1/documents/{document_id + 100}/print"
     assert httpx.post(missing, auth=setup.auth, data={"printer": "capture"}).status_code == 404
     assert httpx.post(url, auth=("janet", "wrong"), data={"printer": "capture"}).status_code == 401
-    set_config_live(setup.installation, {"print.inbox.expiry-hours": "1"})
+    set_config_live(setup.installation, {"release.hold-hours": "1"})
     with setup.installation.db.transaction() as session:
         document = session.get(Document, document_id)
         assert document is not None

@@ -228,7 +228,7 @@ def test_insufficient_balance_and_expiry_are_explained(
         assert poor.status_code == 402
         assert "Insufficient balance: the print costs 0.200000" in poor.text
 
-        set_config_live(setup.installation, {"print.inbox.expiry-hours": "1"})
+        set_config_live(setup.installation, {"release.hold-hours": "1"})
         with setup.installation.db.transaction() as session:
             document = session.get(Document, document_id)
             assert document is not None

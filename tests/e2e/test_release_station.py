@@ -1,0 +1,590 @@
+"""Release at the printer: the station page and the terminal API, against a private cupsd,
+over a real socket (and once in a real headless Chromium)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from printing_support import (
+    PrintSetup,
+    pdf_bytes,
+    print_cups,  # noqa: F401 - a fixture
+    printing_setup,  # noqa: F401 - a fixture
+    set_config_live,
+    stored_files,
+    upload,
+)
+from sqlalchemy import func, select
+from support import LiveServer, require_programs, wait_until
+
+from financial.schema import AccountTrx, TrxType
+from printsrv.documents.models import Document
+from printsrv.people import users
+from printsrv.printing import access
+from printsrv.release.expiry import sweep
+from printsrv.release.identify import UNKNOWN_CARD, WRONG_PIN
+from printsrv.release.models import ReleaseThrottle
+from printsrv.web.station import STATION_COOKIE
+
+CARD = "0004711829"
+PIN = "2468"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+
+
+@pytest.fixture
+def server(printing_setup: PrintSetup) -> Iterator[LiveServer]:  # noqa: F811
+    """janet with a card and a PIN, 0.10 a side on capture, loopback as the only station."""
+    setup = printing_setup
+    with setup.installation.db.transaction() as session:
+        users.set_user_fields(
+            session, setup.user, card_number=CARD, pin=PIN, hasher=setup.installation.hasher
+        )
+    setup.set_cost("capture", "0.10")
+    set_config_live(
+        setup.installation, {"release.station.ip-addresses-allowed": "127.0.0.1/32, ::1/128"}
+    )
+    live = LiveServer(setup.installation).start()
+    yield live
+    live.stop()
+
+
+def hold(server: LiveServer, setup: PrintSetup, name: str = "held.pdf", pages: int = 2) -> int:
+    response = upload(server.url, setup.auth, name, pdf_bytes(pages))
+    assert response.status_code == 200 and response.json()["status"] == "held", response.text
+    return int(response.json()["id"])
+
+
+def print_charges(setup: PrintSetup) -> int:
+    with setup.installation.db.read() as session:
+        return session.scalar(
+            select(func.count()).select_from(AccountTrx).where(
+                AccountTrx.trx_type == TrxType.PRINT_OUT
+            )
+        )  # fmt: skip
+
+
+def terminal(server: LiveServer, body: Any, **headers: str) -> httpx.Response:
+    """POST /restful/v1/release as a terminal would."""
+    if isinstance(body, (bytes, str)):
+        return httpx.post(f"{server.url}/restful/v1/release", content=body, headers=headers)
+    return httpx.post(f"{server.url}/restful/v1/release", json=body, headers=headers, timeout=30)
+
+
+def via_proxy(address: str) -> dict[str, str]:
+    """Headers a trusted TLS proxy in front of printsrv adds for a station at ``address``."""
+    return {"X-Forwarded-For": address, "X-Forwarded-Proto": "https"}
+
+
+def csrf_of(page: str) -> str:
+    return re.search(r'name="csrf_token" value="([^"]+)"', page)[1]  # type: ignore[index]
+
+
+# --- the station page ---------------------------------------------------------------------------
+
+
+def test_a_card_typed_at_the_station_page_releases_to_the_printer(
+    printing_setup: PrintSetup,  # noqa: F811
+    server: LiveServer,
+    tmp_path: Path,
+) -> None:
+    require_programs(str(CHROMIUM), str(CHROMEDRIVER))
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    setup = printing_setup
+    document_id = hold(server, setup, "Timetable.pdf", pages=3)
+    options = Options()
+    options.binary_location = str(CHROMIUM)
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--window-size=800,1280"):  # fmt: skip
+        options.add_argument(flag)
+    options.add_argument(f"--user-data-dir={tmp_path / 'chromium-profile'}")
+    service = Service(executable_path=str(CHROMEDRIVER), log_output=str(tmp_path / "driver.log"))
+    driver = webdriver.Chrome(service=service, options=options)
+    driver.set_page_load_timeout(20)
+    try:
+        driver.get(f"{server.url}/release/capture")
+        # The card field has the focus: a keyboard-wedge reader types the number and Enter.
+        focused = driver.switch_to.active_element
+        assert focused.get_attribute("id") == "card"
+        focused.send_keys(CARD + Keys.ENTER)
+        row = WebDriverWait(driver, 15).until(
+            expected_conditions.presence_of_element_located((By.ID, f"held-{document_id}"))
+        )
+        assert "Timetable.pdf" in row.text and "3" in row.text and "0.30" in row.text
+        # "Print all" has the focus now: Enter releases, no mouse needed.
+        focused = driver.switch_to.active_element
+        assert focused.get_attribute("id") == "print-all"
+        focused.send_keys(Keys.ENTER)
+        done = WebDriverWait(driver, 15).until(
+            expected_conditions.presence_of_element_located((By.ID, f"outcome-{document_id}"))
+        )
+        assert "Timetable.pdf: sent to capture (0.30)" in done.text
+        # The station has forgotten janet: the next visit starts at the card field.
+        driver.get(f"{server.url}/release/capture")
+        assert driver.switch_to.active_element.get_attribute("id") == "card"
+        assert not driver.find_elements(By.ID, f"held-{document_id}")
+    finally:
+        driver.quit()
+        shutil.rmtree(tmp_path / "chromium-profile", ignore_errors=True)
+    job = setup.wait_job(setup.jobs()[0].id)
+    assert job.state == "completed"
+    assert setup.cups.read_env("capture", job.cups_job_id)["TITLE"] == "Timetable.pdf"
+    assert len(setup.jobs()) == 1 and print_charges(setup) == 1
+    assert setup.balance() == Decimal("9.70")  # 3 pages x 0.10
+
+
+def test_a_pin_identifies_on_the_page_and_the_station_forgets_after_release(
+    printing_setup: PrintSetup,  # noqa: F811
+    server: LiveServer,
+) -> None:
+    setup = printing_setup
+    first = hold(server, setup, "one.pdf", pages=1)
+    second = hold(server, setup, "two.pdf", pages=2)
+    url = f"{server.url}/release/capture"
+    with httpx.Client() as station:
+        form = station.get(url)
+        assert form.status_code == 200 and 'id="pin-form"' in form.text
+        assert "http-equiv" not in form.text  # a blank form does not reload under someone
+        wrong = station.post(
+            f"{url}/identify",
+            data={"csrf_token": csrf_of(form.text), "user": "janet", "pin": "1111"},
+        )
+        assert wrong.status_code == 403 and WRONG_PIN in wrong.text
+        listed = station.post(
+            f"{url}/identify",
+            data={"csrf_token": csrf_of(form.text), "user": "JANET", "pin": PIN},
+            follow_redirects=True,
+        )
+        assert listed.status_code == 200
+        assert f'id="held-{first}"' in listed.text and f'id="held-{second}"' in listed.text
+        # The page goes back to the form by itself once the station has forgotten janet.
+        assert 'http-equiv="refresh" content="30;url=/release/capture"' in listed.text
+        done = station.post(
+            f"{url}/print", data={"csrf_token": csrf_of(listed.text), "document": str(second)}
+        )
+        assert done.status_code == 200 and "two.pdf: sent to capture (0.20)" in done.text
+        # Forgotten: the same session cannot release the other document.
+        again = station.post(
+            f"{url}/print",
+            data={"csrf_token": csrf_of(listed.text), "document": str(first)},
+            follow_redirects=False,
+        )
+        assert again.status_code == 303
+        assert 'id="card-form"' in station.get(url).text
+    assert len(setup.jobs()) == 1 and print_charges(setup) == 1
+
+
+def test_the_station_forgets_a_person_after_the_idle_time(
+    printing_setup: PrintSetup,  # noqa: F811
+    server: LiveServer,
+) -> None:
+    setup = printing_setup
+    document_id = hold(server, setup)
+    set_config_live(setup.installation, {"release.station.idle-secs": "5"})
+    url = f"{server.url}/release/capture"
+    with httpx.Client() as station:
+        form = station.get(url).text
+        listed = station.post(
+            f"{url}/identify",
+            data={"csrf_token": csrf_of(form), "card": CARD},
+            follow_redirects=True,
+        )
+        assert f'id="held-{document_id}"' in listed.text
+        time.sleep(5.5)
+        later = station.get(url)
+        assert 'id="card-form"' in later.text and f'id="held-{document_id}"' not in later.text
+        late = station.post(
+            f"{url}/print",
+            data={"csrf_token": csrf_of(listed.text), "document": "all"},
+            follow_redirects=False,
+        )
+        assert late.status_code == 303
+    assert setup.jobs() == [] and print_charges(setup) == 0
+
+
+def test_station_forms_need_their_csrf_token(
+    printing_setup: PrintSetup,  # noqa: F811
+    server: LiveServer,
+) -> None:
+    setup = printing_setup
+    document_id = hold(server, setup)
+    url = f"{server.url}/release/capture"
+    with httpx.Client() as station:
+        form = station.get(url).text
+        forged = station.post(f"{url}/identify", data={"csrf_token": "x" * 43, "card": CARD})
+        assert forged.status_code == 403 and "This form has expired" in forged.text
+        listed = station.post(
+            f"{url}/identify",
+            data={"csrf_token": csrf_of(form), "card": CARD},
+            follow_redirects=True,
+        )
+        assert f'id="held-{document_id}"' in listed.text
+        refused = station.post(
+            f"{url}/print", data={"csrf_token": csrf_of(form), "document": "all"}
+        )
+        assert refused.status_code == 403
+    assert setup.jobs() == [] and print_charges(setup) == 0
+
+
+# --- who may be a station ------------------------------------------------------------------------
+
+
+def test_a_station_outside_the_allowlist_is_refused(
+    printing_setup: PrintSetup,  # noqa: F811
+    server: LiveServer,
+) -> None:
+    setup = printing_setup
+    hold(server, setup)
+    card = {"printer": "capture", "card": CARD}
+    for allowed in ("", "10.0.0.0/8"):  # void: there are no stations at all
+        set_config_live(setup.installation, {"release.station.ip-addresses-allowed": allowed})
+        page = httpx.get(f"{server.url}/release/capture")
+        assert page.status_code == 403
+        assert "Client address 127.0.0.1 is not a release station" in page.text
+        assert 'name="card"' not in page.text
+        api = terminal(server, card)
+        assert api.status_code == 403 and api.json()["succes"] is False
+        # Refused before the body is read: a stranger learns nothing of its shape.
+        assert terminal(server, b"not json").status_code == 403
+
+    # Behind a trusted proxy, the station is the address the proxy names.
+    set_config_live(
+        setup.installation,
+        {
+            "release.station.ip-addresses-allowed": "10.0.0.0/8",
+            "server.trusted-proxies": "127.0.0.1/32",
+        },
+    )
+    assert terminal(server, card, **via_proxy("10.1.2.3")).status_code == 200
+    assert terminal(server, card, **via_proxy("192.0.2.7")).status_code == 403
+    # A station off loopback without TLS would send card numbers in the clear.
+    plain = terminal(server, card, **{"X-Forwarded-For": "10.1.2.3"})
+    assert plain.status_code == 403 and "https" in plain.json()["error"]
+    # In maintenance, stations are kept out like every user-facing door.
+    set_config_live(setup.installation, {"system.maintenance": "Y"})
+    closed = terminal(server, card, **via_proxy("10.1.2.3"))
+    assert closed.status_code == 503 and "Retry-After" in closed.headers
+    assert setup.jobs() == [] and print_charges(setup) == 0
+
+
+def test_a_printer_closed_to_the_person_is_refused_once_they_are_known(
+    printing_setup: PrintSetup,  # noqa: F811
+    server: LiveServer,
+) -> None:
+    setup = printing_setup
+    hold(server, setup)
+    with setup.installation.db.transaction() as session:
+        users.add_group(session, "visitors")
+        users.add_member(session, "visitors", setup.user)
+        access.grant(session, "capture", "visitors", "DENY")
+    refused = terminal(server, {"printer": "capture", "card": CARD, "documents": "all"})
+    assert refused.status_code == 403, refused.text
+    url = f"{server.url}/release/capture"
+    with httpx.Client() as station:
+        csrf = csrf_of(station.get(url).text)
+        page = station.post(f"{url}/identify", data={"csrf_token": csrf, "card": CARD})
+        assert page.status_code == 403 and STATION_COOKIE not in station.cookies
+    assert setup.jobs() == [] and print_charges(setup) == 0
+
+
+# --- guessing ----------------------------------------------------------------------------------
+
+
+def test_a_wrong_pin_six_times_is_throttled_and_then_even_the_right_pin_is_refused(
+    printing_setup: PrintSetup,  # noqa: F811
+    server: LiveServer,
+) -> None:
+    setup = printing_setup
+    hold(server, setup)
+    set_config_live(
+        setup.installation,
+        {
+            "release.station.ip-addresses-allowed": "127.0.0.1/32, 10.0.0.0/8",
+            "server.trusted-proxies": "127.0.0.1/32",
+        },
+    )
+    guess = {"printer": "capture", "user": "janet", "pin": "0000"}
+    for _ in range(5):
+        wrong = terminal(server, guess)
+        assert wrong.status_code == 401 and wrong.json()["error"] == WRONG_PIN
+    sixth = terminal(server, guess)
+    assert sixth.status_code == 429
+    assert 240 <= int(sixth.headers["Retry-After"]) <= 300
+    right = {**guess, "pin": PIN}
+    locked_station = terminal(server, right)
+    assert locked_station.status_code == 429 and "Retry-After" in locked_station.headers
+    # From another station, janet is locked too, and is told just what a wrong PIN hears.
+    locked_user = terminal(server, right, **via_proxy("10.9.9.9"))
+    assert locked_user.status_code == 401 and locked_user.json()["error"] == WRONG_PIN
+    # A card still identifies her elsewhere: the lock is against guessing her PIN.
+    assert (
+        terminal(server, {"printer": "capture", "card": CARD}, **via_proxy("10.9.9.8")).status_code
+        == 200
+    )
+    # Unknown cards count against the station too.
+    for _ in range(5):
+        unknown = terminal(server, {"printer": "capture", "card": "999"}, **via_proxy("10.7.7.7"))
+        assert unknown.status_code == 401 and unknown.json()["error"] == UNKNOWN_CARD
+    assert (
+        terminal(server, {"printer": "capture", "card": CARD}, **via_proxy("10.7.7.7")).status_code
+        == 429
+    )
+
+    # The counters are in the database, so another machine sees the same lock.
+    with setup.installation.db.read() as session:
+        counts = dict(session.execute(select(ReleaseThrottle.key, ReleaseThrottle.failures)).all())
+    assert counts["station:127.0.0.1"] >= 5 and counts["user:janet"] >= 5
+    other = LiveServer(setup.installation).start()
+    try:
+        assert terminal(other, right).status_code == 429
+    finally:
+        other.stop()
+
+    # Once the window has passed, the right PIN works again.
+    with setup.installation.db.transaction() as session:
+        for row in session.scalars(select(ReleaseThrottle)):
+            row.window_start = row.window_start - timedelta(minutes=6)
+    assert terminal(server, right).status_code == 200
+    assert setup.jobs() == [] and print_charges(setup) == 0
+
+
+def test_the_station_page_says_429_with_retry_after_when_throttled(
+    printing_setup: PrintSetup,  # noqa: F811
+    server: LiveServer,
+) -> None:
+    url = f"{server.url}/release/capture"
+    with httpx.Client() as station:
+        csrf = csrf_of(station.get(url).text)
+        for _ in range(5):
+            wrong = station.post(f"{url}/identify", data={"csrf_token": csrf, "card": "12345"})
+            assert wrong.status_code == 403 and UNKNOWN_CARD in wrong.text
+        throttled = station.post(f"{url}/identify", data={"csrf_token": csrf, "card": CARD})
+        assert throttled.status_code == 429 and int(throttled.headers["Retry-After"]) > 0
+        assert "Too many failed attempts at this station" in throttled.text
+
+
+# --- the terminal API ----------------------------------------------------------------------------
+
+
+def test_a_terminal_lists_and_releases_held_documents(
+    printing_setup: PrintSetup,  # noqa: F811
+    server: LiveServer,
+) -> None:
+    setup = printing_setup
+    first = hold(server, setup, "a.pdf", pages=1)
+    second = hold(server, setup, "b.pdf", pages=2)
+    listed = terminal(server, {"printer": "capture", "card": CARD})
+    assert listed.status_code == 200, listed.text
+    result = listed.json()["result"]
+    assert result["user"] == "janet" and result["printer"] == "capture"
+    assert [(d["id"], d["pages"], d["price"]) for d in result["documents"]] == [
+        (second, 2, "0.200000"),
+        (first, 1, "0.100000"),
+    ]
+    assert "released" not in result
+    one = terminal(
+        server, {"printer": "capture", "user": "janet", "pin": PIN, "documents": [first]}
+    )
+    assert one.status_code == 200, one.text
+    assert one.json()["result"]["released"] == [
+        {"id": first, "status": "printing", "cost": "0.100000", "message": ""}
+    ]
+    assert [d["id"] for d in one.json()["result"]["documents"]] == [second]
+    # Released already, or someone else's, or missing: refused per document, nothing charged.
+    rest = terminal(
+        server, {"printer": "capture", "card": CARD, "documents": [first, 999999, second]}
+    )
+    released = rest.json()["result"]["released"]
+    assert [(r["id"], r["status"]) for r in released] == [
+        (first, "refused"),
+        (999999, "refused"),
+        (second, "printing"),
+    ]
+    assert "already been released" in released[0]["message"]
+    assert "is not in your inbox" in released[1]["message"]
+    assert rest.json()["result"]["documents"] == []
+    assert (
+        terminal(server, {"printer": "capture", "card": CARD, "documents": "all"}).json()["result"][
+            "released"
+        ]
+        == []
+    )
+    for job in setup.jobs():
+        assert setup.wait_job(job.id).state == "completed"
+    assert print_charges(setup) == 2 and setup.balance() == Decimal("9.70")
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "message"),
+    [
+        ({"printer": "nope", "card": CARD}, 404, "Printer 'nope' is not known"),
+        ({"card": CARD}, 400, "printer is missing"),
+        ({"printer": "capture"}, 400, "Give card, or user and pin"),
+        ({"printer": "capture", "user": "janet"}, 400, "pin is missing"),
+        ({"printer": "capture", "user": "janet", "pin": "24a8"}, 400, "pin must be 4 to 8 digits"),
+        ({"printer": "capture", "user": "janet", "pin": 2468}, 400, "pin must be a string"),
+        ({"printer": "capture", "card": CARD, "pin": PIN}, 400, "either card, or user and pin"),
+        ({"printer": "capture", "card": CARD, "colour": "y"}, 400, "Field 'colour' is not known"),
+        ({"printer": "capture", "card": CARD, "documents": []}, 400, "documents must be"),
+        ({"printer": "capture", "card": CARD, "documents": ["1"]}, 400, "documents must be"),
+        ({"printer": "capture", "card": CARD, "documents": "some"}, 400, "documents must be"),
+        (["capture", CARD], 400, "must be a JSON object"),
+        (b'{"printer": "capture", "card": NaN}', 400, "not valid JSON"),
+        (b"", 400, "must be a JSON object"),
+    ],
+)
+def test_bad_terminal_requests_name_the_field_and_change_nothing(
+    printing_setup: PrintSetup,  # noqa: F811
+    server: LiveServer,
+    body: Any,
+    status: int,
+    message: str,
+) -> None:
+    setup = printing_setup
+    hold(server, setup)
+    refused = terminal(server, body)
+    assert refused.status_code == status, refused.text
+    assert refused.json()["succes"] is False and message in refused.json()["error"]
+    with setup.installation.db.read() as session:
+        # A malformed request is no guess: nothing is counted against anyone.
+        assert session.scalar(select(func.count()).select_from(ReleaseThrottle)) == 0
+    assert setup.jobs() == [] and print_charges(setup) == 0
+
+
+def test_two_stations_releasing_one_document_at_once_print_and_charge_it_once(
+    printing_setup: PrintSetup,  # noqa: F811
+    server: LiveServer,
+) -> None:
+    setup = printing_setup
+    set_config_live(
+        setup.installation,
+        {
+            "release.station.ip-addresses-allowed": "10.0.0.0/8",
+            "server.trusted-proxies": "127.0.0.1/32",
+        },
+    )
+    for _ in range(3):  # a few rounds: the race must be met, not dodged
+        document_id = hold(server, setup)
+        start = threading.Barrier(2)
+        answers: list[httpx.Response] = []
+
+        def release(
+            station: str,
+            document_id: int = document_id,
+            start: threading.Barrier = start,
+            answers: list[httpx.Response] = answers,
+        ) -> None:
+            body = {"printer": "capture", "card": CARD, "documents": [document_id]}
+            start.wait()
+            answers.append(terminal(server, body, **via_proxy(station)))
+
+        threads = [threading.Thread(target=release, args=(s,)) for s in ("10.0.0.1", "10.0.0.2")]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        outcomes = sorted(a.json()["result"]["released"][0]["status"] for a in answers)
+        assert outcomes == ["printing", "refused"], [a.text for a in answers]
+    jobs = setup.jobs()
+    assert len(jobs) == 3 and print_charges(setup) == 3
+    for job in jobs:
+        assert setup.wait_job(job.id).state == "completed"
+    assert setup.balance() == Decimal("9.40")  # 3 documents x 2 pages x 0.10
+
+
+# --- held documents expire -----------------------------------------------------------------------
+
+
+def test_held_documents_past_the_hold_hours_are_removed_and_never_charged(
+    printing_setup: PrintSetup,  # noqa: F811
+    server: LiveServer,
+) -> None:
+    setup = printing_setup
+    installation = setup.installation
+    old = hold(server, setup, "old.pdf", pages=1)
+    printed = hold(server, setup, "printed.pdf", pages=3)
+    fresh = hold(server, setup, "fresh.pdf", pages=2)
+    answer = terminal(server, {"printer": "capture", "card": CARD, "documents": [printed]})
+    assert answer.json()["result"]["released"][0]["status"] == "printing"
+    setup.wait_job(setup.jobs()[0].id)
+    with installation.db.transaction() as session:
+        for document_id in (old, printed):
+            document = session.get(Document, document_id)
+            assert document is not None
+            document.created_at -= timedelta(hours=25)
+        old_digest = session.get_one(Document, old).pdf_sha256
+    old_files = [p for p in stored_files(installation) if old_digest in p.name]
+    assert old_files
+    for path in old_files:  # written a day ago, like its row
+        aged = path.stat().st_mtime - 25 * 3600
+        os.utime(path, (aged, aged))
+
+    # Two machines sweeping at the same moment: each document is removed by one of them.
+    results: list[int] = []
+    start = threading.Barrier(2)
+
+    def sweep_once() -> None:
+        start.wait()
+        results.append(sweep(installation))
+
+    threads = [threading.Thread(target=sweep_once) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sorted(results) == [0, 1]
+
+    with installation.db.read() as session:
+        stored = {
+            d.id: d.store
+            for d in session.scalars(select(Document).where(Document.doc_type == "in"))
+        }
+    assert stored == {old: False, printed: True, fresh: True}  # the log entry stays
+    assert not any(old_digest in p.name for p in stored_files(installation))
+    listed = terminal(server, {"printer": "capture", "card": CARD}).json()["result"]["documents"]
+    assert [d["id"] for d in listed] == [fresh]
+    late = terminal(server, {"printer": "capture", "card": CARD, "documents": [old]})
+    assert late.json()["result"]["released"][0]["status"] == "refused"
+    assert print_charges(setup) == 1  # the printed one only
+    assert setup.balance() == Decimal("9.70")
+
+
+def test_every_server_sweeps_expired_held_documents_in_the_background(
+    printing_setup: PrintSetup,  # noqa: F811
+    server: LiveServer,
+) -> None:
+    setup = printing_setup
+    document_id = hold(server, setup)
+    with setup.installation.db.transaction() as session:
+        session.get_one(Document, document_id).created_at -= timedelta(hours=25)
+    # A server sweeps as it starts, then every few minutes.
+    other = LiveServer(setup.installation).start()
+    try:
+
+        def removed() -> bool:
+            with setup.installation.db.read() as session:
+                return not session.get_one(Document, document_id).store
+
+        wait_until(removed, timeout=10)
+    finally:
+        other.stop()
+    assert print_charges(setup) == 0 and setup.balance() == Decimal("10.00")
