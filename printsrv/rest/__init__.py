@@ -22,6 +22,8 @@ def create_rest_app() -> Starlette:
         Route("/documents/{ref}", documents.get_document, methods=["GET"]),
         Route("/documents/{ref}/pdf", documents.get_pdf, methods=["GET"]),
         Route("/documents/{ref}/print", documents.print_release, methods=["POST"]),
+        Route("/documents/{ref}/approve", documents.approve_document, methods=["POST"]),
+        Route("/documents/{ref}/deny", documents.deny_document, methods=["POST"]),
         Route("/user/documents", documents.list_user_documents, methods=["GET"]),
         Route("/financial/account/balance", financial.account_balance, methods=["GET"]),
         Route("/financial/account/balance", financial.set_account_balance, methods=["POST"]),
