@@ -473,3 +473,36 @@ def test_rule_list_remove_and_test_through_the_cli(
     code, output = cli("rule", "remove", "big")
     assert code == 0, output
     assert [r.name for r in rules.list_rules(setup.installation.db)] == ["two-sided"]
+
+
+def test_a_held_or_refused_upload_retried_with_its_idempotency_key_gets_the_first_answer(
+    printing_setup: PrintSetup,  # noqa: F811
+    server: LiveServer,
+) -> None:
+    setup = printing_setup
+    add_rule(setup, "hold-big", "all", "pages>2", "hold")
+    add_rule(setup, "refuse-huge", "all", "pages>4", "refuse")
+
+    documents = {3: pdf_bytes(3), 5: pdf_bytes(5)}  # a retry sends the same bytes
+
+    def send(key: str, pages: int) -> httpx.Response:
+        return httpx.post(
+            f"{server.url}/restful/v1/documents/print",
+            auth=setup.auth,
+            headers={"Idempotency-Key": key},
+            files={"file": ("doc.pdf", documents[pages])},
+            data={"queue": "lab"},
+            timeout=60,
+        )
+
+    first = send("held-1", 3)
+    again = send("held-1", 3)
+    assert first.json()["status"] == "waiting", first.text
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    assert again.json() == first.json()
+    refused = send("refused-1", 5)
+    retried = send("refused-1", 5)
+    assert (refused.status_code, retried.status_code) == (422, 422)
+    assert retried.headers.get("Idempotent-Replayed") == "true"
+    assert [r.state for r in ruled(setup)] == ["waiting", "refused"]
+    assert charges(setup) == 0

@@ -109,8 +109,14 @@ def test_a_held_release_waits_for_approval_and_the_page_shows_the_outcome(
     server: LiveServer,
 ) -> None:
     setup = printing_setup
-    rules.add_rule(setup.installation.db, name="big", scope="printer:capture",
-                   condition="pages>3", action="hold", message="Big jobs need a teacher")  # fmt: skip
+    rules.add_rule(
+        setup.installation.db,
+        name="big",
+        scope="printer:capture",
+        condition="pages>3",
+        action="hold",
+        message="Big jobs need a teacher",
+    )
     approved_id = hold(server, setup, 4)
     denied_id = hold(server, setup, 5)
     with contextlib.closing(log_in(server, setup.user)) as browser:
