@@ -212,6 +212,9 @@ def test_a_held_print_waits_uncharged_until_approved_through_rest(
     # Only the admin approves, and only a waiting document.
     assert httpx.post(f"{server.url}/restful/v1/documents/{document_id}/approve",
                       auth=setup.auth).status_code == 401  # fmt: skip
+    too_long = approve(server, document_id, comment="x" * 501)
+    assert too_long.status_code == 400 and "Comment" in too_long.json()["error"]
+    assert [r.state for r in ruled(setup)] == ["waiting"]
     approved = approve(server, document_id, comment="fine")
     assert approved.status_code == 200, approved.text
     assert approved.json()["state"] == "approved"
