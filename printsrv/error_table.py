@@ -43,6 +43,7 @@ from printsrv.printing.errors import (
     PrintingError,
     SubmitFailed,
 )
+from printsrv.printing.rules import PrintRefused, RuleNotFound
 from printsrv.release.errors import NotIdentified, StationThrottled
 
 __all__ = ["ERROR_TABLE", "ErrorAnswer", "answer_for", "retry_after"]
@@ -98,6 +99,8 @@ ERROR_TABLE: dict[type[errors.PrintsrvError], ErrorAnswer] = {
     PrintingDenied: ErrorAnswer(403, NOT_ALLOWED, 5),
     AccountBlocked: ErrorAnswer(403, NOT_ALLOWED, 5),
     CreditExceeded: ErrorAnswer(402, NOT_ALLOWED, 5),
+    # A print rule refuses the print: the request was understood, its content is refused.
+    PrintRefused: ErrorAnswer(422, NOT_ALLOWED, 5, "Print refused"),
     LoginThrottled: ErrorAnswer(429, NOT_ALLOWED, 5),
     StationThrottled: ErrorAnswer(429, NOT_ALLOWED, 5, "Too many attempts"),
     TtpLoginDisabled: ErrorAnswer(403, NOT_ALLOWED, 6),
@@ -107,6 +110,7 @@ ERROR_TABLE: dict[type[errors.PrintsrvError], ErrorAnswer] = {
     # The named thing is missing, or its state forbids the change.
     errors.NotFound: ErrorAnswer(404, NOT_FOUND, 8),
     JobKeyNotFound: ErrorAnswer(404, NOT_FOUND, 8),
+    RuleNotFound: ErrorAnswer(404, NOT_FOUND, 8),
     # A job's results were kept for api.jobs.result-ttl-secs and are gone.
     JobGone: ErrorAnswer(410, NOT_FOUND, 8),
     errors.Conflict: ErrorAnswer(409, CONFLICT, 9),

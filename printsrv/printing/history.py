@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from financial.money import ZERO
 from printsrv.documents.models import Document
 from printsrv.printing.models import PrintJob
+from printsrv.printing.ruled import latest_ruled
 
 __all__ = [
     "FAILED_STATES",
@@ -185,8 +186,11 @@ class DocumentView:
     """One document the user uploaded (a document-log entry of type `in`).
 
     ``held`` is true while it waits in the inbox and can be released: stored, younger than
-    ``release.hold-hours``, and with no print that is on its way or completed (a
-    print that failed, was cancelled or aborted leaves it held, so it can be tried again).
+    ``release.hold-hours``, with no print that is on its way or completed (a
+    print that failed, was cancelled or aborted leaves it held, so it can be tried again),
+    and not waiting for an approval. ``approval`` is what a print rule last decided about
+    it ("waiting for approval", "refused", "approved", "denied"; "" when no rule did), and
+    ``approval_note`` the rule's message or the approver's comment.
     """
 
     document_id: int
@@ -196,6 +200,8 @@ class DocumentView:
     created: datetime
     stored: bool
     held: bool = False
+    approval: str = ""
+    approval_note: str = ""
 
 
 # A print in one of these states means the document went out (or is going out).
@@ -247,21 +253,31 @@ def user_documents(
                 )
             )
         )
-    return [
-        DocumentView(
-            d.id,
-            d.title,
-            d.pages,
-            d.queue_name,
-            d.created_at,
-            d.store,
-            held=(
-                expiry_hours is not None
-                and now is not None
-                and d.store
-                and d.id not in printed
-                and now < d.created_at + timedelta(hours=expiry_hours)
-            ),
+    ruled = latest_ruled(session, [d.id for d in rows])
+    views = []
+    for d in rows:
+        decided = ruled.get(d.id)
+        note = ""
+        if decided is not None:
+            note = decided.comment if decided.state in ("approved", "denied") else decided.message
+        views.append(
+            DocumentView(
+                d.id,
+                d.title,
+                d.pages,
+                d.queue_name,
+                d.created_at,
+                d.store,
+                held=(
+                    expiry_hours is not None
+                    and now is not None
+                    and d.store
+                    and d.id not in printed
+                    and (decided is None or decided.state != "waiting")
+                    and now < d.created_at + timedelta(hours=expiry_hours)
+                ),
+                approval=decided.status if decided is not None else "",
+                approval_note=note,
+            )
         )
-        for d in rows
-    ]
+    return views

@@ -5,7 +5,8 @@ is on disk; ``release`` is ``POST /documents/<id>/print``. Every check that can 
 request runs before anything is stored or charged, in this order: queue (404), queue access
 (403), ``ipp_options`` syntax (400), ``ext_id`` (400/409), the printer's group access lists
 (403, ``printing.access``), file name and size (400), conversion (415), options against the
-printer with the page count known (400), price and credit (402).
+printer with the page count known (400), the print rules (``printing.rules``: 422 for a
+refusal, a hold for approval, or changed options and price), price and credit (402).
 Then, in one transaction, the log entries, the job and its charge, with the PDF moved into
 the store last, so a refusal leaves nothing behind. Submission to CUPS follows the commit.
 """
@@ -13,7 +14,7 @@ the store last, so a refusal leaves nothing behind. Submission to CUPS follows t
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from pathlib import Path
 
@@ -53,15 +54,30 @@ from printsrv.printing.queues import (
     parse_ipp_options,
     routing_options,
 )
+from printsrv.printing.ruled import is_waiting, record_ruled
+from printsrv.printing.rules import (
+    Judgement,
+    PrintRefused,
+    apply_changes,
+    facts_of,
+    judge,
+    rules_in_force,
+)
 from printsrv.printing.types import PrinterInfo
 
 __all__ = [
     "Accepted",
+    "PrintPlan",
+    "PrintTarget",
+    "Ruling",
     "accept_upload",
     "accept_upload_once",
+    "plan_print",
+    "print_target",
     "quote",
     "release",
     "release_once",
+    "rule_print",
 ]
 
 
@@ -75,9 +91,10 @@ class Accepted:
         title: its title.
         pages: its page count.
         queue: the queue it came through.
-        status: ``held`` (in the inbox), ``printing`` (CUPS has it) or ``failed``.
-        cost: what was charged (zero when held, free, or refunded).
-        message: why it failed, else "".
+        status: ``held`` (in the inbox), ``waiting`` (a rule holds it for approval),
+            ``printing`` (CUPS has it) or ``failed``.
+        cost: what was charged (zero when held, waiting, free, or refunded).
+        message: why it failed, or what the holding rule says; else "".
         print_document_id: the `print` log entry, when it was printed.
         printer: the printer, when it was printed.
         pages_color, pages_grayscale: how many of its pages have colour and how many are
@@ -96,11 +113,12 @@ class Accepted:
     printer: str | None = None
     pages_color: int | None = None
     pages_grayscale: int | None = None
+    rules: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
-class _Plan:
-    """A print that passed every check: where, with what, for how much."""
+class PrintPlan:
+    """A print that passed the printer's checks: where, with what, for how much."""
 
     printer: PrinterInfo
     options: dict[str, str]
@@ -108,14 +126,14 @@ class _Plan:
 
 
 @dataclass(frozen=True)
-class _Target:
+class PrintTarget:
     """A printer as stored: its capabilities and its prices (None: free)."""
 
     info: PrinterInfo
     cost_model: CostModel | None
 
 
-def _target(session: Session, printer_name: str, user: User) -> _Target:
+def print_target(session: Session, printer_name: str, user: User) -> PrintTarget:
     """The printer a job for ``user`` goes to, once it is known to exist and to let them print.
 
     Uploads to a routed queue and releases both resolve their printer here, so the group
@@ -125,7 +143,7 @@ def _target(session: Session, printer_name: str, user: User) -> _Target:
     if not row.present:
         raise Conflict(f"Printer '{printer_name}' is no longer on the CUPS server")
     check_may_print(session, user, row)
-    return _Target(info_from_row(row), cost_from_json(row.cost_model))
+    return PrintTarget(info_from_row(row), cost_from_json(row.cost_model))
 
 
 def _priced_colours(
@@ -145,12 +163,12 @@ def _priced_colours(
     return colours.colour
 
 
-def _plan(
-    target: _Target,
+def plan_print(
+    target: PrintTarget,
     layers: tuple[dict[str, str], dict[str, str]],
     pages: int,
     colours: PageColours | None = None,
-) -> _Plan:
+) -> PrintPlan:
     """Validate the merged options against the printer and price the print."""
     info = target.info
     routing, requested = layers
@@ -160,7 +178,223 @@ def _plan(
     if target.cost_model is not None:
         page_colors = _priced_colours(layers, pages, colours)
         cost = price(pages, options, target.cost_model, page_colors=page_colors)
-    return _Plan(info, options, cost)
+    return PrintPlan(info, options, cost)
+
+
+@dataclass(frozen=True)
+class Ruling:
+    """A print after the rules: what they decided, and the plan and option layers to print
+    with (the rules' changes made and priced).
+
+    Attributes:
+        judgement: the rules the print meets (``rules.Judgement``).
+        plan: the print as it would go out.
+        layers: the queue's routing options and the requested options, changes included.
+    """
+
+    judgement: Judgement
+    plan: PrintPlan
+    layers: tuple[dict[str, str], dict[str, str]]
+
+    @property
+    def rule_names(self) -> tuple[str, ...]:
+        """The names of the rules that decide the print (refusing, holding, or changing)."""
+        judgement = self.judgement
+        if judgement.refused_by is not None:
+            return (judgement.refused_by.name,)
+        if judgement.held_by:
+            return tuple(r.name for r in judgement.held_by)
+        return tuple(r.name for r in judgement.matched)
+
+
+def rule_print(
+    context: PrintContext,
+    *,
+    user: User,
+    target: PrintTarget,
+    queue: str,
+    layers: tuple[dict[str, str], dict[str, str]],
+    pages: int,
+    colours: PageColours | None,
+    source_type: str,
+) -> Ruling:
+    """Plan a print and judge it by the rules in force (one read); blocking, for a thread.
+
+    Raises OptionRejected (400) for options the printer refuses, before any rule is read.
+    """
+    plan = plan_print(target, layers, pages, colours)
+    with context.installation.db.read() as session:
+        rules = rules_in_force(session)
+        if not rules:
+            return Ruling(Judgement(()), plan, layers)
+        facts = facts_of(
+            session,
+            user=user,
+            printer=target.info.name,
+            queue=queue,
+            pages=pages,
+            options=plan.options,
+            colours=colours,
+            source_type=source_type,
+        )
+    judgement = judge(rules, facts)
+    if judgement.changes and judgement.refused_by is None:
+        routing, requested = layers
+        layers = (routing, apply_changes(requested, judgement.changes, target.info))
+        plan = plan_print(target, layers, pages, colours)
+    return Ruling(judgement, plan, layers)
+
+
+def _ruled_source(
+    context: PrintContext,
+    session: Session,
+    user: User,
+    *,
+    source_id: int | None,
+    upload: _NewUpload | None,
+    once: bool,
+) -> Document:
+    """The `in` entry a ruled print belongs to: logged now for an upload; for a release,
+    locked, so a hold racing a release of the same document takes turns with it (and with
+    ``once``, refused when it has been released already)."""
+    if upload is not None:
+        return upload.log(session, user)
+    assert source_id is not None
+    session.execute(select(Document.id).where(Document.id == source_id).with_for_update())
+    earlier = released_print(session, source_id) if once else None
+    if earlier is not None:
+        raise Conflict(f"Document {source_id} has already been released (print job {earlier})")
+    return get_document(session, source_id)
+
+
+def _refuse(
+    context: PrintContext,
+    ruling: Ruling,
+    *,
+    user: User,
+    source_id: int | None = None,
+    upload: _NewUpload | None = None,
+) -> PrintRefused:
+    """Log the document as refused by its rule (an upload's PDF is stored like any other's),
+    charge nothing, and return the error to raise."""
+    rule = ruling.judgement.refused_by
+    assert rule is not None
+    with context.installation.db.transaction() as session:
+        if upload is not None:
+            source = upload.log(session, user)
+        else:
+            assert source_id is not None
+            source = get_document(session, source_id)
+        record_ruled(
+            session,
+            document_id=source.id,
+            user_id=user.id,
+            printer=ruling.plan.printer.name,
+            state="refused",
+            rules=(rule.name,),
+            message=rule.told,
+            layers=ruling.layers,
+            cost=ZERO,
+        )
+        if upload is not None:
+            context.store.put(upload.pdf, upload.sha256)
+    return PrintRefused(rule.name, rule.told)
+
+
+def _hold_for_approval(
+    context: PrintContext,
+    ruling: Ruling,
+    *,
+    user: User,
+    source_id: int | None = None,
+    upload: _NewUpload | None = None,
+    once: bool = False,
+    guard: KeyGuard[Accepted] | None = None,
+) -> Accepted:
+    """Log a print a rule holds: waiting for approval, nothing charged (with ``guard``, its
+    key is claimed first and the answer stored with the row)."""
+    told = "; ".join(r.told for r in ruling.judgement.held_by)
+    with context.installation.db.transaction() as session:
+        if guard is not None:
+            guard.claim(session)
+        source = _ruled_source(
+            context, session, user, source_id=source_id, upload=upload, once=once
+        )
+        record_ruled(
+            session,
+            document_id=source.id,
+            user_id=user.id,
+            printer=ruling.plan.printer.name,
+            state="waiting",
+            rules=ruling.rule_names,
+            message=told,
+            layers=ruling.layers,
+            cost=ruling.plan.cost,
+        )
+        waiting = Accepted(
+            document_id=source.id,
+            ext_id=source.ext_id or "",
+            title=source.title,
+            pages=source.pages,
+            queue=source.queue_name,
+            status="waiting",
+            cost=ZERO,
+            message=told,
+            printer=ruling.plan.printer.name,
+            pages_color=source.pages_color,
+            pages_grayscale=source.pages_grayscale,
+            rules=ruling.rule_names,
+        )
+        if guard is not None:
+            guard.record(session, waiting)
+        if upload is not None:
+            context.store.put(upload.pdf, upload.sha256)
+    return waiting
+
+
+async def _print_ruled(
+    context: PrintContext,
+    ruling: Ruling,
+    *,
+    user: User,
+    client_host: str,
+    source_id: int | None = None,
+    upload: _NewUpload | None = None,
+    once: bool = False,
+    guard: KeyGuard[Accepted] | None = None,
+) -> Accepted:
+    """What the rules decided: refuse (raise PrintRefused), hold, or print as changed."""
+    decision = ruling.judgement.decision
+    if decision == "refuse":
+        raise await in_thread(
+            _refuse, context, ruling, user=user, source_id=source_id, upload=upload
+        )
+    if decision == "hold":
+        return await in_thread(
+            _hold_for_approval,
+            context,
+            ruling,
+            user=user,
+            source_id=source_id,
+            upload=upload,
+            once=once,
+            guard=guard,
+        )
+    plan = ruling.plan
+    logged, outcome = await _print(
+        context,
+        user=user,
+        plan=plan,
+        client_host=client_host,
+        source_id=source_id,
+        upload=upload,
+        once=once,
+        guard=guard,
+    )
+    accepted = _accepted(logged, outcome, plan)
+    if ruling.judgement.changes:
+        accepted = replace(accepted, rules=ruling.rule_names)
+    return accepted
 
 
 def quote(session: Session, *, user: User, document: Document, printer_name: str) -> Decimal:
@@ -168,12 +402,31 @@ def quote(session: Session, *, user: User, document: Document, printer_name: str
     costs (a release station shows it before the person releases).
 
     Raises what ``release`` would for that printer: NotFound, Conflict (printer gone),
-    PrintingDenied, OptionRejected.
+    PrintingDenied, OptionRejected. The price follows the print rules' changes (grayscale,
+    duplex), as the release's would.
     """
-    target = _target(session, printer_name, user)
+    target = print_target(session, printer_name, user)
     asked = json.loads(document.ipp_options or "{}")
     colours = PageColours.from_text(document.page_colors)
-    return _plan(target, ({}, asked), document.pages, colours).cost
+    plan = plan_print(target, ({}, asked), document.pages, colours)
+    rules = rules_in_force(session)
+    if not rules:
+        return plan.cost
+    facts = facts_of(
+        session,
+        user=user,
+        printer=target.info.name,
+        queue=document.queue_name,
+        pages=document.pages,
+        options=plan.options,
+        colours=colours,
+        source_type=document.source_type,
+    )
+    judgement = judge(rules, facts)
+    if judgement.changes and judgement.refused_by is None:
+        changed = apply_changes(asked, judgement.changes, target.info)
+        plan = plan_print(target, ({}, changed), document.pages, colours)
+    return plan.cost
 
 
 def _title(upload: Upload) -> str:
@@ -238,7 +491,7 @@ def _log_and_charge(
     context: PrintContext,
     *,
     user: User,
-    plan: _Plan,
+    plan: PrintPlan,
     client_host: str,
     source_id: int | None,
     upload: _NewUpload | None,
@@ -307,7 +560,7 @@ async def _print(
     context: PrintContext,
     *,
     user: User,
-    plan: _Plan,
+    plan: PrintPlan,
     client_host: str,
     source_id: int | None = None,
     upload: _NewUpload | None = None,
@@ -338,7 +591,7 @@ async def _print(
     return logged, outcome
 
 
-def _accepted(logged: _Logged, outcome: JobOutcome, plan: _Plan) -> Accepted:
+def _accepted(logged: _Logged, outcome: JobOutcome, plan: PrintPlan) -> Accepted:
     failed = outcome.state == "failed"
     return Accepted(
         document_id=logged.source_id,
@@ -361,7 +614,7 @@ class _Checked:
     """An upload's request after the checks that need no conversion."""
 
     queue: str
-    routed_to: _Target | None
+    routed_to: PrintTarget | None
     routing: dict[str, str]
     requested: dict[str, str]
     ext_id: str | None
@@ -386,7 +639,7 @@ def _check_request(
             )
             if taken is not None:
                 raise Conflict(f"ext_id {ext_id!r} is already used by document {taken}")
-        target = _target(session, queue.printer_name, user) if queue.printer_name else None
+        target = print_target(session, queue.printer_name, user) if queue.printer_name else None
     title = _title(upload)
     if upload.size == 0:
         raise InvalidInput(f"The file '{title}' is empty")
@@ -440,8 +693,10 @@ async def accept_upload(
 
     Raises InvalidInput (400), NotFound (404 queue), NotAllowed (403: queue access, or
     PrintingDenied by the printer's group lists), Conflict (409 ext_id),
-    ConversionFailed (415), OptionRejected (400), CreditExceeded (402). A CUPS failure after
-    the charge is not raised: the job is failed and refunded and ``status`` says ``failed``.
+    ConversionFailed (415), OptionRejected (400), PrintRefused (422: a print rule),
+    CreditExceeded (402). A print a rule holds is answered with ``status`` ``waiting``.
+    A CUPS failure after the charge is not raised: the job is failed and refunded and
+    ``status`` says ``failed``.
     Database work runs in threads: a SQLite writer may wait for its lock, never the loop.
     """
     checked = await in_thread(
@@ -474,11 +729,20 @@ async def accept_upload(
     )
     if checked.routed_to is None:
         return await in_thread(_hold, context, user, new, guard)
-    plan = _plan(checked.routed_to, (checked.routing, checked.requested), converted.pages, colours)
-    logged, outcome = await _print(
-        context, user=user, plan=plan, client_host=client_host, upload=new, guard=guard
+    ruling = await in_thread(
+        rule_print,
+        context,
+        user=user,
+        target=checked.routed_to,
+        queue=checked.queue,
+        layers=(checked.routing, checked.requested),
+        pages=converted.pages,
+        colours=colours,
+        source_type=converted.source_type,
     )
-    return _accepted(logged, outcome, plan)
+    return await _print_ruled(
+        context, ruling, user=user, client_host=client_host, upload=new, guard=guard
+    )
 
 
 async def accept_upload_once(
@@ -509,11 +773,25 @@ async def accept_upload_once(
     )
 
 
+@dataclass(frozen=True)
+class _Releasable:
+    """A document that may be printed: the options asked at upload, its page count,
+    digest, colours, queue and uploaded type, and the printer to print it on."""
+
+    asked: dict[str, str]
+    pages: int
+    digest: str
+    target: PrintTarget
+    colours: PageColours | None
+    queue: str
+    source_type: str
+
+
 def _releasable(
     context: PrintContext, user: User, document_id: int, printer_name: str
-) -> tuple[dict[str, str], int, str, _Target, PageColours | None]:
-    """The options asked at upload, page count and digest of a document that may be printed,
-    the printer to print it on, and the document's page colours."""
+) -> _Releasable:
+    """The document the user releases, once it is theirs, in the inbox, not waiting for an
+    approval, and the printer lets them print."""
     with context.installation.db.read() as session:
         source = releasable_document(
             session,
@@ -522,10 +800,18 @@ def _releasable(
             expiry_hours=context.inbox_expiry_hours,
             now=utcnow(),
         )
-        target = _target(session, printer_name, user)
-        colours = PageColours.from_text(source.page_colors)
-        asked = json.loads(source.ipp_options or "{}")
-        return asked, source.pages, source.pdf_sha256, target, colours
+        if is_waiting(session, document_id):
+            raise Conflict(f"Document {document_id} is waiting for approval")
+        target = print_target(session, printer_name, user)
+        return _Releasable(
+            asked=json.loads(source.ipp_options or "{}"),
+            pages=source.pages,
+            digest=source.pdf_sha256,
+            target=target,
+            colours=PageColours.from_text(source.page_colors),
+            queue=source.queue_name,
+            source_type=source.source_type,
+        )
 
 
 async def release(
@@ -548,29 +834,37 @@ async def release(
 
     The options asked for at upload apply, overridden by ``ipp_options`` given now. Raises
     NotFound (not the user's document, unknown printer), PrintingDenied (403: the printer's
-    group lists refuse the user), Conflict (expired, PDF gone),
-    OptionRejected (400), CreditExceeded (402).
+    group lists refuse the user), Conflict (expired, PDF gone, waiting for approval),
+    OptionRejected (400), PrintRefused (422: a print rule), CreditExceeded (402). A print
+    a rule holds is answered with ``status`` ``waiting`` and nothing is charged.
     """
     if not printer_name or not printer_name.strip():
         raise InvalidInput("Say which printer: printer=NAME")
     release_options = parse_ipp_options(ipp_options)
-    asked, pages, digest, target, colours = await in_thread(
-        _releasable, context, user, document_id, printer_name.strip()
-    )
-    requested = merge_options(asked, {}, release_options)
-    plan = _plan(target, ({}, requested), pages, colours)
-    if not context.store.has(digest):
-        raise Conflict(f"The PDF of document {document_id} is missing from the store")
-    logged, outcome = await _print(
+    found = await in_thread(_releasable, context, user, document_id, printer_name.strip())
+    requested = merge_options(found.asked, {}, release_options)
+    ruling = await in_thread(
+        rule_print,
         context,
         user=user,
-        plan=plan,
+        target=found.target,
+        queue=found.queue,
+        layers=({}, requested),
+        pages=found.pages,
+        colours=found.colours,
+        source_type=found.source_type,
+    )
+    if not context.store.has(found.digest):
+        raise Conflict(f"The PDF of document {document_id} is missing from the store")
+    return await _print_ruled(
+        context,
+        ruling,
+        user=user,
         client_host=client_host,
         source_id=document_id,
         once=once,
         guard=guard,
     )
-    return _accepted(logged, outcome, plan)
 
 
 async def release_once(

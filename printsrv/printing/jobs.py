@@ -60,6 +60,7 @@ __all__ = [
     "look_at_job",
     "record_verdicts",
     "submit_job",
+    "submit_job_sync",
 ]
 
 OPEN_STATES: Final = ("queued", "submitted")
@@ -268,6 +269,39 @@ async def submit_job(
         message = "the job reached CUPS after it had been given up; it was cancelled"
         try:
             await context.call_cups(context.cups.cancel(cups_job_id))
+        except PrintingError as exc:
+            log.warning(
+                "could not cancel CUPS job %s of given-up job %s: %s", cups_job_id, job_id, exc
+            )
+        return JobOutcome(job_id, "failed", cups_job_id, message)
+    return JobOutcome(job_id, "submitted", cups_job_id, "")
+
+
+def submit_job_sync(
+    context: PrintContext,
+    *,
+    job_id: int,
+    printer: str,
+    pdf_path: str,
+    title: str,
+    options: dict[str, str],
+    user_name: str,
+) -> JobOutcome:
+    """``submit_job`` for callers that are not on the event loop (an approval from the CLI,
+    JSON-RPC or a REST request's thread): the same outcomes, waiting for CUPS in this thread.
+
+    Never raises for a CUPS problem: the job fails with the reason and is refunded.
+    """
+    db = context.installation.db
+    try:
+        cups_job_id = context.cups.submit_sync(printer, pdf_path, title, options, user_name)
+    except PrintingError as exc:
+        _finish(db, job_id, "failed", exc.message, None)
+        return JobOutcome(job_id, "failed", None, exc.message)
+    if not _mark_submitted(db, job_id, cups_job_id):
+        message = "the job reached CUPS after it had been given up; it was cancelled"
+        try:
+            context.cups.cancel_sync(cups_job_id)
         except PrintingError as exc:
             log.warning(
                 "could not cancel CUPS job %s of given-up job %s: %s", cups_job_id, job_id, exc

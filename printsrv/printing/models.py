@@ -1,5 +1,6 @@
 """Printing's tables: queues, printers, who may print on them, print jobs (`printsrv.printing`;
-migration 0006_documents, branch "documents"; 0008_printer_access). Value types read from
+migration 0006_documents, branch "documents"; 0008_printer_access), print rules and the
+prints they refused or held (0013_print_rules). Value types read from
 CUPS are in `printsrv.printing.types`.
 """
 
@@ -17,6 +18,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -137,3 +139,78 @@ class PrintJob(Base):
     poll_failures: Mapped[int] = mapped_column(Integer, default=0)
 
     document: Mapped[Document] = relationship()
+
+
+RULE_SCOPES = ("all", "printer", "queue", "group")
+RULE_CONDITIONS = ("pages", "copies", "sheets", "color", "type")
+RULE_ACTIONS = ("refuse", "hold", "grayscale", "duplex")
+RULED_STATES = ("refused", "waiting", "approved", "denied")
+
+
+class PrintRule(Base):
+    """A print rule (printsrv.printing.rules): where it applies, what it looks for, what it does.
+
+    ``scope_kind`` all/printer/queue/group with ``scope_name`` ("" for all);
+    ``condition_kind`` pages/copies/sheets (``condition_value`` the threshold N of ``>N``),
+    color (no value) or type (a MIME type, ``image/*`` allowed); ``action`` refuse, hold,
+    grayscale or duplex. (Migration 0013_print_rules, branch "print_rules".)
+    """
+
+    __tablename__ = "print_rule"
+    __table_args__ = (
+        CheckConstraint("scope_kind IN ('all', 'printer', 'queue', 'group')", name="scope_kind"),
+        CheckConstraint(
+            "condition_kind IN ('pages', 'copies', 'sheets', 'color', 'type')",
+            name="condition_kind",
+        ),
+        CheckConstraint("action IN ('refuse', 'hold', 'grayscale', 'duplex')", name="action"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    scope_kind: Mapped[str] = mapped_column(String(10))
+    scope_name: Mapped[str] = mapped_column(String(255), default="")
+    condition_kind: Mapped[str] = mapped_column(String(10))
+    condition_value: Mapped[str] = mapped_column(String(255), default="")
+    action: Mapped[str] = mapped_column(String(10))
+    message: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class RuledPrint(Base):
+    """A print a rule refused or held (printsrv.printing.approval), and what became of it.
+
+    ``state``: refused (final), waiting (held for approval, nothing charged), approved (the
+    print ``print_document_id`` was made and charged) or denied. ``rules`` names the rules
+    that decided it (comma-separated); ``layers`` is the JSON of the queue's routing options
+    and the requested options after the rules' changes, so an approval prints and prices
+    exactly what was held. A partial unique index keeps at most one waiting print per
+    document; leaving ``waiting`` is one conditional UPDATE, so an approval happens once.
+    """
+
+    __tablename__ = "ruled_print"
+    __table_args__ = (
+        CheckConstraint("state IN ('refused', 'waiting', 'approved', 'denied')", name="state"),
+        Index(
+            "ux_ruled_print_waiting_document",
+            "document_id",
+            unique=True,
+            sqlite_where=text("state = 'waiting'"),
+            postgresql_where=text("state = 'waiting'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    document_id: Mapped[int] = mapped_column(DOCUMENT_ID, ForeignKey("document.id"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    printer_name: Mapped[str] = mapped_column(String(255))
+    state: Mapped[str] = mapped_column(String(10))
+    rules: Mapped[str] = mapped_column(Text, default="")
+    message: Mapped[str] = mapped_column(Text, default="")
+    layers: Mapped[str] = mapped_column(Text, default="{}")
+    cost: Mapped[Decimal] = mapped_column(MoneyType())
+    comment: Mapped[str] = mapped_column(Text, default="")
+    decided_by: Mapped[str] = mapped_column(String(255), default="")
+    print_document_id: Mapped[int | None] = mapped_column(DOCUMENT_ID, default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)

@@ -26,6 +26,8 @@ def rest_routes() -> list[Route]:
         Route("/documents/{ref}", documents.get_document, methods=["GET"]),
         Route("/documents/{ref}/pdf", documents.get_pdf, methods=["GET"]),
         Route("/documents/{ref}/print", documents.print_release, methods=["POST"]),
+        Route("/documents/{ref}/approve", documents.approve_document, methods=["POST"]),
+        Route("/documents/{ref}/deny", documents.deny_document, methods=["POST"]),
         Route("/financial/transfer", financial.transfer, methods=["POST"]),
         Route("/financial/account/balance", financial.account_balance, methods=["GET"]),
         Route("/financial/account/balance", financial.set_account_balance, methods=["POST"]),

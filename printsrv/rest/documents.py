@@ -7,6 +7,8 @@ GET  /documents?sort=&type=&limit=&page=&created_gte=&created_lte=      admin: t
 GET  /documents/<id> | /documents/ext_id=<ext_id>                       admin: one entry
 GET  /documents/<id>/pdf | /documents/ext_id=<ext_id>/pdf               admin: its PDF
 GET  /user/documents?sort=&type=&limit=&page=&created_gte=&created_lte=  user: their own log
+POST /documents/<id>/approve [comment=] | /documents/<id>/deny [comment=]  admin: a print a
+                                                                         rule held
 
 Both POSTs honour an `Idempotency-Key` header as the money POSTs do: the service
 (`intake.accept_upload_once`, `intake.release_once`) keeps the first answer per user and key,
@@ -33,9 +35,10 @@ from printsrv.errors import InvalidInput, NotFound
 from printsrv.http import client_of, installation_of
 from printsrv.platform.threads import in_thread
 from printsrv.platform.uploads import Upload, receive_upload
-from printsrv.printing import intake
+from printsrv.printing import approval, intake
 from printsrv.printing.context import PrintContext
 from printsrv.printing.history import JobSummary
+from printsrv.printing.ruled import RuledView, latest_ruled
 from printsrv.rest.guards import authenticate_caller, require_admin, require_user
 from printsrv.rest.responses import failure, replied, status_for
 
@@ -68,9 +71,23 @@ def job_json(job: JobSummary) -> dict[str, Any]:
     }
 
 
-def log_entry_json(entry: documents.LogEntry) -> dict[str, Any]:
+def ruled_json(ruled: RuledView) -> dict[str, Any]:
+    """What a print rule decided about an upload's latest ruled print, and its outcome."""
+    return {
+        "state": ruled.state,
+        "status": ruled.status,
+        "rules": list(ruled.rules),
+        "message": ruled.message,
+        "printer": ruled.printer,
+        "comment": ruled.comment,
+        "decided": created_text(ruled.decided) if ruled.decided is not None else None,
+    }
+
+
+def log_entry_json(entry: documents.LogEntry, ruled: RuledView | None = None) -> dict[str, Any]:
     """One log entry: the contract's six fields, unchanged and first; then, for a print (or
-    an upload that was printed: its latest print), ``status`` and ``job``."""
+    an upload that was printed: its latest print), ``status`` and ``job``; for an upload a
+    print rule refused or held, ``approval`` (and ``status`` when nothing was printed)."""
     body: dict[str, Any] = {
         "id": entry.id,
         "ext_id": entry.ext_id,
@@ -85,6 +102,10 @@ def log_entry_json(entry: documents.LogEntry) -> dict[str, Any]:
     if entry.job is not None:
         body["status"] = entry.job.status
         body["job"] = job_json(entry.job)
+    if ruled is not None:
+        if entry.job is None or ruled.state == "waiting":
+            body["status"] = ruled.status
+        body["approval"] = ruled_json(ruled)
     return body
 
 
@@ -111,6 +132,10 @@ def accepted_json(accepted: intake.Accepted) -> dict[str, Any]:
     }
     if accepted.status == "failed":
         body["error"] = accepted.message
+    if accepted.status == "waiting":
+        body["message"] = accepted.message  # what the holding rule tells the user
+    if accepted.rules:
+        body["rules"] = list(accepted.rules)  # the rules that held or changed the print
     return body
 
 
@@ -229,7 +254,8 @@ async def list_user_documents(request: Request) -> Response:
         with installation.db.read() as session:
             caller = authenticate_caller(session, request)  # 401 before any 400
             entries = documents.list_documents(session, _selection(request, user_id=caller.id))
-        return _json_bytes([log_entry_json(entry) for entry in entries])
+            ruled = latest_ruled(session, [e.id for e in entries if e.type == "in"])
+        return _json_bytes([log_entry_json(entry, ruled.get(entry.id)) for entry in entries])
 
     return Response(await installation.db.run(page), media_type="application/json")
 
@@ -310,6 +336,59 @@ async def get_document(request: Request) -> Response:
     return JSONResponse(log_entry_json(entry))
 
 
+async def _decision_params(request: Request) -> dict[str, str]:
+    """``comment`` from the query string or a form body."""
+    params = dict(request.query_params)
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+        async with request.form(max_files=0, max_part_size=MAX_RELEASE_FORM_BYTES) as form:
+            params.update({k: v for k, v in form.items() if isinstance(v, str)})
+    return params
+
+
+def decision_json(decision: approval.Decision) -> dict[str, Any]:
+    """The answer to an approval or a denial."""
+    body: dict[str, Any] = {
+        "id": decision.document_id,
+        "state": decision.state,
+        "printer": decision.printer,
+        "cost": to_wire(decision.cost),
+    }
+    if decision.job_state:
+        body["job_state"] = decision.job_state
+    if decision.message:
+        body["error"] = decision.message
+    return body
+
+
+async def approve_document(request: Request) -> Response:
+    """POST /documents/<ref>/approve: charge and print a document a rule held (admin)."""
+    admin = require_admin(request)
+    params = await _decision_params(request)
+    decision = await in_thread(
+        approval.approve_document,
+        installation_of(request),
+        request.path_params["ref"],
+        admin=admin,
+        comment=params.get("comment"),
+    )
+    return JSONResponse(decision_json(decision))
+
+
+async def deny_document(request: Request) -> Response:
+    """POST /documents/<ref>/deny: refuse a document a rule held, with a reason (admin)."""
+    admin = require_admin(request)
+    params = await _decision_params(request)
+    decision = await in_thread(
+        approval.deny_document,
+        installation_of(request),
+        request.path_params["ref"],
+        admin=admin,
+        comment=params.get("comment"),
+    )
+    return JSONResponse(decision_json(decision))
+
+
 def _download_name(document: Document) -> str:
     stem = _FILE_NAME_UNSAFE.sub("_", document.title.rsplit(".", 1)[0]).strip(" ._")[:100]
     return f"{stem or document.id}.pdf"
@@ -329,7 +408,10 @@ async def get_pdf(request: Request) -> Response:
 
 __all__ = [
     "accepted_json",
+    "approve_document",
     "created_text",
+    "decision_json",
+    "deny_document",
     "get_document",
     "get_pdf",
     "job_json",
@@ -338,5 +420,6 @@ __all__ = [
     "log_entry_json",
     "print_release",
     "print_upload",
+    "ruled_json",
     "upload_parameters",
 ]

@@ -295,6 +295,7 @@ def _renew_if_due(request: Request, active: ActiveSession) -> None:
 
 TRANSFER_DONE = "Transfer done."
 RELEASE_DONE = "Sent to the printer. It is listed under your prints."
+WAITING_FOR_APPROVAL = "Waiting for approval"
 
 
 @user_view()
@@ -383,6 +384,10 @@ async def release(request: Request) -> Response:
             f"The printer could not take the document: {accepted.message}. Nothing was charged."
         )
         return await _home_page(request, active, status_code=502, release_problem=problem)
+    if accepted.status == "waiting":
+        # A print rule holds it: nothing is charged until an administrator approves it.
+        notice = f"{WAITING_FOR_APPROVAL}: {accepted.message}"
+        return await _home_page(request, active, release_notice=notice)
     return _see_other("/user?done=release")
 
 
