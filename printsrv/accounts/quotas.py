@@ -74,10 +74,12 @@ __all__ = [
     "QuotaView",
     "allocate_due",
     "get_group_quota",
+    "local_time",
     "now",
     "parse_as_of",
     "parse_terms",
     "period_after",
+    "period_label",
     "remove_group_quota",
     "run_allocator",
     "set_clock",
@@ -183,7 +185,8 @@ def _positive(text: str | None, name: str) -> Decimal:
 
 
 def parse_as_of(text: str, *, time_zone: str, name: str = "as-of") -> datetime:
-    """An ISO 8601 timestamp; one without an offset is read in `time_zone`. InvalidInput else."""
+    """An ISO 8601 timestamp, not in the future; one without an offset is read in
+    `time_zone`. InvalidInput naming `name` otherwise."""
     try:
         moment = datetime.fromisoformat(text.strip())
     except ValueError:
@@ -194,6 +197,12 @@ def parse_as_of(text: str, *, time_zone: str, name: str = "as-of") -> datetime:
         ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=ZoneInfo(time_zone))
+    if moment > now():
+        raise errors.InvalidInput(
+            f"Parameter {name!r} has value {text!r}: in the future (only periods that have "
+            "started are credited)",
+            reason=name,
+        )
     return moment.astimezone(UTC)
 
 
@@ -212,6 +221,11 @@ def period_after(period: str, moment: datetime, zone: ZoneInfo) -> datetime:
     else:
         raise ValueError(f"period {period!r} is not one of {', '.join(QUOTA_PERIODS)}")
     return datetime.combine(first, time(), zone).astimezone(UTC)
+
+
+def local_time(moment: datetime, time_zone: str) -> str:
+    """`moment` as people read it in `time_zone`: "2026-12-05 00:00"."""
+    return f"{moment.astimezone(ZoneInfo(time_zone)):%Y-%m-%d %H:%M}"
 
 
 def period_label(period: str, start: datetime, zone: ZoneInfo) -> str:
@@ -375,7 +389,7 @@ def _quotas(session: Session) -> list[tuple[GroupQuota, str]]:
         .order_by(UserGroup.name)
         .execution_options(populate_existing=True)
     )
-    return [(quota, name) for quota, name in rows.tuples()]
+    return [(quota, name) for quota, name in rows]
 
 
 def _members(group_id: int) -> tuple[object, ...]:

@@ -1,4 +1,5 @@
-"""The `printsrv` command: serve, and manage config, users, groups, accounts, printers, queues.
+"""The `printsrv` command: serve, and manage config, users, groups, accounts, quotas, printers,
+queues.
 
 Every command reads PRINTSRV_HOME and PRINTSRV_DATABASE_URL from the environment, brings
 the schema up to date, and calls the same services as the APIs in one transaction. One module
@@ -17,6 +18,7 @@ from printsrv.cli import (
     jobs,
     printers,
     queues,
+    quota,
     serve,
     system,
     users,
@@ -45,5 +47,6 @@ for command in (
     system.system,
     backup.backup,
     jobs.job,
+    quota.quota,
 ):
     main.add_command(command)

@@ -12,10 +12,22 @@ from collections.abc import Callable, Iterable
 from types import ModuleType
 from typing import Any
 
-from printsrv.rpc import jsonrpc_methods, jsonrpc_money, jsonrpc_printers, jsonrpc_users
+from printsrv.rpc import (
+    jsonrpc_methods,
+    jsonrpc_money,
+    jsonrpc_printers,
+    jsonrpc_quotas,
+    jsonrpc_users,
+)
 from printsrv.rpc.jsonrpc_methods import rpc_name
 
-MODULES: tuple[ModuleType, ...] = (jsonrpc_methods, jsonrpc_users, jsonrpc_money, jsonrpc_printers)
+MODULES: tuple[ModuleType, ...] = (
+    jsonrpc_methods,
+    jsonrpc_users,
+    jsonrpc_money,
+    jsonrpc_printers,
+    jsonrpc_quotas,
+)
 
 
 def method_table(modules: Iterable[ModuleType]) -> dict[str, Callable[..., Any]]:
