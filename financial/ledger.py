@@ -482,9 +482,9 @@ def post_set(
             .returning(_ACCOUNT.id, credits.c.amount, _ACCOUNT.balance)
             .cte("moved")
         )
-        rows = select(
-            moved.c.id, moved.c.amount, moved.c.balance, *constants.values()
-        ).order_by(moved.c.id)
+        rows = select(moved.c.id, moved.c.amount, moved.c.balance, *constants.values()).order_by(
+            moved.c.id
+        )
         inserted = (
             insert(trx)
             .from_select(["account_id", "amount", "balance_after", *constants], rows)
@@ -527,13 +527,17 @@ def _check_set(session: Session, credits: Any) -> None:
     """Refuse a set with a zero amount, an account twice or a balance past 12 digits."""
     limit = bindparam("limit", _BALANCE_LIMIT, type_=MoneyType())
     bad = (credits.c.amount == 0) | (func.abs(_ACCOUNT.balance + credits.c.amount) > limit)
-    rows, accounts, refused = session.connection().execute(
-        select(
-            func.count(),
-            func.count(credits.c.account_id.distinct()),
-            func.coalesce(func.sum(case((bad, 1), else_=0)), 0),
-        ).select_from(credits.join(Account.__table__, _ACCOUNT.id == credits.c.account_id))
-    ).one()
+    rows, accounts, refused = (
+        session.connection()
+        .execute(
+            select(
+                func.count(),
+                func.count(credits.c.account_id.distinct()),
+                func.coalesce(func.sum(case((bad, 1), else_=0)), 0),
+            ).select_from(credits.join(Account.__table__, _ACCOUNT.id == credits.c.account_id))
+        )
+        .one()
+    )
     if rows != accounts:
         raise ValueError("a set write has one row per account: an account appears twice")
     if refused:

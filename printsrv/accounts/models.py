@@ -7,7 +7,6 @@ per caller and key (`printsrv.accounts.idempotency`; migration 0005_idempotency,
 from __future__ import annotations
 
 from datetime import datetime
-
 from decimal import Decimal
 
 from sqlalchemy import (

@@ -83,9 +83,7 @@ def balance(installation: Installation, user: str) -> Decimal:
 def quota_rows(installation: Installation, user: str | None = None) -> list[tuple[str, str]]:
     """(amount, comment) of the QUOTA rows, oldest first (of one user's account if given)."""
     with installation.db.read() as session:
-        query = select(AccountTrx.amount, AccountTrx.comment).where(
-            AccountTrx.trx_type == "QUOTA"
-        )
+        query = select(AccountTrx.amount, AccountTrx.comment).where(AccountTrx.trx_type == "QUOTA")
         if user is not None:
             account = financial.get_account(session, "USER", user)
             query = query.where(AccountTrx.account_id == account.id)
@@ -313,15 +311,15 @@ def test_bad_terms_are_refused_naming_the_field(
 
 
 def test_an_unknown_group_is_refused_and_nothing_is_written(installation: Installation) -> None:
-    with pytest.raises(errors.NotFound, match="Group 'nobody' does not exist"):
-        with installation.db.transaction() as session:
-            quotas.set_group_quota(
-                session,
-                "nobody",
-                quotas.QuotaTerms(Decimal(1), "daily"),
-                actor="admin:test",
-                time_zone="UTC",
-            )
+    refused = pytest.raises(errors.NotFound, match="Group 'nobody' does not exist")
+    with refused, installation.db.transaction() as session:
+        quotas.set_group_quota(
+            session,
+            "nobody",
+            quotas.QuotaTerms(Decimal(1), "daily"),
+            actor="admin:test",
+            time_zone="UTC",
+        )
     with installation.db.read() as session:
         assert session.scalar(select(func.count()).select_from(GroupQuota)) == 0
 
