@@ -13,7 +13,8 @@ credited, oldest first, each in a transaction of its own: a server that was down
 several boundaries credits each missed period once when it comes back, and `--as-of`
 back-fills up to a given moment. For one group and period the credit is set-based: the
 members' USER accounts are locked in id order, one `quota_credit` row per member is
-inserted by `INSERT ... SELECT` (the amount capped by the locked balance), and the QUOTA
+inserted by `INSERT ... SELECT ... ON CONFLICT DO NOTHING` (the amount capped by the
+locked balance), and the QUOTA
 ledger rows and balances follow from those rows in one `financial.post_set`. No Python
 runs per member, so 100,000 members cost a few statements (bench/quota.py).
 
@@ -44,10 +45,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, case, delete, exists, func, insert, literal, select
+from sqlalchemy import and_, case, delete, exists, func, literal, select, true
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 import financial
@@ -419,11 +421,6 @@ def _allocate_period(
 ) -> tuple[int, int, Decimal]:
     """Credit one group's quota for the period starting at `start`: (credited, skipped, sum)."""
     _open_missing_accounts(session, quota.group_id)
-    already = exists().where(
-        QuotaCredit.group_id == quota.group_id,
-        QuotaCredit.period_start == start,
-        QuotaCredit.user_id == User.id,
-    )
     members = (
         select(User.id.label("user_id"), Account.id.label("account_id"), Account.balance)
         .select_from(UserGroupMember)
@@ -432,14 +429,16 @@ def _allocate_period(
             Account,
             and_(Account.account_type == AccountType.USER.value, Account.name == User.user_name),
         )
-        .where(~already)
     )
     financial.lock_account_set(session, select(members.subquery().c.account_id))
     # Read again now that the accounts are locked: the balances the caps apply to.
     due = members.subquery("due")
     stamp = now()
+    # A member credited for this period already (by nobody, normally: the lock and
+    # credited_through see to that) keeps the row they have; the key decides, not a query.
     session.execute(
-        insert(QuotaCredit).from_select(
+        _insert_new(session, QuotaCredit)
+        .from_select(
             ["group_id", "period_start", "user_id", "account_id", "amount", "created_at"],
             select(
                 literal(quota.group_id),
@@ -448,8 +447,9 @@ def _allocate_period(
                 due.c.account_id,
                 _capped(due.c.balance, quota.amount, quota.max_accumulation),
                 literal(stamp, QuotaCredit.created_at.type),
-            ),
+            ).where(true()),  # SQLite needs a WHERE before ON CONFLICT (lang_upsert.html 2.2)
         )
+        .on_conflict_do_nothing()
     )
     this_period = and_(
         QuotaCredit.group_id == quota.group_id,
@@ -473,6 +473,13 @@ def _allocate_period(
     quota.credited_through = start
     session.flush()
     return written, recorded - written, total
+
+
+def _insert_new(session: Session, table: type[QuotaCredit]) -> Any:
+    """An INSERT for the session's back-end (both know ON CONFLICT DO NOTHING)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
 
 
 def _capped(balance: object, amount: Decimal, cap: Decimal | None) -> object:

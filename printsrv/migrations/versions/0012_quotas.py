@@ -116,28 +116,14 @@ def upgrade() -> None:
         sa.Column("account_id", sa.Integer(), nullable=False),
         sa.Column("amount", financial.schema.MoneyType(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["group_id"],
-            ["user_group.id"],
-            name=op.f("fk_quota_credit_group_id_user_group"),
-            ondelete="CASCADE",
-        ),
-        sa.ForeignKeyConstraint(
-            ["user_id"],
-            ["users.id"],
-            name=op.f("fk_quota_credit_user_id_users"),
-            ondelete="CASCADE",
-        ),
         sa.PrimaryKeyConstraint(
             "group_id", "period_start", "user_id", name=op.f("pk_quota_credit")
         ),
     )
-    op.create_index("ix_quota_credit_user_id", "quota_credit", ["user_id"], unique=False)
     _set_trx_types(_TYPES, _WITH_QUOTA)
 
 
 def downgrade() -> None:
     _set_trx_types(_WITH_QUOTA, _TYPES)
-    op.drop_index("ix_quota_credit_user_id", table_name="quota_credit")
     op.drop_table("quota_credit")
     op.drop_table("group_quota")

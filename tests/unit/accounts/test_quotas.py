@@ -156,6 +156,30 @@ def test_running_again_changes_nothing(staff: Installation) -> None:
     assert len(quota_rows(staff)) == 18
 
 
+def test_the_credit_record_decides_a_member_already_credited_gets_nothing_more(
+    staff: Installation,
+) -> None:
+    # As if another machine had credited ann for 2 March and its record were all that is
+    # left to see: the key, not the watermark, keeps her from a second credit.
+    set_quota(staff, "staff", "1.00", "daily", at="2025-03-01T10:00:00")
+    with staff.db.transaction() as session:
+        ann = users.get_user(session, "ann")
+        group = users.get_group(session, "staff")
+        session.add(
+            QuotaCredit(
+                group_id=group.id,
+                period_start=utc("2025-03-02T00:00:00"),
+                user_id=ann.id,
+                account_id=financial.get_account(session, "USER", "ann").id,
+                amount=Decimal(1),
+            )
+        )
+    done = run(staff, "2025-03-02T00:00:00")
+    assert (done.credited, done.skipped) == (1, 0)
+    assert quota_rows(staff, "ann") == []
+    assert len(quota_rows(staff, "bob")) == 1
+
+
 def test_weekly_periods_start_on_monday_at_midnight_in_the_system_time_zone(
     staff: Installation,
 ) -> None:
