@@ -6,6 +6,7 @@ allocates "as of" later moments, the way `printsrv quota run --as-of` back-fills
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -18,7 +19,7 @@ from support import set_config
 import financial
 from financial import AccountTrx
 from printsrv import errors
-from printsrv.accounts import quotas
+from printsrv.accounts import quotas, reports
 from printsrv.accounts import service as accounting
 from printsrv.accounts.models import GroupQuota, QuotaCredit
 from printsrv.operations.installation import Installation
@@ -306,6 +307,30 @@ def test_the_view_shows_the_terms_and_the_next_period(staff: Installation) -> No
     assert (view.set_at, view.set_by) == (utc("2025-03-05T10:00:00"), "admin:test")
     assert view.next_period == utc("2025-03-10T00:00:00")
     assert view.credited_through is None
+
+
+def test_quota_rows_are_in_the_reports_like_every_other_row(staff: Installation) -> None:
+    set_quota(staff, "staff", "0.50", "daily", at="2025-03-01T10:00:00")
+    run(staff, "2025-03-03T00:00:00")
+    with staff.db.read() as session:
+        selection = reports.transaction_filter(
+            session, account_type="USER", account_name="ann", trx_type="QUOTA"
+        )
+        csv = b"".join(reports.csv_report(session, selection, tz=UTC)).decode()
+        out = io.BytesIO()
+        reports.pdf_report(
+            session,
+            selection,
+            out,
+            tz=UTC,
+            currency="EUR",
+            generated_at=utc("2025-03-03T08:00:00"),
+        )
+    lines = csv.splitlines()
+    assert len(lines) == 3  # the header and two days
+    assert all(",USER,ann,QUOTA,0.500000," in line for line in lines[1:])
+    assert "Quota of group staff for day 2025-03-03" in lines[2]
+    assert out.getvalue().startswith(b"%PDF")
 
 
 # --- bad input -----------------------------------------------------------------------------------
