@@ -1,8 +1,9 @@
 """The ledger: the only code that changes a balance.
 
-Every public function here ends in :func:`_post`, which inserts the append-only
+Every public function that writes ends in :func:`_post`, which inserts the append-only
 ``account_trx`` rows (one, or the two legs of a transfer) and moves each account's balance
-by its row's amount, in the caller's database transaction. The functions never commit;
+by its row's amount, in the caller's database transaction; :func:`post_set` does the same
+for a set of accounts at once (below). The functions never commit;
 the caller opens the transaction once and commits (or rolls back) everything together, so
 a failure leaves neither a row without its balance change nor half a transfer.
 
