@@ -48,7 +48,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Final
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, case, delete, exists, func, literal, select, true
+from sqlalchemy import and_, case, delete, exists, func, literal, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -286,9 +286,11 @@ def set_group_quota(
     """Give group `group_name` the quota `terms` (replacing any it has); return it.
 
     The first credit is for the first period that starts after now. NotFound for an
-    unknown group. Nothing is credited here: that is `allocate_due`'s work.
+    unknown group. Nothing is credited here: that is `allocate_due`'s work, which this
+    waits for if it is under way (it must not finish the old terms' period under the new).
     """
     group = user_service.get_group(session, group_name)
+    serialise_on(session, _LOCK_NAME)
     quota = session.get(GroupQuota, group.id)
     if quota is None:
         quota = GroupQuota(group_id=group.id)
@@ -309,6 +311,7 @@ def remove_group_quota(session: Session, group_name: str) -> bool:
     NotFound for an unknown group.
     """
     group = user_service.get_group(session, group_name)
+    serialise_on(session, _LOCK_NAME)
     removed = session.execute(delete(GroupQuota).where(GroupQuota.group_id == group.id))
     return bool(removed.rowcount)
 
@@ -470,8 +473,13 @@ def _allocate_period(
         actor=QUOTA_ACTOR,
         reference=f"quota:{group_name}:{start.astimezone(zone).date().isoformat()}",
     )
-    quota.credited_through = start
-    session.flush()
+    # A Core UPDATE: a group deleted meanwhile leaves no row to update, which is no error.
+    session.execute(
+        update(GroupQuota)
+        .where(GroupQuota.group_id == quota.group_id)
+        .values(credited_through=start)
+        .execution_options(synchronize_session=False)
+    )
     return written, recorded - written, total
 
 
