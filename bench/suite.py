@@ -1,12 +1,12 @@
 """Every benchmark of the project, one after the other, in one table.
 
-    bench/run [--quick] [--only jsonrpc,documents,tokens,money,printing,convert,jobs]
+    bench/run [--quick] [--only jsonrpc,documents,tokens,money,printing,convert,jobs,quotas]
 
 Each figure stands next to its baseline measured in the same run (a bare Starlette endpoint
-under the same uvicorn settings, pgbench, psql \\copy, lp) and the ratio between them. The
-targets of the issues are named in the figure's label. --quick shortens every phase (for a
-smoke run; the figures are noisier). A benchmark that fails is reported in the table and
-the others still run; the exit status is non-zero when any failed.
+under the same uvicorn settings, pgbench, psql \\copy, psql INSERT ... SELECT, lp) and the
+ratio between them. The targets of the issues are named in the figure's label. --quick
+shortens every phase (for a smoke run; the figures are noisier). A benchmark that fails is
+reported in the table and the others still run; the exit status is non-zero when any failed.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from bench import (
     jobs,
     jsonrpc_status,
     printing,
+    quota,
     rest_documents,
     xmlrpc_tokens,
 )
@@ -80,6 +81,11 @@ BENCHMARKS = [
         lambda quick: jobs.figures(
             seconds=3 if quick else 5, rounds=1 if quick else 3, rows=20_000 if quick else 100_000
         ),
+    ),
+    Benchmark(
+        "quotas",
+        quota.TITLE,
+        lambda quick: quota.figures(members=20_000 if quick else 100_000, rounds=1 if quick else 2),
     ),
 ]
 

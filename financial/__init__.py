@@ -6,7 +6,8 @@ Functions take a ``Session`` first and never commit; the caller owns the transac
 - :mod:`financial.money`: the one door for amounts (:func:`money`, :func:`to_wire`).
 - :mod:`financial.schema`: the ``account`` and ``account_trx`` tables (:data:`metadata`).
 - :mod:`financial.accounts`: creating, finding and configuring accounts.
-- :mod:`financial.ledger`: every balance change (adjust, set, charge, reverse, transfer).
+- :mod:`financial.ledger`: every balance change (adjust, set, charge, reverse, transfer;
+  :func:`post_set` for many accounts at once).
 - :mod:`financial.checks`: the ledger's invariants (:func:`verify`).
 - :mod:`financial.currency`: changing the base currency (exchange rates, conversion).
 - :mod:`financial.reports`: CSV and PDF transaction reports.
@@ -45,7 +46,9 @@ from financial.ledger import (
     adjust_balance,
     charge,
     credit_limit_of,
+    lock_account_set,
     lock_accounts,
+    post_set,
     reverse,
     set_balance,
     transfer,
@@ -99,10 +102,12 @@ __all__ = [
     "iter_csv",
     "latest_transactions",
     "list_accounts",
+    "lock_account_set",
     "lock_accounts",
     "metadata",
     "money",
     "parse_wire_amount",
+    "post_set",
     "reverse",
     "set_balance",
     "set_credit_limit",

@@ -111,6 +111,8 @@ class TrxType(StrEnum):
     PRINT_IN = "PRINT_IN"
     PRINT_OUT = "PRINT_OUT"
     PURCHASE = "PURCHASE"
+    QUOTA = "QUOTA"
+    """A scheduled allowance: a group's quota credited to a member for one period."""
     TRANSFER = "TRANSFER"
     VOUCHER = "VOUCHER"
 

@@ -19,7 +19,7 @@ from printsrv import (
     errors,
     tables,  # noqa: F401 (every table mapped before the first query)
 )
-from printsrv.accounts import idempotency
+from printsrv.accounts import idempotency, quotas
 from printsrv.error_table import answer_for
 from printsrv.jobs.runner import run_job_runner
 from printsrv.operations.installation import Installation, open_installation
@@ -69,6 +69,7 @@ def create_app(installation: Installation | None = None) -> Starlette:
             asyncio.create_task(run_job_runner(installation)),
             asyncio.create_task(idempotency.keep_purged(installation)),
             asyncio.create_task(keep_swept(installation)),
+            asyncio.create_task(quotas.run_allocator(installation)),
         ]
         # Other processes' changes: wakes the loops above and empties the caches.
         installation.notifications.start()

@@ -1,5 +1,5 @@
-"""The `printsrv` command: serve, and manage config, users, groups, accounts, printers, queues,
-print rules and the documents they hold.
+"""The `printsrv` command: serve, and manage config, users, groups, accounts, quotas, printers,
+queues, print rules and the documents they hold.
 
 Every command reads PRINTSRV_HOME and PRINTSRV_DATABASE_URL from the environment, brings
 the schema up to date, and calls the same services as the APIs in one transaction. One module
@@ -18,6 +18,7 @@ from printsrv.cli import (
     jobs,
     printers,
     queues,
+    quota,
     rules,
     serve,
     system,
@@ -49,5 +50,6 @@ for command in (
     jobs.job,
     rules.rule,
     rules.document,
+    quota.quota,
 ):
     main.add_command(command)

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -158,6 +159,15 @@ def _currency_code(text: str) -> str:
     value = text.strip().upper()
     if value not in ISO_4217_CODES:
         raise ValueError("not an ISO 4217 currency code such as EUR, USD or GBP")
+    return value
+
+
+def _time_zone(text: str) -> str:
+    value = text.strip()
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError("not an IANA time zone such as UTC or Europe/Amsterdam") from None
     return value
 
 
@@ -579,6 +589,14 @@ PROPERTIES: tuple[Property, ...] = (
         "yes-no",
         "Y keeps users out (REST user services and the web app answer 503, createToken a "
         "fault); systemStatus answers MAINTENANCE",
+    ),
+    Property(
+        "system.time-zone",
+        "UTC",
+        _time_zone,
+        "text",
+        "IANA time zone in which scheduled quota periods start (00:00; weeks on Monday, "
+        "months on the 1st)",
     ),
     Property(
         "user.password.min-length",

@@ -16,6 +16,7 @@ from printsrv.rpc import (
     jsonrpc_methods,
     jsonrpc_money,
     jsonrpc_printers,
+    jsonrpc_quotas,
     jsonrpc_rules,
     jsonrpc_users,
 )
@@ -27,6 +28,7 @@ MODULES: tuple[ModuleType, ...] = (
     jsonrpc_money,
     jsonrpc_printers,
     jsonrpc_rules,
+    jsonrpc_quotas,
 )
 
 

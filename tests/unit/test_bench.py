@@ -6,6 +6,7 @@ that bench/run reads what wrk prints correctly and drives a real wrk against a r
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -88,6 +89,7 @@ def test_the_suite_names_every_benchmark_module() -> None:
         "convert",
         "idle",
         "jobs",
+        "quotas",
     ]
 
 
@@ -164,3 +166,23 @@ def test_the_convert_benchmark_runs_its_quick_mode() -> None:
     assert [row[0].split(" conversions")[0] for row in rows] == ["text -> pdf", "pdf -> png"]
     for _, value, baseline, ratio in rows:
         assert float(value) > 0 and float(baseline) > 0 and float(ratio) > 0
+
+
+@pytest.mark.skipif(
+    not os.environ.get("PRINTSRV_TEST_DATABASE_URL"), reason="PRINTSRV_TEST_DATABASE_URL is not set"
+)
+def test_the_quota_benchmark_runs_a_small_allocation(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A short real run on PostgreSQL: the allocation and psql's INSERT ... SELECT, both timed."""
+    require_programs("psql")
+    from bench import quota
+
+    monkeypatch.setattr(quota, "PG_URL", os.environ["PRINTSRV_TEST_DATABASE_URL"])
+    rows = quota.figures(members=300, rounds=1)
+    assert [row[0] for row in rows] == [
+        "one period for 300 members, s",
+        "members credited per second",
+    ]
+    for _, value, baseline, ratio in rows:
+        assert float(value.replace(",", "")) > 0
+        assert float(baseline.split()[0].replace(",", "")) > 0
+        assert float(ratio) > 0
