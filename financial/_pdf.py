@@ -45,6 +45,10 @@ LEFT = MARGIN
 WIDTH = PAGE[0] - 2 * MARGIN
 COLUMN_SHARES = (0.14, 0.05, 0.11, 0.07, 0.08, 0.08, 0.25, 0.12, 0.10)
 NUMERIC_COLUMNS = (4, 5)
+REPEATED_COLUMNS = (1, 2, 3, 7)
+"""Columns whose texts repeat from row to row (account type and name, transaction type,
+actor): each distinct text is clipped and encoded once."""
+CACHED_TEXTS = 4096
 HEADER_GREY = 0.827451  # reportlab's colors.lightgrey
 STRIPE_GREY = 0.960784  # reportlab's colors.whitesmoke
 LINE_WIDTH = 0.5
@@ -285,6 +289,9 @@ class _Table:
         self._lefts = [edge + PADDING for edge in edges[:-1]]
         self._rights = [edge - PADDING for edge in edges[1:]]
         self._numeric = [column in NUMERIC_COLUMNS for column in range(len(col_widths))]
+        self._repeated: list[dict[str, str] | None] = [
+            {} if column in REPEATED_COLUMNS else None for column in range(len(col_widths))
+        ]
         self._width = edges[-1] - LEFT
         self._left_moves = [f"1 0 0 1 {left:.2f} " for left in self._lefts]
         self._capacity = 0  # rows left on this page; 0 until the header is drawn
@@ -324,10 +331,20 @@ class _Table:
         for column, text in enumerate(cells):
             if not text:
                 continue
-            text = font.clip(text, self._clip_widths[column])
+            cache = self._repeated[column] if font is self._font else None
+            if cache is not None:
+                shown = cache.get(text)
+                if shown is None:
+                    if len(cache) >= CACHED_TEXTS:
+                        cache.clear()  # bounded: names and types repeat, a few thousand at most
+                    shown = cache[text] = font.fit(text, self._clip_widths[column])[0]
+                operators.append(self._left_moves[column] + at)
+                operators.append(shown)
+                continue
+            shown, width = font.fit(text, self._clip_widths[column])
             if self._numeric[column]:
-                operators.append(f"1 0 0 1 {self._rights[column] - font.width(text):.2f} {at}")
+                operators.append(f"1 0 0 1 {self._rights[column] - width:.2f} {at}")
             else:
                 operators.append(self._left_moves[column] + at)
-            operators.append(font.show(text))
+            operators.append(shown)
         self._pages.raw_text(font, operators)

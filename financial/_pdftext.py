@@ -57,6 +57,19 @@ class Font:
         """``text`` shortened with '...' to fit ``width`` points."""
         return clip(text, width, self)
 
+    def fit(self, text: str, width: float) -> tuple[str, float]:
+        """The operators that show ``text`` clipped to ``width`` points, and the width of
+        what they show (measured once: this is the table's fast path)."""
+        if text.isascii() and text.isprintable():
+            shown = sum(map(self._widths.__getitem__, text.encode("ascii"))) * 0.001 * self.size
+            if shown > width:
+                text = clip(text, width, self)
+                shown = self.width(text)
+            escaped = text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
+            return "(" + escaped + ")Tj ", shown
+        text = clip(text, width, self)
+        return self.show(text), self.width(text)
+
     def show(self, text: str) -> str:
         """Operators that show ``text`` at the text position, this font being current; a
         switch to a substitution font is switched back at the end."""
