@@ -22,6 +22,7 @@ __all__ = ["PdfWriter", "pdf_string"]
 
 _HEADER = b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n"  # the binary comment tells tools the file is binary
 _COMPRESSION = 6
+_XREF_CHUNK = 1000  # cross-reference lines formatted at a time
 
 
 class PdfWriter:
@@ -82,14 +83,16 @@ class PdfWriter:
         if missing:
             raise RuntimeError(f"PDF objects {missing} were reserved but never written")
         start = self._position
-        lines = [f"xref\n0 {len(self._offsets) + 1}\n0000000000 65535 f \n"]
-        lines += [f"{offset:010d} 00000 n \n" for offset in self._offsets]
+        self._write(f"xref\n0 {len(self._offsets) + 1}\n0000000000 65535 f \n".encode("latin-1"))
+        for first in range(0, len(self._offsets), _XREF_CHUNK):
+            chunk = self._offsets[first : first + _XREF_CHUNK]
+            self._write("".join(f"{offset:010d} 00000 n \n" for offset in chunk).encode("latin-1"))
         identifier = os.urandom(16).hex()
-        lines.append(
+        trailer = (
             f"trailer\n<< /Size {len(self._offsets) + 1} /Root {catalog} 0 R /Info {info} 0 R "
             f"/ID [<{identifier}> <{identifier}>] >>\nstartxref\n{start}\n%%EOF\n"
         )
-        self._write("".join(lines).encode("latin-1"))
+        self._write(trailer.encode("latin-1"))
 
     def _begin(self, number: int) -> None:
         if self._offsets[number - 1] is not None:
