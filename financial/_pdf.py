@@ -57,7 +57,9 @@ TITLE_SIZE, TITLE_LEADING, TITLE_AFTER = 18, 22, 6
 TEXT_SIZE, TEXT_LEADING = 10, 12
 HEADING_SIZE, HEADING_LEADING, HEADING_BEFORE, HEADING_AFTER = 14, 18, 12, 6
 TOTALS_SIZE = SIZE + 1
-TOTALS_ROW = TOTALS_SIZE * 1.2 + 6  # leading and the default paddings, 3 above and 3 below
+TOTALS_LEADING = TOTALS_SIZE * 1.2
+TOTALS_PADDING = (6, 3)  # reportlab tables' default paddings: left and right, top and bottom
+TOTALS_ROW = TOTALS_LEADING + 2 * TOTALS_PADDING[1]
 TOTALS_COLUMNS = (40 * mm, 25 * mm, 40 * mm)
 FOOTER_SIZE = SIZE + 1
 
@@ -135,12 +137,12 @@ class PdfLayout:
         for number, cells in enumerate(data):
             font = bold if number in (0, len(data) - 1) else normal
             bottom = pages.y - TOTALS_ROW
-            baseline = bottom + 3 + TOTALS_SIZE * 1.2 - TOTALS_SIZE
-            pages.text(font, LEFT + 6, baseline, cells[0])
+            baseline = bottom + TOTALS_PADDING[1] + TOTALS_LEADING - TOTALS_SIZE
+            pages.text(font, LEFT + TOTALS_PADDING[0], baseline, cells[0])
             edge = LEFT + TOTALS_COLUMNS[0]
             for cell, width in zip(cells[1:], TOTALS_COLUMNS[1:], strict=True):
                 edge += width
-                pages.text(font, edge - 6 - font.width(cell), baseline, cell)
+                pages.text(font, edge - TOTALS_PADDING[0] - font.width(cell), baseline, cell)
             if number == 0:
                 pages.line(LEFT, LEFT + right, bottom)
             if number == len(data) - 1:

@@ -114,6 +114,19 @@ def test_every_row_is_shown_once_in_order_with_a_header_and_page_number_on_every
     assert "Account transactions Selection: USER account 'jane'" in texts[0]
 
 
+def test_the_totals_take_a_page_of_their_own_when_the_last_rows_fill_theirs(
+    session: Session, jane: Account
+) -> None:
+    ledger(session, jane, [f"row {number:05d}" for number in range(36 + 4 * 41)])
+    texts = pages(session)
+    assert len(texts) == 6
+    assert "row 00199" in texts[4]
+    assert HEADER not in texts[5] and "row" not in texts[5]
+    assert "Totals per transaction type" in texts[5]
+    assert "All 200 " in texts[5]
+    assert "page 6 of 6" in texts[5]
+
+
 def test_cells_show_the_time_amounts_balance_actor_and_reference(
     session: Session, jane: Account
 ) -> None:
