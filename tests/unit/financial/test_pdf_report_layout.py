@@ -177,7 +177,7 @@ def test_text_outside_ascii_is_shown_as_reportlabs_standard_fonts_show_it(
     ledger(
         session,
         jane,
-        ["Grüße, café: 5 € – Ωμ", "Привет", "brackets (a) and a back\\slash"],
+        ["Grüße, café: 5 € – Ωμ", "Привет", "brackets (a) and a back\\slash", "two\nlines"],
     )
     # pypdf reads Symbol's Omega as the ohm sign, which NFKC makes the Greek letter again.
     text = unicodedata.normalize("NFKC", pages(session)[0])
@@ -186,6 +186,8 @@ def test_text_outside_ascii_is_shown_as_reportlabs_standard_fonts_show_it(
     # ... and what the standard fonts have no glyph for as black squares, one a character.
     assert "■■■■■■" in text
     assert "brackets (a) and a back\\slash" in text
+    # A control character too: a line break keeps its row one line high.
+    assert "two■lines" in text
 
 
 def test_the_account_name_in_the_selection_line_may_be_any_text(session: Session) -> None:
