@@ -11,6 +11,7 @@ import click
 
 from printsrv.cli import (
     accounts,
+    agents,
     backup,
     config,
     groups,
@@ -45,5 +46,6 @@ for command in (
     system.system,
     backup.backup,
     jobs.job,
+    agents.agent,
 ):
     main.add_command(command)
