@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.applications import Starlette
 from starlette.routing import Route
 
-from printsrv.rest import documents, financial, jobs, reports, system
+from printsrv.rest import agents, documents, financial, jobs, reports, system
 from printsrv.rest.responses import EXCEPTION_HANDLERS
 
 
@@ -30,5 +30,10 @@ def create_rest_app() -> Starlette:
         Route("/jobs", jobs.post_job, methods=["POST"]),
         Route("/jobs/{key}", jobs.get_job, methods=["GET"]),
         Route("/jobs/{key}/files/{name}", jobs.get_job_file, methods=["GET"]),
+        Route("/agent/printers", agents.register_printers, methods=["POST"]),
+        Route("/agent/jobs/next", agents.next_job, methods=["GET"]),
+        Route("/agent/jobs/{job:int}/pdf", agents.job_pdf, methods=["GET"]),
+        Route("/agent/jobs/{job:int}/renew", agents.renew, methods=["POST"]),
+        Route("/agent/jobs/{job:int}/state", agents.report, methods=["POST"]),
     ]
     return Starlette(routes=routes, exception_handlers=EXCEPTION_HANDLERS)
