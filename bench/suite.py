@@ -1,6 +1,6 @@
 """Every benchmark of the project, one after the other, in one table.
 
-    bench/run [--quick] [--only jsonrpc,documents,tokens,money,printing,convert,jobs]
+    bench/run [--quick] [--only jsonrpc,documents,tokens,money,printing,convert,jobs,agents]
 
 Each figure stands next to its baseline measured in the same run (a bare Starlette endpoint
 under the same uvicorn settings, pgbench, psql \\copy, lp) and the ratio between them. The
@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from bench import (
+    agents,
     convert_to,
     financial,
     jobs,
@@ -77,6 +78,13 @@ BENCHMARKS = [
         jobs.TITLE,
         lambda quick: jobs.figures(
             seconds=3 if quick else 5, rounds=1 if quick else 3, rows=20_000 if quick else 100_000
+        ),
+    ),
+    Benchmark(
+        "agents",
+        agents.TITLE,
+        lambda quick: agents.figures(
+            jobs=20 if quick else 60, agents=50 if quick else 200, idle_secs=5 if quick else 10
         ),
     ),
 ]

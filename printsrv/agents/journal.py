@@ -9,8 +9,9 @@ A job's stages, each written *before* the step it names is taken:
     claimed   the central server gave the job to this agent (PDF not yet in CUPS)
     handing   about to hand the PDF to CUPS (the CUPS job name carries the central id)
     in_cups   CUPS has it as ``cups_job_id``
-    done      CUPS finished it; ``result`` is what to report (kept until the central
-              server has taken the report, however long it is away)
+    done      CUPS finished it and the central server could not be told at once;
+              ``result`` is what to report (kept until the server takes it, however
+              long it is away; until then CUPS' job history answers for the job)
 
 After a restart (``runner.reconcile``): ``claimed`` is given back unprinted; ``handing`` is
 looked up in CUPS by name, and is ``in_cups`` if CUPS has it, else given back; ``in_cups``
@@ -22,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -54,7 +56,11 @@ class Entry:
 
 
 class Journal:
-    """The journal file of one state directory; every change is written at once."""
+    """The journal file of one state directory; every change is written at once.
+
+    Thread-safe: the agent writes from work threads (an fsync takes milliseconds, too long
+    for its event loop), and one lock keeps each write the journal's latest state.
+    """
 
     def __init__(self, state_dir: Path) -> None:
         self.state_dir = state_dir
@@ -63,6 +69,7 @@ class Journal:
         state_dir.mkdir(parents=True, exist_ok=True)
         self.spool.mkdir(exist_ok=True)
         self.entries: dict[int, Entry] = {}
+        self._lock = threading.Lock()
         if self.path.exists():
             data = json.loads(self.path.read_text(encoding="utf-8"))
             for item in data.get("jobs", []):
@@ -80,13 +87,15 @@ class Journal:
         """Record (or update) an entry, durably, before returning."""
         if entry.stage not in STAGES:
             raise ValueError(f"unknown journal stage {entry.stage!r}")
-        self.entries[entry.job_id] = entry
-        self._write()
+        with self._lock:
+            self.entries[entry.job_id] = entry
+            self._write()
 
     def forget(self, job_id: int) -> None:
         """Drop a job the central server knows the end of, and its PDF."""
-        if self.entries.pop(job_id, None) is not None:
-            self._write()
+        with self._lock:
+            if self.entries.pop(job_id, None) is not None:
+                self._write()
         self.pdf_path(job_id).unlink(missing_ok=True)
 
     def _write(self) -> None:

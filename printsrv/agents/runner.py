@@ -34,6 +34,7 @@ from printsrv.agents.client import (
 )
 from printsrv.agents.journal import Entry, Journal, cups_job_name
 from printsrv.agents.printers import printer_to_wire
+from printsrv.platform.threads import in_thread
 from printsrv.printing.cupsclient import CupsClient
 from printsrv.printing.errors import CupsUnavailable, JobNotFound, PrintingError
 
@@ -43,11 +44,15 @@ __all__ = ["Agent", "AgentSettings", "run_agent"]
 
 T = TypeVar("T")
 
-FOLLOW_INTERVAL: Final = 0.5  # seconds between looks at a job in CUPS
+# Seconds between looks at a job in CUPS: half its age, within these bounds (a job that
+# prints in a moment is seen at once; a long queue costs CUPS a few questions a second).
+FOLLOW_MIN: Final = 0.1
+FOLLOW_MAX: Final = 2.0
 PRINTER_WATCH_INTERVAL: Final = 5.0
 RETRY_INTERVAL: Final = 1.0
 MAX_RETRY_INTERVAL: Final = 15.0
-MAX_IN_FLIGHT: Final = 8
+MAX_FETCHING: Final = 4  # jobs claimed and not yet in CUPS
+MAX_IN_CUPS: Final = 64  # jobs in CUPS (or finished) and not yet reported
 
 
 @dataclass(frozen=True)
@@ -89,7 +94,11 @@ class Agent:
         self.cups = CupsClient(settings.cups, max_workers=4)
         self.journal = Journal(settings.state_dir)
         self.followers: dict[int, asyncio.Task[None]] = {}
-        self.slots = asyncio.Semaphore(MAX_IN_FLIGHT)
+        # CUPS is a queue of its own: only jobs on their way to it limit what is claimed
+        # next; jobs in it are bounded separately, far higher.
+        self.fetching = asyncio.Semaphore(MAX_FETCHING)
+        self.printing = asyncio.Semaphore(MAX_IN_CUPS)
+        self.takers: set[asyncio.Task[None]] = set()
         self._registered: list[dict[str, Any]] | None = None
         # Set with TokenRefused by a follower: the whole agent stops.
         self.refused: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -130,7 +139,7 @@ class Agent:
             if entry.stage == "in_cups" and entry.cups_job_id is not None:
                 with contextlib.suppress(PrintingError):
                     await self.cups.cancel(entry.cups_job_id)
-            self.journal.forget(entry.job_id)
+            await in_thread(self.journal.forget, entry.job_id)
 
     # --- printers -------------------------------------------------------------------------
 
@@ -169,25 +178,39 @@ class Agent:
         try:
             await self._follow(entry)
         except TokenRefused as error:
-            if not self.refused.done():
-                self.refused.set_exception(error)
+            self._refuse(error)
         finally:
             self.followers.pop(entry.job_id, None)
-            self.slots.release()
+            self.printing.release()
+
+    def _refuse(self, error: TokenRefused) -> None:
+        if not self.refused.done():
+            self.refused.set_exception(error)
 
     async def _follow(self, entry: Entry) -> None:
         if entry.stage == "in_cups":
-            await self._report(entry, "processing", cups_job_id=entry.cups_job_id)
+            await self._follow_in_cups(entry)
             if entry.job_id not in self.journal.entries:
                 return
-            await self._follow_in_cups(entry)
         if entry.stage == "done" and entry.result is not None:
-            await self._report(entry, **entry.result)
-            self.journal.forget(entry.job_id)
+            try:
+                await self.central.report(entry.job_id, entry.claim, **entry.result)
+            except ServerUnreachable:
+                # Kept on disk until the central server is back: CUPS may forget the job
+                # meanwhile, and the result must survive a restart of the agent too.
+                await in_thread(self.journal.put, entry)
+                await self._report(entry, **entry.result)
+            except JobGone as error:
+                log.warning("job %s: the central server no longer has it: %s", entry.job_id, error)
+            await in_thread(self.journal.forget, entry.job_id)
 
     async def _follow_in_cups(self, entry: Entry) -> None:
+        """Ask CUPS until the job is final. "processing" is reported once CUPS is seen
+        working on it (a job CUPS finishes at the first look is reported finished at once:
+        one request fewer for the central server per quick job)."""
         assert entry.cups_job_id is not None
-        renewed = time.monotonic()
+        renewed = started = time.monotonic()
+        processing_reported = False
         while True:
             try:
                 status = await self.cups.job_state(entry.cups_job_id)
@@ -209,6 +232,12 @@ class Agent:
                     result["message"] = status.message or status.state
                 entry.result = result
                 break
+            if not processing_reported:
+                await self._report(entry, "processing", cups_job_id=entry.cups_job_id)
+                if entry.job_id not in self.journal.entries:
+                    return  # the central server has let the job go (and CUPS cancelled it)
+                processing_reported = True
+                renewed = time.monotonic()
             if time.monotonic() - renewed >= self.settings.renew_secs:
                 try:
                     await self.central.renew(entry.job_id, entry.claim)
@@ -221,22 +250,38 @@ class Agent:
                     )
                     with contextlib.suppress(PrintingError):
                         await self.cups.cancel(entry.cups_job_id)
-                    self.journal.forget(entry.job_id)
+                    await in_thread(self.journal.forget, entry.job_id)
                     return
-            await asyncio.sleep(FOLLOW_INTERVAL)
+            age = time.monotonic() - started
+            await asyncio.sleep(min(FOLLOW_MAX, max(FOLLOW_MIN, age / 2)))
+        # Written only if the report cannot be delivered at once (``_follow``): until then
+        # CUPS' own job history answers for it after a restart.
         entry.stage = "done"
-        self.journal.put(entry)
 
     def _start_following(self, entry: Entry) -> None:
+        """Follow ``entry`` in a task of its own; the caller holds a ``printing`` slot,
+        which the follower gives back when the job is reported."""
         self.followers[entry.job_id] = asyncio.create_task(self.follow(entry))
 
     async def _give_back(self, entry: Entry, why: str) -> None:
         """Return a job unprinted (another attempt may follow)."""
         await self._report(entry, "released", message=why)
-        self.journal.forget(entry.job_id)
+        await in_thread(self.journal.forget, entry.job_id)
 
     async def take(self, job: dict[str, Any]) -> None:
-        """A job just claimed: journal it, fetch its PDF, hand it to CUPS, follow it."""
+        """A job just claimed (the caller holds a ``fetching`` slot, released here once the
+        job is in CUPS): journal it, fetch its PDF, hand it to CUPS, follow it."""
+        try:
+            await self._take(job)
+        except TokenRefused as error:
+            self._refuse(error)
+        except Exception:
+            # One job's surprise must not stop the agent; its claim lapses (another attempt).
+            log.exception("job %s: unexpected failure", job.get("id"))
+        finally:
+            self.fetching.release()
+
+    async def _take(self, job: dict[str, Any]) -> None:
         entry = Entry(
             job_id=int(job["id"]),
             claim=str(job["claim"]),
@@ -246,7 +291,7 @@ class Agent:
             options={str(k): str(v) for k, v in dict(job["options"]).items()},
             pdf_sha256=str(job["pdf_sha256"]),
         )
-        self.journal.put(entry)
+        await in_thread(self.journal.put, entry)
         pdf = self.journal.pdf_path(entry.job_id)
         try:
             await self._patiently(
@@ -254,17 +299,21 @@ class Agent:
                 lambda: self.central.download(entry.job_id, entry.claim, pdf, entry.pdf_sha256),
             )
         except JobGone:
-            self.journal.forget(entry.job_id)
-            self.slots.release()
+            await in_thread(self.journal.forget, entry.job_id)
             return
-        await self._hand_to_cups(entry)
+        await self.printing.acquire()
+        try:
+            await self._hand_to_cups(entry)
+        except BaseException:
+            self.printing.release()
+            raise
 
     async def _hand_to_cups(self, entry: Entry) -> None:
         pdf = self.journal.pdf_path(entry.job_id)
         delay = RETRY_INTERVAL
         while True:
             entry.stage = "handing"
-            self.journal.put(entry)  # before CUPS may have it
+            await in_thread(self.journal.put, entry)  # before CUPS may have it
             try:
                 cups_id = await self.cups.submit(
                     entry.printer,
@@ -286,12 +335,12 @@ class Agent:
             except PrintingError as error:
                 entry.stage = "done"
                 entry.result = {"state": "failed", "message": error.message}
-                self.journal.put(entry)
+                await in_thread(self.journal.put, entry)
                 self._start_following(entry)
                 return
         entry.stage = "in_cups"
         entry.cups_job_id = cups_id
-        self.journal.put(entry)
+        await in_thread(self.journal.put, entry)
         log.info("job %s is CUPS job %s on %s", entry.job_id, cups_id, entry.printer)
         self._start_following(entry)
 
@@ -308,7 +357,6 @@ class Agent:
     async def reconcile(self) -> None:
         """Settle what the journal holds from before a restart, before fetching anything."""
         for entry in sorted(self.journal.entries.values(), key=lambda e: e.job_id):
-            await self.slots.acquire()
             if entry.stage == "handing":
                 while True:
                     try:
@@ -319,34 +367,38 @@ class Agent:
                         await asyncio.sleep(RETRY_INTERVAL)
                 if found:
                     entry.stage, entry.cups_job_id = "in_cups", found[-1]
-                    self.journal.put(entry)
+                    await in_thread(self.journal.put, entry)
                 else:
                     entry.stage = "claimed"
             if entry.stage == "claimed":
                 log.info("reconcile: job %s never reached CUPS; giving it back", entry.job_id)
                 await self._give_back(entry, "the agent restarted before printing it")
-                self.slots.release()
                 continue
             log.info("reconcile: following job %s (%s)", entry.job_id, entry.stage)
+            await self.printing.acquire()
             self._start_following(entry)
 
     async def poll(self) -> None:
+        """Long-poll for jobs; each claimed one is taken in a task of its own, so the next
+        poll is open while the last job downloads."""
         while True:
-            await self.slots.acquire()
+            await self.fetching.acquire()
             try:
                 job = await self._patiently(
                     "poll", lambda: self.central.next_job(self.settings.poll_secs)
                 )
             except BaseException:
-                self.slots.release()
+                self.fetching.release()
                 raise
             if job is None:
-                self.slots.release()
+                self.fetching.release()
                 continue
             log.info(
                 "claimed job %s for %s (attempt %s)", job["id"], job["printer"], job["attempt"]
             )
-            await self.take(job)
+            task = asyncio.create_task(self.take(job))
+            self.takers.add(task)
+            task.add_done_callback(self.takers.discard)
 
     async def run(self) -> None:
         """Reconcile, register, then poll, follow and watch until cancelled or refused."""
@@ -369,9 +421,9 @@ class Agent:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            for task in list(self.followers.values()):
+            for task in [*self.takers, *self.followers.values()]:
                 task.cancel()
-            await asyncio.gather(*self.followers.values(), return_exceptions=True)
+            await asyncio.gather(*self.takers, *self.followers.values(), return_exceptions=True)
             await self.central.close()
             self.cups.close()
 

@@ -18,6 +18,7 @@ from printing_support import (
     pdf_bytes,
     print_cups,  # noqa: F401 - a fixture
     printing_setup,  # noqa: F401 - a fixture
+    set_config_live,
     upload,
 )
 from support import LiveServer, set_config, wait_until
@@ -243,3 +244,26 @@ def test_bad_printer_lists_are_refused_naming_the_field(site: Site) -> None:
     with site.setup.installation.db.read() as session:
         names = [p.name for p in session.query(Printer).filter(Printer.agent_id.is_not(None))]
     assert sorted(names) == ["site-a/capture", "site-b/capture"]
+
+
+def test_polls_racing_for_one_job_hand_it_out_once(site: Site) -> None:
+    # A lease longer than the polls: a second claim could only be a race lost twice.
+    set_config_live(site.setup.installation, {"agents.lease-secs": "60"})
+    got: list[dict | None] = []
+    lock = threading.Lock()
+
+    def poll() -> None:
+        job = site.a.next(wait=4)
+        with lock:
+            got.append(job)
+
+    pollers = [threading.Thread(target=poll) for _ in range(4)]
+    for poller in pollers:
+        poller.start()
+    time.sleep(0.5)
+    job_id = site.print_on("hall-a")
+    for poller in pollers:
+        poller.join(30)
+    won = [job for job in got if job is not None]
+    assert len(got) == 4 and [job["id"] for job in won] == [job_id]
+    assert site.job(job_id).attempts == 1

@@ -87,6 +87,7 @@ def test_the_suite_names_every_benchmark_module() -> None:
         "printing",
         "convert",
         "jobs",
+        "agents",
     ]
 
 
