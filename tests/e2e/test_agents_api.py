@@ -9,11 +9,14 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import Decimal
 
 import httpx
 import pytest
+from click.testing import CliRunner
 from printing_support import (
+    ADMIN,
     PrintSetup,
     pdf_bytes,
     print_cups,  # noqa: F401 - a fixture
@@ -21,10 +24,15 @@ from printing_support import (
     set_config_live,
     upload,
 )
+from sqlalchemy import update
 from support import LiveServer, set_config, wait_until
 
 from printsrv.agents import registry
+from printsrv.agents.models import Agent
 from printsrv.agents.printers import printer_to_wire
+from printsrv.cli import main
+from printsrv.platform.environment import Environment
+from printsrv.platform.models import utcnow
 from printsrv.printing import queues
 from printsrv.printing.cupsclient import CupsClient
 from printsrv.printing.models import Printer, PrintJob
@@ -267,3 +275,57 @@ def test_polls_racing_for_one_job_hand_it_out_once(site: Site) -> None:
     won = [job for job in got if job is not None]
     assert len(got) == 4 and [job["id"] for job in won] == [job_id]
     assert site.job(job_id).attempts == 1
+
+
+def test_off_loopback_the_agent_api_needs_tls_before_the_token_is_read(site: Site) -> None:
+    set_config_live(site.setup.installation, {"server.trusted-proxies": "127.0.0.1/32"})
+    remote = {"X-Forwarded-For": "192.0.2.10"}
+    job_id = site.print_on("hall-a")
+    plain = httpx.get(
+        f"{site.server.url}/restful/v1/agent/jobs/next", headers={**site.a.headers, **remote}
+    )
+    assert plain.status_code == 403 and "https" in plain.text
+    assert site.job(job_id).attempts == 0
+    secure = httpx.get(
+        f"{site.server.url}/restful/v1/agent/jobs/next",
+        headers={**site.a.headers, **remote, "X-Forwarded-Proto": "https"},
+        params={"wait": 0},
+    )
+    assert secure.status_code == 200 and secure.json()["job"]["id"] == job_id
+
+
+def test_printer_list_and_metrics_show_remote_printers_and_their_agents(
+    site: Site, process_env: Environment
+) -> None:
+    assert site.a.next() is None  # site-a calls; site-b has not called since registering
+    with site.setup.installation.db.transaction() as session:
+        session.execute(
+            update(Agent)
+            .where(Agent.name == "site-b")
+            .values(last_contact_at=utcnow() - timedelta(minutes=5))
+        )
+    result = CliRunner().invoke(main, ["printer", "list"])
+    assert result.exit_code == 0, result.output
+    rows = {line.split()[0]: line for line in result.output.splitlines()[1:] if line.strip()}
+    assert "agent site-a (online)" in rows["site-a/capture"]
+    assert "agent site-b (offline)" in rows["site-b/capture"]
+    assert "local CUPS" in rows["capture"]
+    text = httpx.get(f"{site.server.url}/metrics", auth=ADMIN).text
+    assert 'printsrv_agent_online{agent="site-a"} 1.0' in text
+    assert 'printsrv_agent_online{agent="site-b"} 0.0' in text
+    assert 'printer="site-b/capture"' in text and 'agent_online="no"' in text
+
+
+def test_a_held_document_is_released_to_a_remote_printer(site: Site) -> None:
+    held = upload(site.server.url, site.setup.auth, "held.pdf", pdf_bytes(1))
+    assert held.status_code == 200 and held.json()["status"] == "held", held.text
+    document_id = held.json()["id"]
+    released = httpx.post(
+        f"{site.server.url}/restful/v1/documents/{document_id}/print",
+        auth=site.setup.auth,
+        data={"printer": "site-b/capture", "ipp_options": '{"copies": "3"}'},
+    )
+    assert released.status_code == 200, released.text
+    claimed = site.b.next()
+    assert claimed is not None and claimed["options"]["copies"] == "3"
+    assert site.setup.balance() == Decimal("9.70")

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
+from support import LiveServer
 
 from printsrv.agents import registry
 from printsrv.agents.models import Agent
@@ -105,3 +107,25 @@ def test_list_shows_contact_and_online_by_three_poll_intervals(
         later = registry.list_agents(session, poll_secs=30, now=now + timedelta(seconds=91))
     assert views["site-a"].online and not views["site-b"].online
     assert not [v for v in later if v.online]
+
+
+def test_agent_run_needs_a_token_and_no_database(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PRINTSRV_AGENT_TOKEN", raising=False)
+    monkeypatch.delenv("PRINTSRV_DATABASE_URL", raising=False)
+    code, output = run("agent", "run", "--server", "http://127.0.0.1:9", "--name", "site-a")
+    assert code == 2 and "PRINTSRV_AGENT_TOKEN" in output
+
+
+def test_agent_run_stops_when_the_central_server_refuses_its_token(
+    live_server: LiveServer, installation: Installation, tmp_path: Path
+) -> None:
+    with installation.db.transaction() as session:
+        registry.add_agent(session, "site-a", hasher=installation.hasher)
+    token_file = tmp_path / "token"
+    token_file.write_text("not-the-token\n")
+    code, output = run(
+        "agent", "run", "--server", live_server.url, "--name", "site-a",
+        "--token-file", str(token_file), "--cups", "127.0.0.1:9",
+        "--state-dir", str(tmp_path / "state"),
+    )  # fmt: skip
+    assert code == 1 and "refused" in output
