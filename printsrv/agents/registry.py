@@ -38,6 +38,7 @@ __all__ = [
 _NAME_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 # An agent that has not called for this many poll intervals is offline.
 OFFLINE_AFTER_POLLS: Final = 3
+CONTACT_RESOLUTION: Final = timedelta(seconds=1)
 # Hashed when the agent name is unknown, so the answer takes as long as for a wrong token.
 _NO_DIGEST: Final = "hmac-sha256$" + "0" * 64
 
@@ -88,16 +89,17 @@ def authenticate_agent(
 
     NotAuthenticated (401) for an unknown or removed agent or a wrong token, alike.
     """
-    row = (
-        session.scalar(select(Agent).where(Agent.name == name, Agent.revoked_at.is_(None)))
-        if _NAME_RE.fullmatch(name or "")
-        else None
-    )
+    row = _active(session, name) if _NAME_RE.fullmatch(name or "") else None
     digest = row.token_digest if row is not None else _NO_DIGEST
     if not hasher.matches(token, digest) or row is None:
         raise NotAuthenticated("Wrong agent name or token, or the agent was removed")
-    row.last_contact_at = utcnow()
-    row.last_address = address[:64]
+    now = utcnow()
+    # A job's requests come in bursts (claim, PDF, report): the contact is written at most
+    # once a second, which is far finer than "online" needs.
+    if row.last_contact_at is None or now - row.last_contact_at >= CONTACT_RESOLUTION:
+        row.last_contact_at = now
+    if row.last_address != address[:64]:
+        row.last_address = address[:64]
     session.flush()
     return row
 

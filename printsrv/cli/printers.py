@@ -163,6 +163,17 @@ def printer_show(installation: Installation, name: str) -> None:
         info = printer_service.info_from_row(row)
         cost = printer_service.describe_cost(printer_service.cost_from_json(row.cost_model))
         synced = f"{row.synced_at:%Y-%m-%d %H:%M} UTC" + ("" if row.present else " (gone since)")
+        where = "local CUPS"
+        if row.agent_id is not None:
+            poll_secs = installation.config.snapshot()["agents.poll-secs"]
+            agent_name, online = agent_registry.online_by_id(session, poll_secs=poll_secs).get(
+                row.agent_id, ("?", False)
+            )
+            where = f"agent {agent_name} ({'online' if online else 'offline'})"
+        markers = ", ".join(
+            f"{m['name']} {m['type']} {m['level']}%" if m["level"] >= 0 else f"{m['name']} ?"
+            for m in json.loads(row.markers or "[]")
+        )
     low, high = info.copies_supported
     fields = [
         ("printer", info.name),
@@ -171,6 +182,8 @@ def printer_show(installation: Installation, name: str) -> None:
         ("model", row.make_and_model),
         ("location", row.location),
         ("synced", synced),
+        ("where", where),
+        ("markers", markers or "-"),
         ("copies", f"{low}-{high}"),
         ("sides", ", ".join(info.sides_supported)),
         ("color modes", ", ".join(info.print_color_mode_supported)),

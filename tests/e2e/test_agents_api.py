@@ -310,6 +310,9 @@ def test_printer_list_and_metrics_show_remote_printers_and_their_agents(
     assert "agent site-a (online)" in rows["site-a/capture"]
     assert "agent site-b (offline)" in rows["site-b/capture"]
     assert "local CUPS" in rows["capture"]
+    shown = CliRunner().invoke(main, ["printer", "show", "site-a/capture"])
+    assert shown.exit_code == 0, shown.output
+    assert "agent site-a (online)" in shown.output and "black toner 80%" in shown.output
     text = httpx.get(f"{site.server.url}/metrics", auth=ADMIN).text
     assert 'printsrv_agent_online{agent="site-a"} 1.0' in text
     assert 'printsrv_agent_online{agent="site-b"} 0.0' in text
