@@ -1,6 +1,8 @@
 """Every benchmark of the project, one after the other, in one table.
 
-    bench/run [--quick] [--only jsonrpc,documents,tokens,money,printing,convert,jobs,quotas]
+    bench/run [--quick] [--only NAME,...]
+
+NAME: jsonrpc, documents, tokens, money, printing, convert, idle, jobs, quotas, agents.
 
 Each figure stands next to its baseline measured in the same run (a bare Starlette endpoint
 under the same uvicorn settings, pgbench, psql \\copy, psql INSERT ... SELECT, lp) and the
@@ -21,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from bench import (
+    agents,
     convert_to,
     financial,
     idle,
@@ -86,6 +89,13 @@ BENCHMARKS = [
         "quotas",
         quota.TITLE,
         lambda quick: quota.figures(members=20_000 if quick else 100_000, rounds=1 if quick else 2),
+    ),
+    Benchmark(
+        "agents",
+        agents.TITLE,
+        lambda quick: agents.figures(
+            jobs=20 if quick else 60, agents=50 if quick else 200, idle_secs=5 if quick else 10
+        ),
     ),
 ]
 

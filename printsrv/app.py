@@ -20,6 +20,7 @@ from printsrv import (
     tables,  # noqa: F401 (every table mapped before the first query)
 )
 from printsrv.accounts import idempotency, quotas
+from printsrv.agents.sweeper import run_agent_service
 from printsrv.error_table import answer_for
 from printsrv.jobs.runner import run_job_runner
 from printsrv.operations.installation import Installation, open_installation
@@ -67,6 +68,7 @@ def create_app(installation: Installation | None = None) -> Starlette:
             asyncio.create_task(installation.monitor.keep_fresh()),
             asyncio.create_task(run_tracker(installation)),
             asyncio.create_task(run_job_runner(installation)),
+            asyncio.create_task(run_agent_service(installation)),
             asyncio.create_task(idempotency.keep_purged(installation)),
             asyncio.create_task(keep_swept(installation)),
             asyncio.create_task(quotas.run_allocator(installation)),

@@ -12,6 +12,7 @@ from sqlalchemy import MetaData
 
 import financial.schema
 from printsrv.accounts import models as accounts_models
+from printsrv.agents import models as agents_models
 from printsrv.documents import models as documents_models
 from printsrv.jobs import models as jobs_models
 from printsrv.operations import models as operations_models
@@ -29,6 +30,7 @@ DOMAIN_MODELS = (
     printing_models,
     operations_models,
     jobs_models,
+    agents_models,
     release_models,
 )
 

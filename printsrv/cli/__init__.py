@@ -12,6 +12,7 @@ import click
 
 from printsrv.cli import (
     accounts,
+    agents,
     backup,
     config,
     groups,
@@ -51,5 +52,6 @@ for command in (
     rules.rule,
     rules.document,
     quota.quota,
+    agents.agent,
 ):
     main.add_command(command)

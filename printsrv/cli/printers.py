@@ -10,7 +10,8 @@ import click
 
 from financial.errors import InvalidAmount
 from financial.money import money
-from printsrv.cli.common import PrintsrvGroup, print_listing, print_table, with_installation
+from printsrv.agents import registry as agent_registry
+from printsrv.cli.common import PrintsrvGroup, print_table, with_installation
 from printsrv.operations.installation import Installation
 from printsrv.printing import access as access_service
 from printsrv.printing import printers as printer_service
@@ -128,18 +129,28 @@ def printer_sync(installation: Installation) -> None:
             click.echo(f"  {label}: {', '.join(names)}")
 
 
-def _printer_row(p: Printer) -> tuple[str, ...]:
+def _printer_row(p: Printer, agents: dict[int, tuple[str, bool]]) -> tuple[str, ...]:
     state = p.state if p.present else "gone"
     accepting = "yes" if p.accepting else "no"
-    return (p.name, state, accepting, "priced" if p.cost_model else "free", p.make_and_model)
+    where = "local CUPS"
+    if p.agent_id is not None:
+        name, online = agents.get(p.agent_id, ("?", False))
+        where = f"agent {name} ({'online' if online else 'offline'})"
+    cost = "priced" if p.cost_model else "free"
+    return (p.name, state, accepting, cost, where, p.make_and_model)
 
 
 @printer.command("list")
 @with_installation
 def printer_list(installation: Installation) -> None:
-    """List printers with their state and whether printing there costs."""
-    header = ("PRINTER", "STATE", "ACCEPTING", "COST", "MAKE AND MODEL")
-    print_listing(installation, printer_service.list_printers, _printer_row, header)
+    """List printers with their state, whether printing there costs, and where they are
+    (the central CUPS, or a print agent, online or not)."""
+    header = ("PRINTER", "STATE", "ACCEPTING", "COST", "WHERE", "MAKE AND MODEL")
+    poll_secs = installation.config.snapshot()["agents.poll-secs"]
+    with installation.db.read() as session:
+        agents = agent_registry.online_by_id(session, poll_secs=poll_secs)
+        rows = [_printer_row(p, agents) for p in printer_service.list_printers(session)]
+    print_table(rows, header)
 
 
 @printer.command("show")
@@ -152,6 +163,17 @@ def printer_show(installation: Installation, name: str) -> None:
         info = printer_service.info_from_row(row)
         cost = printer_service.describe_cost(printer_service.cost_from_json(row.cost_model))
         synced = f"{row.synced_at:%Y-%m-%d %H:%M} UTC" + ("" if row.present else " (gone since)")
+        where = "local CUPS"
+        if row.agent_id is not None:
+            poll_secs = installation.config.snapshot()["agents.poll-secs"]
+            agent_name, online = agent_registry.online_by_id(session, poll_secs=poll_secs).get(
+                row.agent_id, ("?", False)
+            )
+            where = f"agent {agent_name} ({'online' if online else 'offline'})"
+        markers = ", ".join(
+            f"{m['name']} {m['type']} {m['level']}%" if m["level"] >= 0 else f"{m['name']} ?"
+            for m in json.loads(row.markers or "[]")
+        )
     low, high = info.copies_supported
     fields = [
         ("printer", info.name),
@@ -160,6 +182,8 @@ def printer_show(installation: Installation, name: str) -> None:
         ("model", row.make_and_model),
         ("location", row.location),
         ("synced", synced),
+        ("where", where),
+        ("markers", markers or "-"),
         ("copies", f"{low}-{high}"),
         ("sides", ", ".join(info.sides_supported)),
         ("color modes", ", ".join(info.print_color_mode_supported)),

@@ -215,6 +215,28 @@ JWT_SECRET_MIN_LENGTH = 32
 
 PROPERTIES: tuple[Property, ...] = (
     Property(
+        "agents.lease-secs",
+        "300",
+        _integer(2, 86_400),
+        "int",
+        "how long a print agent holds a claimed job without renewing it; then the job may be "
+        "fetched again (another attempt)",
+    ),
+    Property(
+        "agents.max-attempts",
+        "3",
+        _integer(1, 100),
+        "int",
+        "claims of a remote print job that may fail or lapse before it fails and is refunded",
+    ),
+    Property(
+        "agents.poll-secs",
+        "30",
+        _integer(1, 300),
+        "int",
+        "longest wait of a print agent's long-poll; an agent silent for 3 times this is offline",
+    ),
+    Property(
         "api.convert.ip-addresses-allowed",
         "",
         _cidr_set,

@@ -111,7 +111,7 @@ def approve_document(
     installation: Installation, ref: str, *, admin: str, comment: str | None = None
 ) -> Decision:
     """Approve the print ``ref`` (document id or ``ext_id=...``) waits with: charge it at
-    today's price and send it to CUPS.
+    today's price and send it to CUPS (to a remote printer: queue it for its print agent).
 
     Raises NotFound (no such document), Conflict (not waiting, decided meanwhile, printer
     gone, PDF gone), PrintingDenied (the user may no longer print there), CreditExceeded
@@ -153,8 +153,12 @@ def approve_document(
             options=plan.options,
             cost=plan.cost,
             context=context,
+            agent_id=plan.agent_id,
         )
         job_id = job.id
+    if plan.agent_id is not None:
+        # A remote printer's job waits for its print agent, as an accepted upload's does.
+        return Decision(document_id, "approved", plan.printer.name, plan.cost, "queued", "")
     outcome = submit_job_sync(
         context,
         job_id=job_id,

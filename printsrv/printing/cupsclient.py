@@ -76,6 +76,8 @@ PRINTER_ATTRIBUTES: Final[list[str]] = [
     "print-scaling-supported",
 ]
 
+MARKER_ATTRIBUTES: Final[list[str]] = ["marker-names", "marker-types", "marker-levels"]
+
 JOB_ATTRIBUTES: Final[list[str]] = [
     "job-state",
     "job-printer-state-message",
@@ -515,6 +517,32 @@ class CupsClient:
             attrs = conn.getJobAttributes(job_id, requested_attributes=JOB_ATTRIBUTES)
         return job_status_from_attributes(job_id, attrs)
 
+    def _markers(self, name: str) -> list[dict[str, object]]:
+        conn = self._connect()
+        with map_cups_errors(self.server, printer=name):
+            attrs = conn.getPrinterAttributes(name, requested_attributes=MARKER_ATTRIBUTES)
+        names = list(attrs.get("marker-names") or ())
+        types = list(attrs.get("marker-types") or ())
+        levels = list(attrs.get("marker-levels") or ())
+        return [
+            {
+                "name": str(marker),
+                "type": str(types[n]) if n < len(types) else "",
+                "level": int(levels[n]) if n < len(levels) else -1,
+            }
+            for n, marker in enumerate(names)
+        ]
+
+    def _jobs_named(self, prefix: str) -> list[int]:
+        conn = self._connect()
+        with map_cups_errors(self.server):
+            jobs = conn.getJobs(which_jobs="all", requested_attributes=["job-id", "job-name"])
+        return sorted(
+            int(job_id)
+            for job_id, attrs in jobs.items()
+            if str(attrs.get("job-name", "")).startswith(prefix)
+        )
+
     # -- public API: blocking -------------------------------------------------------------
 
     def list_printers_sync(self) -> list[PrinterInfo]:
@@ -616,3 +644,14 @@ class CupsClient:
     async def cancel(self, job_id: int) -> JobStatus:
         """Async form of ``cancel_sync``."""
         return await self._async(self._cancel, job_id)
+
+    async def markers(self, name: str) -> list[dict[str, object]]:
+        """The printer's marker (toner, ink) names, types and levels (0-100; negative:
+        unknown), as ``{"name", "type", "level"}``. Raises ``PrinterNotFound``,
+        ``CupsUnavailable``."""
+        return await self._async(self._markers, name)
+
+    async def jobs_named(self, prefix: str) -> list[int]:
+        """The ids of the server's jobs, finished ones included, whose name starts with
+        ``prefix``. Raises ``CupsUnavailable``."""
+        return await self._async(self._jobs_named, prefix)

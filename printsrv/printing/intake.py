@@ -123,14 +123,17 @@ class PrintPlan:
     printer: PrinterInfo
     options: dict[str, str]
     cost: Decimal
+    agent_id: int | None = None
 
 
 @dataclass(frozen=True)
 class PrintTarget:
-    """A printer as stored: its capabilities and its prices (None: free)."""
+    """A printer as stored: its capabilities, its prices (None: free) and, for a remote
+    printer, the print agent that prints on it."""
 
     info: PrinterInfo
     cost_model: CostModel | None
+    agent_id: int | None = None
 
 
 def print_target(session: Session, printer_name: str, user: User) -> PrintTarget:
@@ -143,7 +146,7 @@ def print_target(session: Session, printer_name: str, user: User) -> PrintTarget
     if not row.present:
         raise Conflict(f"Printer '{printer_name}' is no longer on the CUPS server")
     check_may_print(session, user, row)
-    return PrintTarget(info_from_row(row), cost_from_json(row.cost_model))
+    return PrintTarget(info_from_row(row), cost_from_json(row.cost_model), row.agent_id)
 
 
 def _priced_colours(
@@ -178,7 +181,7 @@ def plan_print(
     if target.cost_model is not None:
         page_colors = _priced_colours(layers, pages, colours)
         cost = price(pages, options, target.cost_model, page_colors=page_colors)
-    return PrintPlan(info, options, cost)
+    return PrintPlan(info, options, cost, target.agent_id)
 
 
 @dataclass(frozen=True)
@@ -533,6 +536,7 @@ def _log_and_charge(
             options=plan.options,
             cost=plan.cost,
             context=context,
+            agent_id=plan.agent_id,
         )
         logged = _Logged(
             source.id,
@@ -567,7 +571,8 @@ async def _print(
     once: bool = False,
     guard: KeyGuard[Accepted] | None = None,
 ) -> tuple[_Logged, JobOutcome]:
-    """Log (the upload and) the print and charge it, then hand it to CUPS."""
+    """Log (the upload and) the print and charge it, then hand it to CUPS (a remote
+    printer's job waits for its print agent instead)."""
     logged = await in_thread(
         _log_and_charge,
         context,
@@ -579,6 +584,8 @@ async def _print(
         once=once,
         guard=guard,
     )
+    if plan.agent_id is not None:
+        return logged, JobOutcome(logged.job_id, "queued", None, "")
     outcome = await submit_job(
         context,
         job_id=logged.job_id,

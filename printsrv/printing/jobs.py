@@ -44,6 +44,7 @@ from printsrv.printing.context import PrintContext
 from printsrv.printing.costs import count_sheets
 from printsrv.printing.errors import CupsUnavailable, JobNotFound, PrintingError
 from printsrv.printing.models import PrintJob
+from printsrv.printing.remote import announce_remote_job
 from printsrv.printing.types import JobStatus
 
 log = logging.getLogger(__name__)
@@ -96,14 +97,18 @@ def create_job(
     options: dict[str, str],
     cost: Decimal,
     context: PrintContext,
+    agent_id: int | None = None,
 ) -> PrintJob:
     """Create a queued job for ``print_document`` and charge its cost (when not zero).
 
-    The job is leased to the caller for the length of one submission. Raises
-    ``CreditExceeded`` / ``AccountBlocked`` from the charge; the caller's transaction then
-    rolls back the job and the log entry with it.
+    The job is leased to the caller for the length of one submission. A job for a remote
+    printer (``agent_id``) is not: it waits for its agent to claim it, and the agent's
+    long-polls are woken when the transaction commits. Raises ``CreditExceeded`` /
+    ``AccountBlocked`` from the charge; the caller's transaction then rolls back the job
+    and the log entry with it.
     """
     now = utcnow()
+    remote = agent_id is not None
     sides, sheets = count_sheets(print_document.pages, options)
     job = PrintJob(
         document_id=print_document.id,
@@ -117,11 +122,16 @@ def create_job(
         state="queued",
         created_at=now,
         next_poll_at=now,
-        lease_owner="submit",
-        lease_until=now + timedelta(seconds=context.cups_timeout) + SUBMIT_LEASE_MARGIN,
+        lease_owner=None if remote else "submit",
+        lease_until=None
+        if remote
+        else now + timedelta(seconds=context.cups_timeout) + SUBMIT_LEASE_MARGIN,
+        agent_id=agent_id,
     )
     session.add(job)
     session.flush()
+    if agent_id is not None:
+        announce_remote_job(session, agent_id)
     if cost > ZERO:
         trx = charge_print(
             session,

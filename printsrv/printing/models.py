@@ -1,7 +1,8 @@
 """Printing's tables: queues, printers, who may print on them, print jobs (`printsrv.printing`;
 migration 0006_documents, branch "documents"; 0008_printer_access), print rules and the
 prints they refused or held (0013_print_rules). Value types read from
-CUPS are in `printsrv.printing.types`.
+CUPS are in `printsrv.printing.types`. Columns for remote printers and their jobs come with
+0015_agents (branch "agents").
 """
 
 from __future__ import annotations
@@ -72,6 +73,10 @@ class Printer(Base):
     capabilities: Mapped[str] = mapped_column(Text, default="{}")
     cost_model: Mapped[str | None] = mapped_column(Text, default=None)
     synced_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Set for a remote printer (printsrv.agents): the agent that registered it. Agents are
+    # never deleted (only revoked), so no foreign key is needed to keep the name valid.
+    agent_id: Mapped[int | None] = mapped_column(Integer, default=None, index=True)
+    markers: Mapped[str] = mapped_column(Text, default="[]", server_default="[]")
 
 
 class PrinterGroupAccess(Base):
@@ -113,6 +118,7 @@ class PrintJob(Base):
             name="state",
         ),
         Index("ix_print_job_state_next_poll_at", "state", "next_poll_at"),
+        Index("ix_print_job_agent_id_state", "agent_id", "state"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -137,6 +143,12 @@ class PrintJob(Base):
     lease_owner: Mapped[str | None] = mapped_column(String(64), default=None)
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     poll_failures: Mapped[int] = mapped_column(Integer, default=0)
+    # Remote jobs (printsrv.agents): the agent that prints it. Such a job is never looked at
+    # by the tracker; `lease_owner`/`lease_until` are then the agent's claim, `attempts`
+    # counts the claims, `impressions` is what the agent's CUPS reported.
+    agent_id: Mapped[int | None] = mapped_column(Integer, default=None)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    impressions: Mapped[int | None] = mapped_column(Integer, default=None)
 
     document: Mapped[Document] = relationship()
 

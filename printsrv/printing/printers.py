@@ -39,6 +39,7 @@ __all__ = [
     "RemoveResult",
     "SyncResult",
     "add_cups_printer",
+    "apply_printer_info",
     "cost_from_json",
     "cost_to_json",
     "get_printer",
@@ -147,12 +148,20 @@ def _apply(row: Printer, info: PrinterInfo) -> None:
     row.synced_at = utcnow()
 
 
+def apply_printer_info(row: Printer, info: PrinterInfo) -> None:
+    """Store ``info`` (capabilities and state) in ``row``, keeping the row's own name."""
+    _apply(row, info)
+
+
 def sync_printers(session: Session, printers: list[PrinterInfo]) -> SyncResult:
     """Make the ``printer`` table match what CUPS listed; prices stay as they are.
 
-    A printer that is no longer listed keeps its row with ``present`` false.
+    A printer that is no longer listed keeps its row with ``present`` false. Remote printers
+    (registered by print agents) are not the central CUPS server's and are left alone.
     """
-    rows = {row.name: row for row in session.scalars(select(Printer))}
+    rows = {
+        row.name: row for row in session.scalars(select(Printer).where(Printer.agent_id.is_(None)))
+    }
     added, updated = [], []
     for info in printers:
         row = rows.get(info.name)

@@ -93,6 +93,8 @@ class Tracker:
         """Lease up to BATCH due jobs to this tracker; return the ones it won."""
         due = (
             PrintJob.state.in_(OPEN_STATES),
+            # Remote jobs are their agent's to follow (printsrv.agents), not CUPS' here.
+            PrintJob.agent_id.is_(None),
             PrintJob.next_poll_at <= now,
             or_(PrintJob.lease_until.is_(None), PrintJob.lease_until < now),
         )

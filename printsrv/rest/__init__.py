@@ -9,7 +9,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from printsrv.errors import PrintsrvError
-from printsrv.rest import documents, financial, jobs, release, reports, system
+from printsrv.rest import agents, documents, financial, jobs, release, reports, system
 from printsrv.rest.responses import (
     handle_http_error,
     handle_service_error,
@@ -41,6 +41,11 @@ def rest_routes() -> list[Route]:
         Route("/jobs", jobs.post_job, methods=["POST"]),
         Route("/jobs/{key}", jobs.get_job, methods=["GET"]),
         Route("/jobs/{key}/files/{name}", jobs.get_job_file, methods=["GET"]),
+        Route("/agent/printers", agents.register_printers, methods=["POST"]),
+        Route("/agent/jobs/next", agents.next_job, methods=["GET"]),
+        Route("/agent/jobs/{job:int}/pdf", agents.job_pdf, methods=["GET"]),
+        Route("/agent/jobs/{job:int}/renew", agents.renew, methods=["POST"]),
+        Route("/agent/jobs/{job:int}/state", agents.report, methods=["POST"]),
     ]
 
 

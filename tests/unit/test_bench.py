@@ -90,6 +90,7 @@ def test_the_suite_names_every_benchmark_module() -> None:
         "idle",
         "jobs",
         "quotas",
+        "agents",
     ]
 
 

@@ -1,0 +1,159 @@
+"""What the agent REST API awaits: one unit of work per call, the caller checked inside it.
+
+Every call first authenticates the agent by name and token (`registry.authenticate_agent`,
+which also records the contact) in the same transaction as its work, so a removed agent is
+refused by the very transaction that would have served it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from printsrv.agents import dispatch, registry, wakeups
+from printsrv.agents.dispatch import ClaimedJob
+from printsrv.agents.models import Agent
+from printsrv.agents.printers import parse_printers, register_printers
+from printsrv.documents.store import PdfStore
+from printsrv.errors import Conflict
+from printsrv.operations.installation import Installation
+from printsrv.platform.models import utcnow
+
+__all__ = ["Caller", "next_job", "open_pdf", "register", "renew", "report"]
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who says they are calling: an agent's name and token, and the address they call from."""
+
+    name: str
+    token: str
+    address: str
+
+    def __repr__(self) -> str:
+        return f"Caller({self.name!r}, token=[secure], address={self.address!r})"
+
+
+def _settings(installation: Installation) -> tuple[int, int, int]:
+    snapshot = installation.config.snapshot()
+    return (
+        snapshot["agents.poll-secs"],
+        snapshot["agents.lease-secs"],
+        snapshot["agents.max-attempts"],
+    )
+
+
+def _authenticate(installation: Installation, session: Any, caller: Caller) -> Agent:
+    return registry.authenticate_agent(
+        session, caller.name, caller.token, hasher=installation.hasher, address=caller.address
+    )
+
+
+async def register(installation: Installation, caller: Caller, document: object) -> list[str]:
+    """Replace the caller's printers with the ones in ``document`` (``{"printers": [...]}``);
+    return their central names. InvalidInput names a bad field; nothing is written then."""
+    printers = parse_printers(document)
+
+    def work() -> list[str]:
+        with installation.db.transaction() as session:
+            agent = _authenticate(installation, session, caller)
+            return register_printers(session, agent, printers)
+
+    return await installation.db.run(work)
+
+
+async def next_job(
+    installation: Installation, caller: Caller, wait_secs: float
+) -> ClaimedJob | None:
+    """The long-poll: claim the caller's next job, waiting up to ``wait_secs`` (at most
+    ``agents.poll-secs``) for one to arrive; None when none did.
+
+    A job committed on any machine wakes the wait at once (``wakeups``); without a wake-up
+    the database is asked again every ``wakeups.fallback_secs``.
+    """
+    poll_secs, lease_secs, max_attempts = _settings(installation)
+    db = installation.db
+    deadline = time.monotonic() + max(0.0, min(wait_secs, float(poll_secs)))
+
+    def first() -> tuple[Agent, ClaimedJob | None]:
+        with db.transaction() as session:
+            agent = _authenticate(installation, session, caller)
+            return agent, dispatch.claim_next(
+                session, agent, lease_secs=lease_secs, max_attempts=max_attempts, now=utcnow()
+            )
+
+    def again(agent: Agent) -> ClaimedJob | None:
+        now = utcnow()
+        with db.read() as session:
+            if not dispatch.has_claimable(session, agent.id, max_attempts=max_attempts, now=now):
+                return None
+        with db.transaction() as session:
+            return dispatch.claim_next(
+                session, agent, lease_secs=lease_secs, max_attempts=max_attempts, now=now
+            )
+
+    # Authenticated first, outside the wait: an unknown caller never waits.
+    agent, claimed = await db.run(first)
+    if claimed is not None:
+        return claimed
+    with wakeups.waiting(agent.id) as woken:
+        # Registered before looking again, so a job committed in between is not missed.
+        claimed = await db.run(again, agent)
+        while claimed is None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(woken.wait(), min(remaining, wakeups.fallback_secs(db.url)))
+            woken.clear()
+            claimed = await db.run(again, agent)
+    return claimed
+
+
+async def open_pdf(installation: Installation, caller: Caller, job_id: int, claim: str) -> Path:
+    """The stored PDF of a job the caller holds. NotFound (not the caller's job), Conflict
+    (claim lost, job ended, PDF no longer kept)."""
+
+    def work() -> str:
+        with installation.db.transaction() as session:
+            agent = _authenticate(installation, session, caller)
+            digest, _title = dispatch.job_pdf(session, agent, job_id, claim)
+            return digest
+
+    digest = await installation.db.run(work)
+    path = PdfStore(installation.env.home).path_for(digest)
+    if not path.is_file():
+        raise Conflict(f"The PDF of job {job_id} is missing from the store", reason="pdf")
+    return path
+
+
+async def renew(installation: Installation, caller: Caller, job_id: int, claim: str) -> datetime:
+    """Extend the caller's lease on a job by ``agents.lease-secs``; return its new end."""
+    _poll, lease_secs, _max = _settings(installation)
+
+    def work() -> datetime:
+        with installation.db.transaction() as session:
+            agent = _authenticate(installation, session, caller)
+            return dispatch.renew_claim(
+                session, agent, job_id, claim, lease_secs=lease_secs, now=utcnow()
+            )
+
+    return await installation.db.run(work)
+
+
+async def report(installation: Installation, caller: Caller, job_id: int, document: object) -> str:
+    """Apply the caller's report on a job (``dispatch.parse_report``); return the job's state."""
+    parsed = dispatch.parse_report(document)
+    _poll, _lease, max_attempts = _settings(installation)
+
+    def work() -> str:
+        with installation.db.transaction() as session:
+            agent = _authenticate(installation, session, caller)
+            return dispatch.record_report(session, agent, job_id, parsed, max_attempts=max_attempts)
+
+    return await installation.db.run(work)
