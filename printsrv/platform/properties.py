@@ -605,6 +605,14 @@ PROPERTIES: tuple[Property, ...] = (
         min_length=ADMIN_SECRET_MIN_LENGTH,
     ),
     Property(
+        "web-login.ttp.apikey.max-failures",
+        "10",
+        _integer(1, 100_000),
+        "int",
+        "wrong onetime-auth.createToken API keys one client address (IPv6: one /64) may "
+        "send per web-login.throttle.window-secs; then createToken refuses it, right key or not",
+    ),
+    Property(
         "web-login.ttp.enable",
         "N",
         _yes_no,
