@@ -2,9 +2,11 @@
 
 The registry `PROPERTIES` is one flat table (`printsrv config list` prints it). Values are
 stored as text in the database; secrets (`*.apikey`, `*.secret-key`, `*.password`) as
-keyed hashes. A running server reads from an in-memory `Snapshot` and polls a one-row
-revision token, so a change made by any process (the CLI, another worker, another
-machine) is in force everywhere within `REFRESH_INTERVAL` seconds.
+keyed hashes. A running server reads from an in-memory `Snapshot` and re-reads it when a
+one-row revision token changes: told by PostgreSQL at once, and polled every
+`REFRESH_INTERVAL` seconds on a thread and connection of its own (`config_refresh.py`), so a
+change made by any process (the CLI, another worker, another machine) is in force
+everywhere within a second, under load too.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from sqlalchemy.orm import Session
 from financial.errors import InvalidAmount
 from financial.money import parse_wire_amount, to_wire
 from printsrv.errors import ConfigError, DatabaseUnavailable
+from printsrv.platform.config_refresh import ConfigRefresher
 from printsrv.platform.database import Database
 from printsrv.platform.models import ConfigProperty, ConfigRevision, utcnow
 from printsrv.platform.security import AddressSet, SecretHasher, format_cidr_set, parse_cidr_set
@@ -875,9 +878,12 @@ class Config:
         assert self._snapshot is not None
         return self._snapshot
 
-    def refresh(self) -> None:
-        """Re-read the config if its revision token changed (one small query otherwise)."""
-        with self._lock, self._db.read() as session:
+    def refresh(self, db: Database | None = None) -> None:
+        """Re-read the config if its revision token changed (one small query otherwise).
+
+        Through `db` when given (the refresher's own), else the installation's database.
+        """
+        with self._lock, (db or self._db).read() as session:
             revision = read_revision(session)
             changed = self._snapshot is None or revision != self._revision
             if changed:
@@ -894,29 +900,18 @@ class Config:
                     log.exception("config change listener failed")
 
     async def keep_fresh(self, interval: float = REFRESH_INTERVAL) -> None:
-        """Poll the revision token until cancelled (run from the app's lifespan)."""
+        """Keep the config fresh until cancelled (run from the app's lifespan).
+
+        On a thread and a connection of its own, woken by PostgreSQL's notification of a
+        change and polling every `interval` (`platform/config_refresh.py`): the shared work
+        threads and pool may all be busy under load, and a change must still be in force
+        within a second.
+        """
+        refresher = ConfigRefresher(self.refresh, self._db.url, interval)
         self.background = True
-        failing = False
+        refresher.start()
         try:
-            while True:
-                try:
-                    await in_thread(self.refresh)
-                    if failing:
-                        log.warning("database reachable again; config refreshed")
-                    failing = False
-                except DatabaseUnavailable as error:
-                    if not failing:
-                        log.warning(
-                            "config refresh failed, database unavailable: %s",
-                            getattr(error.__cause__, "orig", error.__cause__),
-                        )
-                    failing = True
-                except Exception:
-                    # Whatever went wrong, the refresher must outlive it: a dead refresher
-                    # would serve stale config until the staleness limit, then only 503s.
-                    if not failing:
-                        log.exception("config refresh failed")
-                    failing = True
-                await asyncio.sleep(interval)
+            await asyncio.Event().wait()  # until cancelled
         finally:
             self.background = False
+            await in_thread(refresher.stop)

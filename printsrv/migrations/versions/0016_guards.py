@@ -1,5 +1,5 @@
-"""guards: the fingerprint of the installation secret; document log changes notified by
-the database
+"""guards: the fingerprint of the installation secret; document log and config changes
+notified by the database
 
 secret_fingerprint (printsrv/platform/models.py): one row, written by the first start, that
 lets a machine with another installation secret refuse to start instead of answering 401 to
@@ -8,8 +8,10 @@ every credential (printsrv/operations/installation.py: check_secret).
 On PostgreSQL, statement triggers on document and print_job (the print_job columns a page of
 the log shows: printsrv/documents/log_cache.py SHOWN_JOB_COLUMNS) send the document log's
 notification themselves, so every server empties its page cache after any committed write,
-raw SQL and restores included, not only after writes made through printsrv's ORM. SQLite
-has no page cache and gets no triggers.
+raw SQL and restores included, not only after writes made through printsrv's ORM. A
+trigger on config_revision tells every server's config refresher that the config changed
+(printsrv/platform/config_refresh.py), so it re-reads at once instead of at its next poll.
+SQLite has no notifications and gets no triggers.
 
 Revision ID: 0016_guards
 Revises: 0001
@@ -42,6 +44,16 @@ BEGIN
 END
 $$
 """
+_CONFIG_FUNCTION = """
+CREATE OR REPLACE FUNCTION printsrv_config_changed() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('printsrv_config_' || left(md5(TG_TABLE_SCHEMA::text), 16), '');
+    RETURN NULL;
+END
+$$
+"""
+_CONFIG_TRIGGER = "config_revision_changed"
 _TRIGGERS = {
     "document_log_changed": "AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON document",
     "print_job_log_changed": "AFTER INSERT OR DELETE OR TRUNCATE ON print_job",
@@ -64,10 +76,18 @@ def upgrade() -> None:
                 f"CREATE TRIGGER {name} {when} "
                 "FOR EACH STATEMENT EXECUTE FUNCTION printsrv_document_log_changed()"
             )
+        op.execute(_CONFIG_FUNCTION)
+        op.execute(
+            f"CREATE TRIGGER {_CONFIG_TRIGGER} "
+            "AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON config_revision "
+            "FOR EACH STATEMENT EXECUTE FUNCTION printsrv_config_changed()"
+        )
 
 
 def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
+        op.execute(f"DROP TRIGGER IF EXISTS {_CONFIG_TRIGGER} ON config_revision")
+        op.execute("DROP FUNCTION IF EXISTS printsrv_config_changed()")
         for name, when in _TRIGGERS.items():
             table = when.rsplit(" ON ", 1)[1]
             op.execute(f"DROP TRIGGER IF EXISTS {name} ON {table}")
