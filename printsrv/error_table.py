@@ -21,7 +21,7 @@ from printsrv.documents.convert import ConversionFailed
 from printsrv.documents.convert_to import ConversionTimedOut, ConverterBusy, DamagedDocument
 from printsrv.jobs.service import JobGone, JobKeyNotFound
 from printsrv.jobs.tokens import InvalidJobToken
-from printsrv.operations.installation import NotInstalled
+from printsrv.operations.installation import NotInstalled, WrongSecret
 from printsrv.people.logins import LoginFailed
 from printsrv.people.throttle import LoginThrottled
 from printsrv.people.tokens import (
@@ -80,6 +80,7 @@ ERROR_TABLE: dict[type[errors.PrintsrvError], ErrorAnswer] = {
     errors.InvalidInput: ErrorAnswer(400, INVALID_PARAMS, 2),
     errors.ConfigError: ErrorAnswer(400, INVALID_PARAMS, 2),
     NotInstalled: ErrorAnswer(400, INVALID_PARAMS, 2),
+    WrongSecret: ErrorAnswer(400, INVALID_PARAMS, 2),
     OptionRejected: ErrorAnswer(400, INVALID_PARAMS, 2),
     ConversionFailed: ErrorAnswer(415, INVALID_PARAMS, 2),
     # convert-to tells a damaged input from an unsupported one (a print upload does not).

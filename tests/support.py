@@ -93,6 +93,52 @@ def wait_until(condition: Callable[[], T], timeout: float = 5.0, interval: float
         time.sleep(interval)
 
 
+class HeldConnections:
+    """The pool connections that threads named `prefix...` hold now, counted from the pool's
+    own checkout and checkin events.
+
+    Exact whatever else holds connections meanwhile: a running server's background polls
+    (config, monitor, tracker, jobs) take one for a moment at any time, so a reading of
+    `pool.checkedout()` says little about one request's connection. Call `close()` (or use
+    `with`) to stop counting.
+    """
+
+    def __init__(self, engine: object, prefix: str) -> None:
+        from sqlalchemy import event
+
+        self._pool = engine.pool  # type: ignore[attr-defined]
+        self._prefix = prefix
+        self._held: set[int] = set()
+        self._lock = threading.Lock()
+        event.listen(self._pool, "checkout", self._checkout)
+        event.listen(self._pool, "checkin", self._checkin)
+
+    def _checkout(self, _dbapi: object, record: object, _proxy: object) -> None:
+        if threading.current_thread().name.startswith(self._prefix):
+            with self._lock:
+                self._held.add(id(record))
+
+    def _checkin(self, _dbapi: object, record: object) -> None:
+        with self._lock:
+            self._held.discard(id(record))
+
+    def __call__(self) -> int:
+        with self._lock:
+            return len(self._held)
+
+    def close(self) -> None:
+        from sqlalchemy import event
+
+        event.remove(self._pool, "checkout", self._checkout)
+        event.remove(self._pool, "checkin", self._checkin)
+
+    def __enter__(self) -> HeldConnections:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 class Overlap:
     """Counts the calls inside `during()` at once; `peak` is the most it saw."""
 

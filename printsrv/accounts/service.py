@@ -40,8 +40,8 @@ from financial import (
     Problem,
     TransferPolicy,
 )
-from financial.currency import CurrencyChange
 from printsrv import errors
+from printsrv.accounts.currency_settings import BaseCurrencyChange, scale_amount_properties
 from printsrv.people import group_defaults
 from printsrv.people import users as user_service
 from printsrv.platform import properties as config_service
@@ -546,16 +546,18 @@ def change_base_currency(
     actor: Actor,
     hasher: SecretHasher,
     dry_run: bool,
-) -> CurrencyChange:
+) -> BaseCurrencyChange:
     """Convert every account from `source` to `target` at `rate` and make `target` the currency.
 
     Each non-zero balance gets an ADJUST row to zero and one to balance x rate (see
-    `financial.currency.change_currency`); INDIVIDUAL credit limits are scaled; the config
-    property `financial.currency-code` becomes `target`. All of it is written in the
-    caller's transaction (the config table is in the same database), so a failure
-    anywhere leaves balances, ledger and currency code as they were. With `dry_run`
-    nothing is written. InvalidInput when `source` is not the current currency, when the
-    codes are equal, or when a converted amount would not fit the ledger.
+    `financial.currency.change_currency`); INDIVIDUAL credit limits are scaled, and so are
+    the amounts in the config (`financial.credit-limit.default`, the transfer minimum and
+    maximum: `currency_settings`); the config property `financial.currency-code` becomes
+    `target`. All of it is written in the caller's transaction (the config table is in the
+    same database), so a failure anywhere leaves balances, ledger, amounts and currency
+    code as they were. With `dry_run` nothing is written. InvalidInput when `source` is
+    not the current currency, when the codes are equal, or when a converted amount would
+    not fit the ledger or its property.
     """
     if source == target:
         raise errors.InvalidInput(
@@ -577,8 +579,11 @@ def change_base_currency(
         raise errors.InvalidInput(
             f"Parameter 'exchangeRate': {error.message}", reason="exchangeRate"
         ) from None
+    scaled = scale_amount_properties(
+        session, rate=rate, hasher=hasher, actor=str(actor), dry_run=dry_run
+    )
     if not dry_run:
         config_service.set_property(
             session, CURRENCY_PROPERTY, target, hasher=hasher, actor=str(actor)
         )
-    return change
+    return BaseCurrencyChange(change, scaled)

@@ -16,7 +16,12 @@ from sqlalchemy.orm import Session
 
 from printsrv.errors import PrintsrvError
 from printsrv.migrations import upgrade_schema
-from printsrv.operations.installation import FirstAdmin, Installation, open_installation
+from printsrv.operations.installation import (
+    FirstAdmin,
+    Installation,
+    check_secret,
+    open_installation,
+)
 from printsrv.platform.environment import load_environment, with_env_file
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -48,6 +53,8 @@ def use_service_env_file() -> None:
 def open_cli_installation(*, create: bool = False) -> Installation:
     """The installation the environment names, opened and migrated.
 
+    Its installation secret must be the one the database was set up with (WrongSecret
+    otherwise); `serve`, `init` and `backup restore` record it in a database that has none.
     Only `serve`, `init` and `backup restore` pass create=True. Every other command
     refuses with NotInstalled (naming the home and database it looked at) when they were
     never set up, and creates nothing: a command run from another directory must not
@@ -57,7 +64,14 @@ def open_cli_installation(*, create: bool = False) -> Installation:
     env = load_environment()
     refuse_root_in_a_service_home(env.home)
     installation = open_installation(env, create=create)
-    upgrade_schema(installation.db)
+    try:
+        upgrade_schema(installation.db)
+        # Before anything reads or writes a stored credential: with another machine's
+        # secret, every one of them would quietly fail to match.
+        check_secret(installation, adopt=create)
+    except BaseException:
+        installation.db.dispose()
+        raise
     return installation
 
 

@@ -7,14 +7,18 @@ shows of a print's job (its `status` and `job`: state, CUPS state, refund, ...; 
 `SHOWN_JOB_COLUMNS`). The tracker's leases and poll times are not shown, so its claims leave
 the cache alone:
 
-- in the writing process at once: SQLAlchemy session events notice a flush or an ORM
-  ``insert/update/delete(Document)`` and, after the commit, clear every cache of the process;
-- in every other process through PostgreSQL ``LISTEN/NOTIFY``: the same events issue a
-  notification inside the writing transaction, which PostgreSQL delivers at commit (and drops
-  on rollback); each server's notification listener (printsrv/platform/notifications.py, on
-  a connection of its own) clears its cache when one arrives. The channel is named after the
-  schema (`CHANNEL_SQL`): installations in other schemas of the same database do not
-  disturb each other.
+- in every process through PostgreSQL ``LISTEN/NOTIFY``: statement triggers on ``document``
+  and ``print_job`` (migration 0016_guards; for print_job, only an UPDATE that sets one of
+  `SHOWN_JOB_COLUMNS`) notify inside the writing transaction, which PostgreSQL delivers at
+  commit (and drops on rollback); each server's notification listener
+  (printsrv/platform/notifications.py, on a connection of its own) clears its cache when
+  one arrives. Being the database's own, the triggers see every write: printsrv's, raw SQL
+  from psql, a restore while servers run. The channel is named after the schema
+  (`CHANNEL_SQL`): installations in other schemas of the same database do not disturb
+  each other;
+- in the writing process also at once, without waiting for its own notification to come
+  back: SQLAlchemy session events notice a flush or an ORM ``insert/update/delete(Document)``
+  and, after the commit, clear every cache of the process, so a client reads its own write.
 
 The cache is only used while the listener is known to be connected (it pings the database
 every second; no answer for `TRUST_WINDOW` and every request queries again); it is emptied
@@ -24,9 +28,6 @@ stores only if that has not moved.
 
 SQLite is not cached: several worker processes may share the file and there is no
 notification channel between them; the page query is local and cheap there.
-
-Writes that bypass the ORM (raw SQL, a restore from backup while servers run) are not seen;
-restart the servers after such a change.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
 
 from printsrv.documents.models import Document
-from printsrv.platform.notifications import TRUST_WINDOW, Listener, Topic, announce, channel_sql
+from printsrv.platform.notifications import TRUST_WINDOW, Listener, Topic, channel_sql
 from printsrv.printing.models import PrintJob
 
 log = logging.getLogger(__name__)
@@ -56,7 +57,8 @@ __all__ = [
     "invalidate_here",
 ]
 
-# The channel, computed by the server on both sides from the schema the tables live in.
+# The channel, computed by the server from the schema the tables live in; the triggers
+# compute the same from the schema of the table that changed.
 CHANNEL_SQL: Final = channel_sql(Topic.DOCUMENT_LOG)
 CAPACITY: Final = 256  # pages; a page is at most 1000 short entries
 _WRITTEN: Final = "printsrv.document_log_written"  # Session.info flag: this transaction wrote
@@ -175,9 +177,10 @@ class DocumentLogCache:
 
 
 def _written(session: Session) -> None:
-    """This transaction changed the document log: tell the other processes at commit."""
+    """This transaction changed the document log: empty this process's caches at commit.
+
+    (The other processes hear of it from the database's triggers.)"""
     session.info[_WRITTEN] = True
-    announce(session, Topic.DOCUMENT_LOG)
 
 
 @event.listens_for(Session, "after_flush")

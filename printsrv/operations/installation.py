@@ -9,6 +9,7 @@ wrong directory cannot quietly start a second, empty installation.
 
 from __future__ import annotations
 
+import hmac
 import logging
 import os
 import secrets
@@ -28,6 +29,7 @@ from printsrv.operations.status import SystemMonitor
 from printsrv.platform import properties as config
 from printsrv.platform.database import Database, serialise_on
 from printsrv.platform.environment import (
+    SECRET_FILE_NAME,
     SERVICE_ENV_FILE,
     Environment,
     describe_database,
@@ -36,9 +38,10 @@ from printsrv.platform.environment import (
     prepare_home,
     service_env_file,
 )
+from printsrv.platform.models import SecretFingerprint
 from printsrv.platform.notifications import Listener
 from printsrv.platform.properties import Config, Snapshot
-from printsrv.platform.security import SecretHasher, derive_key
+from printsrv.platform.security import SecretHasher, derive_key, secret_fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +54,15 @@ ADMIN_PASSWORD_PROPERTY = "api.restful.auth.password"  # noqa: S105 (a property 
 
 class NotInstalled(ConfigError):
     """The environment names a home or database that was never set up as an installation."""
+
+
+class WrongSecret(ConfigError):
+    """This machine's installation secret is not the one the database was set up with.
+
+    Raised before serving (and before any command works on the database): with another
+    secret, every stored password, API key and user UUID would fail to match, and every
+    credential would be refused with nothing to say why.
+    """
 
 
 @dataclass
@@ -66,6 +78,7 @@ class Installation:
     # Other processes' changes, heard from the app's lifespan (PostgreSQL only).
     notifications: Listener
     document_log: DocumentLogCache  # pages of GET /documents
+    secret_fingerprint: str  # what the database keeps to recognise the secret (check_secret)
 
     def __repr__(self) -> str:
         return f"Installation(home={str(self.env.home)!r}, db={self.db!r})"
@@ -96,6 +109,7 @@ def open_installation(env: Environment | None = None, *, create: bool = True) ->
         monitor=SystemMonitor(db, notifications),
         notifications=notifications,
         document_log=DocumentLogCache(env.database_url, listener=notifications),
+        secret_fingerprint=secret_fingerprint(secret),
     )
     # Whoever changes the admin password (this process, another worker, another machine),
     # every server notices on its next config refresh and removes the stale file.
@@ -192,6 +206,40 @@ def _not_installed_message(env: Environment, why: str) -> str:
         "PRINTSRV_DATABASE_URL, PRINTSRV_SECRET_KEY as the server has them), or with its "
         f"environment file ({SERVICE_ENV_FILE}, or PRINTSRV_ENV_FILE=/path/to/file). "
         "To set up a new one there, run `printsrv init`."
+    )
+
+
+# --- is this the installation's secret? --------------------------------------------------------
+
+
+def check_secret(installation: Installation, *, adopt: bool) -> bool:
+    """WrongSecret unless this machine's secret is the one the database was set up with.
+
+    The database keeps a fingerprint of the secret (`SecretFingerprint`). With `adopt`
+    (`printsrv serve`, `init`, `backup restore`: the commands that start an installation)
+    a database that has none takes this machine's: the first start, or an installation set
+    up before fingerprints were kept. Without it nothing is written, so a command run with
+    the wrong secret can never make it the installation's. Returns whether it was adopted.
+    """
+    with installation.db.transaction() as session:
+        # Machines starting together on a fresh database: the first to get here writes.
+        serialise_on(session, "printsrv secret fingerprint")
+        stored = session.get(SecretFingerprint, 1)
+        if stored is None:
+            if adopt:
+                session.add(SecretFingerprint(id=1, fingerprint=installation.secret_fingerprint))
+            return adopt
+        if hmac.compare_digest(stored.fingerprint, installation.secret_fingerprint):
+            return False
+    env = installation.env
+    where = "PRINTSRV_SECRET_KEY" if env.secret_key else f"{env.home / SECRET_FILE_NAME}"
+    raise WrongSecret(
+        f"The installation secret of this machine ({where}) is not the one the database "
+        f"{describe_database(env.database_url)} was set up with: every stored password, API "
+        "key and token would be refused. Nothing was changed. Give this machine the secret "
+        "the installation's other machines use (their PRINTSRV_SECRET_KEY, or a copy of "
+        f"their {SECRET_FILE_NAME}), or point PRINTSRV_DATABASE_URL at this machine's own "
+        "database."
     )
 
 

@@ -1,4 +1,5 @@
-"""Login rate limits: failed web logins counted per user name and per client address.
+"""Rate limits: failed web logins counted per user name and per client address, and wrong
+`createToken` API keys counted per client address.
 
 The counters live in the database (`login_throttle`), so a guesser gains nothing by
 spreading attempts over workers or machines. Each key has a fixed window of
@@ -6,6 +7,9 @@ spreading attempts over workers or machines. Each key has a fixed window of
 one user name (aliases count as that user), or `web-login.throttle.address.max-failures`
 from one address, fall within it, further logins are refused until it ends, correct
 password or not. IPv6 clients are counted per /64, the block one subscriber usually gets.
+Wrong API keys given to `onetime-auth.createToken` are counted the same way, per address
+("apikey:addr:..."), up to `web-login.ttp.apikey.max-failures` in the same window: the key
+lets its holder log in as anyone, so guessing it must be as slow as guessing a password.
 
 Checking and counting are separate statements, so a burst of concurrent attempts may
 overshoot the limit by the number of attempts in flight; that does not help a guesser.
@@ -32,14 +36,17 @@ __all__ = [
     "LoginThrottled",
     "ThrottlePolicy",
     "check",
+    "check_api_key_caller",
     "forget_user",
     "purge_stale",
+    "record_api_key_failure",
     "record_failure",
 ]
 
 
 class LoginThrottled(NotAllowed):
-    """Too many failed logins for this user name or from this address; `retry_after` seconds."""
+    """Too many failed logins for this user name or from this address, or too many wrong
+    API keys from this address; `retry_after` seconds."""
 
     def __init__(self, message: str, *, retry_after: int) -> None:
         super().__init__(message)
@@ -53,6 +60,7 @@ class ThrottlePolicy:
     user_failures: int
     address_failures: int
     window: timedelta
+    api_key_failures: int = 10  # wrong createToken API keys per address
 
     @classmethod
     def from_config(cls, snapshot: Snapshot) -> ThrottlePolicy:
@@ -61,6 +69,7 @@ class ThrottlePolicy:
             user_failures=snapshot["web-login.throttle.user.max-failures"],
             address_failures=snapshot["web-login.throttle.address.max-failures"],
             window=timedelta(seconds=snapshot["web-login.throttle.window-secs"]),
+            api_key_failures=snapshot["web-login.ttp.apikey.max-failures"],
         )
 
 
@@ -85,6 +94,10 @@ def _address_key(address: str) -> str:
     return f"addr:{ip}"
 
 
+def _api_key_key(address: str) -> str:
+    return "apikey:" + _address_key(address)
+
+
 def _limits(
     session: Session, user_name: str, address: str, policy: ThrottlePolicy
 ) -> dict[str, int]:
@@ -103,8 +116,27 @@ def check(
     now: datetime | None = None,
 ) -> None:
     """Raise LoginThrottled when this user name or this address has used up its failures."""
+    _refuse_when_used_up(
+        session, _limits(session, user_name, address, policy), policy, now, "failed logins"
+    )
+
+
+def check_api_key_caller(
+    session: Session, *, address: str, policy: ThrottlePolicy, now: datetime | None = None
+) -> None:
+    """Raise LoginThrottled when this address has sent too many wrong createToken API keys."""
+    limits = {_api_key_key(address): policy.api_key_failures}
+    _refuse_when_used_up(session, limits, policy, now, "wrong API keys from this address")
+
+
+def _refuse_when_used_up(
+    session: Session,
+    limits: dict[str, int],
+    policy: ThrottlePolicy,
+    now: datetime | None,
+    what: str,
+) -> None:
     current = now or utcnow()
-    limits = _limits(session, user_name, address, policy)
     rows = session.scalars(select(LoginThrottle).where(LoginThrottle.key.in_(limits)))
     waits = [
         row.window_start + policy.window - current
@@ -115,7 +147,7 @@ def check(
         seconds = max(1, math.ceil(max(waits).total_seconds()))
         minutes = math.ceil(seconds / 60)
         raise LoginThrottled(
-            f"Too many failed logins. Try again in {minutes} minute{'s' if minutes > 1 else ''}.",
+            f"Too many {what}. Try again in {minutes} minute{'s' if minutes > 1 else ''}.",
             retry_after=seconds,
         )
 
@@ -132,6 +164,14 @@ def record_failure(
     current = now or utcnow()
     for key in _limits(session, user_name, address, policy):
         _count(session, key, current, current - policy.window)
+
+
+def record_api_key_failure(
+    session: Session, *, address: str, policy: ThrottlePolicy, now: datetime | None = None
+) -> None:
+    """Count one wrong createToken API key against the address."""
+    current = now or utcnow()
+    _count(session, _api_key_key(address), current, current - policy.window)
 
 
 def _count(session: Session, key: str, now: datetime, cutoff: datetime) -> None:

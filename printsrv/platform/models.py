@@ -1,5 +1,6 @@
 """The shared declarative `Base` (one metadata, one naming convention for every table),
-UTC timestamps, and the platform's own tables: stored config properties and their revision.
+UTC timestamps, and the platform's own tables: stored config properties and their revision,
+and the fingerprint of the installation secret.
 
 Every domain keeps its tables in its own `models.py` on this `Base`; `printsrv.tables`
 imports them all where the metadata must be complete (migrations, the app, tests). Times are
@@ -88,3 +89,18 @@ class ConfigRevision(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     token: Mapped[str] = mapped_column(String(36))
+
+
+class SecretFingerprint(Base):
+    """One row: a fingerprint of the installation secret the database was set up with.
+
+    A key derived from the secret for this one purpose (`security.secret_fingerprint`), not
+    the secret: it only tells a machine whether its secret is the installation's, before
+    every stored password, API key and token would quietly fail to match.
+    """
+
+    __tablename__ = "secret_fingerprint"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    fingerprint: Mapped[str] = mapped_column(String(100))
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

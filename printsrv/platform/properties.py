@@ -3,14 +3,16 @@
 The registry `PROPERTIES` is one flat table (`printsrv config list` prints it). Values are
 stored as text in the database; secrets (`*.apikey`, `*.secret-key`, `*.password`) as
 keyed hashes. A running server reads from an in-memory `Snapshot` and re-reads it when the
-one-row revision token moves: on PostgreSQL when it hears the change announced
-(printsrv/platform/notifications.py), else by polling the token every `REFRESH_INTERVAL`
+one-row revision token moves, on a thread and a connection of its own
+(`config_refresh.py`): at once when it hears of the change (PostgreSQL notifications,
+printsrv/platform/notifications.py), else by polling the token every `REFRESH_INTERVAL`
 seconds. Either way a change made by any process (the CLI, another worker, another
-machine) is in force everywhere within a second.
+machine) is in force everywhere within a second, under load too.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import threading
@@ -28,9 +30,10 @@ from sqlalchemy.orm import Session
 from financial.errors import InvalidAmount
 from financial.money import parse_wire_amount, to_wire
 from printsrv.errors import ConfigError, DatabaseUnavailable
+from printsrv.platform.config_refresh import ConfigRefresher
 from printsrv.platform.database import Database
 from printsrv.platform.models import ConfigProperty, ConfigRevision, utcnow
-from printsrv.platform.notifications import Listener, Topic, announce, wait_for_change
+from printsrv.platform.notifications import Listener, Topic
 from printsrv.platform.security import AddressSet, SecretHasher, format_cidr_set, parse_cidr_set
 from printsrv.platform.threads import in_thread
 
@@ -665,6 +668,14 @@ PROPERTIES: tuple[Property, ...] = (
         min_length=ADMIN_SECRET_MIN_LENGTH,
     ),
     Property(
+        "web-login.ttp.apikey.max-failures",
+        "10",
+        _integer(1, 100_000),
+        "int",
+        "wrong onetime-auth.createToken API keys one client address (IPv6: one /64) may "
+        "send per web-login.throttle.window-secs; then createToken refuses it, right key or not",
+    ),
+    Property(
         "web-login.ttp.enable",
         "N",
         _yes_no,
@@ -864,7 +875,8 @@ def bump_revision(session: Session) -> None:
     else:
         revision.token = token
     session.flush()
-    announce(session, Topic.CONFIG)
+    # Every server hears of it at commit: on PostgreSQL a trigger on config_revision
+    # (migration 0016_guards) notifies Topic.CONFIG's channel, raw SQL writes included.
 
 
 def stored_values(session: Session) -> dict[str, str]:
@@ -945,10 +957,13 @@ class Config:
     def _hear(self) -> None:
         self._heard += 1
 
-    def refresh(self) -> None:
-        """Re-read the config if its revision token changed (one small query otherwise)."""
+    def refresh(self, db: Database | None = None) -> None:
+        """Re-read the config if its revision token changed (one small query otherwise).
+
+        Through `db` when given (the refresher's own), else the installation's database.
+        """
         heard = self._heard
-        with self._lock, self._db.read() as session:
+        with self._lock, (db or self._db).read() as session:
             revision = read_revision(session)
             changed = self._snapshot is None or revision != self._revision
             if changed:
@@ -966,38 +981,20 @@ class Config:
                     log.exception("config change listener failed")
 
     async def keep_fresh(self, interval: float = REFRESH_INTERVAL) -> None:
-        """Keep the snapshot current until cancelled (run from the app's lifespan): re-read
-        on each change heard, or every `interval` seconds while not listening."""
-        self.background = True
-        failing = False
-        listener = self._listener
-        wake, unsubscribe = (
-            listener.wake_on((Topic.CONFIG,)) if listener and listener.possible else (None, None)
+        """Keep the config fresh until cancelled (run from the app's lifespan).
+
+        On a thread and a connection of its own (`platform/config_refresh.py`): the shared
+        work threads and pool may all be busy under load, and a change must still be in
+        force within a second. It re-reads when the listener hears of a change (or
+        reconnects), and polls every `interval` seconds while it does not listen.
+        """
+        refresher = ConfigRefresher(
+            self.refresh, self._db.url, interval, HEARD_POLL_INTERVAL, self._listener
         )
+        self.background = True
+        refresher.start()
         try:
-            while True:
-                if wake is not None:
-                    wake.clear()  # before reading: a change during the read wakes us again
-                try:
-                    await in_thread(self.refresh)
-                    if failing:
-                        log.warning("database reachable again; config refreshed")
-                    failing = False
-                except DatabaseUnavailable as error:
-                    if not failing:
-                        log.warning(
-                            "config refresh failed, database unavailable: %s",
-                            getattr(error.__cause__, "orig", error.__cause__),
-                        )
-                    failing = True
-                except Exception:
-                    # Whatever went wrong, the refresher must outlive it: a dead refresher
-                    # would serve stale config until the staleness limit, then only 503s.
-                    if not failing:
-                        log.exception("config refresh failed")
-                    failing = True
-                await wait_for_change(wake, listener, interval, HEARD_POLL_INTERVAL, failing)
+            await asyncio.Event().wait()  # until cancelled
         finally:
             self.background = False
-            if unsubscribe is not None:
-                unsubscribe()
+            await in_thread(refresher.stop)

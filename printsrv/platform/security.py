@@ -35,6 +35,15 @@ def derive_key(secret: bytes, purpose: str, length: int = 32) -> bytes:
     return hkdf.derive(secret)
 
 
+FINGERPRINT_PREFIX = "hkdf-sha256$"
+
+
+def secret_fingerprint(secret: bytes) -> str:
+    """What the database keeps to recognise the installation secret: a key derived from it
+    for that one purpose, so the stored value reveals neither the secret nor any other key."""
+    return FINGERPRINT_PREFIX + derive_key(secret, "printsrv installation secret fingerprint").hex()
+
+
 class SecretHasher:
     """Keyed hashes (HMAC-SHA-256) of secrets that are only ever compared, and sealing of
     credentials printsrv must itself present to others.

@@ -8,7 +8,11 @@ Each printer has an ALLOW list and a DENY list of groups (``printer_group_access
 
 A group is on at most one of a printer's lists: granting it the other scope moves it.
 ``check_may_print`` is called wherever a job's printer is chosen (``printing.intake``),
-before anything is converted, charged or sent to CUPS.
+before anything is converted, so a refusal costs nothing; ``confirm_may_print`` checks
+again inside the transaction that charges, since the lists may change while a document
+converts. That check reads the printer row ``FOR SHARE`` and every change of the lists locks
+it ``FOR UPDATE`` (PostgreSQL; SQLite's writers take turns anyway), so a change and a charge
+on one printer take turns: a print is charged under the lists as they are when it commits.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ __all__ = [
     "GroupAccess",
     "PrintingDenied",
     "check_may_print",
+    "confirm_may_print",
     "describe_grant",
     "grant",
     "list_access",
@@ -82,7 +87,9 @@ def grant(session: Session, printer: str, group: str, scope: str) -> str | None:
     group).
     """
     wanted = parse_scope(scope)
-    printer_row = get_printer(session, printer)
+    # Locked first: two identical grants at once take turns, and the second finds the
+    # first's entry ("already on the list") instead of colliding on its primary key.
+    printer_row = _lock_for_change(session, printer)
     group_row = get_group(session, group)
     entry = session.get(PrinterGroupAccess, (printer_row.id, group_row.id))
     if entry is None:
@@ -94,6 +101,14 @@ def grant(session: Session, printer: str, group: str, scope: str) -> str | None:
     previous, entry.scope = entry.scope, wanted
     session.flush()
     return previous
+
+
+def _lock_for_change(session: Session, printer: str) -> Printer:
+    """The printer row, locked until the transaction ends: prints being charged on it finish
+    first, and prints charged after this change see it (``confirm_may_print``)."""
+    row = get_printer(session, printer)
+    session.execute(select(Printer.id).where(Printer.id == row.id).with_for_update())
+    return row
 
 
 def describe_grant(group: str, scope: str, previous: str | None) -> str:
@@ -112,7 +127,7 @@ def revoke(session: Session, printer: str, group: str, scope: str | None = None)
     list named; nothing is changed then.
     """
     wanted = parse_scope(scope) if scope is not None else None
-    printer_row = get_printer(session, printer)
+    printer_row = _lock_for_change(session, printer)
     group_row = get_group(session, group)
     entry = session.get(PrinterGroupAccess, (printer_row.id, group_row.id))
     if entry is None or (wanted is not None and entry.scope != wanted):
@@ -130,7 +145,7 @@ def revoke_all(session: Session, printer: str, scope: str | None = None) -> int:
     With both lists empty the printer is open to everyone again.
     """
     wanted = parse_scope(scope) if scope is not None else None
-    printer_row = get_printer(session, printer)
+    printer_row = _lock_for_change(session, printer)
     query = delete(PrinterGroupAccess).where(PrinterGroupAccess.printer_id == printer_row.id)
     if wanted is not None:
         query = query.where(PrinterGroupAccess.scope == wanted)
@@ -182,3 +197,17 @@ def check_may_print(session: Session, user: User, printer: Printer) -> None:
         raise PrintingDenied(
             user.user_name, printer.name, "only members of the groups allowed there may print"
         )
+
+
+def confirm_may_print(session: Session, user: User, printer: str) -> Printer:
+    """``check_may_print`` in the transaction that charges a print on ``printer``; its row.
+
+    The row is read ``FOR SHARE``: a change of the lists waits for this transaction, and
+    this one waits for a change under way, so the print is charged (or refused,
+    PrintingDenied) under the lists as they stand when it commits. Prints on one printer
+    do not wait for each other. NotFound when the printer is gone.
+    """
+    row = get_printer(session, printer)
+    session.execute(select(Printer.id).where(Printer.id == row.id).with_for_update(read=True))
+    check_may_print(session, user, row)
+    return row

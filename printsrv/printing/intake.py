@@ -7,8 +7,10 @@ request runs before anything is stored or charged, in this order: queue (404), q
 (403, ``printing.access``), file name and size (400), conversion (415), options against the
 printer with the page count known (400), the print rules (``printing.rules``: 422 for a
 refusal, a hold for approval, or changed options and price), price and credit (402).
-Then, in one transaction, the log entries, the job and its charge, with the PDF moved into
-the store last, so a refusal leaves nothing behind. Submission to CUPS follows the commit.
+Then, in one transaction, the group access lists again (``access.confirm_may_print``: they
+may have changed during the conversion), the log entries, the job and its charge, with the
+PDF moved into the store last, so a refusal leaves nothing behind. Submission to CUPS
+follows the commit.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from printsrv.people.models import User
 from printsrv.platform.models import utcnow
 from printsrv.platform.threads import in_thread
 from printsrv.platform.uploads import Upload, clean_file_name
-from printsrv.printing.access import check_may_print
+from printsrv.printing.access import check_may_print, confirm_may_print
 from printsrv.printing.context import PrintContext
 from printsrv.printing.costs import CostModel, price
 from printsrv.printing.history import released_print
@@ -510,6 +512,9 @@ def _log_and_charge(
     with context.installation.db.transaction() as session:
         if guard is not None:
             guard.claim(session)
+        # Checked before converting too, but the lists may have changed since (a conversion
+        # takes seconds): the charge must obey them as they are now.
+        confirm_may_print(session, user, plan.printer.name)
         # ``user`` is detached: only its id and name are read, so it is not loaded again.
         if upload is not None:
             source = upload.log(session, user)

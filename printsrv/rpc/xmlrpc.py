@@ -15,8 +15,8 @@ answered with HTTP 200 as XML-RPC has it:
   other status and drop the body that says why).
 
 Every call carries the TTP API key, so XML-RPC needs TLS off loopback
-(`security.require_tls`); `createToken` logs a user in, so maintenance refuses it
-(`system.keep_users_out_in_maintenance`).
+(`security.require_tls`); `createToken` logs a user in, so maintenance refuses it, and an
+address that sent too many wrong keys is refused for a while (`people/ttp.py`).
 
 The methods are thin: they check nothing themselves and call one service each.
 """
@@ -39,9 +39,8 @@ from printsrv import errors
 from printsrv.error_table import answer_for, retry_after
 from printsrv.http import client_of, installation_of, read_body
 from printsrv.operations.installation import Installation
-from printsrv.operations.status import keep_users_out_in_maintenance
-from printsrv.people import tokens
-from printsrv.platform.security import require_tls
+from printsrv.people import ttp
+from printsrv.platform.security import Client, require_tls
 from printsrv.platform.threads import in_thread
 
 log = logging.getLogger(__name__)
@@ -95,7 +94,8 @@ class Method:
     """One XML-RPC method.
 
     name:     the method name on the wire.
-    function: called as function(installation, *params) in a worker thread.
+    function: called as function(installation, client, *params) in a worker thread; the
+              client is the caller (after trusted proxies), for limits per address.
     params:   (name, XML-RPC type) of each parameter, in order.
     returns:  the XML-RPC type of the result.
     help:     the text system.methodHelp answers.
@@ -124,21 +124,13 @@ class Method:
                 )
 
 
-def _create_token(installation: Installation, apikey: str, username: str) -> str:
-    snapshot = installation.config.snapshot()
-    # A token is a log-in for a user: none is issued while users are kept out.
-    keep_users_out_in_maintenance(snapshot)
-    with installation.db.read() as session:
-        return tokens.issue_token(
-            session,
-            api_key=apikey,
-            user_name=username,
-            snapshot=snapshot,
-            key=installation.token_key,
-        )
+def _create_token(installation: Installation, client: Client, apikey: str, username: str) -> str:
+    return ttp.create_login_token(
+        installation, api_key=apikey, user_name=username, address=client.host
+    )
 
 
-def _list_methods(installation: Installation) -> list[str]:
+def _list_methods(installation: Installation, client: Client) -> list[str]:
     return sorted(METHODS)
 
 
@@ -149,11 +141,11 @@ def _method(name: str) -> Method:
         raise ProtocolFault(METHOD_NOT_FOUND, f"Method {name[:100]!r} does not exist") from None
 
 
-def _method_help(installation: Installation, name: str) -> str:
+def _method_help(installation: Installation, client: Client, name: str) -> str:
     return _method(name).help
 
 
-def _method_signature(installation: Installation, name: str) -> list[list[str]]:
+def _method_signature(installation: Installation, client: Client, name: str) -> list[list[str]]:
     method = _method(name)
     return [[method.returns, *(kind for _, kind in method.params)]]
 
@@ -258,11 +250,12 @@ async def endpoint(request: Request) -> Response:
         return PlainTextResponse(error.message + "\n", 413, headers={"Connection": "close"})
     installation = installation_of(request)
     try:
-        require_tls(client_of(request), "XML-RPC")
+        client = client_of(request)
+        require_tls(client, "XML-RPC")
         name, params = parse_call(body)
         method = _method(name)
         method.check(params)
-        result = await in_thread(method.function, installation, *params)
+        result = await in_thread(method.function, installation, client, *params)
     except ProtocolFault as fault:
         return fault_response(fault.code, fault.message)
     except errors.PrintsrvError as error:

@@ -4,6 +4,7 @@ write through one server (or any other process) shows on the other within a mome
 from __future__ import annotations
 
 import os
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -19,7 +20,8 @@ from printing_support import (
     printing_setup,  # noqa: F401 - a fixture
     upload,
 )
-from sqlalchemy import text, update
+from sqlalchemy import update
+from sqlalchemy.engine import make_url
 from support import ServeProcess, empty_postgresql, wait_until
 
 from printsrv.documents.log import run_retention
@@ -79,22 +81,44 @@ def test_an_upload_on_one_server_shows_in_the_others_log(
     two_servers: tuple[str, str],
 ) -> None:
     a, b = two_servers
-    installation = printing_setup.installation
     first = upload(a, printing_setup.auth, "first.pdf", pdf_bytes(1))
     assert first.status_code == 200, first.text
     # Both servers listen from their start; B's listener may need a moment after /version.
     wait_until(lambda: [d["id"] for d in log_page(b)] == [first.json()["id"]], timeout=5)
 
-    # B answers from its cache now: a write no session event sees (raw SQL) does not show.
-    with installation.db.transaction() as session:
-        session.execute(text("UPDATE document SET title = 'unseen'"))
-    assert log_page(b)[0]["title"] == "first.pdf"
-
     second = upload(a, printing_setup.auth, "second.pdf", pdf_bytes(2))
     assert second.status_code == 200, second.text
     delay = shows_within(lambda page: page[0]["id"] == second.json()["id"], b)
     print(f"upload on A shown on B after {delay * 1000:.1f} ms")
-    assert [d["title"] for d in log_page(b)] == ["second.pdf", "unseen"]
+    assert [d["title"] for d in log_page(b)] == ["second.pdf", "first.pdf"]
+
+
+def test_a_raw_sql_update_from_psql_shows_in_every_servers_log(
+    printing_setup: PrintSetup,  # noqa: F811
+    two_servers: tuple[str, str],
+) -> None:
+    # Issue 21: a write that bypasses printsrv (an admin's psql, a script) used to leave
+    # every server answering from its cache until restarted; the database's own triggers
+    # now tell them.
+    a, b = two_servers
+    uploaded = upload(a, printing_setup.auth, "before.pdf", pdf_bytes(1))
+    assert uploaded.status_code == 200, uploaded.text
+    for base in (a, b):
+        wait_until(lambda base=base: [d["title"] for d in log_page(base)] == ["before.pdf"])
+        assert log_page(base)[0]["title"] == "before.pdf"  # now from the cache
+
+    url = make_url(printing_setup.installation.env.database_url)
+    schema = url.query["options"].removeprefix("-csearch_path=")  # type: ignore[union-attr]
+    plain = url.set(drivername="postgresql", query={}).render_as_string(hide_password=False)
+    # psql's own search_path (public): the table is named with its schema.
+    subprocess.run(
+        ["psql", plain, "-v", "ON_ERROR_STOP=1", "-c",
+         f'UPDATE "{schema}".document SET title = \'renamed-by-psql.pdf\''],
+        check=True, capture_output=True, timeout=30,
+    )  # fmt: skip
+    for base in (a, b):
+        delay = shows_within(lambda page: page[0]["title"] == "renamed-by-psql.pdf", base)
+        print(f"psql's UPDATE shown on {base} after {delay * 1000:.1f} ms")
 
 
 def test_retention_elsewhere_flips_store_in_the_log_of_a_server(

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 from sqlalchemy import func, select
-from support import LiveServer, open_jsonrpc, rpc
+from support import LiveServer, open_jsonrpc, rpc, set_config
 
 import financial
 from financial import AccountTrx
@@ -18,6 +18,11 @@ from printsrv.people import users
 from printsrv.people.models import UserGroup
 
 ADMIN = accounting.admin_actor("test")
+AMOUNT_PROPERTIES = (
+    "financial.credit-limit.default",
+    "financial.user.transfers.amount-max",
+    "financial.user.transfers.amount-min",
+)
 
 
 @pytest.fixture
@@ -76,7 +81,16 @@ def state(installation: Installation) -> tuple:
                 ).order_by(UserGroup.name)
             )
         )
-    return accounts, rows, currency(installation), groups
+    return accounts, rows, currency(installation), groups, amounts(installation)
+
+
+def amounts(installation: Installation) -> dict[str, str]:
+    """The config amounts a change of currency scales, as `config get` shows them."""
+    with installation.db.read() as session:
+        return {
+            prop.name: value
+            for prop, value in accounting.config_service.describe(session, AMOUNT_PROPERTIES)
+        }
 
 
 def currency(installation: Installation) -> str:
@@ -93,6 +107,11 @@ def balances(installation: Installation) -> dict[str, Decimal]:
 # -- changeBaseCurrency ---------------------------------------------------------------------------
 
 CHANGE = {"currencyCodeFrom": "EUR", "currencyCodeTo": "USD", "exchangeRate": "1.08"}
+# The transfer limits are at their defaults (0.01 and 100), the default credit limit is 0.
+SCALED = (
+    "financial.user.transfers.amount-max 100.000000 -> 108.000000, "
+    "financial.user.transfers.amount-min 0.010000 -> 0.010800"
+)
 
 
 def test_change_base_currency_restates_every_balance_and_the_currency(
@@ -101,7 +120,9 @@ def test_change_base_currency_restates_every_balance_and_the_currency(
     data = ok(rpc(server, "changeBaseCurrency", {**CHANGE, "test": False}))
 
     assert data["code"] == 0
-    assert data["message"] == "3 accounts converted, total 107.500001 EUR -> 116.100001 USD at 1.08"
+    assert data["message"] == (
+        "3 accounts converted, total 107.500001 EUR -> 116.100001 USD at 1.08; scaled " + SCALED
+    )
     assert balances(installation) == {
         "GROUP/staff": Decimal("108.000001"),  # 108.00000108 rounded
         "GROUP/students": Decimal("0"),
@@ -136,8 +157,50 @@ def test_change_base_currency_dry_run_reports_and_changes_nothing(
     before = state(installation)
     data = ok(rpc(server, "changeBaseCurrency", {**CHANGE, "test": True}))
     assert data["message"] == (
-        "3 accounts would be converted, total 107.500001 EUR -> 116.100001 USD at 1.08"
+        "3 accounts would be converted, total 107.500001 EUR -> 116.100001 USD at 1.08; "
+        "would scale " + SCALED
     )
+    assert state(installation) == before
+
+
+def test_change_base_currency_scales_the_config_amounts_in_the_same_unit_of_work(
+    server: LiveServer, installation: Installation
+) -> None:
+    # Issue 21: the default credit limit and the transfer limits stayed as they were, so
+    # after EUR -> JPY at 160 a transfer of at most 100 EUR became one of at most 100 JPY.
+    set_config(
+        installation,
+        {
+            "financial.credit-limit.default": "5",
+            "financial.user.transfers.amount-min": "0.50",
+            "financial.user.transfers.amount-max": "20",
+        },
+    )
+    change = {"currencyCodeFrom": "EUR", "currencyCodeTo": "JPY", "exchangeRate": "160"}
+    message = ok(rpc(server, "changeBaseCurrency", change))["message"]
+
+    assert message.endswith(
+        "; scaled financial.credit-limit.default 5.000000 -> 800.000000, "
+        "financial.user.transfers.amount-max 20.000000 -> 3200.000000, "
+        "financial.user.transfers.amount-min 0.500000 -> 80.000000"
+    ), message
+    assert amounts(installation) == {
+        "financial.credit-limit.default": "800.000000",
+        "financial.user.transfers.amount-max": "3200.000000",
+        "financial.user.transfers.amount-min": "80.000000",
+    }
+    assert currency(installation) == "JPY"
+
+
+def test_a_config_amount_the_rate_would_break_refuses_the_whole_change(
+    server: LiveServer, installation: Installation
+) -> None:
+    # The transfer maximum would round to zero, which its property refuses: no balance,
+    # no ledger row, no amount and not the currency code may change either.
+    set_config(installation, {"financial.user.transfers.amount-max": "0.000002"})
+    before = state(installation)
+    change = {"currencyCodeFrom": "EUR", "currencyCodeTo": "USD", "exchangeRate": "0.1"}
+    assert error_of(rpc(server, "changeBaseCurrency", change)) == (-32602, "exchangeRate")
     assert state(installation) == before
 
 

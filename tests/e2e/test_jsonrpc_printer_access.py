@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from sqlalchemy import func, select
@@ -169,3 +171,29 @@ def test_it_is_a_provisioning_method(server: LiveServer, installation: Installat
 
     error = wait_until(refusal, timeout=5)
     assert "api.jsonrpc.admin.enable" in error["data"]["reason"]
+
+
+def test_identical_adds_at_once_answer_added_once_and_already_listed_otherwise(
+    server: LiveServer, installation: Installation
+) -> None:
+    # Issue 21: two identical ADDs racing each other used to collide on the entry's primary
+    # key and one got a generic -32603. Several rounds, each a burst of identical ADDs.
+    callers = 6
+    with installation.db.transaction() as session:
+        for n in range(5):
+            users.add_group(session, f"round-{n}")
+    for n in range(5):
+        group = f"round-{n}"
+        start = threading.Barrier(callers)
+
+        def add(_: int, group: str = group, start: threading.Barrier = start) -> dict:
+            start.wait()
+            return call(server, action="ADD", printerName="lab", groupName=group, scope="DENY")
+
+        with ThreadPoolExecutor(callers) as pool:
+            answers = list(pool.map(add, range(callers)))
+        messages = sorted(ok(answer)["message"] for answer in answers)
+        assert messages == [f"group '{group}' added to the DENY list"] + [
+            f"group '{group}' is already on the DENY list"
+        ] * (callers - 1), answers
+    assert entries(installation) == 5

@@ -179,6 +179,48 @@ def test_a_notification_from_another_connection_empties_the_cache(
     wait_until(lambda: cache.lookup(PAGE)[0] is None, timeout=2)
 
 
+def _raw_sql(installation: Installation, statement: str, *, commit: bool = True) -> None:
+    """Run ``statement`` on a connection of its own, as psql would: no printsrv, no ORM."""
+    url = make_url(installation.env.database_url).set(drivername="postgresql")
+    with psycopg.connect(url.render_as_string(hide_password=False)) as other:
+        other.execute(statement)
+        if not commit:
+            other.rollback()
+
+
+@needs_postgresql
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE document SET title = 'renamed'",
+        "DELETE FROM print_job",
+        "UPDATE print_job SET state = 'failed' WHERE id < 0",  # a shown column, no row
+        "TRUNCATE document CASCADE",
+    ],
+)
+def test_a_raw_sql_write_empties_the_cache_through_the_databases_triggers(
+    installation: Installation, statement: str
+) -> None:
+    _log_upload(installation)
+    with _listening(installation) as cache:
+        _fill(cache)
+        _raw_sql(installation, statement)
+        wait_until(lambda: cache.lookup(PAGE)[0] is None, timeout=2)
+
+
+@needs_postgresql
+def test_raw_sql_that_changes_nothing_shown_or_rolls_back_leaves_the_cache(
+    installation: Installation,
+) -> None:
+    with _listening(installation) as cache:
+        _fill(cache)
+        _raw_sql(installation, "UPDATE print_job SET lease_owner = 'x', next_poll_at = now()")
+        _raw_sql(installation, "UPDATE document SET title = 'renamed'", commit=False)
+        _raw_sql(installation, "SELECT 1")  # a round trip after them: any notice has come
+        time.sleep(0.3)
+        assert cache.lookup(PAGE)[0] == b"[]"
+
+
 @needs_postgresql
 def test_bypassed_while_the_listener_is_cut_off_and_emptied_on_reconnect(
     installation: Installation,

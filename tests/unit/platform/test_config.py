@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
-from support import set_config
+from support import set_config, wait_until
 
 from printsrv.errors import ConfigError, DatabaseUnavailable
 from printsrv.operations.installation import (
@@ -20,6 +23,7 @@ from printsrv.operations.installation import (
     open_installation,
 )
 from printsrv.platform import properties as config
+from printsrv.platform.database import Database
 from printsrv.platform.environment import Environment
 from printsrv.platform.models import ConfigProperty
 from printsrv.platform.properties import Config
@@ -110,6 +114,71 @@ def test_a_change_by_another_process_is_seen_after_a_refresh(installation: Insta
     set_config(installation, {"web-login.ttp.enable": "Y"})
     time.sleep(config.REFRESH_INTERVAL + 0.05)
     assert other_process.snapshot()["web-login.ttp.enable"] is True
+
+
+def _kept_fresh(cache: Config, interval: float) -> Callable[[], None]:
+    """Run `cache.keep_fresh(interval)` on an event loop of its own; returns its stopper."""
+    loop = asyncio.new_event_loop()
+    task = loop.create_task(cache.keep_fresh(interval))
+
+    def run() -> None:
+        with contextlib.suppress(asyncio.CancelledError):
+            loop.run_until_complete(task)
+
+    runner = threading.Thread(target=run, daemon=True)
+    runner.start()
+    wait_until(lambda: cache.background, timeout=5)
+
+    def stop() -> None:
+        loop.call_soon_threadsafe(task.cancel)
+        runner.join(10)
+        loop.close()
+
+    return stop
+
+
+def test_a_kept_fresh_config_follows_changes_with_the_shared_pool_all_taken(
+    installation: Installation,
+) -> None:
+    # Issue 21: the refresher has a thread and a connection of its own, so with every
+    # pooled connection taken (as under load) a change is still in force at the next poll.
+    cache = Config(installation.db, installation.hasher)
+    stop = _kept_fresh(cache, 0.05)
+    pool = installation.db.engine.pool
+    capacity = pool.size() + pool._max_overflow  # type: ignore[attr-defined]
+    held = []
+    elsewhere = Database(installation.env.database_url)  # another process's pool
+    try:
+        while pool.checkedout() < capacity:  # type: ignore[attr-defined]
+            held.append(installation.db.engine.connect())
+        with elsewhere.transaction() as session:
+            config.set_property(
+                session, "web-login.ttp.enable", "Y", hasher=installation.hasher, actor="test"
+            )
+        wait_until(lambda: cache.snapshot()["web-login.ttp.enable"] is True, timeout=1)
+    finally:
+        for connection in held:
+            connection.close()
+        elsewhere.dispose()
+        stop()
+    assert not cache.background
+
+
+def test_on_postgresql_a_change_is_in_force_at_once_not_at_the_next_poll(
+    installation: Installation,
+) -> None:
+    if installation.db.backend != "postgresql":
+        pytest.skip("PostgreSQL's notification; SQLite is polled")
+    cache = Config(installation.db, installation.hasher)
+    stop = _kept_fresh(cache, 30.0)  # the next poll is half a minute away
+    try:
+        time.sleep(0.5)  # the listener connects after the first refresh
+        set_config(installation, {"web-login.ttp.enable": "Y"})
+        changed = time.monotonic()
+        wait_until(lambda: cache.snapshot()["web-login.ttp.enable"] is True, timeout=2)
+        assert time.monotonic() - changed < 0.5
+    finally:
+        stop()
 
 
 def test_cache_that_could_not_refresh_for_too_long_is_not_trusted(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -162,3 +163,40 @@ def test_deleting_a_group_or_a_printer_leaves_no_entries(session: Session) -> No
     session.delete(hall)
     session.flush()
     assert entries(session) == 0
+
+
+def test_a_list_change_waits_for_a_print_being_charged_and_the_next_print_obeys_it(
+    installation: Installation,
+) -> None:
+    # A print is charged under the lists as they stand when it commits: a change of the
+    # lists waits for a charge under way (the printer row's lock; SQLite: its write lock),
+    # and the charges after it are refused.
+    with installation.db.transaction() as session:
+        session.add(Printer(name="lab"))
+        users.add_user(session, "cy")
+        users.add_group(session, "banned")
+        users.add_member(session, "banned", "cy")
+    charging, finish = threading.Event(), threading.Event()
+
+    def charge() -> None:
+        with installation.db.transaction() as session:
+            access.confirm_may_print(session, users.get_user(session, "cy"), "lab")
+            charging.set()
+            finish.wait(10)
+
+    def deny() -> None:
+        with installation.db.transaction() as session:
+            access.grant(session, "lab", "banned", "DENY")
+
+    printing, changing = threading.Thread(target=charge), threading.Thread(target=deny)
+    printing.start()
+    assert charging.wait(10)
+    changing.start()
+    changing.join(0.5)
+    assert changing.is_alive(), "the list changed under a print being charged"
+    finish.set()
+    printing.join(10)
+    changing.join(10)
+    assert not changing.is_alive()
+    with installation.db.transaction() as session, pytest.raises(PrintingDenied):
+        access.confirm_may_print(session, users.get_user(session, "cy"), "lab")
