@@ -43,8 +43,10 @@ REFRESH_INTERVAL = 0.25
 # A server that has not reached its database for this long no longer trusts its cached
 # config (a password may have been changed meanwhile) and answers 503.
 STALE_AFTER = 5.0
-# While the listener hears every change, the token is still read this often, in case.
-HEARD_POLL_INTERVAL = 10.0
+# While the listener hears every change, the token is still read this often: well within
+# STALE_AFTER, so that a listener that falls silent under load (its pings starved) never
+# leaves the config untrusted before the next read.
+HEARD_POLL_INTERVAL = 2.0
 
 
 def _yes_no(text: str) -> str:

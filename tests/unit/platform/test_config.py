@@ -169,16 +169,19 @@ def test_on_postgresql_a_change_is_in_force_at_once_not_at_the_next_poll(
 ) -> None:
     if installation.db.backend != "postgresql":
         pytest.skip("PostgreSQL's notification; SQLite is polled")
-    cache = Config(installation.db, installation.hasher)
+    listener = installation.notifications  # the server's, started by the app's lifespan
+    listener.start()
+    cache = Config(installation.db, installation.hasher, listener)
     stop = _kept_fresh(cache, 30.0)  # the next poll is half a minute away
     try:
-        time.sleep(0.5)  # the listener connects after the first refresh
+        wait_until(lambda: listener.listening, timeout=5)
         set_config(installation, {"web-login.ttp.enable": "Y"})
         changed = time.monotonic()
         wait_until(lambda: cache.snapshot()["web-login.ttp.enable"] is True, timeout=2)
         assert time.monotonic() - changed < 0.5
     finally:
         stop()
+        listener.stop()
 
 
 def test_cache_that_could_not_refresh_for_too_long_is_not_trusted(
