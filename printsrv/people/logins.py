@@ -20,7 +20,7 @@ from printsrv.errors import NotAuthenticated
 from printsrv.operations.installation import Installation
 from printsrv.people import sessions, throttle, tokens
 from printsrv.people.models import User
-from printsrv.people.sessions import ActiveSession
+from printsrv.people.sessions import ActiveSession, SessionHolder
 from printsrv.people.throttle import ThrottlePolicy
 from printsrv.people.users import check_password
 from printsrv.platform.models import utcnow
@@ -102,17 +102,19 @@ _housekeeping = _Every(HOUSEKEEPING_INTERVAL)
 
 def _open_session(
     session: Session,
-    user: User,
+    user: SessionHolder,
     *,
     settings: LoginSettings,
     method: str,
     address: str,
     replaces: str | None,
     now: datetime,
+    had_failures: bool = True,
 ) -> LoggedIn:
     # A session the browser still held (another user's, or a stale one) ends here.
     sessions.end_session(session, replaces)
-    throttle.forget_user(session, user_name=user.user_name)
+    if had_failures:  # a token login knows; a password login does not, so it always clears
+        throttle.forget_user(session, user_name=user.user_name)
     if _housekeeping.due(now):
         sessions.purge_expired_sessions(session, now=now)
         tokens.purge_spent_tokens(session, now=now)
@@ -157,7 +159,9 @@ def log_in_with_token(
     settings = LoginSettings.from_config(installation.config.snapshot())
     try:
         with installation.db.transaction() as session:
-            throttle.check(
+            # One statement checks the throttle and finds the user (who is then not looked
+            # up again); writing takes three more at most: spend, clear, start.
+            user = throttle.check_and_find_user(
                 session,
                 user_name=auth_user,
                 address=address,
@@ -166,22 +170,31 @@ def log_in_with_token(
             )
             if not settings.ttp_enabled:
                 raise tokens.TtpLoginDisabled("Token logins are disabled")
-            user = tokens.redeem_token(
-                session,
-                auth_user=auth_user,
-                token=auth_token,
+            checked = tokens.read_token(
+                auth_token,
                 key=installation.token_key,
                 expiry_ms=settings.token_expiry_ms,
                 now=current,
             )
+            live = user if user is not None and not user.deleted else None
+            tokens.spend_token(
+                session,
+                checked,
+                user_name=live.user_name if live else None,
+                enabled=live is not None and live.enabled,
+                now=current,
+            )
+            assert live is not None  # spend_token refuses a name that finds no live user
             return _open_session(
                 session,
-                user,
+                live,
                 settings=settings,
                 method="token",
                 address=address,
                 replaces=replaces,
                 now=current,
+                # No counter was there when the statement above read it: nothing to clear.
+                had_failures=live.had_failures,
             )
     except (tokens.TokenError, tokens.TtpLoginDisabled, tokens.UserDisabled) as refusal:
         log.warning("web token login refused for %r from %s: %s", auth_user, address, refusal)

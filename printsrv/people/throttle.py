@@ -15,23 +15,27 @@ from __future__ import annotations
 
 import ipaddress
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import case, delete, insert, literal, select, update
+from sqlalchemy import bindparam, case, delete, func, insert, literal, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from printsrv.errors import InvalidInput, NotAllowed
-from printsrv.people.models import LoginThrottle
-from printsrv.people.users import resolve_user_name
+from printsrv.people.models import LoginThrottle, User
+from printsrv.people.users import normalise_name, resolve_user_name, resolved_user_id
 from printsrv.platform.models import UTCDateTime, utcnow
 from printsrv.platform.properties import Snapshot
 
 __all__ = [
     "LoginThrottled",
+    "LoginUser",
     "ThrottlePolicy",
     "check",
+    "check_and_find_user",
     "forget_user",
     "purge_stale",
     "record_failure",
@@ -68,9 +72,13 @@ def _user_key(session: Session, user_name: str) -> str:
     try:
         name = resolve_user_name(session, user_name)
     except InvalidInput:
-        # Malformed names are counted too, under their raw (bounded) form.
-        name = user_name.strip().lower()
+        name = _raw_name(user_name)
     return "user:" + name[:100]
+
+
+def _raw_name(user_name: str) -> str:
+    # Malformed names are counted too, under their raw (bounded) form.
+    return user_name.strip().lower()
 
 
 def _address_key(address: str) -> str:
@@ -106,10 +114,19 @@ def check(
     current = now or utcnow()
     limits = _limits(session, user_name, address, policy)
     rows = session.scalars(select(LoginThrottle).where(LoginThrottle.key.in_(limits)))
+    _refuse_if_used_up(
+        ((limits[row.key], row.failures, row.window_start) for row in rows), policy, current
+    )
+
+
+def _refuse_if_used_up(
+    counters: Iterable[tuple[int, int, datetime]], policy: ThrottlePolicy, now: datetime
+) -> None:
+    # counters: (the key's limit, its failures, its window's start), one per counted key.
     waits = [
-        row.window_start + policy.window - current
-        for row in rows
-        if row.window_start > current - policy.window and row.failures >= limits[row.key]
+        window_start + policy.window - now
+        for limit, failures, window_start in counters
+        if window_start > now - policy.window and failures >= limit
     ]
     if waits:
         seconds = max(1, math.ceil(max(waits).total_seconds()))
@@ -118,6 +135,106 @@ def check(
             f"Too many failed logins. Try again in {minutes} minute{'s' if minutes > 1 else ''}.",
             retry_after=seconds,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class LoginUser:
+    """The user a login names, as a login needs them (not a whole `User`).
+
+    deleted: the name resolves to a deleted user, who may not log in.
+    had_failures: the user's failure counter existed when the login checked it, so a
+    successful login has one to clear.
+    """
+
+    id: int
+    user_name: str
+    full_name: str
+    enabled: bool
+    deleted: bool
+    had_failures: bool
+
+
+def _check_and_find_statement() -> Any:
+    # One row, whatever exists: the user the name resolves to (LEFT JOINed, so an unknown
+    # name still gives the row) and the counters of the user's key and the address's key.
+    # A Core statement built once; a login is mostly its statements' cost.
+    user = User.__table__.alias("login_user")
+    by_user = LoginThrottle.__table__.alias("user_failures")
+    by_address = LoginThrottle.__table__.alias("address_failures")
+    one_row = select(literal(1).label("one")).subquery("one_row")
+    # The user's key as _user_key makes it: the canonical name an alias resolves to, else
+    # the name as given (normalised, or raw when malformed).
+    user_key = func.coalesce(literal("user:") + user.c.user_name, bindparam("user_key"))
+    return select(
+        user.c.id,
+        user.c.user_name,
+        user.c.full_name,
+        user.c.enabled,
+        user.c.deleted_at,
+        by_user.c.failures,
+        by_user.c.window_start,
+        by_address.c.failures,
+        by_address.c.window_start,
+    ).select_from(
+        one_row.outerjoin(user, user.c.id == resolved_user_id(bindparam("name")))
+        .outerjoin(by_user, by_user.c.key == user_key)
+        .outerjoin(by_address, by_address.c.key == bindparam("address_key"))
+    )
+
+
+_CHECK_AND_FIND = _check_and_find_statement()
+
+
+def check_and_find_user(
+    session: Session,
+    *,
+    user_name: str,
+    address: str,
+    policy: ThrottlePolicy,
+    now: datetime | None = None,
+) -> LoginUser | None:
+    """`check`, and the user `user_name` (or alias) names, deleted or not: None when no user
+    has that name. One statement, on the session's connection (Core, not the ORM).
+
+    Raises LoginThrottled as `check` does.
+    """
+    current = now or utcnow()
+    try:
+        name: str | None = normalise_name(user_name)
+        fallback = str(name)
+    except InvalidInput:
+        name, fallback = None, _raw_name(user_name)  # None matches no user and no alias
+    session.flush()  # what the ORM's autoflush would do before a query
+    row = (
+        session.connection()
+        .execute(
+            _CHECK_AND_FIND,
+            {
+                "name": name,
+                "user_key": "user:" + fallback[:100],
+                "address_key": _address_key(address),
+            },
+        )
+        .one()
+    )
+    (user_id, canonical, full_name, enabled, deleted_at, *counts) = row
+    user_failures, user_window, address_failures, address_window = counts
+    counters = []
+    if user_failures is not None:
+        counters.append((policy.user_failures, user_failures, user_window))
+    if address_failures is not None:
+        counters.append((policy.address_failures, address_failures, address_window))
+    _refuse_if_used_up(counters, policy, current)
+    if user_id is None:
+        return None
+    return LoginUser(
+        user_id,
+        canonical,
+        full_name,
+        bool(enabled),
+        deleted_at is not None,
+        had_failures=user_failures is not None,
+    )
 
 
 def record_failure(
@@ -163,11 +280,12 @@ def forget_user(session: Session, *, user_name: str) -> None:
 
     `user_name` is the canonical name (a logged-in user's), so no alias look-up is needed.
     """
-    session.execute(
-        delete(LoginThrottle)
-        .where(LoginThrottle.key == "user:" + user_name[:100])
-        .execution_options(synchronize_session=False)
-    )
+    # Core on the session's connection: the ORM's bulk-delete machinery costs more than
+    # the statement, and no ORM object of this table is ever loaded on a login.
+    session.connection().execute(_FORGET, {"key": "user:" + user_name[:100]})
+
+
+_FORGET = delete(LoginThrottle).where(LoginThrottle.key == bindparam("key"))
 
 
 def purge_stale(session: Session, *, policy: ThrottlePolicy, now: datetime | None = None) -> int:

@@ -121,10 +121,13 @@ def find_user(session: Session, name: str, *, include_deleted: bool = False) -> 
     return session.scalar(query, {"name": user_name})
 
 
-def _resolved_id(name: Any) -> Any:
-    # What resolve_user_name does, inside the query that reads the user (one round trip:
-    # every REST user call and transfer comes through here): the alias's user, else the
-    # user of that name.
+def resolved_user_id(name: Any) -> Any:
+    """A SQL expression for the id of the user `name` (a normalised name, or a bound
+    parameter holding one) resolves to: the alias's user, else the user of that name.
+
+    What resolve_user_name does, inside the query that reads the user: one round trip
+    (every REST user call, transfer and token login comes through here).
+    """
     return func.coalesce(
         select(UserAlias.user_id).where(UserAlias.alias == name).scalar_subquery(),
         select(User.id).where(User.user_name == name).scalar_subquery(),
@@ -132,7 +135,7 @@ def _resolved_id(name: Any) -> Any:
 
 
 # Built once, with the name as a bound parameter.
-_FIND_USER = select(User).where(User.id == _resolved_id(bindparam("name")))
+_FIND_USER = select(User).where(User.id == resolved_user_id(bindparam("name")))
 _FIND_LIVE_USER = _FIND_USER.where(User.deleted_at.is_(None))
 
 
@@ -180,7 +183,9 @@ def _find_user_refs(count: int) -> Any:
             User.user_name,
             User.enabled,
             User.uuid_hash,
-        ).where(User.id == _resolved_id(bindparam(f"name_{position}")), User.deleted_at.is_(None))
+        ).where(
+            User.id == resolved_user_id(bindparam(f"name_{position}")), User.deleted_at.is_(None)
+        )
         for position in range(count)
     ]
     return union_all(*parts) if count > 1 else parts[0]

@@ -42,7 +42,6 @@ from printsrv.operations.installation import Installation
 from printsrv.operations.status import keep_users_out_in_maintenance
 from printsrv.people import tokens
 from printsrv.platform.security import require_tls
-from printsrv.platform.threads import in_thread
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +94,7 @@ class Method:
     """One XML-RPC method.
 
     name:     the method name on the wire.
-    function: called as function(installation, *params) in a worker thread.
+    function: called as function(installation, *params) in a database thread.
     params:   (name, XML-RPC type) of each parameter, in order.
     returns:  the XML-RPC type of the result.
     help:     the text system.methodHelp answers.
@@ -262,7 +261,8 @@ async def endpoint(request: Request) -> Response:
         name, params = parse_call(body)
         method = _method(name)
         method.check(params)
-        result = await in_thread(method.function, installation, *params)
+        # Every method is short database work at most: the database's own threads.
+        result = await installation.db.run(method.function, installation, *params)
     except ProtocolFault as fault:
         return fault_response(fault.code, fault.message)
     except errors.PrintsrvError as error:
