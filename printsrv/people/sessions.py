@@ -14,7 +14,7 @@ import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy import bindparam, delete, insert, select
 from sqlalchemy.orm import Session
@@ -26,13 +26,16 @@ from printsrv.platform.security import equals_constant_time
 
 __all__ = [
     "CSRF_COOKIE",
+    "SESSION_COLUMNS",
     "SESSION_COOKIE",
     "ActiveSession",
     "csrf_matches",
     "end_session",
     "find_session",
+    "id_digest",
     "is_well_formed",
     "new_secret",
+    "new_session_row",
     "purge_expired_sessions",
     "renew_session",
     "start_session",
@@ -109,39 +112,56 @@ def start_session(
     fixation) never becomes a logged-in one.
     """
     current = now or utcnow()
-    session_id = new_secret()
-    active = ActiveSession(user.id, user.user_name, user.full_name, new_secret(), current + idle)
+    session_id, row = new_session_row(
+        user.id, idle=idle, method=method, address=address, now=current
+    )
     # Core on the session's connection: the ORM's unit of work cost several times the
     # INSERT itself, and a login needs no WebSession object afterwards.
-    session.connection().execute(
-        _START,
-        {
-            "id_hash": _digest(session_id),
-            "user_id": user.id,
-            "csrf_token": active.csrf_token,
-            "login_method": method,
-            "client_address": address[:64],
-            "created_at": current,
-            "expires_at": active.expires_at,
-        },
+    session.connection().execute(_START, row)
+    active = ActiveSession(
+        user.id, user.user_name, user.full_name, row["csrf_token"], row["expires_at"]
     )
     return session_id, active
 
 
-_START = insert(WebSession).values(
-    {
-        name: bindparam(name)
-        for name in (
-            "id_hash",
-            "user_id",
-            "csrf_token",
-            "login_method",
-            "client_address",
-            "created_at",
-            "expires_at",
-        )
-    }
+# The columns of a new session's row, in the order new_session_row gives them.
+SESSION_COLUMNS = (
+    "id_hash",
+    "user_id",
+    "csrf_token",
+    "login_method",
+    "client_address",
+    "created_at",
+    "expires_at",
 )
+
+
+def new_session_row(
+    user_id: int | None, *, idle: timedelta, method: str, address: str, now: datetime
+) -> tuple[str, dict[str, Any]]:
+    """A new session, not yet stored: (the id for the cookie, its `web_session` row's
+    values by column name). A new id on every login (no session fixation); `start_session`
+    stores the row, or a login that writes in one statement stores it itself."""
+    session_id = new_secret()
+    row = {
+        "id_hash": _digest(session_id),
+        "user_id": user_id,
+        "csrf_token": new_secret(),
+        "login_method": method,
+        "client_address": address[:64],
+        "created_at": now,
+        "expires_at": now + idle,
+    }
+    return session_id, row
+
+
+_START = insert(WebSession).values({name: bindparam(name) for name in SESSION_COLUMNS})
+
+
+def id_digest(session_id: str | None) -> str | None:
+    """What `web_session.id_hash` holds for this session id; None for a value that cannot
+    be one of our ids (so it matches no row)."""
+    return _digest(session_id) if session_id and is_well_formed(session_id) else None
 
 
 def _active(row: WebSession, user: User) -> ActiveSession:

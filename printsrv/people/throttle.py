@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import ipaddress
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, case, delete, func, insert, literal, select, update
+from sqlalchemy import Select, bindparam, case, delete, func, insert, literal, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -31,12 +31,15 @@ from printsrv.platform.models import UTCDateTime, utcnow
 from printsrv.platform.properties import Snapshot
 
 __all__ = [
+    "LOGIN_PROBE",
     "LoginThrottled",
     "LoginUser",
     "ThrottlePolicy",
     "check",
     "check_and_find_user",
     "forget_user",
+    "judge_login_probe",
+    "login_probe_params",
     "purge_stale",
     "record_failure",
 ]
@@ -154,7 +157,7 @@ class LoginUser:
     had_failures: bool
 
 
-def _check_and_find_statement() -> Any:
+def _login_probe() -> Select[Any]:
     # One row, whatever exists: the user the name resolves to (LEFT JOINed, so an unknown
     # name still gives the row) and the counters of the user's key and the address's key.
     # A Core statement built once; a login is mostly its statements' cost.
@@ -171,10 +174,10 @@ def _check_and_find_statement() -> Any:
         user.c.full_name,
         user.c.enabled,
         user.c.deleted_at,
-        by_user.c.failures,
-        by_user.c.window_start,
-        by_address.c.failures,
-        by_address.c.window_start,
+        by_user.c.failures.label("user_failures"),
+        by_user.c.window_start.label("user_window"),
+        by_address.c.failures.label("address_failures"),
+        by_address.c.window_start.label("address_window"),
     ).select_from(
         one_row.outerjoin(user, user.c.id == resolved_user_id(bindparam("name")))
         .outerjoin(by_user, by_user.c.key == user_key)
@@ -182,7 +185,48 @@ def _check_and_find_statement() -> Any:
     )
 
 
-_CHECK_AND_FIND = _check_and_find_statement()
+LOGIN_PROBE = _login_probe()
+"""`check_and_find_user`'s statement, for a caller that makes it part of a larger one: its
+parameters are `login_probe_params`, its one row goes to `judge_login_probe`."""
+
+
+def login_probe_params(*, user_name: str, address: str) -> dict[str, Any]:
+    """The parameters of LOGIN_PROBE for a login as `user_name` from `address`."""
+    try:
+        name: str | None = normalise_name(user_name)
+        fallback = str(name)
+    except InvalidInput:
+        name, fallback = None, _raw_name(user_name)  # None matches no user and no alias
+    return {
+        "name": name,
+        "user_key": "user:" + fallback[:100],
+        "address_key": _address_key(address),
+    }
+
+
+def judge_login_probe(
+    row: Sequence[Any], *, policy: ThrottlePolicy, now: datetime
+) -> LoginUser | None:
+    """LoginThrottled when LOGIN_PROBE's row shows a used-up counter; else the user it
+    found (None: no user has that name)."""
+    user_id, canonical, full_name, enabled, deleted_at, *counts = row[:9]
+    user_failures, user_window, address_failures, address_window = counts
+    counters = []
+    if user_failures is not None:
+        counters.append((policy.user_failures, user_failures, user_window))
+    if address_failures is not None:
+        counters.append((policy.address_failures, address_failures, address_window))
+    _refuse_if_used_up(counters, policy, now)
+    if user_id is None:
+        return None
+    return LoginUser(
+        user_id,
+        canonical,
+        full_name,
+        bool(enabled),
+        deleted_at is not None,
+        had_failures=user_failures is not None,
+    )
 
 
 def check_and_find_user(
@@ -198,43 +242,13 @@ def check_and_find_user(
 
     Raises LoginThrottled as `check` does.
     """
-    current = now or utcnow()
-    try:
-        name: str | None = normalise_name(user_name)
-        fallback = str(name)
-    except InvalidInput:
-        name, fallback = None, _raw_name(user_name)  # None matches no user and no alias
     session.flush()  # what the ORM's autoflush would do before a query
     row = (
         session.connection()
-        .execute(
-            _CHECK_AND_FIND,
-            {
-                "name": name,
-                "user_key": "user:" + fallback[:100],
-                "address_key": _address_key(address),
-            },
-        )
+        .execute(LOGIN_PROBE, login_probe_params(user_name=user_name, address=address))
         .one()
     )
-    (user_id, canonical, full_name, enabled, deleted_at, *counts) = row
-    user_failures, user_window, address_failures, address_window = counts
-    counters = []
-    if user_failures is not None:
-        counters.append((policy.user_failures, user_failures, user_window))
-    if address_failures is not None:
-        counters.append((policy.address_failures, address_failures, address_window))
-    _refuse_if_used_up(counters, policy, current)
-    if user_id is None:
-        return None
-    return LoginUser(
-        user_id,
-        canonical,
-        full_name,
-        bool(enabled),
-        deleted_at is not None,
-        had_failures=user_failures is not None,
-    )
+    return judge_login_probe(row, policy=policy, now=now or utcnow())
 
 
 def record_failure(

@@ -34,7 +34,7 @@ from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import bindparam, delete
+from sqlalchemy import Connection, bindparam, delete
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -54,6 +54,7 @@ __all__ = [
     "TokenUsed",
     "TtpLoginDisabled",
     "UserDisabled",
+    "check_holder",
     "create_token",
     "issue_token",
     "purge_spent_tokens",
@@ -225,7 +226,7 @@ def purge_spent_tokens(session: Session, *, now: datetime | None = None) -> int:
 
 
 def issue_token(
-    session: Session,
+    on: Session | Connection,
     *,
     api_key: str,
     user_name: str,
@@ -239,7 +240,8 @@ def issue_token(
     TtpLoginDisabled (`web-login.ttp.enable` is not Y), ApiKeyRejected (the key does not
     match `web-login.ttp.apikey`, compared in constant time; an unset key matches nothing),
     NotFound (no such user or alias, or a name no user can have), UserDisabled.
-    Aliases are mapped first; the token holds the canonical user name.
+    Aliases are mapped first; the token holds the canonical user name. `on` is a session,
+    or a bare connection (`Database.statement`): the user read is the only statement.
     """
     if not snapshot["web-login.ttp.enable"]:
         raise TtpLoginDisabled(
@@ -249,7 +251,7 @@ def issue_token(
         raise ApiKeyRejected("API key is wrong, or no TTP API key is configured")
     # A few columns through Core (find_user_refs), not a whole User through the ORM: the
     # user read was most of the server's work per token.
-    (user,) = find_user_refs(session, user_name)
+    (user,) = find_user_refs(on, user_name)
     if user is None:
         raise NotFound(f"User {user_name.strip().lower()!r} does not exist")
     if not user.enabled:
@@ -301,8 +303,15 @@ def spend_token(
     whether they may log in. Raises TokenInvalid when the token is another user's,
     UserDisabled, or TokenUsed; the token is spent only when every check passed.
     """
+    check_holder(checked, user_name=user_name, enabled=enabled)
+    _record_spent(session, checked, now or utcnow())
+
+
+def check_holder(checked: LoginToken, *, user_name: str | None, enabled: bool) -> None:
+    """The checks `spend_token` makes before spending: TokenInvalid unless `user_name` (the
+    canonical name of the live user the login names; None: none) is the token's user,
+    compared in constant time; then UserDisabled unless `enabled`."""
     if user_name is None or not equals_constant_time(user_name, checked.user_name):
         raise TokenInvalid("Login token does not belong to this user")
     if not enabled:
         raise UserDisabled("User may not log in")
-    _record_spent(session, checked, now or utcnow())

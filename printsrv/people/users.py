@@ -15,7 +15,7 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import bindparam, func, literal_column, select, union_all
+from sqlalchemy import Connection, bindparam, func, literal_column, select, union_all
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
@@ -153,9 +153,12 @@ class UserRef:
     uuid_hash: str | None = field(repr=False)
 
 
-def find_user_refs(session: Session, *names: str) -> list[UserRef | None]:
+def find_user_refs(on: Session | Connection, *names: str) -> list[UserRef | None]:
     """The users with these names or aliases, in one query; None where there is no such
-    (live) user. Names are resolved as `find_user` does."""
+    (live) user. Names are resolved as `find_user` does.
+
+    `on` is a session, or a bare connection (`Database.statement`) for a call that is
+    only this read."""
     params: dict[str, Any] = {}
     for position, name in enumerate(names):
         try:
@@ -163,10 +166,12 @@ def find_user_refs(session: Session, *names: str) -> list[UserRef | None]:
         except InvalidInput:
             params[f"name_{position}"] = None  # matches no user and no alias
     found: list[UserRef | None] = [None] * len(names)
-    # A Core statement on the session's connection, cheaper than through the ORM; the
-    # flush stands in for the ORM's autoflush, so changes this session made are seen.
-    session.flush()
-    rows = session.connection().execute(_find_user_refs(len(names)), params)
+    if isinstance(on, Session):
+        # A Core statement on the session's connection, cheaper than through the ORM; the
+        # flush stands in for the ORM's autoflush, so changes this session made are seen.
+        on.flush()
+        on = on.connection()
+    rows = on.execute(_find_user_refs(len(names)), params)
     for position, *columns in rows:
         found[position] = UserRef(*columns)
     return found

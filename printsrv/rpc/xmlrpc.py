@@ -127,9 +127,10 @@ def _create_token(installation: Installation, apikey: str, username: str) -> str
     snapshot = installation.config.snapshot()
     # A token is a log-in for a user: none is issued while users are kept out.
     keep_users_out_in_maintenance(snapshot)
-    with installation.db.read() as session:
+    # One read: on PostgreSQL without BEGIN and ROLLBACK, a third of the call's round trips.
+    with installation.db.statement(write=False) as connection:
         return tokens.issue_token(
-            session,
+            connection,
             api_key=apikey,
             user_name=username,
             snapshot=snapshot,
