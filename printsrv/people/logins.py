@@ -2,9 +2,12 @@
 
 Each login is one unit of work: rate-limit check, credential check, the token spent, the
 session row written, in one transaction, so a failure leaves the token unspent and no
-session behind. A failed attempt is then counted in a transaction of its own, since the
-count must stay even though the login did not. Every failure of one method gives the same
-message (`LoginFailed`), so a caller cannot tell which check refused it.
+session behind. On PostgreSQL a token login is one statement, which is its own transaction
+(`login_statement.py`): each statement and the BEGIN and COMMIT around it were a round trip
+that cost the server more than the database's work. A failed attempt is then counted in a
+transaction of its own, since the count must stay even though the login did not. Every
+failure of one method gives the same message (`LoginFailed`), so a caller cannot tell which
+check refused it.
 """
 
 from __future__ import annotations

@@ -297,7 +297,7 @@ def spend_token(
     enabled: bool,
     now: datetime | None = None,
 ) -> None:
-    """Spend a token `read_token` accepted, for the live user `auth_user` resolved to.
+    """Spend a token `read_token` accepted, for the live user the login names.
 
     `user_name` is that user's canonical name (None: no such live user) and `enabled`
     whether they may log in. Raises TokenInvalid when the token is another user's,
