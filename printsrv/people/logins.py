@@ -2,9 +2,12 @@
 
 Each login is one unit of work: rate-limit check, credential check, the token spent, the
 session row written, in one transaction, so a failure leaves the token unspent and no
-session behind. A failed attempt is then counted in a transaction of its own, since the
-count must stay even though the login did not. Every failure of one method gives the same
-message (`LoginFailed`), so a caller cannot tell which check refused it.
+session behind. On PostgreSQL a token login is one statement, which is its own transaction
+(`login_statement.py`): each statement and the BEGIN and COMMIT around it were a round trip
+that cost the server more than the database's work. A failed attempt is then counted in a
+transaction of its own, since the count must stay even though the login did not. Every
+failure of one method gives the same message (`LoginFailed`), so a caller cannot tell which
+check refused it.
 """
 
 from __future__ import annotations
@@ -18,9 +21,9 @@ from sqlalchemy.orm import Session
 
 from printsrv.errors import NotAuthenticated
 from printsrv.operations.installation import Installation
-from printsrv.people import sessions, throttle, tokens
+from printsrv.people import login_statement, sessions, throttle, tokens
 from printsrv.people.models import User
-from printsrv.people.sessions import ActiveSession
+from printsrv.people.sessions import ActiveSession, SessionHolder
 from printsrv.people.throttle import ThrottlePolicy
 from printsrv.people.users import check_password
 from printsrv.platform.models import utcnow
@@ -102,26 +105,32 @@ _housekeeping = _Every(HOUSEKEEPING_INTERVAL)
 
 def _open_session(
     session: Session,
-    user: User,
+    user: SessionHolder,
     *,
     settings: LoginSettings,
     method: str,
     address: str,
     replaces: str | None,
     now: datetime,
+    had_failures: bool = True,
 ) -> LoggedIn:
     # A session the browser still held (another user's, or a stale one) ends here.
     sessions.end_session(session, replaces)
-    throttle.forget_user(session, user_name=user.user_name)
+    if had_failures:  # a token login knows; a password login does not, so it always clears
+        throttle.forget_user(session, user_name=user.user_name)
     if _housekeeping.due(now):
-        sessions.purge_expired_sessions(session, now=now)
-        tokens.purge_spent_tokens(session, now=now)
-        throttle.purge_stale(session, policy=settings.throttle, now=now)
+        _keep_house(session, settings, now)
     session_id, active = sessions.start_session(
         session, user, idle=settings.idle, method=method, address=address, now=now
     )
     log.info("web login: %s by %s from %s", user.user_name, method, address)
     return LoggedIn(session_id, active)
+
+
+def _keep_house(session: Session, settings: LoginSettings, now: datetime) -> None:
+    sessions.purge_expired_sessions(session, now=now)
+    tokens.purge_spent_tokens(session, now=now)
+    throttle.purge_stale(session, policy=settings.throttle, now=now)
 
 
 def _count_failure(
@@ -155,40 +164,90 @@ def log_in_with_token(
     """
     current = now or utcnow()
     settings = LoginSettings.from_config(installation.config.snapshot())
+    throttle_checked = False
     try:
+        if not settings.ttp_enabled:
+            raise tokens.TtpLoginDisabled("Token logins are disabled")
+        checked = tokens.read_token(
+            auth_token, key=installation.token_key, expiry_ms=settings.token_expiry_ms, now=current
+        )
+        throttle_checked = True  # both ways below check it before anything else
+        if installation.db.backend == "postgresql":
+            return _log_in_at_once(
+                installation, checked, auth_user, address, replaces, settings, current
+            )
         with installation.db.transaction() as session:
-            throttle.check(
+            # One statement checks the throttle and finds the user (who is then not looked
+            # up again); writing takes three more at most: spend, clear, start.
+            user = throttle.check_and_find_user(
+                session, user_name=auth_user, address=address, policy=settings.throttle, now=current
+            )
+            live = user if user is not None and not user.deleted else None
+            tokens.spend_token(
                 session,
-                user_name=auth_user,
-                address=address,
-                policy=settings.throttle,
+                checked,
+                user_name=live.user_name if live else None,
+                enabled=live is not None and live.enabled,
                 now=current,
             )
-            if not settings.ttp_enabled:
-                raise tokens.TtpLoginDisabled("Token logins are disabled")
-            user = tokens.redeem_token(
-                session,
-                auth_user=auth_user,
-                token=auth_token,
-                key=installation.token_key,
-                expiry_ms=settings.token_expiry_ms,
-                now=current,
-            )
+            assert live is not None  # spend_token refuses a name that finds no live user
             return _open_session(
                 session,
-                user,
+                live,
                 settings=settings,
                 method="token",
                 address=address,
                 replaces=replaces,
                 now=current,
+                # No counter was there when the statement above read it: nothing to clear.
+                had_failures=live.had_failures,
             )
     except (tokens.TokenError, tokens.TtpLoginDisabled, tokens.UserDisabled) as refusal:
+        if not throttle_checked:
+            # Refused before the login's statements ran; a throttled caller still learns
+            # only that, as if the throttle had been checked first.
+            with installation.db.read() as session:
+                throttle.check(
+                    session,
+                    user_name=auth_user,
+                    address=address,
+                    policy=settings.throttle,
+                    now=current,
+                )
         log.warning("web token login refused for %r from %s: %s", auth_user, address, refusal)
         _count_failure(
             installation, user_name=auth_user, address=address, settings=settings, now=current
         )
         raise LoginFailed(LINK_REFUSED) from None
+
+
+def _log_in_at_once(
+    installation: Installation,
+    checked: tokens.LoginToken,
+    auth_user: str,
+    address: str,
+    replaces: str | None,
+    settings: LoginSettings,
+    now: datetime,
+) -> LoggedIn:
+    # PostgreSQL: the whole login is one statement in autocommit mode, one round trip
+    # instead of six (login_statement.py says why and how).
+    with installation.db.statement() as connection:
+        session_id, active = login_statement.log_in(
+            connection,
+            auth_user=auth_user,
+            checked=checked,
+            address=address,
+            replaces=replaces,
+            policy=settings.throttle,
+            idle=settings.idle,
+            now=now,
+        )
+    if _housekeeping.due(now):
+        with installation.db.transaction() as session:
+            _keep_house(session, settings, now)
+    log.info("web login: %s by token from %s", active.user_name, address)
+    return LoggedIn(session_id, active)
 
 
 def log_in_with_password(

@@ -14,8 +14,9 @@ import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any, Protocol
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, insert, select
 from sqlalchemy.orm import Session
 
 from printsrv.people.models import User, WebSession
@@ -25,13 +26,16 @@ from printsrv.platform.security import equals_constant_time
 
 __all__ = [
     "CSRF_COOKIE",
+    "SESSION_COLUMNS",
     "SESSION_COOKIE",
     "ActiveSession",
     "csrf_matches",
     "end_session",
     "find_session",
+    "id_digest",
     "is_well_formed",
     "new_secret",
+    "new_session_row",
     "purge_expired_sessions",
     "renew_session",
     "start_session",
@@ -82,9 +86,20 @@ def csrf_matches(expected: str | None, given: str | None) -> bool:
     return equals_constant_time(expected, given)
 
 
+class SessionHolder(Protocol):
+    """Whom a session is for: a `User`, or a login's `throttle.LoginUser`."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def user_name(self) -> str: ...
+    @property
+    def full_name(self) -> str: ...
+
+
 def start_session(
     session: Session,
-    user: User,
+    user: SessionHolder,
     *,
     idle: timedelta,
     method: str,
@@ -97,19 +112,56 @@ def start_session(
     fixation) never becomes a logged-in one.
     """
     current = now or utcnow()
-    session_id = new_secret()
-    row = WebSession(
-        id_hash=_digest(session_id),
-        user_id=user.id,
-        csrf_token=new_secret(),
-        login_method=method,
-        client_address=address[:64],
-        created_at=current,
-        expires_at=current + idle,
+    session_id, row = new_session_row(
+        user.id, idle=idle, method=method, address=address, now=current
     )
-    session.add(row)
-    session.flush()
-    return session_id, _active(row, user)
+    # Core on the session's connection: the ORM's unit of work cost several times the
+    # INSERT itself, and a login needs no WebSession object afterwards.
+    session.connection().execute(_START, row)
+    active = ActiveSession(
+        user.id, user.user_name, user.full_name, row["csrf_token"], row["expires_at"]
+    )
+    return session_id, active
+
+
+# The columns of a new session's row, in the order new_session_row gives them.
+SESSION_COLUMNS = (
+    "id_hash",
+    "user_id",
+    "csrf_token",
+    "login_method",
+    "client_address",
+    "created_at",
+    "expires_at",
+)
+
+
+def new_session_row(
+    user_id: int | None, *, idle: timedelta, method: str, address: str, now: datetime
+) -> tuple[str, dict[str, Any]]:
+    """A new session, not yet stored: (the id for the cookie, its `web_session` row's
+    values by column name). A new id on every login (no session fixation); `start_session`
+    stores the row, or a login that writes in one statement stores it itself."""
+    session_id = new_secret()
+    row = {
+        "id_hash": _digest(session_id),
+        "user_id": user_id,
+        "csrf_token": new_secret(),
+        "login_method": method,
+        "client_address": address[:64],
+        "created_at": now,
+        "expires_at": now + idle,
+    }
+    return session_id, row
+
+
+_START = insert(WebSession).values({name: bindparam(name) for name in SESSION_COLUMNS})
+
+
+def id_digest(session_id: str | None) -> str | None:
+    """What `web_session.id_hash` holds for this session id; None for a value that cannot
+    be one of our ids (so it matches no row)."""
+    return _digest(session_id) if session_id and is_well_formed(session_id) else None
 
 
 def _active(row: WebSession, user: User) -> ActiveSession:
@@ -163,12 +215,12 @@ def end_session(session: Session, session_id: str | None) -> bool:
     if not is_well_formed(session_id):
         return False
     assert session_id is not None
-    result = session.execute(
-        delete(WebSession)
-        .where(WebSession.id_hash == _digest(session_id))
-        .execution_options(synchronize_session=False)
-    )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    # Core on the session's connection (no WebSession object is loaded where this runs).
+    result = session.connection().execute(_END, {"id_hash": _digest(session_id)})
+    return bool(result.rowcount)
+
+
+_END = delete(WebSession).where(WebSession.id_hash == bindparam("id_hash"))
 
 
 def purge_expired_sessions(session: Session, *, now: datetime | None = None) -> int:

@@ -19,25 +19,33 @@ from __future__ import annotations
 
 import ipaddress
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import case, delete, insert, literal, select, update
+from sqlalchemy import Select, bindparam, case, delete, func, insert, literal, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from printsrv.errors import InvalidInput, NotAllowed
-from printsrv.people.models import LoginThrottle
-from printsrv.people.users import resolve_user_name
+from printsrv.people.models import LoginThrottle, User
+from printsrv.people.users import normalise_name, resolve_user_name, resolved_user_id
 from printsrv.platform.models import UTCDateTime, utcnow
 from printsrv.platform.properties import Snapshot
 
 __all__ = [
+    "LOGIN_PROBE",
     "LoginThrottled",
+    "LoginUser",
     "ThrottlePolicy",
     "check",
+    "check_and_find_user",
     "check_api_key_caller",
     "forget_user",
+    "judge_login_probe",
+    "login_probe_params",
     "purge_stale",
     "record_api_key_failure",
     "record_failure",
@@ -77,9 +85,13 @@ def _user_key(session: Session, user_name: str) -> str:
     try:
         name = resolve_user_name(session, user_name)
     except InvalidInput:
-        # Malformed names are counted too, under their raw (bounded) form.
-        name = user_name.strip().lower()
+        name = _raw_name(user_name)
     return "user:" + name[:100]
+
+
+def _raw_name(user_name: str) -> str:
+    # Malformed names are counted too, under their raw (bounded) form.
+    return user_name.strip().lower()
 
 
 def _address_key(address: str) -> str:
@@ -122,26 +134,52 @@ def check(
 
 
 def check_api_key_caller(
-    session: Session, *, address: str, policy: ThrottlePolicy, now: datetime | None = None
+    on: Session | Connection,
+    *,
+    address: str,
+    policy: ThrottlePolicy,
+    now: datetime | None = None,
 ) -> None:
-    """Raise LoginThrottled when this address has sent too many wrong createToken API keys."""
+    """Raise LoginThrottled when this address has sent too many wrong createToken API keys.
+
+    `on` is a session, or a bare connection (`Database.statement`)."""
     limits = {_api_key_key(address): policy.api_key_failures}
-    _refuse_when_used_up(session, limits, policy, now, "wrong API keys from this address")
+    _refuse_when_used_up(on, limits, policy, now, "wrong API keys from this address")
 
 
 def _refuse_when_used_up(
-    session: Session,
+    on: Session | Connection,
     limits: dict[str, int],
     policy: ThrottlePolicy,
     now: datetime | None,
     what: str,
 ) -> None:
     current = now or utcnow()
-    rows = session.scalars(select(LoginThrottle).where(LoginThrottle.key.in_(limits)))
+    rows = on.execute(
+        select(LoginThrottle.key, LoginThrottle.failures, LoginThrottle.window_start).where(
+            LoginThrottle.key.in_(limits)
+        )
+    )
+    _refuse_if_used_up(
+        ((limits[row.key], row.failures, row.window_start) for row in rows),
+        policy,
+        current,
+        what=what,
+    )
+
+
+def _refuse_if_used_up(
+    counters: Iterable[tuple[int, int, datetime]],
+    policy: ThrottlePolicy,
+    now: datetime,
+    *,
+    what: str = "failed logins",
+) -> None:
+    # counters: (the key's limit, its failures, its window's start), one per counted key.
     waits = [
-        row.window_start + policy.window - current
-        for row in rows
-        if row.window_start > current - policy.window and row.failures >= limits[row.key]
+        window_start + policy.window - now
+        for limit, failures, window_start in counters
+        if window_start > now - policy.window and failures >= limit
     ]
     if waits:
         seconds = max(1, math.ceil(max(waits).total_seconds()))
@@ -150,6 +188,117 @@ def _refuse_when_used_up(
             f"Too many {what}. Try again in {minutes} minute{'s' if minutes > 1 else ''}.",
             retry_after=seconds,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class LoginUser:
+    """The user a login names, as a login needs them (not a whole `User`).
+
+    deleted: the name resolves to a deleted user, who may not log in.
+    had_failures: the user's failure counter existed when the login checked it, so a
+    successful login has one to clear.
+    """
+
+    id: int
+    user_name: str
+    full_name: str
+    enabled: bool
+    deleted: bool
+    had_failures: bool
+
+
+def _login_probe() -> Select[Any]:
+    # One row, whatever exists: the user the name resolves to (LEFT JOINed, so an unknown
+    # name still gives the row) and the counters of the user's key and the address's key.
+    # A Core statement built once; a login is mostly its statements' cost.
+    user = User.__table__.alias("login_user")
+    by_user = LoginThrottle.__table__.alias("user_failures")
+    by_address = LoginThrottle.__table__.alias("address_failures")
+    one_row = select(literal(1).label("one")).subquery("one_row")
+    # The user's key as _user_key makes it: the canonical name an alias resolves to, else
+    # the name as given (normalised, or raw when malformed).
+    user_key = func.coalesce(literal("user:") + user.c.user_name, bindparam("user_key"))
+    return select(
+        user.c.id,
+        user.c.user_name,
+        user.c.full_name,
+        user.c.enabled,
+        user.c.deleted_at,
+        by_user.c.failures.label("user_failures"),
+        by_user.c.window_start.label("user_window"),
+        by_address.c.failures.label("address_failures"),
+        by_address.c.window_start.label("address_window"),
+    ).select_from(
+        one_row.outerjoin(user, user.c.id == resolved_user_id(bindparam("name")))
+        .outerjoin(by_user, by_user.c.key == user_key)
+        .outerjoin(by_address, by_address.c.key == bindparam("address_key"))
+    )
+
+
+LOGIN_PROBE = _login_probe()
+"""`check_and_find_user`'s statement, for a caller that makes it part of a larger one: its
+parameters are `login_probe_params`, its one row goes to `judge_login_probe`."""
+
+
+def login_probe_params(*, user_name: str, address: str) -> dict[str, Any]:
+    """The parameters of LOGIN_PROBE for a login as `user_name` from `address`."""
+    try:
+        name: str | None = normalise_name(user_name)
+        fallback = str(name)
+    except InvalidInput:
+        name, fallback = None, _raw_name(user_name)  # None matches no user and no alias
+    return {
+        "name": name,
+        "user_key": "user:" + fallback[:100],
+        "address_key": _address_key(address),
+    }
+
+
+def judge_login_probe(
+    row: Sequence[Any], *, policy: ThrottlePolicy, now: datetime
+) -> LoginUser | None:
+    """LoginThrottled when LOGIN_PROBE's row shows a used-up counter; else the user it
+    found (None: no user has that name)."""
+    user_id, canonical, full_name, enabled, deleted_at, *counts = row[:9]
+    user_failures, user_window, address_failures, address_window = counts
+    counters = []
+    if user_failures is not None:
+        counters.append((policy.user_failures, user_failures, user_window))
+    if address_failures is not None:
+        counters.append((policy.address_failures, address_failures, address_window))
+    _refuse_if_used_up(counters, policy, now)
+    if user_id is None:
+        return None
+    return LoginUser(
+        user_id,
+        canonical,
+        full_name,
+        bool(enabled),
+        deleted_at is not None,
+        had_failures=user_failures is not None,
+    )
+
+
+def check_and_find_user(
+    session: Session,
+    *,
+    user_name: str,
+    address: str,
+    policy: ThrottlePolicy,
+    now: datetime | None = None,
+) -> LoginUser | None:
+    """`check`, and the user `user_name` (or alias) names, deleted or not: None when no user
+    has that name. One statement, on the session's connection (Core, not the ORM).
+
+    Raises LoginThrottled as `check` does.
+    """
+    session.flush()  # what the ORM's autoflush would do before a query
+    row = (
+        session.connection()
+        .execute(LOGIN_PROBE, login_probe_params(user_name=user_name, address=address))
+        .one()
+    )
+    return judge_login_probe(row, policy=policy, now=now or utcnow())
 
 
 def record_failure(
@@ -203,11 +352,12 @@ def forget_user(session: Session, *, user_name: str) -> None:
 
     `user_name` is the canonical name (a logged-in user's), so no alias look-up is needed.
     """
-    session.execute(
-        delete(LoginThrottle)
-        .where(LoginThrottle.key == "user:" + user_name[:100])
-        .execution_options(synchronize_session=False)
-    )
+    # Core on the session's connection: the ORM's bulk-delete machinery costs more than
+    # the statement, and no ORM object of this table is ever loaded on a login.
+    session.connection().execute(_FORGET, {"key": "user:" + user_name[:100]})
+
+
+_FORGET = delete(LoginThrottle).where(LoginThrottle.key == bindparam("key"))
 
 
 def purge_stale(session: Session, *, policy: ThrottlePolicy, now: datetime | None = None) -> int:

@@ -30,16 +30,17 @@ import os
 import struct
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import delete
+from sqlalchemy import Connection, bindparam, delete
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from printsrv.errors import NotAllowed, NotAuthenticated
+from printsrv.errors import NotAllowed, NotAuthenticated, NotFound
 from printsrv.people.models import SpentLoginToken, User
-from printsrv.people.users import find_user, get_user
+from printsrv.people.users import find_user, find_user_refs
 from printsrv.platform.models import utcnow
 from printsrv.platform.properties import Snapshot
 from printsrv.platform.security import equals_constant_time
@@ -53,11 +54,13 @@ __all__ = [
     "TokenUsed",
     "TtpLoginDisabled",
     "UserDisabled",
+    "check_holder",
     "create_token",
     "issue_token",
     "purge_spent_tokens",
     "read_token",
     "redeem_token",
+    "spend_token",
 ]
 
 _VERSION = b"\x01"
@@ -174,19 +177,38 @@ def _decode(token: str) -> bytes:
         raise TokenInvalid("Login token is not valid") from None
 
 
-def _record_spent(session: Session, checked: LoginToken, now: datetime) -> None:
-    insert = _INSERTS[session.get_bind().dialect.name]
-    row = insert(SpentLoginToken).values(
-        digest=checked.digest,
-        user_name=checked.user_name,
-        spent_at=now,
-        purge_after=checked.created_at + RETENTION,
-    )
+def _spend_statement(dialect: str) -> Any:
     # ON CONFLICT DO NOTHING instead of catching the duplicate-key error: one statement, and
     # the transaction stays usable (PostgreSQL aborts it on an error). If another
     # transaction is inserting the same digest, PostgreSQL waits for it to end first.
-    inserted = session.execute(
-        row.on_conflict_do_nothing().returning(SpentLoginToken.digest)
+    return (
+        _INSERTS[dialect](SpentLoginToken)
+        .values(
+            digest=bindparam("digest"),
+            user_name=bindparam("user_name"),
+            spent_at=bindparam("spent_at"),
+            purge_after=bindparam("purge_after"),
+        )
+        .on_conflict_do_nothing()
+        .returning(SpentLoginToken.digest)
+    )
+
+
+_SPEND = {dialect: _spend_statement(dialect) for dialect in _INSERTS}
+
+
+def _record_spent(session: Session, checked: LoginToken, now: datetime) -> None:
+    # Core on the session's connection, built once per dialect: through the ORM, this one
+    # INSERT cost more than the database's work on it.
+    connection = session.connection()
+    inserted = connection.execute(
+        _SPEND[connection.dialect.name],
+        {
+            "digest": checked.digest,
+            "user_name": checked.user_name,
+            "spent_at": now,
+            "purge_after": checked.created_at + RETENTION,
+        },
     ).scalar_one_or_none()
     if inserted is None:
         raise TokenUsed("Login token has been used already")
@@ -204,7 +226,7 @@ def purge_spent_tokens(session: Session, *, now: datetime | None = None) -> int:
 
 
 def issue_token(
-    session: Session,
+    on: Session | Connection,
     *,
     api_key: str,
     user_name: str,
@@ -218,7 +240,8 @@ def issue_token(
     TtpLoginDisabled (`web-login.ttp.enable` is not Y), ApiKeyRejected (the key does not
     match `web-login.ttp.apikey`, compared in constant time; an unset key matches nothing),
     NotFound (no such user or alias, or a name no user can have), UserDisabled.
-    Aliases are mapped first; the token holds the canonical user name.
+    Aliases are mapped first; the token holds the canonical user name. `on` is a session,
+    or a bare connection (`Database.statement`): the user read is the only statement.
     """
     if not snapshot["web-login.ttp.enable"]:
         raise TtpLoginDisabled(
@@ -226,7 +249,11 @@ def issue_token(
         )
     if not snapshot["web-login.ttp.apikey"].matches(api_key):
         raise ApiKeyRejected("API key is wrong, or no TTP API key is configured")
-    user = get_user(session, user_name)
+    # A few columns through Core (find_user_refs), not a whole User through the ORM: the
+    # user read was most of the server's work per token.
+    (user,) = find_user_refs(on, user_name)
+    if user is None:
+        raise NotFound(f"User {user_name.strip().lower()!r} does not exist")
     if not user.enabled:
         raise UserDisabled(f"User {user.user_name!r} is disabled")
     return create_token(user.user_name, key=key, now=now)
@@ -251,9 +278,40 @@ def redeem_token(
     checked = read_token(token, key=key, expiry_ms=expiry_ms, now=current)
     # find_user maps the alias and skips deleted users; None: no such user (any more).
     user = find_user(session, auth_user)
-    if user is None or not equals_constant_time(user.user_name, checked.user_name):
-        raise TokenInvalid("Login token does not belong to this user")
-    if not user.enabled:
-        raise UserDisabled("User may not log in")
-    _record_spent(session, checked, current)
+    spend_token(
+        session,
+        checked,
+        user_name=None if user is None else user.user_name,
+        enabled=user is not None and user.enabled,
+        now=current,
+    )
+    assert user is not None  # spend_token refuses a name that finds no user
     return user
+
+
+def spend_token(
+    session: Session,
+    checked: LoginToken,
+    *,
+    user_name: str | None,
+    enabled: bool,
+    now: datetime | None = None,
+) -> None:
+    """Spend a token `read_token` accepted, for the live user the login names.
+
+    `user_name` is that user's canonical name (None: no such live user) and `enabled`
+    whether they may log in. Raises TokenInvalid when the token is another user's,
+    UserDisabled, or TokenUsed; the token is spent only when every check passed.
+    """
+    check_holder(checked, user_name=user_name, enabled=enabled)
+    _record_spent(session, checked, now or utcnow())
+
+
+def check_holder(checked: LoginToken, *, user_name: str | None, enabled: bool) -> None:
+    """The checks `spend_token` makes before spending: TokenInvalid unless `user_name` (the
+    canonical name of the live user the login names; None: none) is the token's user,
+    compared in constant time; then UserDisabled unless `enabled`."""
+    if user_name is None or not equals_constant_time(user_name, checked.user_name):
+        raise TokenInvalid("Login token does not belong to this user")
+    if not enabled:
+        raise UserDisabled("User may not log in")

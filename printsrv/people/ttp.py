@@ -45,10 +45,12 @@ def create_login_token(
     keep_users_out_in_maintenance(snapshot)
     policy = ThrottlePolicy.from_config(snapshot)
     try:
-        with installation.db.read() as session:
-            throttle.check_api_key_caller(session, address=address, policy=policy, now=current)
+        # Two reads on one connection: on PostgreSQL without BEGIN and ROLLBACK, which were a
+        # third of the call's round trips.
+        with installation.db.statement(write=False) as connection:
+            throttle.check_api_key_caller(connection, address=address, policy=policy, now=current)
             return tokens.issue_token(
-                session,
+                connection,
                 api_key=api_key,
                 user_name=user_name,
                 snapshot=snapshot,

@@ -15,7 +15,7 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import bindparam, func, literal_column, select, union_all
+from sqlalchemy import Connection, bindparam, func, literal_column, select, union_all
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
@@ -121,10 +121,13 @@ def find_user(session: Session, name: str, *, include_deleted: bool = False) -> 
     return session.scalar(query, {"name": user_name})
 
 
-def _resolved_id(name: Any) -> Any:
-    # What resolve_user_name does, inside the query that reads the user (one round trip:
-    # every REST user call and transfer comes through here): the alias's user, else the
-    # user of that name.
+def resolved_user_id(name: Any) -> Any:
+    """A SQL expression for the id of the user `name` (a normalised name, or a bound
+    parameter holding one) resolves to: the alias's user, else the user of that name.
+
+    What resolve_user_name does, inside the query that reads the user: one round trip
+    (every REST user call, transfer and token login comes through here).
+    """
     return func.coalesce(
         select(UserAlias.user_id).where(UserAlias.alias == name).scalar_subquery(),
         select(User.id).where(User.user_name == name).scalar_subquery(),
@@ -132,7 +135,7 @@ def _resolved_id(name: Any) -> Any:
 
 
 # Built once, with the name as a bound parameter.
-_FIND_USER = select(User).where(User.id == _resolved_id(bindparam("name")))
+_FIND_USER = select(User).where(User.id == resolved_user_id(bindparam("name")))
 _FIND_LIVE_USER = _FIND_USER.where(User.deleted_at.is_(None))
 
 
@@ -150,9 +153,12 @@ class UserRef:
     uuid_hash: str | None = field(repr=False)
 
 
-def find_user_refs(session: Session, *names: str) -> list[UserRef | None]:
+def find_user_refs(on: Session | Connection, *names: str) -> list[UserRef | None]:
     """The users with these names or aliases, in one query; None where there is no such
-    (live) user. Names are resolved as `find_user` does."""
+    (live) user. Names are resolved as `find_user` does.
+
+    `on` is a session, or a bare connection (`Database.statement`) for a call that is
+    only this read."""
     params: dict[str, Any] = {}
     for position, name in enumerate(names):
         try:
@@ -160,10 +166,12 @@ def find_user_refs(session: Session, *names: str) -> list[UserRef | None]:
         except InvalidInput:
             params[f"name_{position}"] = None  # matches no user and no alias
     found: list[UserRef | None] = [None] * len(names)
-    # A Core statement on the session's connection, cheaper than through the ORM; the
-    # flush stands in for the ORM's autoflush, so changes this session made are seen.
-    session.flush()
-    rows = session.connection().execute(_find_user_refs(len(names)), params)
+    if isinstance(on, Session):
+        # A Core statement on the session's connection, cheaper than through the ORM; the
+        # flush stands in for the ORM's autoflush, so changes this session made are seen.
+        on.flush()
+        on = on.connection()
+    rows = on.execute(_find_user_refs(len(names)), params)
     for position, *columns in rows:
         found[position] = UserRef(*columns)
     return found
@@ -180,7 +188,9 @@ def _find_user_refs(count: int) -> Any:
             User.user_name,
             User.enabled,
             User.uuid_hash,
-        ).where(User.id == _resolved_id(bindparam(f"name_{position}")), User.deleted_at.is_(None))
+        ).where(
+            User.id == resolved_user_id(bindparam(f"name_{position}")), User.deleted_at.is_(None)
+        )
         for position in range(count)
     ]
     return union_all(*parts) if count > 1 else parts[0]

@@ -41,7 +41,6 @@ from printsrv.http import client_of, installation_of, read_body
 from printsrv.operations.installation import Installation
 from printsrv.people import ttp
 from printsrv.platform.security import Client, require_tls
-from printsrv.platform.threads import in_thread
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +93,7 @@ class Method:
     """One XML-RPC method.
 
     name:     the method name on the wire.
-    function: called as function(installation, client, *params) in a worker thread; the
+    function: called as function(installation, client, *params) in a database thread; the
               client is the caller (after trusted proxies), for limits per address.
     params:   (name, XML-RPC type) of each parameter, in order.
     returns:  the XML-RPC type of the result.
@@ -255,7 +254,8 @@ async def endpoint(request: Request) -> Response:
         name, params = parse_call(body)
         method = _method(name)
         method.check(params)
-        result = await in_thread(method.function, installation, client, *params)
+        # Every method is short database work at most: the database's own threads.
+        result = await installation.db.run(method.function, installation, client, *params)
     except ProtocolFault as fault:
         return fault_response(fault.code, fault.message)
     except errors.PrintsrvError as error:

@@ -400,10 +400,12 @@ async def token_login(request: Request) -> Response:
     form = await read_form(request)
     auth_user = form.get("auth_user", "")
     auth_token = form.get("auth_token", "")
+    installation = installation_of(request)
     try:
-        result = await in_thread(
+        # Database work only (no password hash to wait for): the database's own threads.
+        result = await installation.db.run(
             lambda: logins.log_in_with_token(
-                installation_of(request),
+                installation,
                 auth_user=auth_user,
                 auth_token=auth_token,
                 address=client_of(request).host,
