@@ -332,3 +332,32 @@ def test_a_held_document_is_released_to_a_remote_printer(site: Site) -> None:
     claimed = site.b.next()
     assert claimed is not None and claimed["options"]["copies"] == "3"
     assert site.setup.balance() == Decimal("9.70")
+
+
+def test_an_approved_print_for_a_remote_printer_waits_for_its_agent(site: Site) -> None:
+    """A print rule held it; the approval charges it and queues it for the agent, never for
+    the central CUPS (which has no such printer)."""
+    from printsrv.printing import rules
+
+    setup = site.setup
+    rules.add_rule(
+        setup.installation.db, name="hold-all", scope="all", condition="pages>0", action="hold"
+    )
+    answer = upload(site.server.url, setup.auth, "a.pdf", pdf_bytes(2), queue="hall-a")
+    assert answer.status_code == 200, answer.text
+    held = answer.json()
+    assert held["status"] == "waiting" and setup.jobs() == []
+    approved = httpx.post(
+        f"{site.server.url}/restful/v1/documents/{held['id']}/approve", auth=ADMIN, timeout=30
+    )
+    assert approved.status_code == 200, approved.text
+    assert approved.json()["state"] == "approved"
+    (job,) = setup.jobs()
+    time.sleep(0.6)  # the tracker must leave it alone, as any remote job
+    job = site.job(job.id)
+    assert (job.state, job.agent_id is not None, job.cups_job_id) == ("queued", True, None)
+    assert setup.balance() == Decimal("9.80")
+    claimed = site.a.next()
+    assert claimed is not None and claimed["id"] == job.id
+    assert site.a.report(claimed, "completed", cups_job_id=3, impressions=2).status_code == 200
+    assert site.job(job.id).state == "completed"
