@@ -109,7 +109,9 @@ async def next_job(
             if remaining <= 0:
                 return None
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(woken.wait(), min(remaining, wakeups.fallback_secs(db.url)))
+                await asyncio.wait_for(
+                    woken.wait(), min(remaining, wakeups.fallback_secs(installation.notifications))
+                )
             woken.clear()
             claimed = await db.run(again, agent)
     return claimed

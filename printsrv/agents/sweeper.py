@@ -1,7 +1,7 @@
 """The agents' background work in every server process (started in the app's lifespan):
-the PostgreSQL wake-up listener, and failing (and refunding) remote jobs whose attempts ran
-out. Expiring is exactly-once on its own (a conditional UPDATE, then `finish_job`), so any
-number of servers may sweep at once.
+waking long-polls on the notification listener, and failing (and refunding) remote jobs
+whose attempts ran out. Expiring is exactly-once on its own (a conditional UPDATE, then
+`finish_job`), so any number of servers may sweep at once.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import logging
 from typing import Final
 
 from printsrv.agents import dispatch
-from printsrv.agents.wakeups import Listener
+from printsrv.agents.wakeups import listen
 from printsrv.operations.installation import Installation
 from printsrv.platform.models import utcnow
 
@@ -19,7 +19,9 @@ log = logging.getLogger(__name__)
 
 __all__ = ["run_agent_service", "sweep_once"]
 
-SWEEP_EVERY: Final = 1.0
+# A lapsed job is noticed within a quarter of its lease (the lease is minutes by default:
+# sweeping every second cost an idle server a database read a second), at most this long.
+SWEEP_EVERY: Final = 5.0
 
 
 def sweep_once(installation: Installation) -> int:
@@ -49,9 +51,14 @@ async def _sweep_forever(installation: Installation) -> None:
             if not failing:
                 log.exception("remote job sweep failed; retrying")
             failing = True
-        await asyncio.sleep(SWEEP_EVERY)
+        lease_secs = installation.config.snapshot()["agents.lease-secs"]
+        await asyncio.sleep(min(SWEEP_EVERY, lease_secs / 4))
 
 
 async def run_agent_service(installation: Installation) -> None:
-    """Listen for wake-ups and sweep lapsed jobs until cancelled."""
-    await asyncio.gather(Listener(installation.db.url).run(), _sweep_forever(installation))
+    """Wake long-polls and sweep lapsed jobs until cancelled."""
+    stop_listening = listen(installation.notifications)
+    try:
+        await _sweep_forever(installation)
+    finally:
+        stop_listening()

@@ -5,8 +5,9 @@ It is set:
 
 - by this process's commits (``printing.remote.ANNOUNCED`` in the session, read after the
   commit): enough for the embedded SQLite default with one server process;
-- by PostgreSQL ``NOTIFY`` from any machine, through one listening connection per server
-  process (``Listener``, run from the app's lifespan), not one per waiting agent.
+- by PostgreSQL ``NOTIFY`` from any machine, through the server's one notification listener
+  (printsrv/platform/notifications.py; `listen` subscribes to it from the app's lifespan),
+  not one connection per waiting agent.
 
 An event is a hint, never the truth: a woken poll claims in the database, and a poll that
 was not woken still looks again after ``fallback_secs`` (short on SQLite, where other
@@ -17,31 +18,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import threading
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Final
 
-import psycopg
-from psycopg import sql
 from sqlalchemy import event
-from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
-from printsrv.printing.remote import ANNOUNCED, CHANNEL_SQL
+from printsrv.platform.notifications import Listener, Topic
+from printsrv.printing.remote import ANNOUNCED
 
-log = logging.getLogger(__name__)
-
-__all__ = ["Listener", "fallback_secs", "waiting", "wake"]
+__all__ = ["fallback_secs", "listen", "waiting", "wake"]
 
 SQLITE_FALLBACK: Final = 1.0  # seconds between looks when nothing can wake a poll
 LISTENING_FALLBACK: Final = 10.0  # ... while the PostgreSQL listener is connected
-RETRY_INTERVAL: Final = 1.0
 
 _lock = threading.Lock()
 _waiters: dict[int, set[tuple[asyncio.AbstractEventLoop, asyncio.Event]]] = {}
-_listening: dict[str, float] = {}  # database URL -> monotonic time the listener was last alive
 
 
 def wake(agent_id: int) -> None:
@@ -70,12 +63,20 @@ def waiting(agent_id: int) -> Iterator[asyncio.Event]:
                     del _waiters[agent_id]
 
 
-def fallback_secs(database_url: str) -> float:
+def fallback_secs(listener: Listener) -> float:
     """How long a poll may wait before looking again without being woken."""
-    alive = _listening.get(database_url)
-    if alive is not None and time.monotonic() - alive < 3 * RETRY_INTERVAL + 2:
-        return LISTENING_FALLBACK
-    return SQLITE_FALLBACK
+    return LISTENING_FALLBACK if listener.listening else SQLITE_FALLBACK
+
+
+def _heard(payload: str) -> None:
+    if payload.isdigit():
+        wake(int(payload))
+
+
+def listen(listener: Listener) -> Callable[[], None]:
+    """Wake this process's polls on every machine's jobs for them; returns the function that
+    stops it."""
+    return listener.on_message(Topic.AGENT_JOBS, _heard)
 
 
 @event.listens_for(Session, "after_commit")
@@ -89,56 +90,3 @@ def _after_commit(session: Session) -> None:
 @event.listens_for(Session, "after_rollback")
 def _after_rollback(session: Session) -> None:
     session.info.pop(ANNOUNCED, None)
-
-
-class Listener:
-    """The PostgreSQL listener of one server process: wakes polls on other machines' jobs.
-
-    ``run()`` is a task of the app's lifespan; on SQLite it returns at once.
-    """
-
-    def __init__(self, database_url: str) -> None:
-        self.database_url = database_url
-        url = make_url(database_url)
-        self._conninfo: str | None = None
-        if url.get_backend_name() == "postgresql":
-            self._conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
-
-    def __repr__(self) -> str:
-        return f"Listener(listening={self.database_url in _listening})"
-
-    async def run(self) -> None:
-        """Listen until cancelled, reconnecting after a failure."""
-        if self._conninfo is None:
-            return
-        failing = False
-        while True:
-            try:
-                await self._listen()
-            except asyncio.CancelledError:
-                raise
-            except Exception as error:
-                # A dead listener only slows pick-up down to the fallback look.
-                if not failing:
-                    log.warning("agent wake-up listener disconnected: %s", error)
-                failing = True
-            finally:
-                _listening.pop(self.database_url, None)
-            await asyncio.sleep(RETRY_INTERVAL)
-
-    async def _listen(self) -> None:
-        assert self._conninfo is not None
-        connection = await psycopg.AsyncConnection.connect(
-            self._conninfo, autocommit=True, connect_timeout=5
-        )
-        async with connection:
-            row = await (await connection.execute(f"SELECT {CHANNEL_SQL}")).fetchone()
-            assert row is not None
-            await connection.execute(sql.SQL("LISTEN {}").format(sql.Identifier(row[0])))
-            _listening[self.database_url] = time.monotonic()
-            while True:
-                async for notice in connection.notifies(timeout=RETRY_INTERVAL):
-                    if notice.payload.isdigit():
-                        wake(int(notice.payload))
-                await connection.execute("SELECT 1")  # proves the connection alive
-                _listening[self.database_url] = time.monotonic()

@@ -56,6 +56,7 @@ class Topic(enum.Enum):
     DOCUMENT_LOG = "doclog"  # what a page of the document log shows
     PRINT_JOBS = "print"  # a print job the tracker must follow
     JOBS = "jobs"  # an asynchronous job to run
+    AGENT_JOBS = "agents"  # a job for a print agent (payload: the agent's id)
 
 
 def channel_sql(topic: Topic) -> str:
@@ -63,15 +64,19 @@ def channel_sql(topic: Topic) -> str:
     return f"'printsrv_{topic.value}_' || left(md5(current_schema()), 16)"
 
 
-def announce(session: Session, topic: Topic) -> None:
-    """Tell every listening server, when (if) this transaction commits, that `topic` changed.
+def announce(session: Session, topic: Topic, payload: str = "") -> None:
+    """Tell every listening server, when (if) this transaction commits, that `topic` changed
+    (`payload`: which one, for subscribers that ask with `on_message`).
 
-    A no-op on SQLite. PostgreSQL folds repeats within one transaction into one.
+    A no-op on SQLite. PostgreSQL folds repeats (same topic and payload) within one
+    transaction into one.
     """
     if session.get_bind().dialect.name == "postgresql":
         # On the session's connection, not session.execute: this runs inside flush and ORM
         # execute events too, which session.execute would re-enter.
-        session.connection().exec_driver_sql(f"SELECT pg_notify({channel_sql(topic)}, '')")
+        session.connection().exec_driver_sql(
+            f"SELECT pg_notify({channel_sql(topic)}, %(payload)s)", {"payload": payload}
+        )
 
 
 Callback = Callable[[], object]
@@ -93,6 +98,7 @@ class Listener:
             self._conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
         self._lock = threading.Lock()
         self._subscribers: dict[Topic | str, list[Callback]] = {}
+        self._readers: dict[Topic, list[Callable[[str], object]]] = {}
         self._alive_at: float | None = None  # monotonic time the connection last proved alive
         self._stop = threading.Event()
         # Written to by stop(): the listener sleeps in select() on its connection and this,
@@ -137,6 +143,18 @@ class Listener:
     def on(self, topic: Topic, callback: Callback) -> Callable[[], None]:
         """Subscribe `callback` to `topic`."""
         return self.subscribe(topic, callback)
+
+    def on_message(self, topic: Topic, reader: Callable[[str], object]) -> Callable[[], None]:
+        """Call `reader(payload)` on each notification of `topic`; returns the function that
+        unsubscribes it."""
+        with self._lock:
+            self._readers.setdefault(topic, []).append(reader)
+
+        def unsubscribe() -> None:
+            with self._lock, contextlib.suppress(ValueError):
+                self._readers.get(topic, []).remove(reader)
+
+        return unsubscribe
 
     def on_connect(self, callback: Callback) -> Callable[[], None]:
         """Subscribe `callback` to every (re)connection."""
@@ -270,20 +288,28 @@ class Listener:
                     return
                 if readable:
                     for notify in connection.notifies(timeout=0):
-                        self._heard(topics, notify.channel)
+                        self._heard(topics, notify.channel, notify.payload)
                 if time.monotonic() - pinged >= PING_INTERVAL:
                     connection.execute("SELECT 1")
                     pinged = time.monotonic()
                     # Notifications that arrived with the answer wait in psycopg's backlog:
                     # act on them before vouching for what was heard.
                     for notify in connection.notifies(timeout=0):
-                        self._heard(topics, notify.channel)
+                        self._heard(topics, notify.channel, notify.payload)
                     self._set_alive(pinged)
 
-    def _heard(self, topics: dict[str, Topic], channel: str) -> None:
+    def _heard(self, topics: dict[str, Topic], channel: str, payload: str) -> None:
         topic = topics.get(channel)
-        if topic is not None:
-            self._dispatch(topic)
+        if topic is None:
+            return
+        self._dispatch(topic)
+        with self._lock:
+            readers = list(self._readers.get(topic, ()))
+        for reader in readers:
+            try:
+                reader(payload)
+            except Exception:
+                log.exception("notification reader failed (%s)", topic)
 
 
 async def wait_for_change(
