@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from starlette.exceptions import HTTPException
-from starlette.middleware.errors import ServerErrorMiddleware
 from starlette.middleware.exceptions import ExceptionMiddleware
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -53,18 +52,20 @@ class RestApp:
     """The /restful/v1 sub-application: its routes, and every error in the REST envelope.
 
     Not a whole Starlette app: the outer app already runs the lifespan and the request
-    middleware, so only what REST does differently sits here: the REST rendering of service
-    and HTTP errors (ExceptionMiddleware) and of unexpected ones (ServerErrorMiddleware,
-    which answers 500 in the envelope and lets the traceback reach the server log).
+    middleware, so only what REST does differently sits here, in one layer: the REST
+    rendering of service errors, HTTP errors (404, 405) and unexpected ones (500, whose
+    traceback `handle_unexpected_error` logs). A second Starlette app cost every REST
+    request two more middleware layers (docs/performance.md).
     """
 
     def __init__(self, routes: list[Route] | None = None) -> None:
         self.router = ResourceRouter(rest_routes() if routes is None else routes)
-        handlers = {PrintsrvError: handle_service_error, HTTPException: handle_http_error}
-        self.app: ASGIApp = ServerErrorMiddleware(
-            ExceptionMiddleware(self.router, handlers=handlers),
-            handler=handle_unexpected_error,
-        )
+        handlers = {
+            PrintsrvError: handle_service_error,
+            HTTPException: handle_http_error,
+            Exception: handle_unexpected_error,
+        }
+        self.app: ASGIApp = ExceptionMiddleware(self.router, handlers=handlers)
 
     @property
     def routes(self) -> list[Route]:

@@ -8,6 +8,7 @@ clients keep working, and uses the same shape for every REST error.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from starlette.exceptions import HTTPException
@@ -17,6 +18,8 @@ from starlette.responses import JSONResponse, Response
 from printsrv import errors
 from printsrv.accounts.idempotency import Reply
 from printsrv.error_table import answer_for, retry_after
+
+log = logging.getLogger(__name__)
 
 
 def status_for(error: errors.PrintsrvError) -> int:
@@ -71,5 +74,7 @@ async def handle_http_error(request: Request, exc: Exception) -> Response:
 
 
 async def handle_unexpected_error(request: Request, exc: Exception) -> Response:
-    # Starlette re-raises after this answer, so the server logs the traceback once.
+    """A bug: 500 in the envelope, and its traceback in the server log (once: the error
+    ends here)."""
+    log.error("unexpected error in %s %s", request.method, request.url.path, exc_info=exc)
     return failure("Internal error; the server log has the details", 500)
