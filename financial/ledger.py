@@ -24,7 +24,9 @@ single statement: the balances move in an ``UPDATE ... RETURNING`` (a data-modif
 ``WITH``), and both legs are inserted from it with ids taken from the sequence in the same
 statement, so each leg is written already pointing at its twin and no row is ever
 updated. SQLite runs the ``UPDATE ... RETURNING`` and one ``INSERT`` (after reading the
-last id, for a transfer) as separate statements: its round trips are function calls.
+last id, for a transfer) as separate statements: its round trips are function calls. On
+psycopg the lock and the write go straight to the driver's cursor, rendered once per
+process (``financial._driver``): SQLAlchemy's per-call machinery cost more than the driver.
 
 Many accounts at once: :func:`post_set` writes one row on each account of a set the
 database selects (a group's quota for thousands of members), in a fixed number of
