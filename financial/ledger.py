@@ -24,7 +24,9 @@ single statement: the balances move in an ``UPDATE ... RETURNING`` (a data-modif
 ``WITH``), and both legs are inserted from it with ids taken from the sequence in the same
 statement, so each leg is written already pointing at its twin and no row is ever
 updated. SQLite runs the ``UPDATE ... RETURNING`` and one ``INSERT`` (after reading the
-last id, for a transfer) as separate statements: its round trips are function calls.
+last id, for a transfer) as separate statements: its round trips are function calls. On
+psycopg the lock and the write go straight to the driver's cursor, rendered once per
+process (``financial._driver``): SQLAlchemy's per-call machinery cost more than the driver.
 
 Many accounts at once: :func:`post_set` writes one row on each account of a set the
 database selects (a group's quota for thousands of members), in a fixed number of
@@ -63,6 +65,7 @@ from sqlalchemy.exc import InvalidRequestError
 from sqlalchemy.orm import Session, object_session
 from sqlalchemy.orm.attributes import set_committed_value
 
+from financial._driver import fetch_all
 from financial.accounts import Actor
 from financial.errors import (
     AccountDisabled,
@@ -691,13 +694,13 @@ def _postgresql_write(legs: int) -> Any:
 def _write_postgresql(session: Session, legs: Sequence[_Leg], fields: dict[str, Any]) -> Any:
     """Move the balances and insert the rows in one statement (one round trip).
 
-    The statement is a Core one, run as built (the ORM would copy it on every call and
-    work out its cache key again).
+    The statement is built once and run on the driver's cursor (``financial._driver``:
+    SQLAlchemy's execution machinery cost more than psycopg's own work).
     """
     # The parameters' names are no column's name: an UPDATE or INSERT would take a
     # parameter named like one of its columns as a value to set.
     params = {f"row_{name}": value for name, value in fields.items()} | _leg_params(legs)
-    return session.connection().execute(_postgresql_write(len(legs)), params).all()
+    return fetch_all(session.connection(), _postgresql_write(len(legs)), params)
 
 
 def _leg_params(legs: Sequence[_Leg]) -> dict[str, Any]:
@@ -770,7 +773,7 @@ def lock_accounts(
     """
     _require_transaction(session)
     session.flush()
-    rows = session.connection().execute(_locking(where), params)  # Core: no ORM layer to pay
+    rows = fetch_all(session.connection(), _locking(where), params)  # no ORM layer to pay
     locked = [LockedAccount(*row) for row in rows]
     _remember_locked(session, locked)
     return locked
@@ -823,7 +826,7 @@ def _lock(session: Session, *accounts: AnyAccount | _AccountId) -> list[LockedAc
     held = _held(session)
     if held is None or any(i not in held for i in ids):
         params = {f"id_{i}": value for i, value in enumerate(ids)}
-        rows = session.connection().execute(_locking_ids(len(ids)), params)
+        rows = fetch_all(session.connection(), _locking_ids(len(ids)), params)
         fresh = [LockedAccount(*row) for row in rows]
         if len(fresh) != len(ids):
             missing = sorted(set(ids) - {account.id for account in fresh})

@@ -40,10 +40,11 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Generic, TypeVar
+from functools import cache
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from sqlalchemy import delete, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from printsrv.accounts.models import IdempotencyKey
@@ -120,37 +121,77 @@ def claim(session: Session, *, caller: str, key: str, fingerprint: str) -> Answe
     Returns None when the key is new: the caller applies its change and calls `record`
     before the transaction commits. Raises Conflict when the key was used for a different
     request (another fingerprint).
+
+    One statement for a new key: ``INSERT ... ON CONFLICT DO NOTHING RETURNING``. On
+    PostgreSQL an insert of a key that a running transaction has claimed waits for it: if
+    that one commits, nothing is inserted and its answer is read (a new snapshot: READ
+    COMMITTED); if it rolls back, this insert claims the key.
     """
-    row = session.get(IdempotencyKey, (caller, key))
-    if row is None:
-        try:
-            with session.begin_nested():
-                session.add(IdempotencyKey(caller=caller, idem_key=key, fingerprint=fingerprint))
+    session.flush()
+    connection = session.connection()
+    values = {"caller": caller, "idem_key": key, "fingerprint": fingerprint, "created_at": utcnow()}
+    for _ in range(2):
+        if connection.execute(_claiming(connection.dialect.name), values).first() is not None:
             return None
-        except IntegrityError:
-            # A concurrent request with the same key committed first (PostgreSQL makes this
-            # insert wait for it): its answer is the one to give.
-            row = session.get(IdempotencyKey, (caller, key), populate_existing=True)
-            if row is None:  # pragma: no cover - the conflicting row is committed and visible
-                raise
-    if row.fingerprint != fingerprint:
+        row = connection.execute(_STORED, {"caller": caller, "idem_key": key}).first()
+        if row is not None:
+            break
+        # The key was purged between the two statements: claim it again.
+    else:  # pragma: no cover - a purge would have to win the race twice
+        raise Conflict(f"Idempotency-Key {key!r} is still being processed")
+    stored_fingerprint, status_code, body = row
+    if stored_fingerprint != fingerprint:
         raise Conflict(
             f"Idempotency-Key {key!r} was already used for a different request",
             reason="Idempotency-Key",
         )
-    if row.status_code is None or row.body is None:  # pragma: no cover - never committed so
+    if status_code is None or body is None:  # pragma: no cover - never committed so
         raise Conflict(f"Idempotency-Key {key!r} is still being processed")
-    return Answer(row.status_code, row.body)
+    return Answer(status_code, body)
+
+
+_KEYS = IdempotencyKey.__table__
+_STORED = select(_KEYS.c.fingerprint, _KEYS.c.status_code, _KEYS.c.body).where(
+    _KEYS.c.caller == bindparam("caller"), _KEYS.c.idem_key == bindparam("idem_key")
+)
+_RECORD = (
+    update(_KEYS)
+    .where(_KEYS.c.caller == bindparam("key_caller"), _KEYS.c.idem_key == bindparam("key_name"))
+    .values(status_code=bindparam("status_code"), body=bindparam("body"))
+)
+
+
+@cache
+def _claiming(dialect: str) -> Any:
+    """``INSERT INTO idempotency_key ... ON CONFLICT (caller, idem_key) DO NOTHING
+    RETURNING caller`` for `dialect` (both back-ends have the clause), built once."""
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return (
+        insert(_KEYS)
+        .values(
+            caller=bindparam("caller"),
+            idem_key=bindparam("idem_key"),
+            fingerprint=bindparam("fingerprint"),
+            created_at=bindparam("created_at"),
+        )
+        .on_conflict_do_nothing(index_elements=[_KEYS.c.caller, _KEYS.c.idem_key])
+        .returning(_KEYS.c.caller)
+    )
 
 
 def record(session: Session, *, caller: str, key: str, answer: Answer) -> None:
     """Store the answer for a key claimed in this transaction."""
-    row = session.get(IdempotencyKey, (caller, key))
-    if row is None:
+    result = session.connection().execute(
+        _RECORD,
+        {
+            "key_caller": caller,
+            "key_name": key,
+            "status_code": answer.status_code,
+            "body": answer.body,
+        },
+    )
+    if result.rowcount != 1:
         raise RuntimeError(f"Idempotency-Key {key!r} was not claimed in this transaction")
-    row.status_code = answer.status_code
-    row.body = answer.body
-    session.flush()
 
 
 def stored_answer(session: Session, *, caller: str, key: str, fingerprint: str) -> Answer | None:

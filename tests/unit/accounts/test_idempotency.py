@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import select
 from support import set_config
 
 from printsrv.accounts import idempotency
 from printsrv.accounts.models import IdempotencyKey
+from printsrv.errors import Conflict
 from printsrv.operations.installation import Installation
 from printsrv.platform.models import utcnow
 
@@ -51,3 +55,57 @@ def test_retention_defaults_to_a_day(installation: Installation) -> None:
 
     assert idempotency.purge_expired(installation) == 1
     assert stored_keys(installation) == {"today"}
+
+
+def test_a_claimed_key_answers_its_retries_and_refuses_another_request(
+    installation: Installation,
+) -> None:
+    with installation.db.transaction() as session:
+        assert idempotency.claim(session, caller="user:janet", key="k1", fingerprint="f") is None
+        idempotency.record(session, caller="user:janet", key="k1", answer=ANSWER)
+    with installation.db.transaction() as session:
+        assert idempotency.claim(session, caller="user:janet", key="k1", fingerprint="f") == ANSWER
+        with pytest.raises(Conflict, match="different request"):
+            idempotency.claim(session, caller="user:janet", key="k1", fingerprint="other")
+        assert idempotency.claim(session, caller="user:ann", key="k1", fingerprint="f") is None
+
+
+def test_recording_an_unclaimed_key_is_a_programming_error(installation: Installation) -> None:
+    with installation.db.transaction() as session, pytest.raises(RuntimeError, match="claimed"):
+        idempotency.record(session, caller="user:janet", key="never", answer=ANSWER)
+
+
+@pytest.mark.parametrize("first_commits", [True, False], ids=["commits", "rolls-back"])
+def test_a_claim_racing_a_running_one_waits_for_its_outcome(
+    installation: Installation, first_commits: bool
+) -> None:
+    """The second claim of one key waits for the transaction that claimed it: it gets that
+    answer once it commits, or claims the key itself once it rolls back."""
+    claimed, outcome = threading.Event(), {}
+
+    def second() -> None:
+        claimed.wait(10)
+        with installation.db.transaction() as session:
+            outcome["answer"] = idempotency.claim(
+                session, caller="user:janet", key="race", fingerprint="f"
+            )
+            outcome["at"] = time.monotonic()
+
+    racer = threading.Thread(target=second)
+    racer.start()
+    try:
+        with installation.db.transaction() as session:
+            assert (
+                idempotency.claim(session, caller="user:janet", key="race", fingerprint="f") is None
+            )
+            claimed.set()
+            time.sleep(0.3)  # the second claim is waiting meanwhile
+            assert "answer" not in outcome
+            idempotency.record(session, caller="user:janet", key="race", answer=ANSWER)
+            finished = time.monotonic()
+            if not first_commits:
+                session.rollback()
+    finally:
+        racer.join(20)
+    assert outcome["at"] >= finished
+    assert outcome["answer"] == (ANSWER if first_commits else None)
