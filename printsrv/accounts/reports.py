@@ -251,24 +251,17 @@ _COLUMNS = ", ".join(
     [
         # `AT TIME ZONE 'UTC'` gives the UTC wall time; adding the offset gives the report's.
         # Its text form is "YYYY-MM-DD HH:MM:SS[.ffffff]" under DateStyle ISO (set below).
-        "replace(left(((r.created_at AT TIME ZONE 'UTC') + %(shift)s::interval)::text, 19), "
+        "replace(left(((t.created_at AT TIME ZONE 'UTC') + %(shift)s::interval)::text, 19), "
         "' ', 'T') || %(suffix)s",
-        "r.account_type",
-        _neutralised("r.name"),
-        "r.trx_type",
-        "r.amount",
-        "r.balance_after",
-        _neutralised("r.comment"),
-        "r.actor_kind || ':' || r.actor_name",
-        _neutralised("r.reference"),
+        "a.account_type",
+        _neutralised("a.name"),
+        "t.trx_type",
+        "t.amount",
+        "t.balance_after",
+        _neutralised("t.comment"),
+        "t.actor_kind || ':' || t.actor_name",
+        _neutralised("t.reference"),
     ]
-)
-
-# The rows as stored, sorted; the cells are formatted from these after the sort (see copy_csv).
-_ROWS = (
-    "SELECT t.id, t.created_at, a.account_type, a.name, t.trx_type, t.amount, t.balance_after, "
-    "t.comment, t.actor_kind, t.actor_name, t.reference "
-    "FROM account_trx t JOIN account a ON a.id = t.account_id"
 )
 
 
@@ -310,24 +303,19 @@ def copy_csv(session: Session, flt: TransactionFilter, *, tz: tzinfo) -> Iterato
     if flt.date_to is not None:
         params["date_to"] = flt.date_to
         conditions.append("t.created_at <= %(date_to)s")
-    keys = ["created_at", "id"]
+    keys = ["t.created_at", "t.id"]
     if flt.sort_field == SortField.TRX_TYPE:
-        keys.insert(0, "trx_type")
+        keys.insert(0, "t.trx_type")
     direction = "" if flt.ascending else " DESC"
     offset = tz.utcoffset(None)
     assert offset is not None  # a datetime.timezone always has one
     params["shift"] = f"{int(offset.total_seconds())} seconds"
     params["suffix"] = datetime(2000, 1, 1, tzinfo=tz).isoformat()[19:]
-    # The cells are formatted after the sort, not before: the sort (on disk, for a million
-    # rows) then moves the stored values, not the longer text, which costs PostgreSQL about
-    # a tenth less. `OFFSET 0` keeps the sorted subquery whole; ordering the outer query by
-    # the same keys guarantees the order and costs no second sort.
     # Only constants of this module are pasted in; every value goes through `params`.
     statement = (
-        f"COPY (SELECT {_COLUMNS} FROM ({_ROWS} "  # noqa: S608
+        f"COPY (SELECT {_COLUMNS} FROM account_trx t JOIN account a ON a.id = t.account_id "  # noqa: S608
         f"WHERE {' AND '.join(conditions)} "
-        f"ORDER BY {', '.join('t.' + key + direction for key in keys)} OFFSET 0) r "
-        f"ORDER BY {', '.join('r.' + key + direction for key in keys)}) TO STDOUT (FORMAT csv)"
+        f"ORDER BY {', '.join(key + direction for key in keys)}) TO STDOUT (FORMAT csv)"
     )
     return _chunks(raw, statement, params)
 
@@ -513,9 +501,9 @@ def _copy_rows(pgconn: Any) -> Iterator[list[Any]]:
     psycopg's `Copy.read()` goes through its wait machinery once per row, which costs more
     than PostgreSQL takes to produce the row (about 1 s of CPU per million). Here each
     message libpq has buffered is taken with one call, and the thread waits (in poll,
-    without the GIL) only when the buffer is empty. Ends after the COPY's final result,
-    so psycopg's Copy has nothing left to read; an error the server sends instead is
-    raised as psycopg raises it.
+    without the GIL) only when the buffer is empty. The COPY's final result is read before
+    the last batch is handed out, so psycopg's Copy finds nothing left to read however the
+    consumer stops; an error the server sends instead is raised as psycopg raises it.
     """
     waiting = select.poll()
     waiting.register(pgconn.socket, select.POLLIN)
@@ -524,12 +512,19 @@ def _copy_rows(pgconn: Any) -> Iterator[list[Any]]:
         batch: list[Any] = []
         while (received := get(1))[0] > 0:
             batch.append(received[1])
+        if received[0] < 0:  # -1: the COPY is over, its result follows
+            _copy_result(pgconn, waiting)
+            if batch:
+                yield batch
+            return
         if batch:
             yield batch
-        if received[0] < 0:  # -1: the COPY is over, its result follows
-            break
         waiting.poll()
         pgconn.consume_input()
+
+
+def _copy_result(pgconn: Any, waiting: select.poll) -> None:
+    """Read the results after the COPY's data; the server's error, if it sent one."""
     while pgconn.is_busy():
         waiting.poll()
         pgconn.consume_input()

@@ -241,3 +241,29 @@ def test_an_error_the_server_sends_during_the_copy_is_raised(installation: Insta
         assert len(received) > 2
         session.rollback()
         assert session.scalar(text("SELECT 2")) == 2
+
+
+def test_a_stream_closed_right_after_its_last_row_leaves_the_connection_usable(
+    installation: Installation,
+) -> None:
+    """The consumer stops at the last chunk, before asking for the end: the COPY's result
+    has been read already, so the same transaction goes on."""
+    if installation.db.backend != "postgresql":
+        pytest.skip("the fast path is PostgreSQL's")
+    with installation.db.transaction() as session:
+        account = financial.create_account(session, account_type="USER", name="exact")
+        session.execute(
+            text(
+                "INSERT INTO account_trx (account_id, trx_type, amount, balance_after, comment, "
+                "actor_kind, actor_name, created_at) SELECT :id, 'ADJUST', 1, n, 'bulk', "
+                "'admin', 'admin', now() FROM generate_series(1, :rows) AS n"
+            ),
+            {"id": account.id, "rows": CHUNK_ROWS * 2},
+        )
+    with installation.db.read() as session:
+        chunks = copy_csv(session, TransactionFilter(), tz=UTC)
+        assert chunks is not None
+        taken = [next(chunks) for _ in range(3)]  # the header and both chunks: every row
+        chunks.close()  # type: ignore[attr-defined]
+        assert sum(chunk.count(b"\r\n") for chunk in taken) == 1 + CHUNK_ROWS * 2
+        assert session.scalar(text("SELECT count(*) FROM account_trx")) == CHUNK_ROWS * 2
