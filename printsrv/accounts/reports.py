@@ -463,6 +463,10 @@ def _chunks(raw: Any, statement: str, params: dict[str, Any]) -> Iterator[bytes]
     with raw.cursor() as cursor:
         # Only for this transaction: the text form of timestamps the date column relies on.
         cursor.execute("SET LOCAL DateStyle = 'ISO'")
+        # The statement's cost estimate passes jit_above_cost, and compiling its cell
+        # expressions takes PostgreSQL longer than it saves on them: about 0.2 s of CPU
+        # (a tenth of its work) per million rows.
+        cursor.execute("SET LOCAL jit = off")
         # psycopg starts the COPY (and cancels it if this generator is closed early); the
         # rows are read below it, from libpq (see _copy_rows).
         with cursor.copy(statement, params):
