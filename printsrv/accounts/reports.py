@@ -18,6 +18,10 @@ row's line end into CRLF. What iter_csv does in Python is done here in SQL:
 - quoting: COPY quotes exactly the cells the csv module quotes (those holding `,`, `"`,
   CR or LF) and doubles quotes the same way.
 
+What is left for Python is reading the COPY's messages (one per row) from libpq: psycopg's
+`Copy.read()` takes its wait machinery for each, so `_copy_rows` takes every message libpq
+already holds with one call each and waits only when it holds none.
+
 `tests/unit/accounts/test_accounting_reports.py` checks the output is byte-identical to iter_csv's.
 The fast path needs PostgreSQL, a UTF-8 client encoding and a fixed-offset time zone;
 `copy_csv` returns None otherwise and iter_csv is used.
@@ -29,6 +33,7 @@ import csv
 import io
 import json
 import re
+import select
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -36,6 +41,8 @@ from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
 from decimal import Decimal
 from typing import Any, BinaryIO, TypeVar
 
+from psycopg import errors as psycopg_errors
+from psycopg import pq
 from sqlalchemy.orm import Session
 
 import financial
@@ -243,9 +250,11 @@ def _neutralised(column: str) -> str:
 _COLUMNS = ", ".join(
     [
         # `AT TIME ZONE 'UTC'` gives the UTC wall time; adding the offset gives the report's.
-        # Its text form is "YYYY-MM-DD HH:MM:SS[.ffffff]" under DateStyle ISO (set below).
-        "replace(left(((t.created_at AT TIME ZONE 'UTC') + %(shift)s::interval)::text, 19), "
-        "' ', 'T') || %(suffix)s",
+        # Truncated to the second, its text form is "YYYY-MM-DD HH:MM:SS" under DateStyle
+        # ISO (set below); truncating the value cost PostgreSQL a little less (~5%) than
+        # cutting the text.
+        "replace(date_trunc('second', (t.created_at AT TIME ZONE 'UTC') + %(shift)s::interval)"
+        "::text, ' ', 'T') || %(suffix)s",
         "a.account_type",
         _neutralised("a.name"),
         "t.trx_type",
@@ -456,16 +465,74 @@ def _chunks(raw: Any, statement: str, params: dict[str, Any]) -> Iterator[bytes]
     with raw.cursor() as cursor:
         # Only for this transaction: the text form of timestamps the date column relies on.
         cursor.execute("SET LOCAL DateStyle = 'ISO'")
-        with cursor.copy(statement, params) as copy:
-            rows: list[Any] = []
-            # PostgreSQL sends one COPY message per row, ending in LF; a LF inside a cell is
-            # quoted and stays. Only the row end becomes CRLF, as the csv module writes it.
-            for row in copy:
-                rows.append(row[:-1])
-                if len(rows) == CHUNK_ROWS:
-                    rows.append(b"")
-                    yield b"\r\n".join(rows)
-                    rows = []
-            if rows:
-                rows.append(b"")
-                yield b"\r\n".join(rows)
+        # psycopg starts the COPY (and cancels it if this generator is closed early); the
+        # rows are read below it, from libpq (see _copy_rows).
+        with cursor.copy(statement, params):
+            yield from _crlf_chunks(_copy_rows(raw.pgconn))
+
+
+def _crlf_chunks(batches: Iterator[list[Any]]) -> Iterator[bytes]:
+    """CHUNK_ROWS rows at a time, each row ending in CRLF as the csv module writes it.
+
+    PostgreSQL sends one COPY message per row, ending in LF; a LF inside a cell is quoted
+    and stays. So when a chunk holds as many LFs as rows (no cell with a line break),
+    every LF is a row end and one `replace` does it; otherwise row by row.
+    """
+    rows: list[Any] = []
+    for batch in batches:
+        rows += batch
+        if len(rows) >= CHUNK_ROWS:
+            whole = len(rows) - len(rows) % CHUNK_ROWS
+            for start in range(0, whole, CHUNK_ROWS):
+                yield _crlf(rows[start : start + CHUNK_ROWS])
+            rows = rows[whole:]
+    if rows:
+        yield _crlf(rows)
+
+
+def _crlf(rows: list[Any]) -> bytes:
+    chunk = b"".join(rows)
+    if chunk.count(b"\n") == len(rows):
+        return chunk.replace(b"\n", b"\r\n")
+    return b"".join(bytes(row[:-1]) + b"\r\n" for row in rows)
+
+
+def _copy_rows(pgconn: Any) -> Iterator[list[Any]]:
+    """The rows of a started COPY TO, in batches of those libpq already holds.
+
+    psycopg's `Copy.read()` goes through its wait machinery once per row, which costs more
+    than PostgreSQL takes to produce the row (about 1 s of CPU per million). Here each
+    message libpq has buffered is taken with one call, and the thread waits (in poll,
+    without the GIL) only when the buffer is empty. The COPY's final result is read before
+    the last batch is handed out, so psycopg's Copy finds nothing left to read however the
+    consumer stops; an error the server sends instead is raised as psycopg raises it.
+    """
+    waiting = select.poll()
+    waiting.register(pgconn.socket, select.POLLIN)
+    get = pgconn.get_copy_data
+    while True:
+        batch: list[Any] = []
+        while (received := get(1))[0] > 0:
+            batch.append(received[1])
+        if received[0] < 0:  # -1: the COPY is over, its result follows
+            _copy_result(pgconn, waiting)
+            if batch:
+                yield batch
+            return
+        if batch:
+            yield batch
+        waiting.poll()
+        pgconn.consume_input()
+
+
+def _copy_result(pgconn: Any, waiting: select.poll) -> None:
+    """Read the results after the COPY's data; the server's error, if it sent one."""
+    while pgconn.is_busy():
+        waiting.poll()
+        pgconn.consume_input()
+    failure = None
+    while (result := pgconn.get_result()) is not None:
+        if result.status != pq.ExecStatus.COMMAND_OK and failure is None:
+            failure = psycopg_errors.error_from_result(result, encoding="utf-8")
+    if failure is not None:
+        raise failure

@@ -6,6 +6,7 @@ import itertools
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
+import psycopg
 import pytest
 from sqlalchemy import text, update
 from sqlalchemy.orm import Session
@@ -13,7 +14,7 @@ from sqlalchemy.orm import Session
 import financial
 from financial import AccountTrx, TransactionFilter, iter_csv
 from financial.reports import end_of_day, start_of_day
-from printsrv.accounts.reports import CHUNK_ROWS, copy_csv, csv_report
+from printsrv.accounts.reports import CHUNK_ROWS, _chunks, copy_csv, csv_report
 from printsrv.errors import NotFound
 from printsrv.operations.installation import Installation
 
@@ -82,6 +83,11 @@ def ledger(installation: Installation) -> Installation:
             )
         sender, recipient = accounts[0], accounts[1]
         financial.adjust_balance(session, account=sender, amount="50", comment="", actor=ADMIN)
+        # All six decimals, a long integer part, both signs.
+        for amount in ("-987654321.000001", "987654321.999999", "-0.000001"):
+            financial.adjust_balance(
+                session, account=accounts[2], amount=amount, comment="cents", actor=ADMIN
+            )
         financial.transfer(
             session,
             sender=sender,
@@ -188,3 +194,76 @@ def test_closing_the_stream_early_cancels_the_copy_and_frees_the_connection(
         # the connection is usable again.
         session.rollback()
         assert session.scalar(text("SELECT count(*) FROM account_trx")) == CHUNK_ROWS * 20
+
+
+def test_a_long_report_is_cut_into_whole_chunks_with_the_same_bytes(
+    installation: Installation,
+) -> None:
+    """Many libpq reads and chunks, some with a line break inside a cell (quoted, kept
+    as LF) and most without (every LF a row end)."""
+    if installation.db.backend != "postgresql":
+        pytest.skip("the fast path is PostgreSQL's")
+    rows = CHUNK_ROWS * 7 + 17
+    with installation.db.transaction() as session:
+        account = financial.create_account(session, account_type="USER", name="long")
+        session.execute(
+            text(
+                "INSERT INTO account_trx (account_id, trx_type, amount, balance_after, comment, "
+                "actor_kind, actor_name, created_at) SELECT :id, 'ADJUST', -0.5, -0.5 * n, "
+                "CASE WHEN n % 2500 = 7 THEN 'line ' || n || E'\\nbreak' ELSE 'row, ' || n END, "
+                "'admin', 'admin', now() + n * interval '1 second' "
+                "FROM generate_series(1, :rows) AS n"
+            ),
+            {"id": account.id, "rows": rows},
+        )
+    with installation.db.read() as session:
+        fast = copy_csv(session, TransactionFilter(), tz=INDIA)
+        assert fast is not None
+        chunks = list(fast)
+        reference = b"".join(iter_csv(session, TransactionFilter(), tz=INDIA))
+    assert b"".join(chunks) == reference
+    assert reference.count(b'\nbreak"') == 3  # rows 7, 2507 and 5007
+    sizes = [chunk.count(b"\r\n") for chunk in chunks[1:]]
+    assert sizes == [CHUNK_ROWS] * 7 + [17]
+
+
+def test_an_error_the_server_sends_during_the_copy_is_raised(installation: Installation) -> None:
+    if installation.db.backend != "postgresql":
+        pytest.skip("the fast path is PostgreSQL's")
+    # Fails at row 30,000, after some chunks went out: the error ends a COPY under way.
+    failing = "COPY (SELECT 1 / (n - 30000) FROM generate_series(1, 50000) AS n) TO STDOUT"
+    received = []
+    with installation.db.read() as session:
+        raw = session.connection().connection.driver_connection
+        with pytest.raises(psycopg.errors.DivisionByZero):
+            for chunk in _chunks(raw, failing, {}):
+                received.append(chunk)
+        assert len(received) > 2
+        session.rollback()
+        assert session.scalar(text("SELECT 2")) == 2
+
+
+def test_a_stream_closed_right_after_its_last_row_leaves_the_connection_usable(
+    installation: Installation,
+) -> None:
+    """The consumer stops at the last chunk, before asking for the end: the COPY's result
+    has been read already, so the same transaction goes on."""
+    if installation.db.backend != "postgresql":
+        pytest.skip("the fast path is PostgreSQL's")
+    with installation.db.transaction() as session:
+        account = financial.create_account(session, account_type="USER", name="exact")
+        session.execute(
+            text(
+                "INSERT INTO account_trx (account_id, trx_type, amount, balance_after, comment, "
+                "actor_kind, actor_name, created_at) SELECT :id, 'ADJUST', 1, n, 'bulk', "
+                "'admin', 'admin', now() FROM generate_series(1, :rows) AS n"
+            ),
+            {"id": account.id, "rows": CHUNK_ROWS * 2},
+        )
+    with installation.db.read() as session:
+        chunks = copy_csv(session, TransactionFilter(), tz=UTC)
+        assert chunks is not None
+        taken = [next(chunks) for _ in range(3)]  # the header and both chunks: every row
+        chunks.close()  # type: ignore[attr-defined]
+        assert sum(chunk.count(b"\r\n") for chunk in taken) == 1 + CHUNK_ROWS * 2
+        assert session.scalar(text("SELECT count(*) FROM account_trx")) == CHUNK_ROWS * 2
