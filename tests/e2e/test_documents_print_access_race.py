@@ -124,7 +124,7 @@ def test_a_release_whose_access_goes_before_the_charge_is_not_charged(
     held = upload(server.url, setup.auth, "held.pdf", pdf_bytes(2))
     assert held.json()["status"] == "held", held.text
     before = state(setup)
-    monkeypatch.setattr(intake, "_plan", deny_first(setup, intake._plan))
+    monkeypatch.setattr(intake, "plan_print", deny_first(setup, intake.plan_print))
 
     released = httpx.post(
         f"{server.url}/restful/v1/documents/{held.json()['id']}/print",
