@@ -63,6 +63,11 @@ def create_app(installation: Installation | None = None) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Installation]]:
+        # Serve nothing older than the start: the cached config may predate a change
+        # committed just before it (the refresher's first read comes a moment later). With
+        # the database away the refresher keeps trying; a config too old is refused.
+        with contextlib.suppress(errors.DatabaseUnavailable):
+            await in_thread(installation.config.refresh)
         refreshers = [
             asyncio.create_task(installation.config.keep_fresh()),
             asyncio.create_task(installation.monitor.keep_fresh()),
