@@ -14,6 +14,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Mount, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from printsrv import (
     errors,
@@ -49,6 +50,51 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 async def _service_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, errors.PrintsrvError)
     return PlainTextResponse(exc.message + "\n", answer_for(exc).status)
+
+
+REST_PREFIX = "/restful/v1"
+
+
+class ApiDispatcher:
+    """Hands REST and JSON-RPC requests straight to their adapters; the rest go on to
+    Starlette's exception middleware and router (the web app, XML-RPC, convert-to, metrics).
+
+    The APIs other systems poll are found by a prefix test instead of the router's try of
+    each route in turn (a regular expression each), and skip a layer of exception handling
+    and the mount: their adapters answer every error in their own envelope. In-process
+    instruction counts of a REST poll: docs/performance.md. It sits inside the request
+    middleware, so these requests get their id, log line, metrics and header limit too.
+    """
+
+    def __init__(self, app: ASGIApp, *, rest: ASGIApp, jsonrpc_routes: list[Route]) -> None:
+        self.app = app
+        self.rest = rest
+        self.jsonrpc_routes = {route.path: route for route in jsonrpc_routes}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            root_path: str = scope.get("root_path", "")
+            path: str = scope["path"]
+            if root_path and path.startswith(root_path):
+                path = path[len(root_path) :]
+            if path.startswith(REST_PREFIX + "/"):
+                # What Starlette's Mount would set: the REST app routes below its prefix.
+                scope["app_root_path"] = scope.get("app_root_path", root_path)
+                scope["root_path"] = root_path + REST_PREFIX
+                await self.rest(scope, receive, send)
+                return
+            route = self.jsonrpc_routes.get(path)
+            if route is not None and scope["method"] == "POST":
+                scope["route"] = route
+                try:
+                    await route.app(scope, receive, send)
+                except errors.PrintsrvError as error:
+                    # Before any answer (no config to trust, say), as the router's handler.
+                    await PlainTextResponse(error.message + "\n", answer_for(error).status)(
+                        scope, receive, send
+                    )
+                return
+        await self.app(scope, receive, send)
 
 
 def create_app(installation: Installation | None = None) -> Starlette:
@@ -100,12 +146,17 @@ def create_app(installation: Installation | None = None) -> Starlette:
             installation.document_log.clear()
             installation.db.dispose()
 
+    rest = create_rest_app()
+    jsonrpc_routes = [
+        Route("/jsonrpc/v1", jsonrpc.endpoint, methods=["POST"]),
+        Route("/jsonrpc", jsonrpc.endpoint, methods=["POST"]),
+    ]
     app = Starlette(
         routes=[
-            # First: the router tries routes in order, and monitoring polls this one most.
-            Route("/jsonrpc/v1", jsonrpc.endpoint, methods=["POST"]),
-            Route("/jsonrpc", jsonrpc.endpoint, methods=["POST"]),
-            Mount("/restful/v1", app=create_rest_app()),
+            # ApiDispatcher hands these to their adapters before the router; listed here
+            # too for what goes on to the router (their other methods: 405).
+            *jsonrpc_routes,
+            Mount("/restful/v1", app=rest),
             Route("/xmlrpc/v1", xmlrpc.endpoint, methods=["POST"]),
             # LibreOffice Online's path, and Collabora's newer name for it.
             *(
@@ -121,6 +172,7 @@ def create_app(installation: Installation | None = None) -> Starlette:
             # Outermost, so that even a refused request gets an id, a log line and a count.
             Middleware(RequestObserver, access_log_enabled=access_log_enabled),
             Middleware(HeaderLimitMiddleware),
+            Middleware(ApiDispatcher, rest=rest, jsonrpc_routes=jsonrpc_routes),
         ],
         lifespan=lifespan,
     )

@@ -21,7 +21,8 @@ _CLIENT_HEADERS = frozenset(
 
 def installation_of(request: Request) -> Installation:
     """The installation the app serving this request was built for."""
-    return installation_in(request.scope)
+    installation: Installation = request.scope["state"]["installation"]
+    return installation
 
 
 def installation_in(scope: Scope) -> Installation:
@@ -40,7 +41,8 @@ def header_in(scope: Scope, name: bytes) -> str | None:
 
 def client_of(request: Request) -> Client:
     """The real client, believing X-Forwarded-* only from `server.trusted-proxies`."""
-    return client_in(request.scope)
+    cached: Client | None = request.scope.get("printsrv.client")
+    return cached if cached is not None else client_in(request.scope)
 
 
 def client_in(scope: Scope) -> Client:

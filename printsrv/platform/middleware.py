@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from itertools import chain
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # ASGI's types only: platform imports no web framework at run time
@@ -29,7 +30,9 @@ class HeaderLimitMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             headers = scope["headers"]
-            size = sum(len(name) + len(value) + 4 for name, value in headers)
+            # Summed in C (map over the flattened pairs): a generator cost a Python frame
+            # per header on every request.
+            size = sum(map(len, chain.from_iterable(headers))) + 4 * len(headers)
             if size > self.max_bytes or len(headers) > self.max_count:
                 body = (
                     f"Request Header Fields Too Large: at most {self.max_count} headers "

@@ -942,6 +942,8 @@ class Config:
         than REFRESH_INTERVAL.
         """
         age = time.monotonic() - self._checked_at
+        if self.background and age <= self.stale_after and self._snapshot is not None:
+            return self._snapshot  # the common case, first: every request asks, often thrice
         if age > REFRESH_INTERVAL and self._heard == self._applied and self._listener is not None:
             alive_at = self._listener.alive_at
             if alive_at is not None:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from starlette.exceptions import HTTPException
-from starlette.middleware.exceptions import ExceptionMiddleware
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from printsrv.errors import PrintsrvError
 from printsrv.rest import agents, documents, financial, jobs, release, reports, system
@@ -14,7 +15,7 @@ from printsrv.rest.responses import (
     handle_service_error,
     handle_unexpected_error,
 )
-from printsrv.rest.routing import ResourceRouter
+from printsrv.rest.routing import ResourceRoutes
 
 
 def rest_routes() -> list[Route]:
@@ -49,30 +50,53 @@ def rest_routes() -> list[Route]:
 
 
 class RestApp:
-    """The /restful/v1 sub-application: its routes, and every error in the REST envelope.
+    """The /restful/v1 sub-application: finds the route, calls its view, and answers every
+    error in the REST envelope.
 
-    Not a whole Starlette app: the outer app already runs the lifespan and the request
-    middleware, so only what REST does differently sits here, in one layer: the REST
-    rendering of service errors, HTTP errors (404, 405) and unexpected ones (500, whose
-    traceback `handle_unexpected_error` logs). A second Starlette app cost every REST
-    request two more middleware layers (docs/performance.md).
+    One plain ASGI layer rather than Starlette's stack (exception middleware, router, and
+    each route's request/response wrapper, which catches errors again): the outer app
+    already runs the lifespan and the request middleware, and each layer cost every REST
+    request its share (docs/performance.md). Errors raised before the answer starts are
+    rendered here: service errors from the one error table, HTTP errors (404, 405) and
+    unexpected ones (500, whose traceback `handle_unexpected_error` logs). An error while
+    a streamed answer is under way cannot be answered any more; it goes on to the server.
     """
 
     def __init__(self, routes: list[Route] | None = None) -> None:
-        self.router = ResourceRouter(rest_routes() if routes is None else routes)
-        handlers = {
-            PrintsrvError: handle_service_error,
-            HTTPException: handle_http_error,
-            Exception: handle_unexpected_error,
-        }
-        self.app: ASGIApp = ExceptionMiddleware(self.router, handlers=handlers)
+        self.resources = ResourceRoutes(rest_routes() if routes is None else routes)
 
     @property
     def routes(self) -> list[Route]:
-        return [route for route in self.router.routes if isinstance(route, Route)]
+        return self.resources.routes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self.app(scope, receive, send)
+        request = Request(scope, receive, send)
+        try:
+            route = self.resources.match(scope)
+            response = await route.endpoint(request)
+        except Exception as error:
+            response = await _error_response(request, error)
+        started = False
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            started = True
+            await send(message)
+
+        try:
+            await response(scope, receive, tracked)
+        except Exception as error:
+            if started:
+                raise
+            await (await _error_response(request, error))(scope, receive, send)
+
+
+async def _error_response(request: Request, error: Exception) -> Response:
+    if isinstance(error, PrintsrvError):
+        return await handle_service_error(request, error)
+    if isinstance(error, HTTPException):
+        return await handle_http_error(request, error)
+    return await handle_unexpected_error(request, error)
 
 
 def create_rest_app() -> RestApp:

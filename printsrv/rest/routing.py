@@ -10,10 +10,12 @@ only the routes of its resource, in their order, so the precedence within a reso
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 
-from starlette.routing import BaseRoute, Match, Route, Router
-from starlette.types import Receive, Scope, Send
+from starlette.exceptions import HTTPException
+from starlette.routing import Match, Route
+from starlette.types import Scope
 
 
 def resource_of(path: str) -> str:
@@ -22,7 +24,7 @@ def resource_of(path: str) -> str:
 
 
 def path_below_mount(scope: Scope) -> str:
-    """The request path below where this router is mounted (Mount sets `root_path`)."""
+    """The request path below where the REST app is mounted (`root_path`)."""
     path: str = scope["path"]
     root_path: str = scope.get("root_path", "")
     if root_path and path.startswith(root_path):
@@ -30,40 +32,40 @@ def path_below_mount(scope: Scope) -> str:
     return path
 
 
-class ResourceRouter(Router):
-    """A Router that tries only the routes of the request's first path segment.
+class ResourceRoutes:
+    """The REST routes, grouped by the first segment of their path.
 
-    Unmatched requests go to Starlette's usual `not_found` (an HTTPException the REST
-    exception handlers render in the envelope). A path that matches a route but not its
-    method gets 405 with `Allow`, as from Starlette's Router. Slashes are not redirected:
-    a REST client is answered 404 rather than sent on a redirect it may not follow.
+    `match` finds a request's route as Starlette's Router would, trying only the routes of
+    the request's resource: the first full match (path and method) wins; a path that
+    matches only with another method is 405 with `Allow`; anything else is 404. Slashes are
+    not redirected: a REST client is answered 404 rather than sent on a redirect it may
+    not follow. Every endpoint is an `async def view(request) -> Response`, called by the
+    REST app itself (`RestApp`), which is why a sync or ASGI endpoint is refused here.
     """
 
     def __init__(self, routes: Sequence[Route]) -> None:
-        super().__init__(routes=list(routes), redirect_slashes=False)
-        self.by_resource: dict[str, list[BaseRoute]] = {}
-        for route in routes:
+        self.routes = list(routes)
+        self.by_resource: dict[str, list[Route]] = {}
+        for route in self.routes:
+            if not inspect.iscoroutinefunction(route.endpoint):
+                raise TypeError(f"REST route {route.path}: the endpoint must be an async view")
             self.by_resource.setdefault(resource_of(route.path), []).append(route)
 
-    async def app(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await super().app(scope, receive, send)
-            return
-        scope.setdefault("router", self)
-        partial: tuple[BaseRoute, Scope] | None = None
+    def match(self, scope: Scope) -> Route:
+        """The request's route; its path parameters and the route are put in the scope.
+
+        Raises HTTPException 404 (no route has the path) or 405 (none has the method).
+        """
+        wrong_method: Route | None = None
         for route in self.by_resource.get(resource_of(path_below_mount(scope)), ()):
             match, child_scope = route.matches(scope)
             if match is Match.FULL:
-                scope["route"] = route
                 scope.update(child_scope)
-                await route.handle(scope, receive, send)
-                return
-            if match is Match.PARTIAL and partial is None:
-                partial = (route, child_scope)
-        if partial is not None:
-            route, child_scope = partial
-            scope["route"] = route
-            scope.update(child_scope)
-            await route.handle(scope, receive, send)
-            return
-        await self.default(scope, receive, send)
+                scope["route"] = route
+                return route
+            if match is Match.PARTIAL and wrong_method is None:
+                wrong_method = route
+        if wrong_method is not None:
+            allowed = ", ".join(wrong_method.methods or ())
+            raise HTTPException(status_code=405, headers={"Allow": allowed})
+        raise HTTPException(status_code=404)
