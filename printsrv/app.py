@@ -26,7 +26,7 @@ from printsrv.error_table import answer_for
 from printsrv.jobs.runner import run_job_runner
 from printsrv.operations.installation import Installation, open_installation
 from printsrv.platform.middleware import HeaderLimitMiddleware
-from printsrv.platform.observability import RequestObserver, watch_pool
+from printsrv.platform.observability import REQUEST_TALLY, RequestObserver, watch_pool
 from printsrv.platform.threads import in_thread
 from printsrv.printing.tracker import run_tracker
 from printsrv.release.expiry import keep_swept
@@ -145,6 +145,7 @@ def create_app(installation: Installation | None = None) -> Starlette:
             await in_thread(installation.notifications.stop)
             installation.document_log.clear()
             installation.db.dispose()
+            REQUEST_TALLY.flush()
 
     rest = create_rest_app()
     jsonrpc_routes = [

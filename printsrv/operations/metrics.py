@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from financial.schema import AccountTrx
 from printsrv.agents.registry import online_by_id
 from printsrv.operations.installation import Installation
+from printsrv.platform.observability import REQUEST_TALLY
 from printsrv.printing.models import Printer, PrintJob
 
 
@@ -76,6 +77,7 @@ class DatabaseCollector:
 
 def render_metrics(installation: Installation) -> bytes:
     """The Prometheus text exposition of every metric this installation has."""
+    REQUEST_TALLY.flush()  # this process's latest requests; other workers' within a second
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         process_registry = CollectorRegistry()
         MultiProcessCollector(process_registry)

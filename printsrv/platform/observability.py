@@ -13,13 +13,15 @@ processes; figures kept in the database (ledger rows) are read at scrape time in
 
 from __future__ import annotations
 
+import asyncio
+import bisect
 import contextvars
-import functools
 import json
 import logging
 import os
 import random
 import re
+import threading
 import time
 import weakref
 from typing import TYPE_CHECKING, Any
@@ -39,6 +41,7 @@ REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", d
 _SANE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 access_log = logging.getLogger("printsrv.access")
 
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 HTTP_REQUESTS = Counter(
     "printsrv_http_requests", "HTTP requests answered", ["api", "method", "route", "status"]
 )
@@ -46,7 +49,7 @@ HTTP_LATENCY = Histogram(
     "printsrv_http_request_duration_seconds",
     "Time to answer a request",
     ["api", "route"],
-    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+    buckets=LATENCY_BUCKETS,
 )
 DB_POOL_IN_USE = Gauge(
     "printsrv_db_pool_connections_in_use",
@@ -105,8 +108,7 @@ class RequestObserver:
             path = scope.get("path", "")
             api = api_of(path)
             route = getattr(scope.get("route"), "path", None) or "unmatched"
-            _requests_counter(api, scope.get("method", ""), route, status).inc()
-            _latency_histogram(api, route).observe(elapsed)
+            REQUEST_TALLY.add(api, scope.get("method", ""), route, status, elapsed)
             if self.access_log_enabled:
                 client = scope.get("client") or ("", 0)
                 access_log.info(
@@ -134,16 +136,65 @@ def _incoming_id(headers: list[tuple[bytes, bytes]]) -> str | None:
     return None
 
 
-# The labelled children, looked up once per label set: prometheus_client's labels() takes a
-# lock and validates every label on each call, which a systemStatus poll should not pay.
-@functools.lru_cache(maxsize=4096)
-def _requests_counter(api: str, method: str, route: str, status: int) -> Any:
-    return HTTP_REQUESTS.labels(api, method, route, str(status))
+FLUSH_INTERVAL = 1.0  # seconds: how late a request may show in the metrics
 
 
-@functools.lru_cache(maxsize=1024)
-def _latency_histogram(api: str, route: str) -> Any:
-    return HTTP_LATENCY.labels(api, route)
+class RequestTally:
+    """This process's request counts and latencies, tallied in plain dicts and handed to
+    prometheus_client at most once a second.
+
+    Why not count each request into prometheus_client directly: under `printsrv serve`
+    (multiprocess mode) every increment takes a lock, checks the process id and writes an
+    mmap'ed file, and a request took three of them plus the histogram's bucket search in
+    Python: about a tenth of a REST poll's instructions in-process (docs/performance.md).
+    Tallied here, the figures reach prometheus_client once a second (a timer on the event
+    loop, set only while something is pending, so an idle worker never wakes for it), and
+    at once before a scrape (`flush`).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()  # tests run several servers, each on its own loop
+        self._counts: dict[tuple[str, str, str, int], int] = {}
+        # (api, route) -> [sum of seconds, count per bucket..., count above the last]
+        self._latencies: dict[tuple[str, str], list[float]] = {}
+        self._due: float | None = None  # monotonic time the pending figures are due
+
+    def add(self, api: str, method: str, route: str, status: int, seconds: float) -> None:
+        """Count one answered request (from the event loop)."""
+        with self._lock:
+            key = (api, method, route, status)
+            self._counts[key] = self._counts.get(key, 0) + 1
+            tally = self._latencies.get((api, route))
+            if tally is None:
+                tally = self._latencies[(api, route)] = [0.0] * (len(LATENCY_BUCKETS) + 2)
+            tally[0] += seconds
+            tally[bisect.bisect_left(LATENCY_BUCKETS, seconds) + 1] += 1
+            due = self._due
+        now = time.monotonic()
+        # A timer set on a loop that has since stopped never fires: set another.
+        if due is None or now > due + 5 * FLUSH_INTERVAL:
+            self._due = now + FLUSH_INTERVAL
+            asyncio.get_running_loop().call_later(FLUSH_INTERVAL, self.flush)
+
+    def flush(self) -> None:
+        """Hand every pending figure to prometheus_client."""
+        with self._lock:
+            counts, self._counts = self._counts, {}
+            latencies, self._latencies = self._latencies, {}
+            self._due = None
+        for (api, method, route, status), count in counts.items():
+            HTTP_REQUESTS.labels(api, method, route, str(status)).inc(count)
+        for (api, route), tally in latencies.items():
+            histogram = HTTP_LATENCY.labels(api, route)
+            # What `observe` does per request, once per bucket: its sum and its
+            # (non-cumulative) bucket counters, the last being +Inf.
+            histogram._sum.inc(tally[0])
+            for bucket, count in zip(histogram._buckets, tally[1:], strict=True):
+                if count:
+                    bucket.inc(count)
+
+
+REQUEST_TALLY = RequestTally()
 
 
 _WATCHED_POOLS: weakref.WeakSet[Pool] = weakref.WeakSet()

@@ -8,7 +8,14 @@ from pathlib import Path
 
 import httpx
 import pytest
-from support import JSONRPC_KEY, LiveServer, ServeProcess, open_jsonrpc, set_config
+from support import (
+    JSONRPC_KEY,
+    LiveServer,
+    ServeProcess,
+    open_jsonrpc,
+    set_config,
+    wait_until,
+)
 
 from printsrv.operations.installation import Installation
 from printsrv.people import users
@@ -146,12 +153,17 @@ def test_metrics_add_up_across_workers(installation: Installation, tmp_path: Pat
     try:
         for _ in range(40):  # new connections, so both workers get some
             httpx.get(f"{base}/restful/v1/tests/http/request", headers={"Connection": "close"})
-        text = httpx.get(f"{base}/metrics", auth=ADMIN).text
+
+        def counted() -> float:
+            text = httpx.get(f"{base}/metrics", auth=ADMIN).text
+            match = re.search(
+                r'printsrv_http_requests_total\{api="rest",method="GET",'
+                r'route="/tests/http/request",status="200"\} ([\d.]+)',
+                text,
+            )
+            return float(match[1]) if match else 0.0
+
+        # Each worker hands its figures over within a second (RequestTally).
+        wait_until(lambda: counted() == 40, timeout=3, interval=0.2)
     finally:
         server.stop()
-    match = re.search(
-        r'printsrv_http_requests_total\{api="rest",method="GET",'
-        r'route="/tests/http/request",status="200"\} ([\d.]+)',
-        text,
-    )
-    assert match and float(match[1]) == 40, text[:2000]
