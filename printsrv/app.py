@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import inspect
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from typing import Any, cast
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -56,20 +58,21 @@ REST_PREFIX = "/restful/v1"
 
 
 class ApiDispatcher:
-    """Hands REST and JSON-RPC requests straight to their adapters; the rest go on to
-    Starlette's exception middleware and router (the web app, XML-RPC, convert-to, metrics).
+    """Hands the requests of the APIs other systems call straight to their adapters: REST by
+    its prefix, JSON-RPC and XML-RPC by their paths. The rest go on to Starlette's exception
+    middleware and router (the web app, convert-to, metrics, and other methods: 405).
 
-    The APIs other systems poll are found by a prefix test instead of the router's try of
-    each route in turn (a regular expression each), and skip a layer of exception handling
-    and the mount: their adapters answer every error in their own envelope. In-process
-    instruction counts of a REST poll: docs/performance.md. It sits inside the request
-    middleware, so these requests get their id, log line, metrics and header limit too.
+    Found by a prefix test and a dictionary instead of the router's try of each route in
+    turn (a regular expression each), these requests also skip a layer of exception
+    handling and the mount: their adapters answer every error in their own envelope.
+    In-process instruction counts of a REST poll: docs/performance.md. It sits inside the
+    request middleware, so these requests get their id, log line, metrics and header limit.
     """
 
-    def __init__(self, app: ASGIApp, *, rest: ASGIApp, jsonrpc_routes: list[Route]) -> None:
+    def __init__(self, app: ASGIApp, *, rest: ASGIApp, routes: list[Route]) -> None:
         self.app = app
         self.rest = rest
-        self.jsonrpc_routes = {route.path: route for route in jsonrpc_routes}
+        self.routes = {route.path: (route, _endpoint_app(route.endpoint)) for route in routes}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -83,11 +86,12 @@ class ApiDispatcher:
                 scope["root_path"] = root_path + REST_PREFIX
                 await self.rest(scope, receive, send)
                 return
-            route = self.jsonrpc_routes.get(path)
-            if route is not None and scope["method"] == "POST":
+            found = self.routes.get(path)
+            if found is not None and scope["method"] in (found[0].methods or ()):
+                route, endpoint = found
                 scope["route"] = route
                 try:
-                    await route.app(scope, receive, send)
+                    await endpoint(scope, receive, send)
                 except errors.PrintsrvError as error:
                     # Before any answer (no config to trust, say), as the router's handler.
                     await PlainTextResponse(error.message + "\n", answer_for(error).status)(
@@ -95,6 +99,19 @@ class ApiDispatcher:
                     )
                 return
         await self.app(scope, receive, send)
+
+
+def _endpoint_app(endpoint: Callable[..., Any]) -> ASGIApp:
+    """An endpoint as an ASGI app: a `view(request) -> Response` is called and its answer
+    sent; an ASGI app (JSON-RPC's) is itself."""
+    if not inspect.iscoroutinefunction(endpoint):
+        return cast(ASGIApp, endpoint)
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        response = await endpoint(Request(scope, receive, send))
+        await response(scope, receive, send)
+
+    return app
 
 
 def create_app(installation: Installation | None = None) -> Starlette:
@@ -148,17 +165,17 @@ def create_app(installation: Installation | None = None) -> Starlette:
             REQUEST_TALLY.flush()
 
     rest = create_rest_app()
-    jsonrpc_routes = [
+    api_routes = [
         Route("/jsonrpc/v1", jsonrpc.endpoint, methods=["POST"]),
         Route("/jsonrpc", jsonrpc.endpoint, methods=["POST"]),
+        Route("/xmlrpc/v1", xmlrpc.endpoint, methods=["POST"]),
     ]
     app = Starlette(
         routes=[
             # ApiDispatcher hands these to their adapters before the router; listed here
             # too for what goes on to the router (their other methods: 405).
-            *jsonrpc_routes,
+            *api_routes,
             Mount("/restful/v1", app=rest),
-            Route("/xmlrpc/v1", xmlrpc.endpoint, methods=["POST"]),
             # LibreOffice Online's path, and Collabora's newer name for it.
             *(
                 Route(path, convert.convert_to, methods=["POST"])
@@ -173,7 +190,7 @@ def create_app(installation: Installation | None = None) -> Starlette:
             # Outermost, so that even a refused request gets an id, a log line and a count.
             Middleware(RequestObserver, access_log_enabled=access_log_enabled),
             Middleware(HeaderLimitMiddleware),
-            Middleware(ApiDispatcher, rest=rest, jsonrpc_routes=jsonrpc_routes),
+            Middleware(ApiDispatcher, rest=rest, routes=api_routes),
         ],
         lifespan=lifespan,
     )
