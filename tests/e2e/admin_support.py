@@ -1,0 +1,175 @@
+"""Browser tests of the admin console: a real server, a real headless Chromium, axe-core.
+
+The fixtures reach every test under tests/e2e through tests/e2e/conftest.py:
+
+- `chromium`: headless Chromium from Debian (/usr/bin/chromium, /usr/bin/chromedriver)
+  driven by Selenium, at a phone's width (412 px) unless the test resizes it.
+- `admin_server`: the real app on a loopback socket (LiveServer) with the REST admin's
+  credentials set (ADMIN_NAME / ADMIN_PASSWORD).
+- `admin_browser`: an `AdminBrowser` logged in to the console as the REST admin.
+- `assert_accessible(driver)`: runs the vendored axe-core (tests/vendor/axe-core) on the
+  page and fails with the violations' list when any is serious or critical.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support import LiveServer, require_programs, set_config
+
+from printsrv.operations.installation import Installation
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+AXE = Path(__file__).resolve().parents[1] / "vendor" / "axe-core" / "axe.min.js"
+
+ADMIN_NAME = "chief"
+ADMIN_PASSWORD = "admin console password 1"
+
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--window-size=412,915",  # a phone's viewport
+]
+
+
+def set_rest_admin(installation: Installation) -> None:
+    """The REST admin's credentials, which also open the console."""
+    set_config(
+        installation,
+        {"api.restful.auth.username": ADMIN_NAME, "api.restful.auth.password": ADMIN_PASSWORD},
+    )
+
+
+def set_config_live(installation: Installation, values: dict[str, str]) -> None:
+    """Set config properties and refresh the installation's cached config at once: a
+    LiveServer serves this same installation, whose refresher would pick the change up
+    only a moment later."""
+    set_config(installation, values)
+    installation.config.refresh()
+
+
+@pytest.fixture
+def chromium(tmp_path: Path) -> Iterator[Any]:
+    """A headless Chromium (Selenium WebDriver) with a profile of its own."""
+    require_programs(str(CHROMIUM), str(CHROMEDRIVER))
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
+    options = Options()
+    options.binary_location = str(CHROMIUM)
+    for flag in FLAGS:
+        options.add_argument(flag)
+    options.add_argument(f"--user-data-dir={tmp_path / 'chromium-profile'}")
+    # With the driver's path given, Selenium Manager (which would download) never runs.
+    service = Service(
+        executable_path=str(CHROMEDRIVER), log_output=str(tmp_path / "chromedriver.log")
+    )
+    driver = webdriver.Chrome(service=service, options=options)
+    driver.set_page_load_timeout(20)
+    driver.set_script_timeout(30)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(tmp_path / "chromium-profile", ignore_errors=True)
+
+
+@pytest.fixture
+def admin_server(installation: Installation) -> Iterator[LiveServer]:
+    """The real server, with the REST admin's credentials set."""
+    set_rest_admin(installation)
+    server = LiveServer(installation).start()
+    yield server
+    server.stop()
+
+
+@dataclass
+class AdminBrowser:
+    """A browser logged in to the console of `server`."""
+
+    driver: Any
+    server: LiveServer
+
+    def open(self, path: str) -> Any:
+        """GET `path` of the server (e.g. "/admin/settings"); returns the driver."""
+        self.driver.get(self.server.url + path)
+        return self.driver
+
+    def find(self, css: str) -> Any:
+        """The one element matching `css` (fails when there is none)."""
+        from selenium.webdriver.common.by import By
+
+        return self.driver.find_element(By.CSS_SELECTOR, css)
+
+    def find_all(self, css: str) -> list[Any]:
+        """Every element matching `css`."""
+        from selenium.webdriver.common.by import By
+
+        return list(self.driver.find_elements(By.CSS_SELECTOR, css))
+
+
+def log_in(driver: Any, server: LiveServer, user_name: str, password: str) -> None:
+    """Fill in and submit the console's log-in form, as a person would."""
+    from selenium.webdriver.common.by import By
+
+    driver.get(f"{server.url}/admin/login")
+    driver.find_element(By.ID, "username").send_keys(user_name)
+    driver.find_element(By.ID, "password").send_keys(password)
+    submit_and_wait(driver, driver.find_element(By.CSS_SELECTOR, "form.stack button[type=submit]"))
+
+
+def submit_and_wait(driver: Any, button: Any) -> None:
+    """Click a form's button and wait until the next page has replaced this one."""
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    page = driver.find_element("tag name", "html")
+    button.click()
+    WebDriverWait(driver, 15).until(expected_conditions.staleness_of(page))
+
+
+@pytest.fixture
+def admin_browser(chromium: Any, admin_server: LiveServer) -> AdminBrowser:
+    """A browser on the dashboard, logged in as the REST admin."""
+    log_in(chromium, admin_server, ADMIN_NAME, ADMIN_PASSWORD)
+    assert chromium.current_url == f"{admin_server.url}/admin", chromium.page_source[:2000]
+    return AdminBrowser(chromium, admin_server)
+
+
+def axe_violations(driver: Any) -> list[dict[str, Any]]:
+    """axe-core's violations on the current page (WCAG 2.x A and AA rules, best practices)."""
+    driver.execute_script(AXE.read_text(encoding="utf-8"))
+    result = driver.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "axe.run(document, {resultTypes: ['violations']})"
+        ".then(r => done(JSON.stringify(r.violations)))"
+        ".catch(e => done(JSON.stringify({error: String(e)})));"
+    )
+    violations = json.loads(result)
+    assert isinstance(violations, list), f"axe-core failed to run: {violations}"
+    return violations
+
+
+def assert_accessible(driver: Any) -> None:
+    """No serious or critical axe-core violation on the current page."""
+    bad = [v for v in axe_violations(driver) if v.get("impact") in ("serious", "critical")]
+    described = [
+        f"{v['id']} ({v['impact']}): {v['help']} at "
+        + ", ".join(str(node["target"]) for node in v["nodes"][:5])
+        for v in bad
+    ]
+    assert not bad, f"axe-core on {driver.current_url}:\n" + "\n".join(described)
