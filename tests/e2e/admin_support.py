@@ -17,11 +17,13 @@ import json
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
 from support import LiveServer, require_programs, set_config
+from web_support import give_credit
 
 from printsrv.operations.installation import Installation
 
@@ -173,3 +175,132 @@ def assert_accessible(driver: Any) -> None:
         for v in bad
     ]
     assert not bad, f"axe-core on {driver.current_url}:\n" + "\n".join(described)
+
+
+# --- data for the dashboard -------------------------------------------------------------------
+
+LOW_TONER = {"name": "Cyan ink", "type": "ink-cartridge", "level": 8, "color": "#00FFFF"}
+FULL_TONER = {"name": "Black toner", "type": "toner", "level": 72, "color": "#000000"}
+
+
+@dataclass(frozen=True)
+class DashboardData:
+    """What `seed_dashboard` put in: the totals the dashboard must show."""
+
+    pages: int
+    spent: Decimal
+    staff_pages: int
+    pupils_pages: int
+    failure_reason: str
+
+
+def seed_dashboard(installation: Installation, *, days: int = 30) -> DashboardData:
+    """A month of printing: two groups, a local printer and an agent's remote one (whose
+    markers say one supply is low), completed jobs on every day with their charges in the
+    ledger (through printing's own charge), one failed job with its reason, one in flight.
+
+    Jobs and charges are written as of now, then backdated with an UPDATE to the day they
+    stand for: the dashboard reads times, and nothing here can wait a month.
+    """
+    import json as _json
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from financial.schema import AccountTrx as financial_trx
+    from printsrv.documents.models import Document
+    from printsrv.people import users
+    from printsrv.platform.models import utcnow
+    from printsrv.printing.charging import charge_print
+    from printsrv.printing.models import Printer, PrintJob
+
+    now = utcnow()
+    with installation.db.transaction() as session:
+        for name, full in (("alice", "Alice Staff"), ("bob", "Bob Pupil")):
+            users.add_user(session, name, full_name=full, password="a password 123")
+        users.add_group(session, "staff")
+        users.add_group(session, "pupils")
+        users.add_member(session, "staff", "alice")
+        users.add_member(session, "pupils", "bob")
+    for name in ("alice", "bob"):
+        give_credit(installation, name, "100.00", "Semester credit")
+    with installation.db.transaction() as session:
+        session.add(Printer(name="hall-laser", state="idle", accepting=True, location="Hall"))
+        session.add(
+            Printer(
+                name="lab-inkjet",
+                state="idle",
+                accepting=True,
+                location="Lab 2 (agent)",
+                agent_id=1,
+                markers=_json.dumps([FULL_TONER, LOW_TONER]),
+            )
+        )
+        session.flush()
+        alice, bob = users.get_user(session, "alice"), users.get_user(session, "bob")
+        pages = staff = pupils = 0
+        total_spent = Decimal(0)
+        job_no = 0
+
+        def job(user, printer: str, n_pages: int, state: str, message: str = "") -> PrintJob:  # type: ignore[no-untyped-def]
+            nonlocal job_no
+            job_no += 1
+            doc = Document(
+                doc_type="print",
+                user_id=user.id,
+                title=f"report-{job_no}.pdf",
+                pdf_sha256=f"{job_no:064x}",
+                pdf_bytes=1000,
+                pages=n_pages,
+            )
+            session.add(doc)
+            session.flush()
+            row = PrintJob(
+                document_id=doc.id,
+                user_id=user.id,
+                printer_name=printer,
+                pages=n_pages,
+                sides=n_pages,
+                sheets=n_pages,
+                cost=Decimal("0.10") * n_pages,
+                state=state,
+                message=message,
+            )
+            session.add(row)
+            session.flush()
+            return row
+
+        for back in range(days):
+            when = now - timedelta(days=back)
+            for user, printer, n_pages in (
+                (alice, "hall-laser", 3 + back % 5),
+                (bob, "lab-inkjet", 2),
+            ):
+                row = job(user, printer, n_pages, "completed")
+                entry = charge_print(
+                    session,
+                    user_name=user.user_name,
+                    amount=row.cost,
+                    document_id=row.document_id,
+                    comment="print",
+                    default_credit_limit=Decimal(1000),
+                )
+                session.execute(
+                    update(financial_trx)
+                    .where(financial_trx.id == entry.id)
+                    .values(created_at=when)
+                )
+                row.created_at = row.finished_at = when
+                pages += n_pages
+                total_spent += row.cost
+                if user is alice:
+                    staff += n_pages
+                else:
+                    pupils += n_pages
+        failed = job(bob, "hall-laser", 4, "aborted", "Paper jam in tray 2")
+        failed.finished_at = now
+        # In CUPS as job 4711; not due for the tracker's poll (there is no CUPS here).
+        flying = job(alice, "hall-laser", 6, "submitted")
+        flying.cups_job_id = 4711
+        flying.next_poll_at = now + timedelta(days=1)
+    return DashboardData(pages, total_spent, staff, pupils, "Paper jam in tray 2")
