@@ -56,11 +56,11 @@ _FINAL_FAILED = ("failed", "aborted", "canceled")
 
 
 def _day(column: str, backend: str) -> str:
-    # The UTC calendar day of a timestamp column, as text 'YYYY-MM-DD'. SQLite stores UTC
-    # times without a zone; PostgreSQL's timestamptz is read in UTC.
+    # The UTC calendar day of a timestamp column: PostgreSQL's timestamptz read in UTC as
+    # a date; SQLite's stored UTC text as 'YYYY-MM-DD' (`_day_key` makes both a date).
     if backend == "postgresql":
-        return f"to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
-    return f"strftime('%Y-%m-%d', {column})"
+        return f"CAST({column} AT TIME ZONE 'UTC' AS DATE)"  # a date (to_char costs more)
+    return f"date({column})"  # text
 
 
 def _sql(backend: str) -> dict[str, str]:
@@ -236,6 +236,10 @@ class Dashboard:
         return sum((day.spent for day in self.days), Decimal(0))
 
 
+def _day_key(value: date | str) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(value)
+
+
 def _as_decimal(value: Decimal | None) -> Decimal:
     return Decimal(0) if value is None else value
 
@@ -301,13 +305,12 @@ def dashboard_figures(
             query = query.columns(**_RESULT_TYPES[name])  # type: ignore[assignment]
         return session.execute(query, params)
 
-    pages = {row.day: int(row.pages or 0) for row in run("pages_per_day")}
-    spent = {row.day: _as_decimal(row.spent) for row in run("spent_per_day")}
+    pages = {_day_key(row.day): int(row.pages or 0) for row in run("pages_per_day")}
+    spent = {_day_key(row.day): _as_decimal(row.spent) for row in run("spent_per_day")}
     series = []
     for n in range(days):
         day = first + timedelta(days=n)
-        key = day.isoformat()
-        series.append(DayFigure(day, pages.get(key, 0), spent.get(key, Decimal(0))))
+        series.append(DayFigure(day, pages.get(day, 0), spent.get(day, Decimal(0))))
     top_printers = [(r.name, int(r.pages)) for r in run("top_printers")]
     top_groups = [(r.name, int(r.pages)) for r in run("top_groups")]
     in_flight = _jobs(run("in_flight"))
