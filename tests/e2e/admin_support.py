@@ -3,7 +3,8 @@
 The fixtures reach every test under tests/e2e through tests/e2e/conftest.py:
 
 - `chromium`: headless Chromium from Debian (/usr/bin/chromium, /usr/bin/chromedriver)
-  driven by Selenium, at a phone's width (412 px) unless the test resizes it.
+  driven by Selenium, at a phone's width (412 px) unless the test resizes it; one process
+  per test module (`chromium_process`), without cookies at the start of each test.
 - `admin_server`: the real app on a loopback socket (LiveServer) with the REST admin's
   credentials set (ADMIN_NAME / ADMIN_PASSWORD).
 - `admin_browser`: an `AdminBrowser` logged in to the console as the REST admin.
@@ -63,22 +64,24 @@ def set_config_live(installation: Installation, values: dict[str, str]) -> None:
     installation.config.refresh()
 
 
-@pytest.fixture
-def chromium(tmp_path: Path) -> Iterator[Any]:
-    """A headless Chromium (Selenium WebDriver) with a profile of its own."""
+@pytest.fixture(scope="module")
+def chromium_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """One headless Chromium (Selenium WebDriver) for a test module: starting one costs
+    seconds, and `chromium` gives each test a clean one."""
     require_programs(str(CHROMIUM), str(CHROMEDRIVER))
     from selenium import webdriver
     from selenium.webdriver.chrome.options import Options
     from selenium.webdriver.chrome.service import Service
 
+    profile = tmp_path_factory.mktemp("chromium-profile")
     options = Options()
     options.binary_location = str(CHROMIUM)
     for flag in FLAGS:
         options.add_argument(flag)
-    options.add_argument(f"--user-data-dir={tmp_path / 'chromium-profile'}")
+    options.add_argument(f"--user-data-dir={profile}")
     # With the driver's path given, Selenium Manager (which would download) never runs.
     service = Service(
-        executable_path=str(CHROMEDRIVER), log_output=str(tmp_path / "chromedriver.log")
+        executable_path=str(CHROMEDRIVER), log_output=str(profile.parent / "driver.log")
     )
     driver = webdriver.Chrome(service=service, options=options)
     driver.set_page_load_timeout(20)
@@ -87,7 +90,17 @@ def chromium(tmp_path: Path) -> Iterator[Any]:
         yield driver
     finally:
         driver.quit()
-        shutil.rmtree(tmp_path / "chromium-profile", ignore_errors=True)
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+@pytest.fixture
+def chromium(chromium_process: Any) -> Any:
+    """The module's headless Chromium, as new for this test: no cookies (every test's
+    server is on 127.0.0.1, and cookies do not care for ports), a phone's window."""
+    chromium_process.get("about:blank")
+    chromium_process.execute_cdp_cmd("Network.clearBrowserCookies", {})
+    chromium_process.set_window_size(412, 915)
+    return chromium_process
 
 
 @pytest.fixture

@@ -3,6 +3,6 @@
 
 from __future__ import annotations
 
-from admin_support import admin_browser, admin_server, chromium
+from admin_support import admin_browser, admin_server, chromium, chromium_process
 
-__all__ = ["admin_browser", "admin_server", "chromium"]
+__all__ = ["admin_browser", "admin_server", "chromium", "chromium_process"]
