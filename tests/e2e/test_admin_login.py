@@ -295,3 +295,28 @@ def test_off_loopback_the_console_needs_https(
         secure = console_login(client, admin_server, headers=from_address("192.0.2.7"))
     assert secure.status_code == 303
     assert "secure" in secure.headers["set-cookie"].lower()
+
+
+# --- when a session ends -----------------------------------------------------------------------
+
+
+def test_a_session_ends_when_idle_or_when_the_rest_admin_is_renamed(
+    installation: Installation, admin_server: LiveServer
+) -> None:
+    from sqlalchemy import update
+
+    from printsrv.platform.models import utcnow
+
+    with httpx.Client() as client:
+        assert console_login(client, admin_server).status_code == 303
+        assert client.get(f"{admin_server.url}/admin").status_code == 200
+        # Idle past its end (as if web-login.session.idle-mins had passed).
+        with installation.db.transaction() as session:
+            session.execute(update(AdminSession).values(expires_at=utcnow()))
+        idle = client.get(f"{admin_server.url}/admin", follow_redirects=False)
+        assert idle.status_code == 303 and idle.headers["location"] == "/admin/login"
+
+        assert console_login(client, admin_server).status_code == 303
+        set_config_live(installation, {"api.restful.auth.username": "someone-else"})
+        renamed = client.get(f"{admin_server.url}/admin", follow_redirects=False)
+    assert renamed.status_code == 303 and renamed.headers["location"] == "/admin/login"
