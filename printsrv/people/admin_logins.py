@@ -13,7 +13,8 @@ so a guesser gains nothing by switching machines or between /user and /admin.
 Sessions live in `admin_session` (the cookie holds a random id, the row its SHA-256) and
 carry their own CSRF token. A session ends when it is idle for `web-login.session.idle-mins`,
 on log-out, and at once when what let its holder in no longer does: the REST admin's name
-changed, the user disabled, deleted or taken out of the group, or the group changed.
+or password changed, the user disabled, deleted or taken out of the group, or the group
+changed.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from printsrv.people import sessions, throttle
 from printsrv.people.logins import CREDENTIALS_REFUSED, LoginSettings
 from printsrv.people.models import AdminSession, User, UserGroup, UserGroupMember
 from printsrv.people.users import check_password, find_user
-from printsrv.platform.models import utcnow
+from printsrv.platform.models import ConfigProperty, utcnow
 from printsrv.platform.properties import Snapshot
 from printsrv.platform.security import address_in, equals_constant_time
 
@@ -191,8 +192,8 @@ def find_admin_session(
     """The live admin session with this id, or None.
 
     None too when it has expired, or when its holder may no longer log in: the REST admin's
-    name is no longer `api.restful.auth.username`, or the user is disabled, deleted or not
-    in `admin.web.group` any more.
+    name is no longer `api.restful.auth.username` or the password changed since the log-in,
+    or the user is disabled, deleted or not in `admin.web.group` any more.
     """
     if not sessions.is_well_formed(session_id):
         return None
@@ -203,6 +204,15 @@ def find_admin_session(
     if row.user_id is None:
         configured = snapshot["api.restful.auth.username"]
         if not configured or not equals_constant_time(row.principal, configured):
+            return None
+        # A new REST admin password ends the sessions opened with the old one (a leaked
+        # password is changed to lock its finder out, console included).
+        changed = session.scalar(
+            select(ConfigProperty.updated_at).where(
+                ConfigProperty.name == "api.restful.auth.password"
+            )
+        )
+        if changed is not None and changed > row.created_at:
             return None
     else:
         user = session.get(User, row.user_id)

@@ -300,7 +300,7 @@ def test_off_loopback_the_console_needs_https(
 # --- when a session ends -----------------------------------------------------------------------
 
 
-def test_a_session_ends_when_idle_or_when_the_rest_admin_is_renamed(
+def test_a_session_ends_when_idle_or_when_the_rest_admin_changes(
     installation: Installation, admin_server: LiveServer
 ) -> None:
     from sqlalchemy import update
@@ -316,7 +316,17 @@ def test_a_session_ends_when_idle_or_when_the_rest_admin_is_renamed(
         idle = client.get(f"{admin_server.url}/admin", follow_redirects=False)
         assert idle.status_code == 303 and idle.headers["location"] == "/admin/login"
 
+        # A new password ends the sessions opened with the old one.
         assert console_login(client, admin_server).status_code == 303
+        set_config_live(installation, {"api.restful.auth.password": "a brand new password"})
+        new_password = client.get(f"{admin_server.url}/admin", follow_redirects=False)
+        assert new_password.headers["location"] == "/admin/login"
+        assert (
+            console_login(client, admin_server, password="a brand new password").status_code == 303
+        )
+        assert client.get(f"{admin_server.url}/admin").status_code == 200
+
+        # So does a new name.
         set_config_live(installation, {"api.restful.auth.username": "someone-else"})
         renamed = client.get(f"{admin_server.url}/admin", follow_redirects=False)
     assert renamed.status_code == 303 and renamed.headers["location"] == "/admin/login"
