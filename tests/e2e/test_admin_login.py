@@ -191,6 +191,20 @@ def test_log_in_without_the_forms_csrf_token_is_refused(admin_server: LiveServer
     assert SESSION not in response.headers.get("set-cookie", "")
 
 
+def test_a_form_posted_without_a_session_changes_nothing(
+    installation: Installation, admin_server: LiveServer
+) -> None:
+    with httpx.Client() as client:
+        response = client.post(
+            f"{admin_server.url}/admin/settings",
+            data={"name": "system.maintenance", "value": "Y", "csrf_token": "z" * 43},
+            follow_redirects=False,
+        )
+    assert response.status_code == 403
+    assert "Please log in to the admin console first." in response.text
+    assert installation.config.snapshot()["system.maintenance"] is False
+
+
 def test_a_logged_in_form_without_the_sessions_token_is_refused(
     installation: Installation, admin_server: LiveServer
 ) -> None:
@@ -198,15 +212,17 @@ def test_a_logged_in_form_without_the_sessions_token_is_refused(
         assert console_login(client, admin_server).status_code == 303
         login_csrf = client.cookies.get("printsrv_admin_csrf")
 
-        for token in ("", login_csrf, "y" * 43):
-            refused = client.post(
-                f"{admin_server.url}/admin/logout",
-                data={"csrf_token": token},
-                follow_redirects=False,
-            )
-            assert refused.status_code == 403, token
-            assert CSRF_REFUSED in refused.text
+        for path in ("/admin/logout", "/admin/settings"):
+            for token in ("", login_csrf, "y" * 43):
+                refused = client.post(
+                    f"{admin_server.url}{path}",
+                    data={"csrf_token": token, "name": "system.maintenance", "value": "Y"},
+                    follow_redirects=False,
+                )
+                assert refused.status_code == 403, (path, token)
+                assert CSRF_REFUSED in refused.text
         assert admin_sessions(installation) == 1
+        assert installation.config.snapshot()["system.maintenance"] is False
 
         page = client.get(f"{admin_server.url}/admin")
         done = client.post(

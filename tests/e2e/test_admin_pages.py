@@ -138,6 +138,16 @@ def test_settings_are_changed_with_their_rules_and_secrets_stay_hidden(
 def test_every_section_is_reachable_from_the_navigation_and_accessible(
     admin_browser: AdminBrowser,
 ) -> None:
+    from selenium.webdriver.common.keys import Keys
+
+    # From the keyboard: the first Tab reaches "Skip to content", which leads to the page.
+    driver = admin_browser.driver
+    driver.find_element("tag name", "body").send_keys(Keys.TAB)
+    skip = driver.switch_to.active_element
+    assert skip.text == "Skip to content" and skip.get_attribute("href").endswith("#content")
+    skip.send_keys(Keys.ENTER)
+    assert driver.switch_to.active_element.get_attribute("id") == "content"
+
     for label, heading in (
         ("People", "People & money"),
         ("Printing", "Printing"),
@@ -149,5 +159,7 @@ def test_every_section_is_reachable_from_the_navigation_and_accessible(
         submit_and_wait(admin_browser.driver, link)
         assert admin_browser.find("h1").text == heading
         assert admin_browser.find("nav [aria-current=page]").text == label
+        # Usable at a phone's width: nothing runs off the side of the window.
+        assert driver.execute_script("return document.documentElement.scrollWidth <= innerWidth")
         if label != "Settings":  # the settings page has its own test with axe
             assert_accessible(admin_browser.driver)
