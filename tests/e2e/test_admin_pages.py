@@ -163,3 +163,38 @@ def test_every_section_is_reachable_from_the_navigation_and_accessible(
         assert driver.execute_script("return document.documentElement.scrollWidth <= innerWidth")
         if label != "Settings":  # the settings page has its own test with axe
             assert_accessible(admin_browser.driver)
+
+
+def test_a_local_printers_supplies_are_read_from_cups(
+    installation: Installation, admin_browser: AdminBrowser, tmp_path: Path
+) -> None:
+    import asyncio
+    import subprocess
+
+    from cupsd import SUPPLIES, PrivateCups
+    from support import set_config, wait_until
+
+    from printsrv.printing.context import PrintContext, cups_client
+    from printsrv.printing.tracker import sync_from_cups
+
+    with PrivateCups(prefix="printsrv-admin-cupsd-") as cups:
+        cups.add_queue("toner-laser", "supplies")
+        # The backend reports the supplies while it runs a job, as a printer's does.
+        subprocess.run(
+            ["lp", "-h", cups.server, "-d", "toner-laser", "/etc/hostname"],
+            check=True,
+            capture_output=True,
+        )
+        client = cups_client(cups.server)
+        wait_until(lambda: asyncio.run(client.markers("toner-laser")), timeout=15)
+        set_config(installation, {"cups.server": cups.server})
+        installation.config.refresh()
+        asyncio.run(sync_from_cups(PrintContext.of(installation)))
+
+        admin_browser.open("/admin")
+        row = admin_browser.find("tr[data-printer=toner-laser]")
+
+        assert f"black: {SUPPLIES['black']}%" in row.text
+        assert f"cyan: {SUPPLIES['cyan']}% low" in row.text
+        assert "has-low" in row.get_attribute("class")
+        assert "remote" not in row.text
