@@ -2,7 +2,8 @@
 
     bench/run [--quick] [--only NAME,...]
 
-NAME: jsonrpc, documents, tokens, money, printing, convert, idle, jobs, quotas, agents.
+NAME: jsonrpc, documents, tokens, money, printing, convert, idle, jobs, quotas, agents,
+dashboard.
 
 Each figure stands next to its baseline measured in the same run (a bare Starlette endpoint
 under the same uvicorn settings, pgbench, psql \\copy, psql INSERT ... SELECT, lp) and the
@@ -23,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from bench import (
+    admin_dashboard,
     agents,
     convert_to,
     financial,
@@ -95,6 +97,15 @@ BENCHMARKS = [
         agents.TITLE,
         lambda quick: agents.figures(
             jobs=20 if quick else 60, agents=50 if quick else 200, idle_secs=5 if quick else 10
+        ),
+    ),
+    Benchmark(
+        "dashboard",
+        admin_dashboard.TITLE,
+        lambda quick: admin_dashboard.figures(
+            ledger=100_000 if quick else 1_000_000,
+            documents=10_000 if quick else 100_000,
+            rounds=3 if quick else 5,
         ),
     ),
 ]

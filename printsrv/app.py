@@ -36,6 +36,7 @@ from printsrv.rest import convert, create_rest_app
 from printsrv.rest.metrics import metrics
 from printsrv.rpc import jsonrpc, xmlrpc
 from printsrv.web import web_routes
+from printsrv.web.admin import admin_routes
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -184,6 +185,7 @@ def create_app(installation: Installation | None = None) -> Starlette:
             ),
             Route("/metrics", metrics, methods=["GET"]),
             *web_routes(),
+            *admin_routes(),
         ],
         exception_handlers={HTTPException: _http_error, errors.PrintsrvError: _service_error},
         middleware=[

@@ -22,6 +22,7 @@ from printsrv.documents.convert_to import ConversionTimedOut, ConverterBusy, Dam
 from printsrv.jobs.service import JobGone, JobKeyNotFound
 from printsrv.jobs.tokens import InvalidJobToken
 from printsrv.operations.installation import NotInstalled, WrongSecret
+from printsrv.people.admin_logins import AdminLoginFailed
 from printsrv.people.logins import LoginFailed
 from printsrv.people.throttle import LoginThrottled
 from printsrv.people.tokens import (
@@ -88,6 +89,7 @@ ERROR_TABLE: dict[type[errors.PrintsrvError], ErrorAnswer] = {
     # Who is calling is not established.
     errors.NotAuthenticated: ErrorAnswer(401, ACCESS_DENIED, 3),
     LoginFailed: ErrorAnswer(401, ACCESS_DENIED, 3),
+    AdminLoginFailed: ErrorAnswer(401, ACCESS_DENIED, 3),
     TokenError: ErrorAnswer(401, ACCESS_DENIED, 3),
     TokenInvalid: ErrorAnswer(401, ACCESS_DENIED, 3),
     TokenExpired: ErrorAnswer(401, ACCESS_DENIED, 3),

@@ -34,7 +34,7 @@ GENERIC_PDF_PPD = "/usr/share/ppd/cupsfilters/Generic-PDF_Printer-PDF.ppd"
 SYSTEM_SERVER_BIN = Path("/usr/lib/cups")
 READY_TIMEOUT = 10.0
 
-QueueKind = Literal["capture", "fail", "null", "file"]
+QueueKind = Literal["capture", "fail", "null", "file", "supplies"]
 
 # The capture backend keeps the rendered output and the argv CUPS hands to a backend
 # (job id, user, title, copies, options); the .env file is written last and renamed into place so
@@ -63,6 +63,18 @@ echo "ERROR: printsrv-test simulated device failure (exit $code)" >&2
 echo "STATE: +media-jam-error" >&2
 exit "$code"
 """
+
+# The supplies backend prints nothing (it reads its input) and reports the device's supplies
+# as a printer's backend does, in ATTR lines that cupsd keeps as the queue's marker-*
+# attributes: black toner at 72 %, cyan ink at 8 %.
+_SUPPLIES_BACKEND = r"""#!/bin/sh
+if [ $# -eq 0 ]; then echo 'direct supplies "Unknown" "printsrv test: reports supplies"'; exit 0; fi
+if [ -n "$6" ]; then cat "$6" > /dev/null; else cat > /dev/null; fi
+echo "ATTR: marker-names=black,cyan marker-types=toner,ink-cartridge" >&2
+echo "ATTR: marker-colors=#000000,#00FFFF marker-levels=72,8" >&2
+exit 0
+"""
+SUPPLIES = {"black": 72, "cyan": 8}
 
 # The ERROR text the fail backend writes; tests compare job messages against it.
 FAIL_MESSAGE = "printsrv-test simulated device failure"
@@ -165,7 +177,11 @@ class PrivateCups:
         # A root cupsd runs a 0700 backend as root (so it can write anywhere under out/) and
         # refuses any backend that is group/world-writable; an ordinary cupsd runs it as us.
         mode = 0o700 if self._as_root else 0o755
-        for name, text in (("capture", _CAPTURE_BACKEND), ("fail", _FAIL_BACKEND)):
+        for name, text in (
+            ("capture", _CAPTURE_BACKEND),
+            ("fail", _FAIL_BACKEND),
+            ("supplies", _SUPPLIES_BACKEND),
+        ):
             path = backend_dir / name
             path.write_text(text)
             os.chmod(path, mode)
@@ -397,7 +413,8 @@ class PrivateCups:
         """Create, enable and accept a queue; return its device URI.
 
         ``capture`` keeps each job under ``capture_dir(name)``; ``fail`` exits with
-        ``exit_code`` after an ERROR line; ``null`` prints to ``file:///dev/null``; ``file``
+        ``exit_code`` after an ERROR line; ``null`` prints to ``file:///dev/null``;
+        ``supplies`` prints nothing and reports marker levels (SUPPLIES) once a job ran; ``file``
         prints to ``file_output(name)``, created beforehand (``prepare_output_file``).
         ``error_policy`` sets ``printer-error-policy`` (the fail queue defaults to
         ``abort-job``; Debian's default, retry-job, would hold and retry the job for seconds).
@@ -411,6 +428,8 @@ class PrivateCups:
             error_policy = error_policy or "abort-job"
         elif kind == "null":
             uri = "file:///dev/null"
+        elif kind == "supplies":
+            uri = "supplies:/"
         elif kind == "file":
             uri = f"file://{self.prepare_output_file(self.file_output(name))}"
         else:

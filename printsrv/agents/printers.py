@@ -98,7 +98,8 @@ def _list(value: object, where: str, kind: type) -> tuple[Any, ...]:
 
 
 def _markers(value: object, where: str) -> list[dict[str, Any]]:
-    """Marker levels: [{"name": "black", "type": "toner", "level": 0-100 or -1}, ...]."""
+    """Marker levels: [{"name": "black", "type": "toner", "level": 0-100 or -1,
+    "color": "#000000"}, ...]; "color" (CUPS's marker-colors) is optional."""
     if value is None:
         return []
     if not isinstance(value, list) or len(value) > 50:
@@ -106,8 +107,8 @@ def _markers(value: object, where: str) -> list[dict[str, Any]]:
     markers = []
     for n, marker in enumerate(value):
         at = f"{where}[{n}]"
-        if not isinstance(marker, dict) or set(marker) - {"name", "type", "level"}:
-            raise InvalidInput(f"{at} must be {{'name', 'type', 'level'}}", reason=at)
+        if not isinstance(marker, dict) or set(marker) - {"name", "type", "level", "color"}:
+            raise InvalidInput(f"{at} must be {{'name', 'type', 'level', 'color'}}", reason=at)
         level = marker.get("level", -1)
         if not isinstance(level, int) or isinstance(level, bool) or not -3 <= level <= 100:
             raise InvalidInput(f"{at}.level must be a whole number from -3 to 100", reason=at)
@@ -116,6 +117,7 @@ def _markers(value: object, where: str) -> list[dict[str, Any]]:
                 "name": _text(marker.get("name", ""), f"{at}.name"),
                 "type": _text(marker.get("type", ""), f"{at}.type"),
                 "level": level,
+                "color": _text(marker.get("color", ""), f"{at}.color"),
             }
         )
     return markers

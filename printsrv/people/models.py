@@ -146,3 +146,27 @@ class LoginThrottle(Base):
     key: Mapped[str] = mapped_column(String(120), primary_key=True)
     failures: Mapped[int] = mapped_column(Integer)
     window_start: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class AdminSession(Base):
+    """Someone logged in to the admin console at /admin (migration 0019_admin_console).
+
+    Apart from `web_session`: the REST admin (`api.restful.auth.username`) has no user row,
+    and an admin session must never open the user web app nor the other way round. The
+    cookie holds a random id, the row its SHA-256; deleting the row logs out everywhere.
+
+    principal: the REST admin's name, or the user's name for a member of `admin.web.group`.
+    user_id:   that user (NULL for the REST admin); the session ends with the user's row.
+    """
+
+    __tablename__ = "admin_session"
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    principal: Mapped[str] = mapped_column(String(100))
+    user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    client_address: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

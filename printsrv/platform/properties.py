@@ -220,6 +220,14 @@ JWT_SECRET_MIN_LENGTH = 32
 
 PROPERTIES: tuple[Property, ...] = (
     Property(
+        "admin.web.group",
+        "",
+        _text(100),
+        "text",
+        "members of this user group may log in to the admin console at /admin with their "
+        "password, besides the REST admin; void: only the REST admin",
+    ),
+    Property(
         "agents.lease-secs",
         "300",
         _integer(2, 86_400),

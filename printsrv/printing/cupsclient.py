@@ -76,7 +76,12 @@ PRINTER_ATTRIBUTES: Final[list[str]] = [
     "print-scaling-supported",
 ]
 
-MARKER_ATTRIBUTES: Final[list[str]] = ["marker-names", "marker-types", "marker-levels"]
+MARKER_ATTRIBUTES: Final[list[str]] = [
+    "marker-names",
+    "marker-types",
+    "marker-levels",
+    "marker-colors",
+]
 
 JOB_ATTRIBUTES: Final[list[str]] = [
     "job-state",
@@ -524,11 +529,14 @@ class CupsClient:
         names = list(attrs.get("marker-names") or ())
         types = list(attrs.get("marker-types") or ())
         levels = list(attrs.get("marker-levels") or ())
+        colors = list(attrs.get("marker-colors") or ())
         return [
             {
                 "name": str(marker),
                 "type": str(types[n]) if n < len(types) else "",
                 "level": int(levels[n]) if n < len(levels) else -1,
+                # "#000000", "#00FFFF#FF00FF#FFFF00" for a multi-colour cartridge, or "none"
+                "color": str(colors[n]) if n < len(colors) else "",
             }
             for n, marker in enumerate(names)
         ]
@@ -646,9 +654,9 @@ class CupsClient:
         return await self._async(self._cancel, job_id)
 
     async def markers(self, name: str) -> list[dict[str, object]]:
-        """The printer's marker (toner, ink) names, types and levels (0-100; negative:
-        unknown), as ``{"name", "type", "level"}``. Raises ``PrinterNotFound``,
-        ``CupsUnavailable``."""
+        """The printer's marker (toner, ink) names, types, levels (0-100; negative:
+        unknown) and colours (CUPS's marker-colors), as ``{"name", "type", "level",
+        "color"}``. Raises ``PrinterNotFound``, ``CupsUnavailable``."""
         return await self._async(self._markers, name)
 
     async def jobs_named(self, prefix: str) -> list[int]:

@@ -7,6 +7,7 @@ throttle.py  login rate limits per user name and per address, in the database
 account.py   the balance and transactions the user's page shows (from `financial`)
 release.py   releasing a held document: printer choices, the form -> printing.intake.release
 station.py   the release station page at /release/{printer} (printsrv.release.stations)
+admin/       the admin console at /admin (its own routes: `printsrv.web.admin.admin_routes`)
 """
 
 from __future__ import annotations

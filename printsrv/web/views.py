@@ -171,27 +171,27 @@ def _logged_in(request: Request, result: logins.LoggedIn) -> Response:
     return response
 
 
-async def read_form(request: Request) -> dict[str, str]:
+async def read_form(
+    request: Request, *, limit: int = FORM_LIMIT, max_fields: int = MAX_FORM_FIELDS
+) -> dict[str, str]:
     """The submitted form's text fields, refusing oversized or overfull forms.
 
-    Raises PayloadTooLarge past FORM_LIMIT bytes and InvalidInput for a form that cannot
-    be read; a repeated field keeps its last value.
+    Raises PayloadTooLarge past `limit` bytes and InvalidInput for a form of more than
+    `max_fields` fields or that cannot be read; a repeated field keeps its last value.
     """
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "multipart/form-data":
         try:
-            form = await request.form(
-                max_files=0, max_fields=MAX_FORM_FIELDS, max_part_size=FORM_LIMIT
-            )
+            form = await request.form(max_files=0, max_fields=max_fields, max_part_size=limit)
         except HTTPException as error:
             raise errors.InvalidInput(f"The form could not be read: {error.detail}") from None
         return {key: value for key, value in form.items() if isinstance(value, str)}
-    body = await read_body(request, FORM_LIMIT)
+    body = await read_body(request, limit)
     try:
         pairs = parse_qsl(
             body.decode("utf-8", "replace"),
             keep_blank_values=True,
-            max_num_fields=MAX_FORM_FIELDS,
+            max_num_fields=max_fields,
         )
     except ValueError:
         raise errors.InvalidInput("The form has too many fields") from None

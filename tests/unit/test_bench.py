@@ -91,6 +91,7 @@ def test_the_suite_names_every_benchmark_module() -> None:
         "jobs",
         "quotas",
         "agents",
+        "dashboard",
     ]
 
 
@@ -187,3 +188,18 @@ def test_the_quota_benchmark_runs_a_small_allocation(monkeypatch: pytest.MonkeyP
         assert float(value.replace(",", "")) > 0
         assert float(baseline.split()[0].replace(",", "")) > 0
         assert float(ratio) > 0
+
+
+@pytest.mark.skipif(
+    not os.environ.get("PRINTSRV_TEST_DATABASE_URL"), reason="PRINTSRV_TEST_DATABASE_URL is not set"
+)
+def test_the_dashboard_benchmark_runs_a_small_installation(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A short real run on PostgreSQL: GET /admin from a real server, and its SQL in psql."""
+    require_programs("psql")
+    from bench import admin_dashboard
+
+    monkeypatch.setattr(admin_dashboard, "PG_URL", os.environ["PRINTSRV_TEST_DATABASE_URL"])
+    rows = admin_dashboard.figures(ledger=2_000, documents=200, rounds=1)
+    assert rows[0][0].startswith("GET /admin, 2,000 ledger rows, 200 documents, ms")
+    page, baseline, ratio = rows[0][1:]
+    assert float(page) > 0 and float(baseline.split()[0]) >= 0 and float(ratio) > 0

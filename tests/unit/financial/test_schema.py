@@ -181,6 +181,7 @@ def test_constraints_are_named_by_the_convention() -> None:
         "ix_account_trx_account_id_created_at",
         "ix_account_trx_created_at",
         "ix_account_trx_trx_type",
+        "ix_account_trx_trx_type_created_at",  # the admin dashboard (migration 0020)
     }
 
 

@@ -1,0 +1,38 @@
+"""The admin console at /admin: log-in, dashboard, people and money, printing, reports,
+settings (docs/admin-console.md).
+
+pages.py     the machinery every page uses: `admin_page`, `require_csrf`, the layout, gates
+auth.py      log-in and log-out (printsrv.people.admin_logins)
+sections.py  the dashboard and the sections' pages
+
+To add a page: write a handler with `@admin_page(...)` in a module here, a template that
+extends admin/base.html, and one Route in `admin_routes()` below (docs/admin-console.md,
+"Adding a page").
+"""
+
+from __future__ import annotations
+
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from printsrv.web.admin import auth, sections
+
+__all__ = ["admin_routes"]
+
+
+def admin_routes() -> list[BaseRoute]:
+    """The console's routes, at their full paths (app.py mounts them with the others).
+
+    `/admin` itself is a route of its own: a Mount would answer it with a redirect to
+    `/admin/`.
+    """
+    return [
+        Route("/admin", sections.dashboard, methods=["GET"]),
+        Route("/admin/login", auth.login, methods=["GET", "POST"]),
+        Route("/admin/logout", auth.logout, methods=["POST"]),
+        Route("/admin/people", sections.people, methods=["GET"]),
+        Route("/admin/printing", sections.printing, methods=["GET"]),
+        Route("/admin/reports", sections.reports, methods=["GET"]),
+        Route("/admin/settings", sections.settings, methods=["GET", "POST"]),
+        Mount("/admin/static", app=StaticFiles(packages=[("printsrv.web", "static")])),
+    ]
