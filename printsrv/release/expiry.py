@@ -1,7 +1,8 @@
 """Held documents that nobody released within ``release.hold-hours`` are removed.
 
 A held document is charged only when it is released, so removing it costs its owner
-nothing; the log entry stays (``store`` false, as retention leaves it) and the PDF goes
+nothing; a document a print rule holds for approval is not swept (it waits for its
+approver's decision); the log entry stays (``store`` false, as retention leaves it) and the PDF goes
 once no kept entry names it. Every server runs ``keep_swept``; the removal is one
 conditional UPDATE, so when machines sweep at the same moment each document is claimed by
 exactly one of them, and only the winner deletes files.
@@ -27,7 +28,7 @@ from printsrv.platform.database import Database
 from printsrv.platform.models import utcnow
 from printsrv.platform.threads import in_thread
 from printsrv.release import guessing, station_sessions
-from printsrv.release.held import released_sources
+from printsrv.release.held import released_sources, waiting_for_approval
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,8 @@ def remove_expired_held(
                 Document.store.is_(True),
                 Document.created_at < cutoff,
                 Document.id.not_in(released_sources()),
+                # Held for approval is not held for release: it waits for the approver.
+                Document.id.not_in(waiting_for_approval()),
             )
             .values(store=False)
             .returning(Document.id, Document.pdf_sha256)

@@ -22,7 +22,7 @@ from printsrv.people.models import User
 from printsrv.printing import intake
 from printsrv.printing.context import PrintContext
 from printsrv.printing.history import RELEASED_STATES
-from printsrv.printing.models import PrintJob
+from printsrv.printing.models import PrintJob, RuledPrint
 
 __all__ = [
     "HeldDocument",
@@ -30,6 +30,7 @@ __all__ = [
     "held_documents",
     "release_documents",
     "released_sources",
+    "waiting_for_approval",
 ]
 
 MAX_LISTED = 50  # a station lists the newest; the rest wait for the next release
@@ -75,6 +76,11 @@ def released_sources() -> Select[tuple[int | None]]:
         # NOT IN over a NULL would match nothing at all.
         .where(PrintJob.state.in_(RELEASED_STATES), print_entry.source_id.is_not(None))
     )
+
+
+def waiting_for_approval() -> Select[tuple[int]]:
+    """The ids of uploaded documents a print rule holds for an approver's decision."""
+    return select(RuledPrint.document_id).where(RuledPrint.state == "waiting")
 
 
 def _held(session: Session, user_id: int, hold_hours: int, now: datetime) -> list[Document]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -28,10 +29,12 @@ from support import JSONRPC_KEY, LiveServer, rpc, set_config
 from financial.schema import AccountTrx, TrxType
 from printsrv.cli import main
 from printsrv.documents.models import Document
+from printsrv.documents.store import PdfStore
 from printsrv.people import users
 from printsrv.platform.environment import Environment
 from printsrv.printing import queues, rules
 from printsrv.printing.models import PrintJob, PrintRule, RuledPrint
+from printsrv.release.expiry import remove_expired_held
 
 
 @pytest.fixture
@@ -232,6 +235,29 @@ def test_a_held_print_waits_uncharged_until_approved_through_rest(
     assert "not waiting for approval" in again.json()["error"]
     assert approve(server, 999999).status_code == 404
     assert charges(setup) == 1
+
+
+def test_a_print_held_for_approval_outlives_the_release_hold_time(
+    printing_setup: PrintSetup,  # noqa: F811
+    server: LiveServer,
+) -> None:
+    # The inbox sweep (release.hold-hours) once removed a document that waited for an
+    # approver, whose approval then answered 404.
+    setup = printing_setup
+    add_rule(setup, "hold-all", "all", "pages>0", "hold")
+    waiting = upload(server.url, setup.auth, "a.pdf", pdf_bytes(1), queue="lab").json()["id"]
+    forgotten = upload(server.url, setup.auth, "b.pdf", pdf_bytes(1)).json()["id"]  # no queue
+    with setup.installation.db.transaction() as session:
+        for document_id in (waiting, forgotten):
+            session.get(Document, document_id).created_at -= timedelta(hours=3)
+    store = PdfStore(setup.installation.env.home)
+    assert remove_expired_held(setup.installation.db, store, hold_hours=1) == 1
+    with setup.installation.db.read() as session:
+        assert session.get(Document, forgotten).store is False
+        assert session.get(Document, waiting).store is True
+    approved = approve(server, waiting)
+    assert approved.status_code == 200, approved.text
+    assert setup.wait_job(setup.jobs()[0].id).state == "completed"
 
 
 def test_approval_refuses_when_the_balance_no_longer_covers_the_print(
