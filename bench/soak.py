@@ -49,6 +49,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import os
 import random
 import shutil
@@ -59,7 +60,7 @@ import threading
 import time
 import uuid
 import xmlrpc.client
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -67,10 +68,10 @@ from decimal import Decimal
 from pathlib import Path
 
 import httpx
-from sqlalchemy import Row, create_engine, text
-from sqlalchemy.orm import Session
+from sqlalchemy import Row, create_engine, func, select, text
+from sqlalchemy.orm import Session, aliased
 
-from bench.common import ROOT, SECRET, Server, free_port
+from bench.common import ROOT, SECRET, free_port, wait_for
 
 sys.path.insert(0, str(ROOT / "tests"))
 
@@ -97,7 +98,10 @@ MIX = [
     ("token", 12),
     ("status", 28),
 ]
-OPERATIONS = [name for name, _ in MIX]
+OPERATIONS = [name for name, _ in MIX] + ["log-read"]  # log-read follows each upload
+# The other machine's document-log page must show an accepted upload within this long (the
+# promise is milliseconds, through NOTIFY; the margin is for a machine loaded by others).
+STALE_AFTER = 2.0
 RESULT_CLASSES = ("2xx", "4xx", "503", "5xx", "conn-error")
 
 
@@ -191,54 +195,72 @@ class PrivatePostgres:
 
 
 class Machine:
-    """One ``printsrv serve`` process with a data directory of its own, on a fixed port."""
+    """One ``printsrv serve`` process with a data directory of its own, on a fixed port; what
+    it logs goes to ``log`` (appended across restarts)."""
 
-    def __init__(self, name: str, home: Path, database_url: str) -> None:
+    def __init__(self, name: str, home: Path, database_url: str, log: Path) -> None:
         self.name = name
         self.home = home
         self.database_url = database_url
+        self.log = log
         self.port = free_port()
-        self.server: Server | None = None
-        self.started_at = 0.0
+        self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        args = [
-            sys.executable,
-            "-m",
-            "printsrv",
-            "serve",
-            "--port",
-            str(self.port),
-            "--workers",
-            "1",
-            "--no-access-log",
-        ]
+        args = [sys.executable, "-m", "printsrv", "serve", "--port", str(self.port),
+                "--workers", "1", "--no-access-log"]  # fmt: skip
         env = {
+            **os.environ,
             "PRINTSRV_HOME": str(self.home),
             "PRINTSRV_DATABASE_URL": self.database_url,
             "PRINTSRV_SECRET_KEY": SECRET,
         }
-        server = Server(args, env, self.port, "/restful/v1/system/version")
-        server.__enter__()
-        self.server = server
-        self.started_at = time.time()
+        with open(self.log, "ab") as log:
+            self.process = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            wait_for(f"{self.url}/restful/v1/system/version", self.process)
+        except RuntimeError:
+            sys.stderr.write(self.log.read_text(errors="replace")[-3000:])
+            self.stop()
+            raise
 
     def kill(self) -> None:
         """SIGKILL: no shutdown, no clean-up, leases and files left as they are."""
-        assert self.server is not None and self.server.process is not None
-        self.server.process.kill()
-        self.server.process.wait()
-        self.server.log.close()
-        self.server = None
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait()
+        self.process = None
 
     def stop(self) -> None:
-        if self.server is not None:
-            self.server.__exit__()
-            self.server = None
+        process, self.process = self.process, None
+        if process is not None and process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+    def errors(self) -> list[str]:
+        """The first line of every traceback in the log: the exception it ended with."""
+        lines = self.log.read_text(errors="replace").splitlines() if self.log.exists() else []
+        found = []
+        for index, line in enumerate(lines):
+            if line.startswith("Traceback"):
+                end = next(
+                    (
+                        j
+                        for j in range(index + 1, len(lines))
+                        if not lines[j].startswith((" ", "Traceback", "During", "The above"))
+                    ),
+                    len(lines) - 1,
+                )
+                found.append(lines[end])
+        return found
 
 
 # --- set-up -----------------------------------------------------------------------------------
@@ -356,6 +378,8 @@ class Record:
     money: list[Sent] = field(default_factory=list)
     uploads: dict[str, int | None] = field(default_factory=dict)  # title -> document id
     surprises: list[str] = field(default_factory=list)
+    log_waits: list[float] = field(default_factory=list)  # seconds until the other machine saw it
+    stale_pages: list[str] = field(default_factory=list)  # uploads it did not show in time
     surprise_count: int = 0
 
     def count(self, op: str, result: str, seconds: float | None) -> None:
@@ -395,6 +419,8 @@ class Client:
         self.random = random.Random(number)
         self.http = httpx.Client(timeout=30)
         self.serial = 0
+        self.last_machine = machines[0]  # the machine the last request went to
+        self.last_upload: int | None = None  # the last upload this client saw accepted
 
     def _next(self) -> str:
         self.serial += 1
@@ -402,7 +428,7 @@ class Client:
 
     def _send(self, op: str, request: Callable[[str], httpx.Response]) -> httpx.Response | None:
         """One request to a random machine, counted; None for a connection error."""
-        machine = self.random.choice(self.machines)
+        machine = self.last_machine = self.random.choice(self.machines)
         started = time.perf_counter()
         try:
             response = request(machine.url)
@@ -561,8 +587,41 @@ class Client:
             document = int(answer["id"])
             if answer["status"] not in ("printing", "failed"):
                 self.record.surprise(f"upload {title}: status {answer['status']}")
+            self.log_read(document, answered_by=self.last_machine)
         with self.record.lock:
             self.record.uploads[title] = document
+
+    def log_read(self, document: int, answered_by: Machine) -> None:
+        """Read the newest page of the document log on the other machine until it shows the
+        upload just accepted (its cache must have heard of it): how long that took."""
+        other = next(m for m in self.machines if m is not answered_by)
+        accepted = time.monotonic()
+        while True:
+            started = time.perf_counter()
+            try:
+                page = self.http.get(
+                    f"{other.url}/restful/v1/documents",
+                    params={"type": "in", "limit": "20", "page": "0"},
+                    auth=ADMIN,
+                )
+            except httpx.HTTPError:
+                self.record.count("log-read", "conn-error", None)
+                return
+            self.record.count(
+                "log-read", result_class(page.status_code), time.perf_counter() - started
+            )
+            if page.status_code != 200:
+                return  # a fault; nothing to learn about the cache
+            waited = time.monotonic() - accepted
+            if any(entry["id"] == document for entry in page.json()):
+                with self.record.lock:
+                    self.record.log_waits.append(waited)
+                return
+            if waited > STALE_AFTER:
+                with self.record.lock:
+                    self.record.stale_pages.append(f"document {document} on {other.name}")
+                return
+            time.sleep(0.05)
 
     def report(self, media: str) -> None:
         body = {
@@ -629,6 +688,8 @@ class Faults:
 
     log: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    victim: str = ""  # the machine killed
+    config_lag: dict[str, float] = field(default_factory=dict)  # machine -> s until in force
     killed_at: float = 0.0  # wall time of the kill -9
 
 
@@ -637,12 +698,14 @@ def fault_threads(
     started: float,
     stop: threading.Event,
     pg: PrivatePostgres,
-    victim: Machine,
+    machines: list[Machine],
     cups: PrivateCups,
     faults: Faults,
+    probe: Callable[[], None],
 ) -> list[threading.Thread]:
     """The three faults, each on a thread of its own at its moment of the run (so a slow
-    restart of one never delays the next)."""
+    restart of one never delays the next), and the config probe after them."""
+    victim = machines[1]
     cups_down = 30.0 if seconds >= 300 else max(3.0, seconds / 20)
     dead_for = min(5.0, seconds / 12)
 
@@ -657,7 +720,7 @@ def fault_threads(
 
     def kill_machine() -> None:
         note(f"machine {victim.name}: kill -9")
-        faults.killed_at = time.time()
+        faults.victim, faults.killed_at = victim.name, time.time()
         victim.kill()
         time.sleep(dead_for)
         victim.start()
@@ -677,7 +740,77 @@ def fault_threads(
 
         return threading.Thread(target=run, name=fault.__name__)
 
-    return [at(0.25, restart_postgres), at(0.4, kill_machine), at(0.6, stop_cupsd)]
+    def change_config() -> None:
+        note("config: transfer maximum lowered with printsrv config set")
+        probe()
+        lags = ", ".join(f"{m} {lag * 1000:.0f} ms" for m, lag in faults.config_lag.items())
+        note(f"config: in force on {lags}")
+
+    return [
+        at(0.25, restart_postgres),
+        at(0.4, kill_machine),
+        at(0.6, stop_cupsd),
+        at(0.85, change_config),
+    ]
+
+
+# How long a config change may take to be in force on every machine (README: "within a
+# second, under load too").
+CONFIG_WITHIN = 1.0
+PROBE_AMOUNT = Decimal("0.51")  # above the maximum the probe sets, above no transfer of the load
+
+
+def config_probe(
+    machines: list[Machine], credentials: dict[str, str], record: Record, faults: Faults
+) -> None:
+    """Lower the transfer maximum with ``printsrv config set`` (below PROBE_AMOUNT, above
+    every transfer of the load), then send each machine a transfer of PROBE_AMOUNT until it
+    refuses it; note how long each machine took. Transfers that went through are recorded
+    like the load's, so the money checks count them."""
+    sender, recipient = sorted(credentials)[:2]
+    env = {
+        **os.environ,
+        "PRINTSRV_HOME": str(machines[0].home),
+        "PRINTSRV_DATABASE_URL": machines[0].database_url,
+        "PRINTSRV_SECRET_KEY": SECRET,
+    }
+    command = [sys.executable, "-m", "printsrv", "config", "set"]
+    subprocess.run(
+        [*command, "financial.user.transfers.amount-max", "0.50"],
+        env=env, check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    changed = time.monotonic()
+    waiting = {m.name: m for m in machines}
+    with httpx.Client(timeout=30) as http:
+        while waiting:
+            for name, machine in list(waiting.items()):
+                marker = f"soak-t-probe-{uuid.uuid4().hex[:8]}"
+                try:
+                    answer = http.post(
+                        f"{machine.url}/restful/v1/financial/transfer",
+                        params={"name": recipient, "amount": str(PROBE_AMOUNT), "comment": marker},
+                        auth=(sender, credentials[sender]),
+                    )
+                except httpx.HTTPError:
+                    record.money.append(Sent("transfer", marker, PROBE_AMOUNT, "unknown"))
+                    continue
+                refused = answer.status_code == 400 and "maximum" in answer.text
+                if answer.status_code == 200 and answer.json().get("succes"):
+                    outcome = "confirmed"
+                elif answer.status_code < 500:
+                    outcome = "refused"
+                else:
+                    outcome = "unknown"
+                with record.lock:
+                    record.money.append(Sent("transfer", marker, PROBE_AMOUNT, outcome))
+                if refused:
+                    faults.config_lag[name] = time.monotonic() - changed
+                    del waiting[name]
+            if time.monotonic() - changed > 30:
+                for name in waiting:
+                    faults.config_lag[name] = float("inf")
+                return
+            time.sleep(0.02)
 
 
 # --- the invariants ---------------------------------------------------------------------------
@@ -720,18 +853,25 @@ def capture_outputs(cups: PrivateCups) -> dict[int, str]:
     return outputs
 
 
-def money_checks(session: Session, record: Record) -> list[Check]:
+def money_checks(session: Session, record: Record, *, top_ups: Decimal) -> list[Check]:
     """The ledger against itself (``financial verify``, balances against rows) and against
-    the requests the clients sent."""
+    the requests the clients sent; ``top_ups`` is what the set-up put in ("soak top-up")."""
+    from financial.schema import Account, AccountTrx
     from printsrv.accounts import service as accounting
+    from printsrv.printing.models import PrintJob
 
     problems = accounting.verify_ledger(session)
-    balances = Decimal(session.scalar(text("SELECT coalesce(sum(balance), 0) FROM account")))
+    # Through the mapped columns, so amounts come back as Decimal on SQLite too.
+    balances = session.scalar(select(func.sum(Account.balance))) or Decimal(0)
+    reversed_row = aliased(AccountTrx)
     rows = session.execute(
-        text(
-            "SELECT t.trx_type, t.comment, t.amount, t.balance_after, r.trx_type AS reversed"
-            " FROM account_trx t LEFT JOIN account_trx r ON r.id = t.reversal_of_id"
-        )
+        select(
+            AccountTrx.trx_type,
+            AccountTrx.comment,
+            AccountTrx.amount,
+            AccountTrx.balance_after,
+            reversed_row.trx_type.label("reversed"),
+        ).outerjoin(reversed_row, reversed_row.id == AccountTrx.reversal_of_id)
     ).all()
     ledger = sum((Decimal(row.amount) for row in rows), Decimal(0))
     by_marker: dict[str, list[Row]] = defaultdict(list)
@@ -746,11 +886,9 @@ def money_checks(session: Session, record: Record) -> list[Check]:
             by_marker[row.comment].append(row)
         else:
             unexplained.append(f"{row.trx_type} {row.amount} {row.comment[:40]!r}")
-    completed_cost = Decimal(
-        session.scalar(
-            text("SELECT coalesce(sum(cost), 0) FROM print_job WHERE state = 'completed'")
-        )
-    )
+    completed_cost = session.scalar(
+        select(func.sum(PrintJob.cost)).where(PrintJob.state == "completed")
+    ) or Decimal(0)
     expected_rows = {"adjust": 1, "transfer": 2, "rpc-balance": 1}
     wrong = []
     adjusted = Decimal(0)  # what the adjustments that landed added, as the clients sent them
@@ -778,7 +916,6 @@ def money_checks(session: Session, record: Record) -> list[Check]:
         else:
             transfers += sum((Decimal(r.amount) for r in found), Decimal(0))
     unexplained += [f"{marker} (never sent)" for marker in by_marker]
-    top_ups = TOP_UP * USERS
     created = balances - (top_ups + adjusted + sets - completed_cost)
     return [
         Check("financial verify: problems", len(problems), "; ".join(map(str, problems[:3]))),
@@ -793,6 +930,35 @@ def money_checks(session: Session, record: Record) -> list[Check]:
         Check("transfer rows not netting to zero", transfers),
         Check("ledger rows no request explains", len(unexplained), "; ".join(unexplained[:3])),
         Check("requests whose ledger rows contradict the answer", len(wrong), "; ".join(wrong[:5])),
+    ]
+
+
+def config_checks(faults: Faults) -> list[Check]:
+    """Whether the config change was in force on every machine within CONFIG_WITHIN."""
+    lags = ", ".join(f"{m} {lag * 1000:.0f} ms" for m, lag in sorted(faults.config_lag.items()))
+    late = [m for m, lag in faults.config_lag.items() if lag > CONFIG_WITHIN]
+    return [
+        Check(f"machines a config change took over {CONFIG_WITHIN:g} s to reach", len(late), lags),
+        Check("config change probed on every machine", 2 - len(faults.config_lag)),
+    ]
+
+
+def cache_checks(record: Record) -> list[Check]:
+    """Whether each server's cached document-log pages heard of the other's uploads."""
+    waits = sorted(record.log_waits)
+    spread = (
+        f"{len(waits)} uploads: p50 {waits[len(waits) // 2] * 1000:.0f} ms, "
+        f"p99 {p99(waits) * 1000:.0f} ms, max {waits[-1] * 1000:.0f} ms"
+        if waits
+        else "no uploads read back"
+    )
+    return [
+        Check(
+            f"uploads the other machine's document log missed for {STALE_AFTER:g} s",
+            len(record.stale_pages),
+            ", ".join(record.stale_pages[:5]),
+        ),
+        Check("(info) the other machine's document log showed an upload after", 0, spread),
     ]
 
 
@@ -881,10 +1047,16 @@ def orphan_checks(database_url: str, machines: list[Machine], faults: Faults) ->
     explained_total = 0
     for machine in machines:
         store = PdfStore(machine.home)
-        orphans = [(d, store.path_for(d)) for d in store.digests() if d not in kept]
-        work = list(store.tmp.iterdir()) if store.tmp.is_dir() else []
-        left = [p for _, p in orphans] + work
-        if machine.name == "b" and faults.killed_at:
+        named = {store.path_for(digest) for digest in kept}
+        # Every file under the data directory is a stored PDF a kept document names, or left over
+        # (a PDF nobody names, a request's work directory in tmp/, anything else).
+        left = [
+            path
+            for path in machine.home.rglob("*")
+            if path.is_file() and path not in named and store.tmp not in path.parents
+        ]
+        left += list(store.tmp.iterdir()) if store.tmp.is_dir() else []
+        if machine.name == faults.victim and faults.killed_at:
             # Left by the kill -9 (written before it): expected, and the sweep's to remove.
             by_kill = [p for p in left if _newest(p) <= faults.killed_at]
             after = [p for p in left if _newest(p) > faults.killed_at]
@@ -982,8 +1154,22 @@ def print_checks(checks: list[Check]) -> None:
 # --- the run ----------------------------------------------------------------------------------
 
 
-def soak(*, minutes: float, threads: int, keep: bool = False) -> tuple[bool, list[Check]]:
-    """Run the soak; return whether every invariant held, and the checks."""
+@dataclass(frozen=True)
+class Result:
+    """What a soak found: every check, what the clients saw, and when the faults came."""
+
+    checks: list[Check]
+    record: Record
+    faults: Faults
+
+    @property
+    def ok(self) -> bool:
+        """Whether every invariant held."""
+        return all(check.ok for check in self.checks)
+
+
+def soak(*, minutes: float, threads: int, keep: bool = False) -> Result:
+    """Run the soak and print its tables; return what it found."""
     seconds = minutes * 60
     base = Path(tempfile.mkdtemp(prefix="printsrv-soak-", dir="/tmp"))
     os.chmod(base, 0o755)  # noqa: S103 - postgres and cupsd's lp user must reach their parts
@@ -995,7 +1181,10 @@ def soak(*, minutes: float, threads: int, keep: bool = False) -> tuple[bool, lis
         cups.start()
         cups.add_queue(PRINTER, "capture")
         credentials = prepare(base / "home-a", pg.url, cups)
-        machines = [Machine(name, base / f"home-{name}", pg.url) for name in ("a", "b")]
+        machines = [
+            Machine(name, base / f"home-{name}", pg.url, base / f"machine-{name}.log")
+            for name in ("a", "b")
+        ]
         for machine in machines:
             machine.start()
         print(
@@ -1012,7 +1201,8 @@ def soak(*, minutes: float, threads: int, keep: bool = False) -> tuple[bool, lis
         started = time.monotonic()
         for worker in workers:
             worker.start()
-        faulting = fault_threads(seconds, started, stop, pg, machines[1], cups, faults)
+        probe = functools.partial(config_probe, machines, credentials, record, faults)
+        faulting = fault_threads(seconds, started, stop, pg, machines, cups, faults, probe)
         for thread in faulting:
             thread.start()
         time.sleep(seconds)
@@ -1033,13 +1223,19 @@ def soak(*, minutes: float, threads: int, keep: bool = False) -> tuple[bool, lis
             print(f"\nanswers a client did not expect (first 15 of {record.surprise_count}):")
             for line in record.surprises[:15]:
                 print("  " + line[:300].replace("\n", " "))
+        for machine in machines:
+            errors = Counter(machine.errors())
+            if errors:
+                print(f"\nexceptions in machine {machine.name}'s log ({machine.log.name}):")
+                for line, count in errors.most_common(10):
+                    print(f"  {count:4d} x {line[:200]}")
         checks = run_checks(pg.url, record, cups, machines, faults)
         if still_open:
             print(f"\n{still_open} print job(s) still open 180 s after the load stopped")
         print_checks(checks)
-        ok = all(c.ok for c in checks)
-        print(f"\nsoak: {'every invariant held' if ok else 'AN INVARIANT FAILED'}")
-        return ok, checks
+        result = Result(checks, record, faults)
+        print(f"\nsoak: {'every invariant held' if result.ok else 'AN INVARIANT FAILED'}")
+        return result
     finally:
         for machine in machines:
             machine.stop()
@@ -1061,8 +1257,10 @@ def run_checks(
     engine = create_engine(database_url)
     try:
         with Session(engine) as session:
-            checks = money_checks(session, record)
+            checks = money_checks(session, record, top_ups=TOP_UP * USERS)
             checks += job_checks(session, record, capture_outputs(cups))
+        checks += cache_checks(record)
+        checks += config_checks(faults)
     finally:
         engine.dispose()
     checks += orphan_checks(database_url, machines, faults)
@@ -1075,8 +1273,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=6)
     parser.add_argument("--keep", action="store_true", help="keep the run's directory")
     args = parser.parse_args()
-    ok, _ = soak(minutes=args.minutes, threads=args.threads, keep=args.keep)
-    sys.exit(0 if ok else 1)
+    result = soak(minutes=args.minutes, threads=args.threads, keep=args.keep)
+    sys.exit(0 if result.ok else 1)
 
 
 if __name__ == "__main__":
