@@ -18,12 +18,17 @@ own, one secret). Client threads send, to either machine at random:
   the capture printer (Idempotency-Key, retried);
 - ``report-csv`` / ``report-pdf``: the admin's transaction report of one user;
 - ``token``: XML-RPC ``createToken`` then the web app's token login (``POST /user``);
-- ``status``: JSON-RPC ``systemStatus``.
+- ``status``: JSON-RPC ``systemStatus``;
+- ``log-read``: after each accepted upload, the admin's newest page of the document log on
+  the other machine, until it shows the upload.
 
-The faults, at fixed fractions of the run: PostgreSQL restarted (``pg_ctl restart -m fast``)
-at 25 %, machine "b" killed with SIGKILL at 45 % and started again 5 s later, cupsd stopped
-at 65 % for 30 s (a twentieth of the run in a short run) and started again. After the load
-stops the soak waits for every open print job to finish, stops both machines and checks:
+The faults, at fixed fractions of the run, each on a thread of its own: PostgreSQL restarted
+(``pg_ctl restart -m fast``) at 25 %, machine "b" killed with SIGKILL at 40 % and started
+again 5 s later, cupsd stopped at 60 % for 30 s and started again (in a run under five
+minutes, a twentieth of the run and a twelfth). At 85 % ``printsrv config set`` lowers the
+transfer maximum, and each machine is sent a transfer above it until it refuses it. The load
+runs until every fault is over; then the soak waits for every open print job to finish
+(at most 180 s), stops both machines and checks:
 
 1. money created or lost: ``financial verify`` (every balance equals its ledger), the sum of
    the balances against the sum of the ledger, and against what the requests explain (the
@@ -35,13 +40,20 @@ stops the soak waits for every open print job to finish, stops both machines and
    200 has its job;
 3. jobs printed twice: every document appears at most once among the capture printer's
    outputs, and a job printsrv calls completed has its output;
-4. orphan files under the machines' data directories: stored PDFs no kept document names,
-   and work directories left in ``tmp/``. Those the kill -9 left (older than the restart)
-   are listed apart; they must be ones the product's own sweep removes (it is run on a copy
-   of the run's clock moved past ``ORPHAN_GRACE``), and none may be newer.
+4. answers: no 5xx other than 503 (a fault is refused with 503 and Retry-After, or the
+   connection fails; a 500 is a crash); the other machine's page of the document log shows
+   an accepted upload within 2 s (its cache heard of it); a config change (``printsrv config
+   set``, after the faults) is in force on both machines within 1 s;
+5. orphan files under the machines' data directories: stored PDFs no kept document names,
+   work directories left in ``tmp/``, any other file. Those the kill -9 left (written before
+   it) are counted apart: the product's own sweep must remove them (it is run with its clock
+   moved past ``ORPHAN_GRACE``), and there must be no other.
 
-Exit status 1 when an invariant fails, 0 otherwise. ``--minutes 0.5`` is the small mode the
-tests run (faults compressed into the half minute).
+It prints the faults as they happened, the requests of each operation by result class with
+their p50 and p99, the exceptions in each machine's log, and the invariants. Exit status 1
+when an invariant fails, 0 otherwise. ``--minutes 0.5`` is the small mode
+tests/unit/test_bench.py runs (the faults compressed into the half minute). docs/soak.md has
+the last results.
 """
 
 from __future__ import annotations
@@ -933,6 +945,18 @@ def money_checks(session: Session, record: Record, *, top_ups: Decimal) -> list[
     ]
 
 
+def answer_checks(record: Record) -> list[Check]:
+    """A fault is answered 503 (with Retry-After) or not at all; a 500 is a crash."""
+    crashes = {op: counts["5xx"] for op, counts in record.counts.items() if counts.get("5xx")}
+    return [
+        Check(
+            "answers 5xx other than 503 (a crash, not a refusal)",
+            sum(crashes.values()),
+            ", ".join(f"{op} {n}" for op, n in sorted(crashes.items())),
+        )
+    ]
+
+
 def config_checks(faults: Faults) -> list[Check]:
     """Whether the config change was in force on every machine within CONFIG_WITHIN."""
     lags = ", ".join(f"{m} {lag * 1000:.0f} ms" for m, lag in sorted(faults.config_lag.items()))
@@ -1259,6 +1283,7 @@ def run_checks(
         with Session(engine) as session:
             checks = money_checks(session, record, top_ups=TOP_UP * USERS)
             checks += job_checks(session, record, capture_outputs(cups))
+        checks += answer_checks(record)
         checks += cache_checks(record)
         checks += config_checks(faults)
     finally:
