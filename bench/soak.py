@@ -25,10 +25,10 @@ own, one secret). Client threads send, to either machine at random:
 The faults, at fixed fractions of the run, each on a thread of its own: PostgreSQL restarted
 (``pg_ctl restart -m fast``) at 25 %, machine "b" killed with SIGKILL at 40 % and started
 again 5 s later, cupsd stopped at 60 % for 30 s and started again (in a run under five
-minutes, a twentieth of the run and a twelfth). At 85 % ``printsrv config set`` lowers the
-transfer maximum, and each machine is sent a transfer above it until it refuses it. The load
-runs until every fault is over; then the soak waits for every open print job to finish
-(at most 180 s), stops both machines and checks:
+minutes, a twentieth of the run and a twelfth). At 85 % (once "b" is back) the transfer
+maximum is lowered as ``printsrv config set`` does it, and each machine is sent a transfer
+above it until it refuses it. The load runs until every fault is over; then the soak waits
+for every open print job to finish (at most 180 s), stops both machines and checks:
 
 1. money created or lost: ``financial verify`` (every balance equals its ledger), the sum of
    the balances against the sum of the ledger, and against what the requests explain (the
@@ -43,7 +43,7 @@ runs until every fault is over; then the soak waits for every open print job to 
 4. answers: no 5xx other than 503 (a fault is refused with 503 and Retry-After, or the
    connection fails; a 500 is a crash); the other machine's page of the document log shows
    an accepted upload within 2 s (its cache heard of it); a config change (``printsrv config
-   set``, after the faults) is in force on both machines within 1 s;
+   set``'s service, after the faults) is in force on both machines within 1 s;
 5. orphan files under the machines' data directories: stored PDFs no kept document names,
    work directories left in ``tmp/``, any other file. Those the kill -9 left (written before
    it) are counted apart: the product's own sweep must remove them (it is run with its clock
@@ -718,6 +718,7 @@ def fault_threads(
     """The three faults, each on a thread of its own at its moment of the run (so a slow
     restart of one never delays the next), and the config probe after them."""
     victim = machines[1]
+    victim_back = threading.Event()
     cups_down = 30.0 if seconds >= 300 else max(3.0, seconds / 20)
     dead_for = min(5.0, seconds / 12)
 
@@ -733,10 +734,13 @@ def fault_threads(
     def kill_machine() -> None:
         note(f"machine {victim.name}: kill -9")
         faults.victim, faults.killed_at = victim.name, time.time()
-        victim.kill()
-        time.sleep(dead_for)
-        victim.start()
-        note(f"machine {victim.name}: started again, answering")
+        try:
+            victim.kill()
+            time.sleep(dead_for)
+            victim.start()
+            note(f"machine {victim.name}: started again, answering")
+        finally:
+            victim_back.set()
 
     def stop_cupsd() -> None:
         note(f"cupsd: stopped for {cups_down:.0f} s")
@@ -753,7 +757,8 @@ def fault_threads(
         return threading.Thread(target=run, name=fault.__name__)
 
     def change_config() -> None:
-        note("config: transfer maximum lowered with printsrv config set")
+        victim_back.wait()  # the promise is for running machines: not while one is down
+        note("config: transfer maximum lowered (config.set_property, as printsrv config set)")
         probe()
         lags = ", ".join(f"{m} {lag * 1000:.0f} ms" for m, lag in faults.config_lag.items())
         note(f"config: in force on {lags}")
@@ -775,22 +780,27 @@ PROBE_AMOUNT = Decimal("0.51")  # above the maximum the probe sets, above no tra
 def config_probe(
     machines: list[Machine], credentials: dict[str, str], record: Record, faults: Faults
 ) -> None:
-    """Lower the transfer maximum with ``printsrv config set`` (below PROBE_AMOUNT, above
+    """Lower the transfer maximum as ``printsrv config set`` does (below PROBE_AMOUNT, above
     every transfer of the load), then send each machine a transfer of PROBE_AMOUNT until it
     refuses it; note how long each machine took. Transfers that went through are recorded
     like the load's, so the money checks count them."""
+    from printsrv.operations.installation import open_installation
+    from printsrv.platform import properties as config
+    from printsrv.platform.environment import Environment
+
     sender, recipient = sorted(credentials)[:2]
-    env = {
-        **os.environ,
-        "PRINTSRV_HOME": str(machines[0].home),
-        "PRINTSRV_DATABASE_URL": machines[0].database_url,
-        "PRINTSRV_SECRET_KEY": SECRET,
-    }
-    command = [sys.executable, "-m", "printsrv", "config", "set"]
-    subprocess.run(
-        [*command, "financial.user.transfers.amount-max", "0.50"],
-        env=env, check=True, capture_output=True, timeout=60,
-    )  # fmt: skip
+    installation = open_installation(
+        Environment(home=machines[0].home, database_url=machines[0].database_url, secret_key=SECRET)
+    )
+    try:
+        # What `printsrv config set` does, without a second Python starting up under load.
+        with installation.db.transaction() as session:
+            config.set_property(
+                session, "financial.user.transfers.amount-max", "0.50",
+                hasher=installation.hasher, actor="soak",
+            )  # fmt: skip
+    finally:
+        installation.db.dispose()
     changed = time.monotonic()
     waiting = {m.name: m for m in machines}
     with httpx.Client(timeout=30) as http:
@@ -1209,8 +1219,13 @@ def soak(*, minutes: float, threads: int, keep: bool = False) -> Result:
             Machine(name, base / f"home-{name}", pg.url, base / f"machine-{name}.log")
             for name in ("a", "b")
         ]
-        for machine in machines:
-            machine.start()
+        starting = [threading.Thread(target=machine.start) for machine in machines]
+        for thread in starting:
+            thread.start()
+        for thread in starting:
+            thread.join()
+        if any(machine.process is None for machine in machines):
+            raise RuntimeError("a machine did not start (its log is above)")
         print(
             f"soak: {minutes:g} min, {threads} client threads, machines "
             f"{', '.join(m.url for m in machines)}, PostgreSQL port {pg.port}, "
@@ -1236,9 +1251,12 @@ def soak(*, minutes: float, threads: int, keep: bool = False) -> Result:
         for worker in workers:
             worker.join()
         elapsed = time.monotonic() - started
+        drain_started = time.monotonic()
         still_open = wait_for_open_jobs(pg.url, timeout=180)
+        drained = time.monotonic() - drain_started
         for machine in machines:
             machine.stop()
+        print(f"\nload {elapsed:.0f} s, then {drained:.0f} s until every print job was final")
         print("\nfaults")
         for line in faults.log:
             print("  " + line)

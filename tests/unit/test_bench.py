@@ -203,13 +203,14 @@ def test_the_quota_benchmark_runs_a_small_allocation(monkeypatch: pytest.MonkeyP
     not os.environ.get("PRINTSRV_TEST_DATABASE_URL"), reason="PRINTSRV_TEST_DATABASE_URL is not set"
 )
 def test_the_soak_runs_its_small_mode() -> None:
-    """Half a minute of the soak, its three faults compressed into it: two real servers on a
-    private PostgreSQL cluster (never the shared one), a private cupsd, and every invariant."""
-    require_programs("cupsd", "lpadmin", "pg_ctl", "wrk")
+    """24 s of the soak, its faults and its config probe compressed into them: two real
+    servers on a private PostgreSQL cluster (never the shared one), a private cupsd, and
+    every invariant."""
+    require_programs("cupsd", "lpadmin", "runuser")
     from bench import soak
 
     require_programs(soak._pg_bin("initdb"))
-    result = soak.soak(minutes=0.5, threads=4)
+    result = soak.soak(minutes=0.4, threads=4)
     assert result.ok, [(c.name, c.value, c.detail) for c in result.checks if not c.ok]
     faults = "\n".join(result.faults.log)
     for fault in ("PostgreSQL: back", "kill -9", "started again, answering", "cupsd: started"):
@@ -295,6 +296,6 @@ def test_the_soak_orphan_check_names_files_no_document_keeps(
     stray.parent.mkdir(parents=True)
     stray.write_bytes(b"%PDF-1.4")
     (home / "tmp" / "work-0123").mkdir(parents=True)
-    machine = Machine("a", home, installation.env.database_url)
+    machine = Machine("a", home, installation.env.database_url, tmp_path / "a.log")
     checks = orphan_checks(installation.env.database_url, [machine], Faults())
     assert _failed(checks) == {"orphan files on machine a": 2}
