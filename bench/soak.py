@@ -51,8 +51,8 @@ for every open print job to finish (at most 180 s), stops both machines and chec
 
 It prints the faults as they happened, the requests of each operation by result class with
 their p50 and p99, the exceptions in each machine's log, and the invariants. Exit status 1
-when an invariant fails, 0 otherwise. ``--minutes 0.5`` is the small mode
-tests/unit/test_bench.py runs (the faults compressed into the half minute). docs/soak.md has
+when an invariant fails, 0 otherwise. ``--minutes 0.4`` is the small mode
+tests/unit/test_bench.py runs (the faults compressed into 24 s). docs/soak.md has
 the last results.
 """
 
