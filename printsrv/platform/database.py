@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
+import psycopg
 from sqlalchemy import Connection, Engine, create_engine, event, exc, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
@@ -163,7 +164,7 @@ class Database:
         transaction (BEGIN IMMEDIATE when `write`), committed at the end of the block.
         Two statements here that must stand or fall together are a bug on PostgreSQL.
         """
-        with _unavailable():
+        with unavailable_as_error():
             if self._statement_engine is not None:
                 with self._statement_engine.connect() as connection:
                     yield connection
@@ -176,7 +177,7 @@ class Database:
 
     @contextmanager
     def _session(self, engine: Engine, commit: bool = True) -> Iterator[Session]:
-        with _unavailable(), Session(engine, expire_on_commit=False) as session:
+        with unavailable_as_error(), Session(engine, expire_on_commit=False) as session:
             try:
                 yield session
                 if commit:
@@ -198,13 +199,25 @@ class Database:
 
 
 @contextmanager
-def _unavailable() -> Iterator[None]:
+def unavailable_as_error() -> Iterator[None]:
+    """Turn "the database cannot be reached" in the block into `DatabaseUnavailable` (503).
+
+    `Database.transaction`, `read` and `statement` do this for the work inside their block.
+    Work on a session outside that block needs it too: a stream that entered `read()`
+    through an ExitStack and reads later (`platform/streams.py`), whose errors never pass
+    through the session's block. Raw psycopg errors count too (COPY reads libpq directly).
+    """
     try:
         yield
-    except (exc.OperationalError, exc.InterfaceError) as error:
+    except (
+        exc.OperationalError,
+        exc.InterfaceError,
+        psycopg.OperationalError,
+        psycopg.InterfaceError,
+    ) as error:
         # The driver's text can hold host names and user names, never passwords;
         # still, the caller gets a fixed message and the log gets the detail.
-        log.debug("database unavailable: %s", error.orig or error)
+        log.debug("database unavailable: %s", getattr(error, "orig", None) or error)
         raise DatabaseUnavailable(
             "The database is unavailable; nothing was changed. Try again shortly."
         ) from error

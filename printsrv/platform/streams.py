@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from printsrv.platform.database import Database
+from printsrv.platform.database import Database, unavailable_as_error
 from printsrv.platform.threads import run_in_thread
 
 __all__ = ["ReadStream"]
@@ -52,7 +52,10 @@ class ReadStream:
 
     def _start(self) -> None:
         session = self._stack.enter_context(self._db.read())
-        chunks = self._produce(session)
+        # The session's own block is the ExitStack, which sees no error raised here or in
+        # _next: map "cannot reach the database" here, or it is a 500 instead of a 503.
+        with unavailable_as_error():
+            chunks = self._produce(session)
         # Registered after the session, so it runs first: the cursor closes, then the session.
         self._stack.callback(getattr(chunks, "close", lambda: None))
         self._chunks = chunks
@@ -64,10 +67,14 @@ class ReadStream:
         return self
 
     async def __anext__(self) -> bytes:
-        chunk = await self._on_thread(lambda: next(self._chunks, None))
+        chunk = await self._on_thread(self._next)
         if chunk is None:
             raise StopAsyncIteration
         return chunk
+
+    def _next(self) -> bytes | None:
+        with unavailable_as_error():
+            return next(self._chunks, None)
 
     def close(self) -> None:
         """Close the generator and the session on their thread; returns at once."""

@@ -68,3 +68,31 @@ def test_database_outage_gives_503_and_the_server_recovers(
     finally:
         server.stop()
         installation.db.dispose()
+
+
+def test_a_csv_report_asked_for_while_the_database_is_down_is_a_503(
+    proxied_url: tuple[str, TcpProxy], tmp_path: object
+) -> None:
+    """Found by the soak (bench/soak.py): while PostgreSQL restarted, a CSV report was a 500
+    (the stream's session reads outside the block that maps a lost database to a 503)."""
+    url, proxy = proxied_url
+    env = Environment(home=tmp_path / "home", database_url=url, secret_key=TEST_SECRET)  # type: ignore[operator]
+    installation = open_installation(env)
+    installation.config.stale_after = 60.0  # the config stays trusted: the report itself runs
+    set_config(
+        installation,
+        {"api.restful.auth.username": "admin", "api.restful.auth.password": PASSWORD},
+    )
+    server = LiveServer(installation).start()
+    report = f"{server.url}/restful/v1/reports/accounttrx"
+    body = {"select": {"account_type": "USER"}, "media_type": "CSV"}
+    try:
+        assert httpx.post(report, json=body, auth=("admin", PASSWORD)).status_code == 200
+        proxy.stop()
+        down = httpx.post(report, json=body, auth=("admin", PASSWORD))
+        assert down.status_code == 503, down.text
+        assert "database" in down.json()["error"].lower()
+        assert down.headers["retry-after"]
+    finally:
+        server.stop()
+        installation.db.dispose()

@@ -9,6 +9,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from support import require_programs
@@ -26,6 +29,10 @@ from bench.common import (
 from bench.convert_to import figures as convert_figures
 from bench.convert_to import lua_bytes
 from bench.suite import BENCHMARKS
+
+if TYPE_CHECKING:
+    from bench.soak import Check
+    from printsrv.operations.installation import Installation
 
 WRK_OUTPUT = """\
 Running 8s test @ http://127.0.0.1:41000/jsonrpc/v1
@@ -203,3 +210,108 @@ def test_the_dashboard_benchmark_runs_a_small_installation(monkeypatch: pytest.M
     assert rows[0][0].startswith("GET /admin, 2,000 ledger rows, 200 documents, ms")
     page, baseline, ratio = rows[0][1:]
     assert float(page) > 0 and float(baseline.split()[0]) >= 0 and float(ratio) > 0
+
+
+# --- bench/soak.py ------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(
+    not os.environ.get("PRINTSRV_TEST_DATABASE_URL"), reason="PRINTSRV_TEST_DATABASE_URL is not set"
+)
+def test_the_soak_runs_its_small_mode() -> None:
+    """24 s of the soak, its faults and its config probe compressed into them: two real
+    servers on a private PostgreSQL cluster (never the shared one), a private cupsd, and
+    every invariant."""
+    require_programs("cupsd", "lpadmin", "runuser")
+    from bench import soak
+
+    require_programs(soak._pg_bin("initdb"))
+    result = soak.soak(minutes=0.4, threads=4)
+    assert result.ok, [(c.name, c.value, c.detail) for c in result.checks if not c.ok]
+    faults = "\n".join(result.faults.log)
+    for fault in ("PostgreSQL: back", "kill -9", "started again, answering", "cupsd: started"):
+        assert fault in faults
+    for op in soak.OPERATIONS:
+        assert result.record.counts[op]["2xx"] > 0, op
+
+
+def _soak_ledger(installation: Installation) -> None:
+    """A top-up as the soak's set-up makes it, and one adjustment a client sent."""
+    from printsrv.accounts import service as accounting
+    from printsrv.people import users
+
+    with installation.db.transaction() as session:
+        users.add_user(session, "soak00")
+        for comment, amount in (("soak top-up", "10.00"), ("soak-a-0-1", "2.50")):
+            accounting.change_balance(
+                session, account_type="USER", name="soak00", amount=Decimal(amount),
+                adjust=True, comment=comment, actor=accounting.admin_actor("soak"),
+            )  # fmt: skip
+
+
+def _failed(checks: list[Check]) -> dict[str, object]:
+    return {c.name: c.value for c in checks if not c.ok}
+
+
+def test_the_soak_money_checks_pass_a_ledger_the_requests_explain(
+    installation: Installation,
+) -> None:
+    from bench.soak import Record, Sent, money_checks
+
+    _soak_ledger(installation)
+    record = Record()
+    record.money.append(Sent("adjust", "soak-a-0-1", Decimal("2.50"), "confirmed"))
+    with installation.db.read() as session:
+        assert _failed(money_checks(session, record, top_ups=Decimal("10.00"))) == {}
+
+
+def test_the_soak_money_checks_catch_what_no_request_explains(
+    installation: Installation,
+) -> None:
+    from bench.soak import Record, Sent, money_checks
+
+    _soak_ledger(installation)
+    record = Record()
+    # The server said no, yet the ledger has the row; and a second adjustment nobody sent.
+    record.money.append(Sent("adjust", "soak-a-0-1", Decimal("2.50"), "refused"))
+    from printsrv.accounts import service as accounting
+
+    with installation.db.transaction() as session:
+        accounting.change_balance(
+            session, account_type="USER", name="soak00", amount=Decimal("1.00"), adjust=True,
+            comment="cash", actor=accounting.admin_actor("someone"),
+        )  # fmt: skip
+    with installation.db.read() as session:
+        failed = _failed(money_checks(session, record, top_ups=Decimal("10.00")))
+    assert failed == {
+        "money created (+) or lost (-) against the requests": Decimal("1.00"),
+        "ledger rows no request explains": 1,
+        "requests whose ledger rows contradict the answer": 1,
+    }
+
+
+def test_the_soak_job_checks_catch_a_document_printed_twice(installation: Installation) -> None:
+    from bench.soak import Record, job_checks
+
+    outputs = {7: "soak-1-1.pdf", 8: "soak-1-1.pdf"}  # two CUPS outputs of one title, no job
+    with installation.db.read() as session:
+        failed = _failed(job_checks(session, Record(), outputs))
+    assert failed == {
+        "documents printed twice (capture outputs)": 1,
+        "outputs of no print job": 1,
+    }
+
+
+def test_the_soak_orphan_check_names_files_no_document_keeps(
+    installation: Installation, tmp_path: Path
+) -> None:
+    from bench.soak import Faults, Machine, orphan_checks
+
+    home = tmp_path / "home-a"
+    stray = home / "documents" / "ab" / "cd" / ("abcd" + "0" * 60 + ".pdf")
+    stray.parent.mkdir(parents=True)
+    stray.write_bytes(b"%PDF-1.4")
+    (home / "tmp" / "work-0123").mkdir(parents=True)
+    machine = Machine("a", home, installation.env.database_url, tmp_path / "a.log")
+    checks = orphan_checks(installation.env.database_url, [machine], Faults())
+    assert _failed(checks) == {"orphan files on machine a": 2}
