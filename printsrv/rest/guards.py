@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from starlette.requests import Request
 
 from printsrv.errors import NotAllowed, NotAuthenticated
-from printsrv.http import client_of, installation_of
+from printsrv.http import client_of, header_in, installation_of
 from printsrv.operations.status import keep_users_out_in_maintenance
 from printsrv.people.models import User
 from printsrv.people.users import UserRef, authenticate_refs, authenticate_uuid
@@ -45,7 +45,7 @@ def require_admin(request: Request, credentials: BasicCredentials | None = None)
         raise NotAllowed(f"Client address {client.host} is not allowed to use the admin services")
     require_tls(client, "The REST admin API")
     if credentials is None:
-        credentials = parse_basic_authorization(request.headers.get("authorization"))
+        credentials = parse_basic_authorization(header_in(request.scope, b"authorization"))
     username_ok = equals_constant_time(credentials.username, snapshot["api.restful.auth.username"])
     password_ok = snapshot["api.restful.auth.password"].matches(credentials.password)
     if not (username_ok and password_ok and snapshot["api.restful.auth.username"]):
@@ -75,7 +75,7 @@ def user_credentials(request: Request) -> BasicCredentials:
     """
     require_tls(client_of(request), "The REST user API")
     keep_users_out_in_maintenance(installation_of(request).config.snapshot())
-    return parse_basic_authorization(request.headers.get("authorization"))
+    return parse_basic_authorization(header_in(request.scope, b"authorization"))
 
 
 def authenticate_user(

@@ -15,15 +15,16 @@ with 403; how a job ended is in the job answer itself, with 200.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 from urllib.parse import quote
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import Response, StreamingResponse
 
 from printsrv.accounts.reports import strict_json
 from printsrv.errors import InvalidInput
-from printsrv.http import client_of, installation_of, read_body
+from printsrv.http import client_of, header_in, installation_of, read_body
 from printsrv.jobs import actions
 from printsrv.jobs.service import INVALID_TOKEN, JobView, Owner
 from printsrv.jobs.tokens import InvalidJobToken, unwrap_request
@@ -33,8 +34,11 @@ from printsrv.platform.security import (
     require_tls,
 )
 from printsrv.rest.guards import authenticate_user, require_admin, user_credentials
+from printsrv.rest.responses import JsonAnswer
 
 MAX_BODY = 64 * 1024
+# A job is polled many times with the same key and file names: quote each once.
+_quoted = functools.lru_cache(maxsize=4096)(quote)
 _FIELDS = frozenset({"async", "type", "argument", "key"})
 
 
@@ -46,24 +50,24 @@ async def post_job(request: Request) -> Response:
     try:
         document = unwrap_request(document, installation.config.snapshot()["api.jobs.jwt-secret"])
     except InvalidJobToken as error:
-        return JSONResponse({"error": INVALID_TOKEN, "message": error.message}, status_code=403)
+        return JsonAnswer({"error": INVALID_TOKEN, "message": error.message}, status_code=403)
     wait, key, type_name, argument = _parse(document)
     if key is None:
         view = await actions.start_job(
             installation, type_name=type_name, argument=argument, owner=owner
         )
         if not wait:
-            return JSONResponse({"key": view.key, "end": False})
+            return JsonAnswer({"key": view.key, "end": False})
         key = view.key
     view = await (actions.wait_job if wait else actions.poll_job)(installation, key, owner)
-    return JSONResponse(_answer(request, view))
+    return JsonAnswer(_answer(request, view))
 
 
 async def get_job(request: Request) -> Response:
     """GET /jobs/{key}: poll a job."""
     owner = await _caller(request)
     view = await actions.poll_job(installation_of(request), request.path_params["key"], owner)
-    return JSONResponse(_answer(request, view))
+    return JsonAnswer(_answer(request, view))
 
 
 async def get_job_file(request: Request) -> Response:
@@ -92,7 +96,7 @@ async def _caller(request: Request) -> Owner:
     """The REST admin when the Basic user name is the admin's, else a user (name + UUID)."""
     installation = installation_of(request)
     require_tls(client_of(request), "The REST jobs API")
-    credentials = parse_basic_authorization(request.headers.get("authorization"))
+    credentials = parse_basic_authorization(header_in(request.scope, b"authorization"))
     admin_name = installation.config.snapshot()["api.restful.auth.username"]
     if admin_name and equals_constant_time(credentials.username, admin_name):
         return Owner.admin(require_admin(request, credentials))
@@ -140,7 +144,8 @@ def _answer(request: Request, view: JobView) -> dict[str, Any]:
         return {"key": view.key, "end": False, "progress": view.progress}
     if view.state == "done":
         base = _base_url(request)
-        urls = {name: f"{base}/jobs/{quote(view.key)}/files/{quote(name)}" for name in view.files}
+        key = _quoted(view.key)
+        urls = {name: f"{base}/jobs/{key}/files/{_quoted(name)}" for name in view.files}
         return {"key": view.key, "end": True, "urls": urls}
     return {"key": view.key, "end": True, "error": view.error_code, "message": view.message}
 

@@ -8,6 +8,7 @@ clients keep working, and uses the same shape for every REST error.
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -27,19 +28,28 @@ def status_for(error: errors.PrintsrvError) -> int:
     return answer_for(error).status
 
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
+class JsonAnswer(JSONResponse):
+    """A JSON answer, byte for byte what JSONResponse sends, encoded by one shared encoder
+    (`json.dumps` with these options builds a new encoder on every call)."""
+
+    def render(self, content: Any) -> bytes:
+        return _ENCODER.encode(content).encode("utf-8")
+
+
 def success(result: Any | None = None, status_code: int = 200) -> JSONResponse:
     """`{"succes": true[, "result": ...]}`."""
     body: dict[str, Any] = {"succes": True}
     if result is not None:
         body["result"] = result
-    return JSONResponse(body, status_code=status_code)
+    return JsonAnswer(body, status_code=status_code)
 
 
 def failure(message: str, status_code: int, headers: dict[str, str] | None = None) -> JSONResponse:
     """`{"succes": false, "error": message}`."""
-    return JSONResponse(
-        {"succes": False, "error": message}, status_code=status_code, headers=headers
-    )
+    return JsonAnswer({"succes": False, "error": message}, status_code=status_code, headers=headers)
 
 
 def replied(reply: Reply) -> Response:
