@@ -48,6 +48,7 @@ __all__ = [
     "REPORT_STATES",
     "ClaimedJob",
     "Report",
+    "cancel_remote_job",
     "claim_batch",
     "claim_next",
     "expire_lapsed",
@@ -374,6 +375,29 @@ def record_report(
         report.message or report.state,
         max_attempts=max_attempts,
     )
+
+
+def cancel_remote_job(session: Session, job_id: int, *, reason: str) -> str | None:
+    """Cancel a remote job from the centre and refund it (once: ``finish_job``); return the
+    name of the agent that holds it (its claim is void now: its next renewal or report is
+    refused, and it cancels the job on its CUPS), or None when no agent holds it yet.
+
+    NotFound when there is no such remote job; Conflict when it has ended already.
+    """
+    job = session.scalar(
+        select(PrintJob)
+        .where(PrintJob.id == job_id, PrintJob.agent_id.is_not(None))
+        .with_for_update()
+    )
+    if job is None:
+        raise NotFound(f"There is no remote print job {job_id}")
+    if job.state not in OPEN_STATES:
+        raise Conflict(f"Job {job_id} has ended ({job.state})", reason="ended")
+    held = job.lease_owner is not None or job.state == "submitted"
+    agent = session.get(Agent, job.agent_id)
+    if not finish_job(session, job.id, "canceled", reason, cups_state=None):
+        raise Conflict(f"Job {job_id} has ended", reason="ended")
+    return agent.name if held and agent is not None else None
 
 
 def lapsed_jobs(session: Session, *, max_attempts: int, now: datetime) -> list[int]:

@@ -23,6 +23,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
@@ -140,6 +141,10 @@ class Agent:
         self.printing = asyncio.Semaphore(MAX_IN_CUPS)
         self.takers: set[asyncio.Task[None]] = set()
         self._registered: list[dict[str, Any]] | None = None
+        # Seconds between renewals: settings.renew_secs, or a third of the lease the
+        # server grants when that is shorter (learnt from each claim); a job cancelled at
+        # the centre is noticed at its next renewal.
+        self.renew_every = settings.renew_secs
         # Set with TokenRefused by a follower: the whole agent stops.
         self.refused: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
@@ -280,7 +285,7 @@ class Agent:
                     return  # the central server has let the job go (and CUPS cancelled it)
                 processing_reported = True
                 renewed = time.monotonic()
-            if time.monotonic() - renewed >= self.settings.renew_secs:
+            if time.monotonic() - renewed >= self.renew_every:
                 try:
                     await self.central.renew(entry.job_id, entry.claim)
                     renewed = time.monotonic()
@@ -310,6 +315,14 @@ class Agent:
         """Return a job unprinted (another attempt may follow)."""
         await self._report(entry, "released", message=why)
         await in_thread(self.journal.forget, entry.job_id)
+
+    def _learn_lease(self, jobs: list[dict[str, Any]]) -> None:
+        """Renew at least three times a lease (a clock ahead of the server's only makes
+        renewals more frequent; never less frequent than ``settings.renew_secs``)."""
+        for job in jobs:
+            with contextlib.suppress(KeyError, TypeError, ValueError):
+                left = datetime.fromisoformat(job["lease_until"]) - datetime.now(UTC)
+                self.renew_every = min(self.settings.renew_secs, max(1.0, left.total_seconds() / 3))
 
     @staticmethod
     def _entry(job: dict[str, Any]) -> Entry:
@@ -444,6 +457,7 @@ class Agent:
             for _ in range(slots - len(jobs)):
                 self.fetching.release()
             entries = [self._entry(job) for job in jobs]
+            self._learn_lease(jobs)
             for job in jobs:
                 log.info(
                     "claimed job %s for %s (attempt %s)", job["id"], job["printer"], job["attempt"]
