@@ -17,18 +17,23 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from cupsd import FAIL_MESSAGE, PrivateCups
 from printing_support import (
     PrintSetup,
     pdf_bytes,
     print_cups,  # noqa: F401 - a fixture
     printing_setup,  # noqa: F401 - a fixture
+    set_config_live,
     upload,
 )
 from support import TEST_SECRET, ServeProcess, free_port, set_config, wait_until
 
 from printsrv.agents import registry
+from printsrv.cli import main
+from printsrv.platform.environment import Environment
 from printsrv.printing import queues
+from printsrv.printing.cupsclient import CupsClient
 from printsrv.printing.models import Printer, PrintJob
 
 FINISH = 40.0
@@ -267,3 +272,33 @@ def test_a_removed_agent_is_refused_stops_and_its_jobs_are_refunded(sites: Sites
     assert process is not None
     assert process.wait(30) != 0
     assert "refused" in sites.agents["a"].output()
+
+
+def test_a_job_cancelled_at_the_centre_is_cancelled_on_the_site_cups_and_refunded_once(
+    sites: Sites, process_env: Environment
+) -> None:
+    # A short lease: the agent renews every third of it, and hears of the cancel then.
+    set_config_live(sites.setup.installation, {"agents.lease-secs": "6"})
+    sites.cups["a"].set_enabled("hall", False)  # CUPS keeps the job pending
+    job_id = sites.print_on("hall-a")
+    job = sites.wait_job(job_id, ("submitted",))
+    assert job.cups_job_id is not None
+    assert sites.setup.balance() == Decimal("9.80")
+    result = CliRunner().invoke(main, ["agent", "cancel", str(job_id)])
+    assert result.exit_code == 0, result.output
+    assert "agent 'site-a' cancels it at its next call" in result.output
+    assert sites.setup.balance() == Decimal("10.00")
+    with CupsClient(sites.cups["a"].server) as site_cups:
+        state = wait_until(
+            lambda: site_cups.job_state_sync(job.cups_job_id or 0).state == "canceled" or None,
+            timeout=FINISH,
+            interval=0.2,
+        )
+    assert state
+    sites.cups["a"].set_enabled("hall", True)
+    time.sleep(2)  # a print would have shown by now
+    assert sites.printed("a") == []
+    job = sites.job(job_id)
+    assert job.state == "canceled" and job.refund_trx_id is not None
+    assert sites.setup.balance() == Decimal("10.00")  # refunded once
+    assert "cancelling" in sites.agents["a"].output()
