@@ -27,8 +27,11 @@ from printsrv.platform.models import utcnow
 __all__ = [
     "MAX_BATCH",
     "MAX_BATCH_REPORTS",
+    "MAX_INLINE",
+    "MAX_INLINE_TOTAL",
     "Caller",
     "Outcome",
+    "inline_pdfs",
     "next_job",
     "open_pdf",
     "register",
@@ -39,6 +42,8 @@ __all__ = [
 
 MAX_BATCH = 16  # jobs one poll may claim (each with its own lease and claim)
 MAX_BATCH_REPORTS = 64  # reports in one request
+MAX_INLINE = 1024 * 1024  # largest PDF sent with its claim (GET /agent/jobs/next?inline=)
+MAX_INLINE_TOTAL = 4 * 1024 * 1024  # ... and all of a poll's together
 
 
 @dataclass(frozen=True)
@@ -131,6 +136,29 @@ async def next_job(
             woken.clear()
             claimed = await db.run(again, agent)
     return claimed
+
+
+def inline_pdfs(
+    installation: Installation, claimed: list[ClaimedJob], most_bytes: int
+) -> dict[int, bytes]:
+    """The PDFs of just-claimed jobs that are at most ``most_bytes`` each (and together at
+    most MAX_INLINE_TOTAL), by job id, to send with the claims: a small job then costs the
+    agent no download request. A PDF missing from the store is left out (its download
+    says why). Blocking: call it in a work thread."""
+    store = PdfStore(installation.env.home)
+    found: dict[int, bytes] = {}
+    total = 0
+    for job in claimed:
+        path = store.path_for(job.pdf_sha256)
+        try:
+            size = path.stat().st_size
+            if size > most_bytes or total + size > MAX_INLINE_TOTAL:
+                continue
+            found[job.job_id] = path.read_bytes()
+        except OSError:
+            continue
+        total += size
+    return found
 
 
 async def open_pdf(installation: Installation, caller: Caller, job_id: int, claim: str) -> Path:

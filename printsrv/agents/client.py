@@ -14,6 +14,7 @@ AgentClientError
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 from pathlib import Path
 from typing import Any, Final
@@ -25,6 +26,7 @@ __all__ = ["AgentClientError", "CentralServer", "JobGone", "ServerUnreachable", 
 TIMEOUT: Final = 30.0
 POLL_MARGIN: Final = 15.0  # beyond the long-poll's own wait
 MAX_REPORTS: Final = 64  # reports in one request (the server's limit)
+INLINE_BYTES: Final = 256 * 1024  # PDFs up to this size come with their claim
 
 
 class AgentClientError(Exception):
@@ -101,7 +103,8 @@ class CentralServer:
     async def next_jobs(self, wait: int, most: int) -> list[dict[str, Any]]:
         """The long-poll: up to ``most`` claimed jobs ([] when none came within ``wait``
         seconds); one at most from a server that takes no batches."""
-        params = {"wait": wait} if most == 1 else {"wait": wait, "max": most}
+        # A server from before batches ignores max and inline (and answers one job).
+        params = {"wait": wait, "max": most, "inline": INLINE_BYTES}
         answer = await self._call("GET", "/jobs/next", params=params, timeout=wait + POLL_MARGIN)
         body = answer.json()
         if "jobs" in body:
@@ -110,6 +113,24 @@ class CentralServer:
             return jobs
         self.batches = False
         return [] if body["job"] is None else [body["job"]]
+
+    @staticmethod
+    def inlined(job: dict[str, Any], target: Path, sha256: str) -> bool:
+        """Write the PDF that came with a claim (``pdf_base64``) to ``target`` if it did and
+        is whole; False when there is none (download it). Blocking: a file is written."""
+        text = job.get("pdf_base64")
+        if not isinstance(text, str):
+            return False
+        try:
+            pdf = base64.b64decode(text, validate=True)
+        except ValueError:
+            return False
+        if hashlib.sha256(pdf).hexdigest() != sha256:
+            return False
+        partial = target.with_suffix(".part")
+        partial.write_bytes(pdf)
+        partial.replace(target)
+        return True
 
     async def download(self, job_id: int, claim: str, target: Path, sha256: str) -> None:
         """Write the job's PDF to ``target``, checked against its digest."""

@@ -336,11 +336,12 @@ class Agent:
             pdf_sha256=str(job["pdf_sha256"]),
         )
 
-    async def take(self, entry: Entry) -> None:
+    async def take(self, entry: Entry, job: dict[str, Any]) -> None:
         """A job just claimed and journaled (the caller holds a ``fetching`` slot, released
-        here once the job is in CUPS): fetch its PDF, hand it to CUPS, follow it."""
+        here once the job is in CUPS): fetch its PDF (unless it came with the claim), hand
+        it to CUPS, follow it."""
         try:
-            await self._take(entry)
+            await self._take(entry, job)
         except TokenRefused as error:
             self._refuse(error)
         except Exception:
@@ -349,16 +350,17 @@ class Agent:
         finally:
             self.fetching.release()
 
-    async def _take(self, entry: Entry) -> None:
+    async def _take(self, entry: Entry, job: dict[str, Any]) -> None:
         pdf = self.journal.pdf_path(entry.job_id)
-        try:
-            await self._patiently(
-                f"download job {entry.job_id}",
-                lambda: self.central.download(entry.job_id, entry.claim, pdf, entry.pdf_sha256),
-            )
-        except JobGone:
-            await in_thread(self.journal.forget, entry.job_id)
-            return
+        if not await in_thread(self.central.inlined, job, pdf, entry.pdf_sha256):
+            try:
+                await self._patiently(
+                    f"download job {entry.job_id}",
+                    lambda: self.central.download(entry.job_id, entry.claim, pdf, entry.pdf_sha256),
+                )
+            except JobGone:
+                await in_thread(self.journal.forget, entry.job_id)
+                return
         await self.printing.acquire()
         try:
             await self._hand_to_cups(entry)
@@ -465,8 +467,8 @@ class Agent:
             # The batch's claims are journaled together, before any of them is fetched.
             if entries:
                 await in_thread(self.journal.put_many, entries)
-            for entry in entries:
-                task = asyncio.create_task(self.take(entry))
+            for entry, job in zip(entries, jobs, strict=True):
+                task = asyncio.create_task(self.take(entry, job))
                 self.takers.add(task)
                 task.add_done_callback(self.takers.discard)
 

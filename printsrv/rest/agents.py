@@ -10,6 +10,7 @@ A wrong or removed token is 401 before anything is read; another agent's job is 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 from collections.abc import Awaitable
 from typing import Any, TypeVar
@@ -25,6 +26,7 @@ from printsrv.error_table import answer_for
 from printsrv.errors import InvalidInput, NotAuthenticated
 from printsrv.http import client_of, installation_of, read_body
 from printsrv.platform.security import MAX_AUTHORIZATION_LENGTH, require_tls
+from printsrv.platform.threads import in_thread
 
 T = TypeVar("T")
 
@@ -63,8 +65,10 @@ async def register_printers(request: Request) -> Response:
     return JSONResponse({"printers": names})
 
 
-def _job(claimed: ClaimedJob) -> dict[str, Any]:
+def _job(claimed: ClaimedJob, pdf: bytes | None = None) -> dict[str, Any]:
+    more = {} if pdf is None else {"pdf_base64": base64.b64encode(pdf).decode("ascii")}
     return {
+        **more,
         "id": claimed.job_id,
         "claim": claimed.claim,
         "printer": claimed.printer,
@@ -104,11 +108,13 @@ async def _unless_disconnected(request: Request, work: Awaitable[T]) -> T | None
 
 
 async def next_job(request: Request) -> Response:
-    """GET /agent/jobs/next?wait=SECS&max=N: claim the next jobs, waiting for one (long-poll).
+    """GET /agent/jobs/next?wait=SECS&max=N&inline=BYTES: claim the next jobs, waiting for
+    one (long-poll).
 
     `{"job": {...}, "jobs": [{...}, ...]}`: up to `max` (default 1, at most 16) jobs, each
     with its own claim, oldest first; `job` is the first of them (what agents before
-    batches read). `{"job": null, "jobs": []}` when none came in time.
+    batches read). `{"job": null, "jobs": []}` when none came in time. With `inline`, a
+    job whose PDF is at most that many bytes (at most 1 MiB) carries it as `pdf_base64`.
     """
     caller = _caller(request)
     text = request.query_params.get("wait", "")
@@ -121,10 +127,20 @@ async def next_job(request: Request) -> Response:
             f"Query parameter 'max' must be a whole number from 1 to {actions.MAX_BATCH}",
             reason="max",
         )
+    inline = request.query_params.get("inline", "0")
+    if not inline.isdigit() or int(inline) > actions.MAX_INLINE:
+        raise InvalidInput(
+            f"Query parameter 'inline' must be bytes, at most {actions.MAX_INLINE}",
+            reason="inline",
+        )
+    installation = installation_of(request)
     claimed = await _unless_disconnected(
-        request, actions.next_job(installation_of(request), caller, float(wait), int(most))
+        request, actions.next_job(installation, caller, float(wait), int(most))
     )
-    jobs = [_job(one) for one in claimed or []]
+    pdfs: dict[int, bytes] = {}
+    if claimed and int(inline):
+        pdfs = await in_thread(actions.inline_pdfs, installation, claimed, int(inline))
+    jobs = [_job(one, pdfs.get(one.job_id)) for one in claimed or []]
     return JSONResponse({"job": jobs[0] if jobs else None, "jobs": jobs})
 
 

@@ -5,6 +5,8 @@ real agent (`printsrv agent run`) is tested in test_agents_sites.py."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import threading
 import time
 from collections.abc import Iterator
@@ -373,9 +375,13 @@ def test_one_poll_claims_up_to_max_jobs_each_with_its_own_claim(site: Site) -> N
     assert [job["id"] for job in body["jobs"]] == [first, second]  # oldest first
     assert body["job"] == body["jobs"][0]  # what an agent from before batches reads
     assert len({job["claim"] for job in body["jobs"]}) == 2
-    rest = site.a.get("/jobs/next", wait=0, max=16).json()["jobs"]
+    assert "pdf_base64" not in body["jobs"][0]  # not asked for
+    rest = site.a.get("/jobs/next", wait=0, max=16, inline=1 << 20).json()["jobs"]
     assert [job["id"] for job in rest] == [third]  # never handed out twice
+    pdf = base64.b64decode(rest[0]["pdf_base64"])  # a small PDF comes with its claim
+    assert pdf.startswith(b"%PDF") and hashlib.sha256(pdf).hexdigest() == rest[0]["pdf_sha256"]
     assert site.a.get("/jobs/next", wait=0, max=17).status_code == 400
+    assert site.a.get("/jobs/next", wait=0, inline=(1 << 20) + 1).status_code == 400
     assert site.a.next() is None  # the one-job poll of earlier agents still answers
     for job_id in (first, second, third):
         assert site.job(job_id).attempts == 1
