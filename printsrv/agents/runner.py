@@ -458,16 +458,30 @@ class Agent:
                 raise
             for _ in range(slots - len(jobs)):
                 self.fetching.release()
-            entries = [self._entry(job) for job in jobs]
             self._learn_lease(jobs)
+            fresh: list[tuple[Entry, dict[str, Any]]] = []
+            entries = []
             for job in jobs:
                 log.info(
                     "claimed job %s for %s (attempt %s)", job["id"], job["printer"], job["attempt"]
                 )
+                held = self.journal.entries.get(int(job["id"]))
+                if held is not None:
+                    # Its lease lapsed while this agent still had it on its way (CUPS away
+                    # that long): the new claim replaces the old one on the job we hold,
+                    # never a second take of it (which could print it twice).
+                    log.warning("job %s claimed again while still held; keeping one", held.job_id)
+                    held.claim = str(job["claim"])
+                    entries.append(held)
+                    self.fetching.release()
+                    continue
+                entry = self._entry(job)
+                entries.append(entry)
+                fresh.append((entry, job))
             # The batch's claims are journaled together, before any of them is fetched.
             if entries:
                 await in_thread(self.journal.put_many, entries)
-            for entry, job in zip(entries, jobs, strict=True):
+            for entry, job in fresh:
                 task = asyncio.create_task(self.take(entry, job))
                 self.takers.add(task)
                 task.add_done_callback(self.takers.discard)
