@@ -1,7 +1,8 @@
 """Print agent figures: jobs per second through one agent next to `lp` on the agent's own
 cupsd, and the central server's cost of 200 idle agents long-polling.
 
-    .venv/bin/python -m bench.agents [--jobs 60] [--clients 8] [--agents 200] [--database URL]
+    .venv/bin/python -m bench.agents [--jobs 60] [--clients 8] [--rounds 3]
+        [--previous CHECKOUT] [--agents 200] [--database URL]
 
 1. Throughput: ``--jobs`` one-page PDFs uploaded by ``--clients`` concurrent clients to a
    central printsrv queue routed to a remote printer, printed by one `printsrv agent run`
@@ -9,7 +10,11 @@ cupsd, and the central server's cost of 200 idle agents long-polling.
    submitting the same files to the same site queue with the same concurrency, in the same
    run. Both are timed from the first request until the site's CUPS has completed every
    job (and, for the agent, the central server has every job's report; target: the agent
-   at least 0.5 of lp).
+   at least 0.5 of lp). ``--rounds`` alternate lp and the agent, so a neighbour's load falls
+   on both alike; the ratio is the median of the rounds' own ratios. With ``--previous``
+   (a checkout of an earlier release, e.g. a `git worktree` of the last tag) that release's
+   agent runs too, against this server, in each round: the same-run before/after, and a
+   check that the older agent still works.
 2. Idle agents: ``--agents`` agents, simulated in this process (one coroutine each, one
    long-poll open at a time, as the real agent), against one server process for
    ``--idle-secs`` seconds: the server's CPU seconds per second and its open connections.
@@ -25,6 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -40,7 +46,6 @@ from bench.common import PG_URL, ROOT, SECRET, Row, print_table, printsrv_server
 from bench.printing import (
     QUEUE,
     bench_cups,
-    completed_jobs,
     lp_many,
     one_page_pdf,
     purge_jobs,
@@ -50,11 +55,13 @@ from bench.printing import (
 sys.path.insert(0, str(ROOT / "tests"))
 
 from printsrv.agents import registry
+from printsrv.agents.models import Agent
 from printsrv.migrations import upgrade_schema
 from printsrv.operations.installation import Installation, open_installation
 from printsrv.people import users
 from printsrv.platform import properties as config
 from printsrv.platform.environment import Environment
+from printsrv.platform.models import utcnow
 from printsrv.printing import queues
 from printsrv.printing.models import Printer, PrintJob
 from printsrv.printing.printers import ANY_PRINTER
@@ -99,8 +106,58 @@ async def _upload_many(
     return failures
 
 
-def throughput(work: Path, database_url: str, jobs: int, clients: int) -> list[Row]:
-    """Figure 1."""
+def _agent(
+    url: str, token_file: Path, cups_server: str, state_dir: Path, tree: Path | None
+) -> subprocess.Popen[bytes]:
+    """`printsrv agent run` from this checkout, or from ``tree`` (another release's)."""
+    env = dict(os.environ)
+    if tree is not None:
+        env["PYTHONPATH"] = str(tree)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "printsrv",
+            "agent",
+            "run",
+            "--server",
+            url,
+            "--name",
+            "site",
+            "--token-file",
+            str(token_file),
+            "--cups",
+            cups_server,
+            "--state-dir",
+            str(state_dir),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=tree or ROOT,
+        env=env,
+    )
+
+
+def _stop(agent: subprocess.Popen[bytes]) -> None:
+    agent.terminate()
+    try:
+        agent.wait(20)
+    except subprocess.TimeoutExpired:
+        agent.kill()
+        agent.wait()
+
+
+def throughput(
+    work: Path,
+    database_url: str,
+    jobs: int,
+    clients: int,
+    rounds: int = 3,
+    previous: Path | None = None,
+) -> list[Row]:
+    """Figure 1: ``rounds`` rounds, each `lp` then the agent (then, with ``previous``, the
+    agent of that checkout against this server), so a neighbour's load falls on all of
+    them alike; each round's ratio is to that round's `lp`."""
     pdf_path = one_page_pdf(work / "one.pdf")
     pdf = pdf_path.read_bytes()
     installation, credential = _installation(work / "home-throughput", database_url)
@@ -109,32 +166,21 @@ def throughput(work: Path, database_url: str, jobs: int, clients: int) -> list[R
     token_file = work / "site.token"
     token_file.write_text(token)
     auth = ("bench", credential)
+    variants: list[tuple[str, Path | None]] = [("agent", None)]
+    if previous is not None:
+        variants.append(("previous agent", previous))
+    rates: dict[str, list[float]] = {"lp": [], **{name: [] for name, _ in variants}}
+    # CPU milliseconds per job, by process: on a busy machine a steadier figure than rates.
+    cpu: dict[str, dict[str, list[float]]] = {name: {} for name in rates}
+    uploads: list[float] = []
+    failures = lp_failures = 0
+    reported = 0
     with (
         bench_cups(work / "site-out.pdf") as cups,
         printsrv_server(work / "home-throughput", database_url) as server,
     ):
         url = f"http://127.0.0.1:{server.port}"
-        agent = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "printsrv",
-                "agent",
-                "run",
-                "--server",
-                url,
-                "--name",
-                "site",
-                "--token-file",
-                str(token_file),
-                "--cups",
-                cups.server,
-                "--state-dir",
-                str(work / "state"),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        agent = _agent(url, token_file, cups.server, work / "state", None)
         try:
             deadline = time.monotonic() + 30
             while True:
@@ -144,33 +190,101 @@ def throughput(work: Path, database_url: str, jobs: int, clients: int) -> list[R
                 if time.monotonic() > deadline:
                     raise RuntimeError("the agent did not register its printer")
                 time.sleep(0.1)
-            with installation.db.transaction() as session:
-                queues.add_queue(session, "remote", printer=f"site/{QUEUE}")
-            started = time.perf_counter()
-            failures = asyncio.run(_upload_many(url, auth, pdf, "remote", jobs, clients))
-            uploaded = time.perf_counter() - started
-            wait_completed(cups, jobs)
-            _wait_reported(installation, jobs)
-            ours = jobs / (time.perf_counter() - started)
-            purge_jobs(cups)
-            started = time.perf_counter()
-            lp_failures = lp_many(cups, pdf_path, jobs, clients)
-            wait_completed(cups, jobs)
-            base = jobs / (time.perf_counter() - started)
-            leftover = completed_jobs(cups)
         finally:
-            agent.terminate()
-            agent.wait(20)
-    return [
+            _stop(agent)
+        with installation.db.transaction() as session:
+            queues.add_queue(session, "remote", printer=f"site/{QUEUE}")
+        cupsd = cups._proc.pid  # type: ignore[union-attr]  # its CPU, for the table
+        assert server.process is not None
+        central = server.process.pid
+
+        def spent(name: str, part: str, seconds: float) -> None:
+            cpu[name].setdefault(part, []).append(seconds * 1000 / jobs)
+
+        for _round in range(rounds):
+            purge_jobs(cups)
+            cups_before, lp_before = _cpu_total(cupsd), _children_cpu()
+            started = time.perf_counter()
+            lp_failures += lp_many(cups, pdf_path, jobs, clients)
+            wait_completed(cups, jobs)
+            rates["lp"].append(jobs / (time.perf_counter() - started))
+            spent("lp", "cupsd", _cpu_total(cupsd) - cups_before)
+            spent("lp", "lp", _children_cpu() - lp_before)
+            for name, tree in variants:
+                purge_jobs(cups)
+                time.sleep(1.2)  # past the last agent's contact (written once a second)
+                agent = _agent(url, token_file, cups.server, work / f"state-{name}", tree)
+                try:
+                    _wait_polling(installation)
+                    before = (_cpu_total(cupsd), _cpu_total(central), _cpu_total(agent.pid))
+                    started = time.perf_counter()
+                    failures += asyncio.run(_upload_many(url, auth, pdf, "remote", jobs, clients))
+                    uploads.append(jobs / (time.perf_counter() - started))
+                    wait_completed(cups, jobs)
+                    reported += jobs
+                    _wait_reported(installation, reported)
+                    rates[name].append(jobs / (time.perf_counter() - started))
+                    after = (_cpu_total(cupsd), _cpu_total(central), _cpu_total(agent.pid))
+                    for part, was, now in zip(
+                        ("cupsd", "server", "agent"), before, after, strict=True
+                    ):
+                        spent(name, part, now - was)
+                finally:
+                    _stop(agent)
+    rows: list[Row] = []
+    for name, _tree in variants:
+        ratios = [ours / base for ours, base in zip(rates[name], rates["lp"], strict=True)]
+        rows.append(
+            (
+                f"jobs/s through one {name}, {jobs} jobs x {rounds} rounds, {clients} clients"
+                + (" (>= 0.5 of lp)" if name == "agent" else ""),
+                f"{statistics.median(rates[name]):.1f}",
+                f"lp {statistics.median(rates['lp']):.1f}",
+                f"{statistics.median(ratios):.2f} ({', '.join(f'{r:.2f}' for r in ratios)})",
+            )
+        )
+    for name in rates:
+        parts = ", ".join(
+            f"{part} {statistics.median(values):.0f}" for part, values in cpu[name].items()
+        )
+        rows.append((f"CPU ms per job, {name} (median of rounds)", parts, "-", "-"))
+    rows += [
+        ("refused uploads / failed lp", str(failures), str(lp_failures), "-"),
         (
-            f"jobs/s through one agent, {jobs} jobs, {clients} clients (>= 0.5 of lp)",
-            f"{ours:.1f}",
-            f"lp {base:.1f}",
-            f"{ours / base:.2f}",
+            "uploads alone, jobs/s (the central server's share)",
+            f"{statistics.median(uploads):.1f}",
+            "-",
+            "-",
         ),
-        ("refused uploads / failed lp", str(failures), str(lp_failures), f"({leftover} done)"),
-        ("uploads alone, jobs/s (the central server's share)", f"{jobs / uploaded:.1f}", "-", "-"),
     ]
+    return rows
+
+
+def _cpu_total(pid: int) -> float:
+    """CPU seconds of a process and of its children it has waited for (cupsd's filters)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(value) for value in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def _children_cpu() -> float:
+    """CPU seconds of this process's finished children (the lp commands)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _wait_polling(installation: Installation, timeout: float = 30) -> None:
+    """Until the agent just started has called the central server (its poll is open)."""
+    since = utcnow()
+    deadline = time.monotonic() + timeout
+    while True:
+        with installation.db.read() as session:
+            contact = session.scalar(select(Agent.last_contact_at).where(Agent.name == "site"))
+        if contact is not None and contact >= since:
+            time.sleep(0.5)  # past its registration, into its first poll
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError("the agent did not call the central server")
+        time.sleep(0.05)
 
 
 def _wait_reported(installation: Installation, jobs: int, timeout: float = 300) -> None:
@@ -350,20 +464,23 @@ def figures(
     *,
     jobs: int = 60,
     clients: int = 8,
+    rounds: int = 3,
+    previous: Path | None = None,
     agents: int = 200,
     idle_secs: float = 10.0,
     pickups: int = 5,
     database: str = PG_URL,
 ) -> list[Row]:
     """Every figure of this benchmark, as rows (``database``: a PostgreSQL URL, or
-    "sqlite" for the embedded default)."""
+    "sqlite" for the embedded default; ``previous``: a checkout whose agent is measured
+    too, against this server)."""
     with tempfile.TemporaryDirectory(prefix="printsrv-bench-agents-", dir="/tmp") as directory:
         work = Path(directory)
         os.chmod(work, 0o755)  # noqa: S103 - a root cupsd's filters run as lp
         with private_schema(database, "agents_throughput") as url:
             if not url.startswith("postgresql"):
                 url = f"sqlite:///{work / 'throughput.db'}"
-            rows = throughput(work, url, jobs, clients)
+            rows = throughput(work, url, jobs, clients, rounds, previous)
         with private_schema(database, "agents_idle") as url:
             if not url.startswith("postgresql"):
                 url = f"sqlite:///{work / 'idle.db'}"
@@ -375,6 +492,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=60)
     parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--previous",
+        type=Path,
+        default=None,
+        help="a checkout of an earlier release: its agent is measured too, against this server",
+    )
     parser.add_argument("--agents", type=int, default=200)
     parser.add_argument("--idle-secs", type=float, default=10.0)
     parser.add_argument("--pickups", type=int, default=5)
@@ -383,6 +507,8 @@ def main() -> None:
     rows = figures(
         jobs=args.jobs,
         clients=args.clients,
+        rounds=args.rounds,
+        previous=args.previous,
         agents=args.agents,
         idle_secs=args.idle_secs,
         pickups=args.pickups,

@@ -96,7 +96,10 @@ BENCHMARKS = [
         "agents",
         agents.TITLE,
         lambda quick: agents.figures(
-            jobs=20 if quick else 60, agents=50 if quick else 200, idle_secs=5 if quick else 10
+            jobs=20 if quick else 60,
+            rounds=1 if quick else 3,
+            agents=50 if quick else 200,
+            idle_secs=5 if quick else 10,
         ),
     ),
     Benchmark(

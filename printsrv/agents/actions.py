@@ -20,11 +20,30 @@ from printsrv.agents.dispatch import ClaimedJob
 from printsrv.agents.models import Agent
 from printsrv.agents.printers import parse_printers, register_printers
 from printsrv.documents.store import PdfStore
-from printsrv.errors import Conflict
+from printsrv.errors import Conflict, InvalidInput, NotFound, PrintsrvError
 from printsrv.operations.installation import Installation
 from printsrv.platform.models import utcnow
 
-__all__ = ["Caller", "next_job", "open_pdf", "register", "renew", "report"]
+__all__ = [
+    "MAX_BATCH",
+    "MAX_BATCH_REPORTS",
+    "MAX_INLINE",
+    "MAX_INLINE_TOTAL",
+    "Caller",
+    "Outcome",
+    "inline_pdfs",
+    "next_job",
+    "open_pdf",
+    "register",
+    "renew",
+    "report",
+    "report_many",
+]
+
+MAX_BATCH = 16  # jobs one poll may claim (each with its own lease and claim)
+MAX_BATCH_REPORTS = 64  # reports in one request
+MAX_INLINE = 1024 * 1024  # largest PDF sent with its claim (GET /agent/jobs/next?inline=)
+MAX_INLINE_TOTAL = 4 * 1024 * 1024  # ... and all of a poll's together
 
 
 @dataclass(frozen=True)
@@ -68,10 +87,10 @@ async def register(installation: Installation, caller: Caller, document: object)
 
 
 async def next_job(
-    installation: Installation, caller: Caller, wait_secs: float
-) -> ClaimedJob | None:
-    """The long-poll: claim the caller's next job, waiting up to ``wait_secs`` (at most
-    ``agents.poll-secs``) for one to arrive; None when none did.
+    installation: Installation, caller: Caller, wait_secs: float, max_jobs: int = 1
+) -> list[ClaimedJob]:
+    """The long-poll: claim up to ``max_jobs`` of the caller's next jobs, waiting up to
+    ``wait_secs`` (at most ``agents.poll-secs``) for the first to arrive; [] when none did.
 
     A job committed on any machine wakes the wait at once (``wakeups``); without a wake-up
     the database is asked again every ``wakeups.fallback_secs``.
@@ -79,35 +98,37 @@ async def next_job(
     poll_secs, lease_secs, max_attempts = _settings(installation)
     db = installation.db
     deadline = time.monotonic() + max(0.0, min(wait_secs, float(poll_secs)))
+    limit = max(1, min(max_jobs, MAX_BATCH))
 
-    def first() -> tuple[Agent, ClaimedJob | None]:
+    def claim(session: Any, agent: Agent, now: datetime) -> list[ClaimedJob]:
+        return dispatch.claim_batch(
+            session, agent, limit=limit, lease_secs=lease_secs, max_attempts=max_attempts, now=now
+        )
+
+    def first() -> tuple[Agent, list[ClaimedJob]]:
         with db.transaction() as session:
             agent = _authenticate(installation, session, caller)
-            return agent, dispatch.claim_next(
-                session, agent, lease_secs=lease_secs, max_attempts=max_attempts, now=utcnow()
-            )
+            return agent, claim(session, agent, utcnow())
 
-    def again(agent: Agent) -> ClaimedJob | None:
+    def again(agent: Agent) -> list[ClaimedJob]:
         now = utcnow()
         with db.read() as session:
             if not dispatch.has_claimable(session, agent.id, max_attempts=max_attempts, now=now):
-                return None
+                return []
         with db.transaction() as session:
-            return dispatch.claim_next(
-                session, agent, lease_secs=lease_secs, max_attempts=max_attempts, now=now
-            )
+            return claim(session, agent, now)
 
     # Authenticated first, outside the wait: an unknown caller never waits.
     agent, claimed = await db.run(first)
-    if claimed is not None:
+    if claimed:
         return claimed
     with wakeups.waiting(agent.id) as woken:
         # Registered before looking again, so a job committed in between is not missed.
         claimed = await db.run(again, agent)
-        while claimed is None:
+        while not claimed:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                return None
+                return []
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(
                     woken.wait(), min(remaining, wakeups.fallback_secs(installation.notifications))
@@ -115,6 +136,29 @@ async def next_job(
             woken.clear()
             claimed = await db.run(again, agent)
     return claimed
+
+
+def inline_pdfs(
+    installation: Installation, claimed: list[ClaimedJob], most_bytes: int
+) -> dict[int, bytes]:
+    """The PDFs of just-claimed jobs that are at most ``most_bytes`` each (and together at
+    most MAX_INLINE_TOTAL), by job id, to send with the claims: a small job then costs the
+    agent no download request. A PDF missing from the store is left out (its download
+    says why). Blocking: call it in a work thread."""
+    store = PdfStore(installation.env.home)
+    found: dict[int, bytes] = {}
+    total = 0
+    for job in claimed:
+        path = store.path_for(job.pdf_sha256)
+        try:
+            size = path.stat().st_size
+            if size > most_bytes or total + size > MAX_INLINE_TOTAL:
+                continue
+            found[job.job_id] = path.read_bytes()
+        except OSError:
+            continue
+        total += size
+    return found
 
 
 async def open_pdf(installation: Installation, caller: Caller, job_id: int, claim: str) -> Path:
@@ -157,5 +201,50 @@ async def report(installation: Installation, caller: Caller, job_id: int, docume
         with installation.db.transaction() as session:
             agent = _authenticate(installation, session, caller)
             return dispatch.record_report(session, agent, job_id, parsed, max_attempts=max_attempts)
+
+    return await installation.db.run(work)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one report of a batch: the job's state, or why it was refused.
+
+    Attributes:
+        job_id: the job the report was about.
+        state: the job's state afterwards ("" when refused).
+        error: the refusal the same report alone would have had (NotFound: not the caller's
+            job; Conflict: the claim lapsed or the job ended; InvalidInput), or None.
+    """
+
+    job_id: int
+    state: str = ""
+    error: PrintsrvError | None = None
+
+
+async def report_many(
+    installation: Installation, caller: Caller, document: object
+) -> list[Outcome]:
+    """Apply a batch of the caller's reports (``{"reports": [{"job": ID, "claim": ...,
+    "state": ...}, ...]}``), each as if sent alone: one report's refusal (a job no longer
+    the caller's, a claim that lapsed) leaves the others applied. One authentication, one
+    transaction, a savepoint per report."""
+    items = dispatch.parse_reports(document, limit=MAX_BATCH_REPORTS)
+    _poll, _lease, max_attempts = _settings(installation)
+
+    def work() -> list[Outcome]:
+        outcomes = []
+        with installation.db.transaction() as session:
+            agent = _authenticate(installation, session, caller)
+            for job_id, parsed in items:
+                try:
+                    with session.begin_nested():
+                        state = dispatch.record_report(
+                            session, agent, job_id, parsed, max_attempts=max_attempts
+                        )
+                except (NotFound, Conflict, InvalidInput) as refused:
+                    outcomes.append(Outcome(job_id, error=refused))
+                else:
+                    outcomes.append(Outcome(job_id, state=state))
+        return outcomes
 
     return await installation.db.run(work)

@@ -1,5 +1,10 @@
 """The agent's side of the agent REST API (httpx), with the errors the runner acts on.
 
+Batches: a poll asks for up to ``max`` jobs, and reports made while another is on its way
+travel together in one request (POST /agent/jobs/states). A central server from before
+batches answers a poll with ``job`` alone and no ``jobs``; the client then polls and reports
+one job at a time, as agents did before.
+
 AgentClientError
 ├── TokenRefused         401: wrong or revoked token; the agent stops
 ├── ServerUnreachable    no answer, or 5xx: keep what we have, try again later
@@ -8,6 +13,8 @@ AgentClientError
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import hashlib
 from pathlib import Path
 from typing import Any, Final
@@ -18,6 +25,8 @@ __all__ = ["AgentClientError", "CentralServer", "JobGone", "ServerUnreachable", 
 
 TIMEOUT: Final = 30.0
 POLL_MARGIN: Final = 15.0  # beyond the long-poll's own wait
+MAX_REPORTS: Final = 64  # reports in one request (the server's limit)
+INLINE_BYTES: Final = 256 * 1024  # PDFs up to this size come with their claim
 
 
 class AgentClientError(Exception):
@@ -47,12 +56,18 @@ class CentralServer:
             timeout=TIMEOUT,
             verify=verify,
         )
+        # Learnt from the first poll's answer: whether the server takes batches.
+        self.batches = False
+        self._pending: list[tuple[dict[str, Any], asyncio.Future[str]]] = []
+        self._sender: asyncio.Task[None] | None = None
 
     def __repr__(self) -> str:
         return f"CentralServer({self.base!r}, name={self.name!r}, token=[secure])"
 
     async def close(self) -> None:
         """Close the connections."""
+        if self._sender is not None:
+            self._sender.cancel()
         await self._client.aclose()
 
     async def _call(self, method: str, path: str, **options: Any) -> httpx.Response:
@@ -82,11 +97,40 @@ class CentralServer:
 
     async def next_job(self, wait: int) -> dict[str, Any] | None:
         """The long-poll: a claimed job, or None when none came within ``wait`` seconds."""
-        answer = await self._call(
-            "GET", "/jobs/next", params={"wait": wait}, timeout=wait + POLL_MARGIN
-        )
-        job: dict[str, Any] | None = answer.json()["job"]
-        return job
+        jobs = await self.next_jobs(wait, 1)
+        return jobs[0] if jobs else None
+
+    async def next_jobs(self, wait: int, most: int) -> list[dict[str, Any]]:
+        """The long-poll: up to ``most`` claimed jobs ([] when none came within ``wait``
+        seconds); one at most from a server that takes no batches."""
+        # A server from before batches ignores max and inline (and answers one job).
+        params = {"wait": wait, "max": most, "inline": INLINE_BYTES}
+        answer = await self._call("GET", "/jobs/next", params=params, timeout=wait + POLL_MARGIN)
+        body = answer.json()
+        if "jobs" in body:
+            self.batches = True
+            jobs: list[dict[str, Any]] = body["jobs"]
+            return jobs
+        self.batches = False
+        return [] if body["job"] is None else [body["job"]]
+
+    @staticmethod
+    def inlined(job: dict[str, Any], target: Path, sha256: str) -> bool:
+        """Write the PDF that came with a claim (``pdf_base64``) to ``target`` if it did and
+        is whole; False when there is none (download it). Blocking: a file is written."""
+        text = job.get("pdf_base64")
+        if not isinstance(text, str):
+            return False
+        try:
+            pdf = base64.b64decode(text, validate=True)
+        except ValueError:
+            return False
+        if hashlib.sha256(pdf).hexdigest() != sha256:
+            return False
+        partial = target.with_suffix(".part")
+        partial.write_bytes(pdf)
+        partial.replace(target)
+        return True
 
     async def download(self, job_id: int, claim: str, target: Path, sha256: str) -> None:
         """Write the job's PDF to ``target``, checked against its digest."""
@@ -116,8 +160,54 @@ class CentralServer:
         await self._call("POST", f"/jobs/{job_id}/renew", json={"claim": claim})
 
     async def report(self, job_id: int, claim: str, state: str, **more: Any) -> str:
-        """Report a job's state; return the central state it is in now."""
+        """Report a job's state; return the central state it is in now.
+
+        With a server that takes batches, the report joins the others made meanwhile in
+        one request; the errors are the same as for a report sent alone."""
         body = {"claim": claim, "state": state, **{k: v for k, v in more.items() if v is not None}}
-        answer = await self._call("POST", f"/jobs/{job_id}/state", json=body)
-        central: str = answer.json()["state"]
-        return central
+        if not self.batches:
+            answer = await self._call("POST", f"/jobs/{job_id}/state", json=body)
+            central: str = answer.json()["state"]
+            return central
+        done: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._pending.append(({"job": job_id, **body}, done))
+        if self._sender is None or self._sender.done():
+            self._sender = asyncio.create_task(self._send_reports())
+        return await done
+
+    async def _send_reports(self) -> None:
+        """Send what is pending, in batches, until nothing is: reports made while one batch
+        is on its way go in the next."""
+        while self._pending:
+            batch, self._pending = self._pending[:MAX_REPORTS], self._pending[MAX_REPORTS:]
+            try:
+                answer = await self._call(
+                    "POST", "/jobs/states", json={"reports": [body for body, _ in batch]}
+                )
+                results = answer.json()["results"]
+            except (AgentClientError, ValueError, KeyError) as error:
+                failure = (
+                    error
+                    if isinstance(error, AgentClientError)
+                    else ServerUnreachable(f"POST /jobs/states: unreadable answer ({error!r})")
+                )
+                for _, done in batch:
+                    if not done.done():
+                        done.set_exception(failure)
+                continue
+            for (body, done), result in zip(batch, results, strict=False):
+                if done.done():
+                    continue
+                status = result.get("status", 200)
+                what = f"report job {body['job']}"
+                if "state" in result:
+                    done.set_result(result["state"])
+                elif status in (404, 409):
+                    done.set_exception(JobGone(f"{what}: {result.get('error', '')}"))
+                else:
+                    done.set_exception(
+                        AgentClientError(f"{what}: {status} {result.get('error', '')}")
+                    )
+            for _, done in batch[len(results) :]:
+                if not done.done():
+                    done.set_exception(ServerUnreachable("POST /jobs/states: answer cut short"))

@@ -48,12 +48,15 @@ __all__ = [
     "REPORT_STATES",
     "ClaimedJob",
     "Report",
+    "cancel_remote_job",
+    "claim_batch",
     "claim_next",
     "expire_lapsed",
     "has_claimable",
     "job_pdf",
     "lapsed_jobs",
     "parse_report",
+    "parse_reports",
     "record_report",
     "renew_claim",
 ]
@@ -112,18 +115,39 @@ def claim_next(
     session: Session, agent: Agent, *, lease_secs: int, max_attempts: int, now: datetime
 ) -> ClaimedJob | None:
     """Claim the agent's oldest fetchable job, or return None when there is none."""
+    claimed = claim_batch(
+        session, agent, limit=1, lease_secs=lease_secs, max_attempts=max_attempts, now=now
+    )
+    return claimed[0] if claimed else None
+
+
+def claim_batch(
+    session: Session,
+    agent: Agent,
+    *,
+    limit: int,
+    lease_secs: int,
+    max_attempts: int,
+    now: datetime,
+) -> list[ClaimedJob]:
+    """Claim up to ``limit`` of the agent's oldest fetchable jobs, oldest first, each with a
+    lease and a claim of its own (one conditional UPDATE per job, as for one job: a job
+    another poll won meanwhile is skipped, never shared)."""
     candidates = list(
         session.scalars(
             select(PrintJob.id)
             .where(*_claimable(agent.id, now, max_attempts))
             .order_by(PrintJob.id)
-            .limit(_CANDIDATES)
+            .limit(limit + _CANDIDATES - 1)
         )
     )
     lease_until = now + timedelta(seconds=lease_secs)
+    won: dict[int, str] = {}
     for job_id in candidates:
+        if len(won) >= limit:
+            break
         claim = f"{agent.id}.{job_id}.{secrets.token_urlsafe(12)}"
-        won = session.execute(
+        taken = session.execute(
             update(PrintJob)
             .where(PrintJob.id == job_id, *_claimable(agent.id, now, max_attempts))
             .values(
@@ -134,17 +158,22 @@ def claim_next(
             )
             .execution_options(synchronize_session=False)
         )
-        if not won.rowcount:
-            continue  # another poll (another machine) won this one
-        job, document, user_name = session.execute(
-            select(PrintJob, Document, User.user_name)
-            .join(Document, Document.id == PrintJob.document_id)
-            .join(User, User.id == PrintJob.user_id)
-            .where(PrintJob.id == job_id)
-        ).one()
-        return ClaimedJob(
+        if taken.rowcount:
+            won[job_id] = claim
+        # else another poll (another machine) won this one
+    if not won:
+        return []
+    rows = session.execute(
+        select(PrintJob, Document, User.user_name)
+        .join(Document, Document.id == PrintJob.document_id)
+        .join(User, User.id == PrintJob.user_id)
+        .where(PrintJob.id.in_(list(won)))
+        .order_by(PrintJob.id)
+    ).all()
+    return [
+        ClaimedJob(
             job_id=job.id,
-            claim=claim,
+            claim=won[job.id],
             printer=local_name(agent.name, job.printer_name),
             title=document.title,
             user_name=user_name,
@@ -154,7 +183,8 @@ def claim_next(
             attempt=job.attempts,
             lease_until=lease_until,
         )
-    return None
+        for job, document, user_name in rows
+    ]
 
 
 def _held(session: Session, agent: Agent, job_id: int, claim: str) -> PrintJob:
@@ -228,11 +258,14 @@ def _whole(value: object, field: str) -> int | None:
     return value
 
 
-def parse_report(document: object) -> Report:
-    """A report from its JSON body; InvalidInput naming the bad field."""
+def parse_report(document: object, *, batched: bool = False) -> Report:
+    """A report from its JSON body (in a batch, with its "job" too); InvalidInput naming
+    the bad field."""
     if not isinstance(document, dict):
         raise InvalidInput("The body must be a JSON object", reason="body")
     allowed = {"claim", "state", "cups_job_id", "impressions", "message"}
+    if batched:
+        allowed.add("job")
     unknown = sorted(set(document) - allowed)
     if unknown:
         raise InvalidInput(f"Field {unknown[0]!r} is not known", reason=unknown[0])
@@ -254,6 +287,27 @@ def parse_report(document: object) -> Report:
         impressions=_whole(document.get("impressions"), "impressions"),
         message=message[:2000],
     )
+
+
+def parse_reports(document: object, *, limit: int) -> list[tuple[int, Report]]:
+    """A batch of reports, ``{"reports": [{"job": ID, "claim": ..., "state": ...}, ...]}``:
+    (job id, report) pairs in order. InvalidInput (nothing applied) when any is malformed or
+    one job is named twice."""
+    if not isinstance(document, dict) or set(document) != {"reports"}:
+        raise InvalidInput('The body must be {"reports": [...]}', reason="body")
+    items = document["reports"]
+    if not isinstance(items, list) or not 1 <= len(items) <= limit:
+        raise InvalidInput(f"Field 'reports' must list 1 to {limit} reports", reason="reports")
+    parsed = []
+    for item in items:
+        report = parse_report(item, batched=True)
+        job_id = _whole(item.get("job"), "job")
+        if job_id is None:
+            raise InvalidInput("Each report needs the 'job' it is about", reason="job")
+        parsed.append((job_id, report))
+    if len({job_id for job_id, _ in parsed}) != len(parsed):
+        raise InvalidInput("A job is reported twice in one batch", reason="job")
+    return parsed
 
 
 def _requeue_or_fail(
@@ -321,6 +375,29 @@ def record_report(
         report.message or report.state,
         max_attempts=max_attempts,
     )
+
+
+def cancel_remote_job(session: Session, job_id: int, *, reason: str) -> str | None:
+    """Cancel a remote job from the centre and refund it (once: ``finish_job``); return the
+    name of the agent that holds it (its claim is void now: its next renewal or report is
+    refused, and it cancels the job on its CUPS), or None when no agent holds it yet.
+
+    NotFound when there is no such remote job; Conflict when it has ended already.
+    """
+    job = session.scalar(
+        select(PrintJob)
+        .where(PrintJob.id == job_id, PrintJob.agent_id.is_not(None))
+        .with_for_update()
+    )
+    if job is None:
+        raise NotFound(f"There is no remote print job {job_id}")
+    if job.state not in OPEN_STATES:
+        raise Conflict(f"Job {job_id} has ended ({job.state})", reason="ended")
+    held = job.lease_owner is not None or job.state == "submitted"
+    agent = session.get(Agent, job.agent_id)
+    if not finish_job(session, job.id, "canceled", reason, cups_state=None):
+        raise Conflict(f"Job {job_id} has ended", reason="ended")
+    return agent.name if held and agent is not None else None
 
 
 def lapsed_jobs(session: Session, *, max_attempts: int, now: datetime) -> list[int]:

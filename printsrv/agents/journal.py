@@ -59,7 +59,9 @@ class Journal:
     """The journal file of one state directory; every change is written at once.
 
     Thread-safe: the agent writes from work threads (an fsync takes milliseconds, too long
-    for its event loop), and one lock keeps each write the journal's latest state.
+    for its event loop). Writes are grouped: a ``put`` returns once a write that includes
+    its change is on disk, and changes made while one write was under way share the next
+    (one fsync for several jobs, each still written before the step it names).
     """
 
     def __init__(self, state_dir: Path) -> None:
@@ -69,7 +71,11 @@ class Journal:
         state_dir.mkdir(parents=True, exist_ok=True)
         self.spool.mkdir(exist_ok=True)
         self.entries: dict[int, Entry] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards entries and the change counters
+        self._writing = threading.Lock()  # one write of the file at a time
+        self._changes = 0  # changes made to ``entries``
+        self._written = 0  # changes the file includes
+        self._synced = 0  # ... flushed to disk (fsync)
         if self.path.exists():
             data = json.loads(self.path.read_text(encoding="utf-8"))
             for item in data.get("jobs", []):
@@ -85,31 +91,69 @@ class Journal:
 
     def put(self, entry: Entry) -> None:
         """Record (or update) an entry, durably, before returning."""
-        if entry.stage not in STAGES:
-            raise ValueError(f"unknown journal stage {entry.stage!r}")
+        self.put_many([entry])
+
+    def put_many(self, entries: list[Entry]) -> None:
+        """Record (or update) several entries, durably, with one write, before returning."""
+        for entry in entries:
+            if entry.stage not in STAGES:
+                raise ValueError(f"unknown journal stage {entry.stage!r}")
         with self._lock:
-            self.entries[entry.job_id] = entry
-            self._write()
+            for entry in entries:
+                self.entries[entry.job_id] = entry
+            self._changes += 1
+            change = self._changes
+        self._flush(change, durable=True)
 
     def forget(self, job_id: int) -> None:
-        """Drop a job the central server knows the end of, and its PDF."""
+        """Drop a job the central server knows the end of, and its PDF.
+
+        Written at once but not flushed to disk by itself: should a power cut bring the job
+        back, the central server answers that it has ended and it is forgotten again (it is
+        never printed again: a stage before CUPS is given back, a stage in CUPS is looked
+        up there).
+        """
         with self._lock:
-            if self.entries.pop(job_id, None) is not None:
-                self._write()
+            dropped = self.entries.pop(job_id, None) is not None
+            if dropped:
+                self._changes += 1
+                change = self._changes
+        if dropped:
+            self._flush(change, durable=False)
         self.pdf_path(job_id).unlink(missing_ok=True)
 
-    def _write(self) -> None:
-        data = {"jobs": [asdict(e) for e in sorted(self.entries.values(), key=lambda e: e.job_id)]}
+    def _flush(self, change: int, *, durable: bool) -> None:
+        """Until the file includes ``change``: written by this call or by one that started
+        after the change was made (group commit)."""
+        with self._writing:
+            if (self._synced if durable else self._written) >= change:
+                return  # a write that began after our change has it
+            with self._lock:
+                upto = self._changes
+                data = {
+                    "jobs": [
+                        asdict(e) for e in sorted(self.entries.values(), key=lambda e: e.job_id)
+                    ]
+                }
+            self._write(data, durable=durable)
+            self._written = upto
+            if durable:
+                self._synced = upto
+
+    def _write(self, data: dict[str, Any], *, durable: bool) -> None:
         fd, temporary = tempfile.mkstemp(dir=self.state_dir, prefix=".journal-", suffix=".tmp")
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as out:
                 json.dump(data, out, sort_keys=True)
                 out.flush()
-                os.fsync(out.fileno())
+                if durable:
+                    os.fsync(out.fileno())
             os.replace(temporary, self.path)
         except BaseException:
             Path(temporary).unlink(missing_ok=True)
             raise
+        if not durable:
+            return
         directory = os.open(self.state_dir, os.O_RDONLY)
         try:
             os.fsync(directory)

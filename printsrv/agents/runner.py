@@ -23,6 +23,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
@@ -44,9 +45,11 @@ __all__ = ["Agent", "AgentSettings", "run_agent"]
 
 T = TypeVar("T")
 
-# Seconds between looks at a job in CUPS: half its age, within these bounds (a job that
-# prints in a moment is seen at once; a long queue costs CUPS a few questions a second).
-FOLLOW_MIN: Final = 0.1
+# CUPS is asked which jobs are still active in one request for all the jobs followed,
+# every WATCH_TICK while any is; a job is looked at alone only once it has ended. A job
+# that has been in CUPS a while is looked at less often: a quarter of its age, at most
+# FOLLOW_MAX apart.
+WATCH_TICK: Final = 0.2
 FOLLOW_MAX: Final = 2.0
 PRINTER_WATCH_INTERVAL: Final = 5.0
 RETRY_INTERVAL: Final = 1.0
@@ -83,6 +86,43 @@ class AgentSettings:
         return f"AgentSettings(server={self.server!r}, name={self.name!r}, token=[secure])"
 
 
+class CupsWatch:
+    """Which followed jobs CUPS still has active, for all followers in one request a tick
+    (rather than one request per job per look)."""
+
+    def __init__(self, cups: CupsClient) -> None:
+        self.cups = cups
+        self._waiting: list[tuple[int, asyncio.Future[bool | None]]] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def ended(self, cups_job_id: int) -> bool | None:
+        """At the next look (one that starts after this call): whether the job has left
+        CUPS' active jobs (ended, or unknown to it); None when CUPS did not answer."""
+        future: asyncio.Future[bool | None] = asyncio.get_running_loop().create_future()
+        self._waiting.append((cups_job_id, future))
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._looks())
+        return await future
+
+    async def _looks(self) -> None:
+        while self._waiting:
+            waiting, self._waiting = self._waiting, []
+            try:
+                active: set[int] | None = await self.cups.active_jobs()
+            except PrintingError as error:
+                log.warning("cannot ask CUPS for its active jobs: %s", error)
+                active = None
+            for job_id, future in waiting:
+                if not future.done():
+                    future.set_result(None if active is None else job_id not in active)
+            await asyncio.sleep(WATCH_TICK)
+
+    def close(self) -> None:
+        """Stop looking (the agent is stopping)."""
+        if self._task is not None:
+            self._task.cancel()
+
+
 class Agent:
     """One running agent (see the module docstring)."""
 
@@ -92,6 +132,7 @@ class Agent:
             settings.server, settings.name, settings.token, verify=settings.verify
         )
         self.cups = CupsClient(settings.cups, max_workers=4)
+        self.watch = CupsWatch(self.cups)
         self.journal = Journal(settings.state_dir)
         self.followers: dict[int, asyncio.Task[None]] = {}
         # CUPS is a queue of its own: only jobs on their way to it limit what is claimed
@@ -100,6 +141,10 @@ class Agent:
         self.printing = asyncio.Semaphore(MAX_IN_CUPS)
         self.takers: set[asyncio.Task[None]] = set()
         self._registered: list[dict[str, Any]] | None = None
+        # Seconds between renewals: settings.renew_secs, or a third of the lease the
+        # server grants when that is shorter (learnt from each claim); a job cancelled at
+        # the centre is noticed at its next renewal.
+        self.renew_every = settings.renew_secs
         # Set with TokenRefused by a follower: the whole agent stops.
         self.refused: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
@@ -205,25 +250,27 @@ class Agent:
             await in_thread(self.journal.forget, entry.job_id)
 
     async def _follow_in_cups(self, entry: Entry) -> None:
-        """Ask CUPS until the job is final. "processing" is reported once CUPS is seen
-        working on it (a job CUPS finishes at the first look is reported finished at once:
-        one request fewer for the central server per quick job)."""
+        """Watch the job in CUPS until it ends. "processing" is reported once CUPS is seen
+        working on it (a job CUPS finishes by the first look is reported finished at once:
+        one report fewer for the central server per quick job)."""
         assert entry.cups_job_id is not None
         renewed = started = time.monotonic()
         processing_reported = False
         while True:
-            try:
-                status = await self.cups.job_state(entry.cups_job_id)
-            except JobNotFound:
-                entry.result = {
-                    "state": "failed",
-                    "cups_job_id": entry.cups_job_id,
-                    "message": f"CUPS no longer knows job {entry.cups_job_id}",
-                }
-                break
-            except PrintingError as error:
-                log.warning("job %s: cannot ask CUPS: %s", entry.job_id, error)
-                status = None
+            ended = await self.watch.ended(entry.cups_job_id)
+            status = None
+            if ended:
+                try:
+                    status = await self.cups.job_state(entry.cups_job_id)
+                except JobNotFound:
+                    entry.result = {
+                        "state": "failed",
+                        "cups_job_id": entry.cups_job_id,
+                        "message": f"CUPS no longer knows job {entry.cups_job_id}",
+                    }
+                    break
+                except PrintingError as error:
+                    log.warning("job %s: cannot ask CUPS: %s", entry.job_id, error)
             if status is not None and status.final:
                 result: dict[str, Any] = {"state": status.state, "cups_job_id": entry.cups_job_id}
                 if status.state == "completed":
@@ -238,7 +285,7 @@ class Agent:
                     return  # the central server has let the job go (and CUPS cancelled it)
                 processing_reported = True
                 renewed = time.monotonic()
-            if time.monotonic() - renewed >= self.settings.renew_secs:
+            if time.monotonic() - renewed >= self.renew_every:
                 try:
                     await self.central.renew(entry.job_id, entry.claim)
                     renewed = time.monotonic()
@@ -253,7 +300,8 @@ class Agent:
                     await in_thread(self.journal.forget, entry.job_id)
                     return
             age = time.monotonic() - started
-            await asyncio.sleep(min(FOLLOW_MAX, max(FOLLOW_MIN, age / 2)))
+            # Looks come every WATCH_TICK anyway; an older job skips some of them.
+            await asyncio.sleep(min(FOLLOW_MAX, age / 4))
         # Written only if the report cannot be delivered at once (``_follow``): until then
         # CUPS' own job history answers for it after a restart.
         entry.stage = "done"
@@ -268,21 +316,17 @@ class Agent:
         await self._report(entry, "released", message=why)
         await in_thread(self.journal.forget, entry.job_id)
 
-    async def take(self, job: dict[str, Any]) -> None:
-        """A job just claimed (the caller holds a ``fetching`` slot, released here once the
-        job is in CUPS): journal it, fetch its PDF, hand it to CUPS, follow it."""
-        try:
-            await self._take(job)
-        except TokenRefused as error:
-            self._refuse(error)
-        except Exception:
-            # One job's surprise must not stop the agent; its claim lapses (another attempt).
-            log.exception("job %s: unexpected failure", job.get("id"))
-        finally:
-            self.fetching.release()
+    def _learn_lease(self, jobs: list[dict[str, Any]]) -> None:
+        """Renew at least three times a lease (a clock ahead of the server's only makes
+        renewals more frequent; never less frequent than ``settings.renew_secs``)."""
+        for job in jobs:
+            with contextlib.suppress(KeyError, TypeError, ValueError):
+                left = datetime.fromisoformat(job["lease_until"]) - datetime.now(UTC)
+                self.renew_every = min(self.settings.renew_secs, max(1.0, left.total_seconds() / 3))
 
-    async def _take(self, job: dict[str, Any]) -> None:
-        entry = Entry(
+    @staticmethod
+    def _entry(job: dict[str, Any]) -> Entry:
+        return Entry(
             job_id=int(job["id"]),
             claim=str(job["claim"]),
             printer=str(job["printer"]),
@@ -291,16 +335,32 @@ class Agent:
             options={str(k): str(v) for k, v in dict(job["options"]).items()},
             pdf_sha256=str(job["pdf_sha256"]),
         )
-        await in_thread(self.journal.put, entry)
-        pdf = self.journal.pdf_path(entry.job_id)
+
+    async def take(self, entry: Entry, job: dict[str, Any]) -> None:
+        """A job just claimed and journaled (the caller holds a ``fetching`` slot, released
+        here once the job is in CUPS): fetch its PDF (unless it came with the claim), hand
+        it to CUPS, follow it."""
         try:
-            await self._patiently(
-                f"download job {entry.job_id}",
-                lambda: self.central.download(entry.job_id, entry.claim, pdf, entry.pdf_sha256),
-            )
-        except JobGone:
-            await in_thread(self.journal.forget, entry.job_id)
-            return
+            await self._take(entry, job)
+        except TokenRefused as error:
+            self._refuse(error)
+        except Exception:
+            # One job's surprise must not stop the agent; its claim lapses (another attempt).
+            log.exception("job %s: unexpected failure", entry.job_id)
+        finally:
+            self.fetching.release()
+
+    async def _take(self, entry: Entry, job: dict[str, Any]) -> None:
+        pdf = self.journal.pdf_path(entry.job_id)
+        if not await in_thread(self.central.inlined, job, pdf, entry.pdf_sha256):
+            try:
+                await self._patiently(
+                    f"download job {entry.job_id}",
+                    lambda: self.central.download(entry.job_id, entry.claim, pdf, entry.pdf_sha256),
+                )
+            except JobGone:
+                await in_thread(self.journal.forget, entry.job_id)
+                return
         await self.printing.acquire()
         try:
             await self._hand_to_cups(entry)
@@ -379,26 +439,52 @@ class Agent:
             self._start_following(entry)
 
     async def poll(self) -> None:
-        """Long-poll for jobs; each claimed one is taken in a task of its own, so the next
-        poll is open while the last job downloads."""
+        """Long-poll for jobs, as many at once as there are free ``fetching`` slots; each
+        claimed job is taken in a task of its own, so the next poll is open while the last
+        jobs download."""
         while True:
             await self.fetching.acquire()
+            slots = 1
+            while slots < MAX_FETCHING and not self.fetching.locked():
+                await self.fetching.acquire()  # free: returns at once
+                slots += 1
             try:
-                job = await self._patiently(
-                    "poll", lambda: self.central.next_job(self.settings.poll_secs)
+                jobs = await self._patiently(
+                    "poll", lambda n=slots: self.central.next_jobs(self.settings.poll_secs, n)
                 )
             except BaseException:
-                self.fetching.release()
+                for _ in range(slots):
+                    self.fetching.release()
                 raise
-            if job is None:
+            for _ in range(slots - len(jobs)):
                 self.fetching.release()
-                continue
-            log.info(
-                "claimed job %s for %s (attempt %s)", job["id"], job["printer"], job["attempt"]
-            )
-            task = asyncio.create_task(self.take(job))
-            self.takers.add(task)
-            task.add_done_callback(self.takers.discard)
+            self._learn_lease(jobs)
+            fresh: list[tuple[Entry, dict[str, Any]]] = []
+            entries = []
+            for job in jobs:
+                log.info(
+                    "claimed job %s for %s (attempt %s)", job["id"], job["printer"], job["attempt"]
+                )
+                held = self.journal.entries.get(int(job["id"]))
+                if held is not None:
+                    # Its lease lapsed while this agent still had it on its way (CUPS away
+                    # that long): the new claim replaces the old one on the job we hold,
+                    # never a second take of it (which could print it twice).
+                    log.warning("job %s claimed again while still held; keeping one", held.job_id)
+                    held.claim = str(job["claim"])
+                    entries.append(held)
+                    self.fetching.release()
+                    continue
+                entry = self._entry(job)
+                entries.append(entry)
+                fresh.append((entry, job))
+            # The batch's claims are journaled together, before any of them is fetched.
+            if entries:
+                await in_thread(self.journal.put_many, entries)
+            for entry, job in fresh:
+                task = asyncio.create_task(self.take(entry, job))
+                self.takers.add(task)
+                task.add_done_callback(self.takers.discard)
 
     async def run(self) -> None:
         """Reconcile, register, then poll, follow and watch until cancelled or refused."""
@@ -425,6 +511,7 @@ class Agent:
                 task.cancel()
             await asyncio.gather(*self.takers, *self.followers.values(), return_exceptions=True)
             await self.central.close()
+            self.watch.close()
             self.cups.close()
 
 

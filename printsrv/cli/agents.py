@@ -1,6 +1,6 @@
 """`printsrv agent ...`: remote print agents (docs/agents.md).
 
-`add`, `list` and `remove` run on the central server, against its database; `run` runs at
+`add`, `list`, `remove` and `cancel` run on the central server, against its database; `run` runs at
 a remote site and needs no database at all: it talks to the central server over HTTP(S)
 and to its own CUPS.
 """
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from printsrv.agents import registry
+from printsrv.agents import dispatch, registry
 from printsrv.agents.client import TokenRefused
 from printsrv.agents.runner import AgentSettings, run_agent
 from printsrv.cli.common import PrintsrvGroup, print_table, with_installation
@@ -24,7 +24,7 @@ from printsrv.printing.context import DEFAULT_CUPS_SERVER
 
 @click.group(cls=PrintsrvGroup)
 def agent() -> None:
-    """Remote print agents: add, list, remove, and run one at a site."""
+    """Remote print agents: add, list, remove, cancel a job, and run one at a site."""
 
 
 @agent.command("add")
@@ -71,6 +71,19 @@ def agent_remove(installation: Installation, name: str) -> None:
     with installation.db.transaction() as session:
         failed = registry.remove_agent(session, name)
     click.echo(f"agent '{name}' removed; {failed} open job(s) failed and refunded")
+
+
+@agent.command("cancel")
+@click.argument("job_id", type=int)
+@click.option("--reason", default="cancelled by an administrator", show_default=True)
+@with_installation
+def agent_cancel(installation: Installation, job_id: int, reason: str) -> None:
+    """Cancel remote print job JOB_ID and refund it; the agent holding it, if any, cancels
+    it on its CUPS at its next renewal or report."""
+    with installation.db.transaction() as session:
+        holder = dispatch.cancel_remote_job(session, job_id, reason=reason)
+    told = f"; agent '{holder}' cancels it at its next call" if holder else ""
+    click.echo(f"job {job_id} cancelled and refunded{told}")
 
 
 @agent.command("run")

@@ -541,6 +541,12 @@ class CupsClient:
             for n, marker in enumerate(names)
         ]
 
+    def _active_jobs(self) -> set[int]:
+        conn = self._connect()
+        with map_cups_errors(self.server):
+            jobs = conn.getJobs(which_jobs="not-completed", requested_attributes=["job-id"])
+        return {int(job_id) for job_id in jobs}
+
     def _jobs_named(self, prefix: str) -> list[int]:
         conn = self._connect()
         with map_cups_errors(self.server):
@@ -658,6 +664,11 @@ class CupsClient:
         unknown) and colours (CUPS's marker-colors), as ``{"name", "type", "level",
         "color"}``. Raises ``PrinterNotFound``, ``CupsUnavailable``."""
         return await self._async(self._markers, name)
+
+    async def active_jobs(self) -> set[int]:
+        """The ids of the server's jobs that have not ended (pending, held, processing,
+        stopped), in one request. Raises ``CupsUnavailable``."""
+        return await self._async(self._active_jobs)
 
     async def jobs_named(self, prefix: str) -> list[int]:
         """The ids of the server's jobs, finished ones included, whose name starts with

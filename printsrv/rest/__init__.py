@@ -43,6 +43,7 @@ def rest_routes() -> list[Route]:
         Route("/jobs/{key}/files/{name}", jobs.get_job_file, methods=["GET"]),
         Route("/agent/printers", agents.register_printers, methods=["POST"]),
         Route("/agent/jobs/next", agents.next_job, methods=["GET"]),
+        Route("/agent/jobs/states", agents.report_many, methods=["POST"]),
         Route("/agent/jobs/{job:int}/pdf", agents.job_pdf, methods=["GET"]),
         Route("/agent/jobs/{job:int}/renew", agents.renew, methods=["POST"]),
         Route("/agent/jobs/{job:int}/state", agents.report, methods=["POST"]),

@@ -1,5 +1,6 @@
 """REST for print agents: /agent/printers, /agent/jobs/next (the long-poll),
-/agent/jobs/{job}/pdf, /renew and /state (docs/agents.md).
+/agent/jobs/{job}/pdf, /renew and /state, and /agent/jobs/states (reports in a batch)
+(docs/agents.md).
 
 The caller is an agent: `Authorization: Bearer <token>` and `Printsrv-Agent: <name>`, only
 over TLS off loopback (directly or through a trusted proxy), like every credentialed API.
@@ -9,6 +10,7 @@ A wrong or removed token is 401 before anything is read; another agent's job is 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 from collections.abc import Awaitable
 from typing import Any, TypeVar
@@ -20,9 +22,11 @@ from printsrv.accounts.reports import strict_json
 from printsrv.agents import actions
 from printsrv.agents.actions import Caller
 from printsrv.agents.dispatch import ClaimedJob
+from printsrv.error_table import answer_for
 from printsrv.errors import InvalidInput, NotAuthenticated
 from printsrv.http import client_of, installation_of, read_body
 from printsrv.platform.security import MAX_AUTHORIZATION_LENGTH, require_tls
+from printsrv.platform.threads import in_thread
 
 T = TypeVar("T")
 
@@ -61,8 +65,10 @@ async def register_printers(request: Request) -> Response:
     return JSONResponse({"printers": names})
 
 
-def _job(claimed: ClaimedJob) -> dict[str, Any]:
+def _job(claimed: ClaimedJob, pdf: bytes | None = None) -> dict[str, Any]:
+    more = {} if pdf is None else {"pdf_base64": base64.b64encode(pdf).decode("ascii")}
     return {
+        **more,
         "id": claimed.job_id,
         "claim": claimed.claim,
         "printer": claimed.printer,
@@ -102,19 +108,40 @@ async def _unless_disconnected(request: Request, work: Awaitable[T]) -> T | None
 
 
 async def next_job(request: Request) -> Response:
-    """GET /agent/jobs/next?wait=SECS: claim the next job, waiting for one (long-poll).
+    """GET /agent/jobs/next?wait=SECS&max=N&inline=BYTES: claim the next jobs, waiting for
+    one (long-poll).
 
-    `{"job": {...}}` with the claim, or `{"job": null}` when none came in time.
+    `{"job": {...}, "jobs": [{...}, ...]}`: up to `max` (default 1, at most 16) jobs, each
+    with its own claim, oldest first; `job` is the first of them (what agents before
+    batches read). `{"job": null, "jobs": []}` when none came in time. With `inline`, a
+    job whose PDF is at most that many bytes (at most 1 MiB) carries it as `pdf_base64`.
     """
     caller = _caller(request)
     text = request.query_params.get("wait", "")
     if text and not text.isdigit():
         raise InvalidInput("Query parameter 'wait' must be whole seconds", reason="wait")
     wait = int(text) if text else 10**6  # capped by agents.poll-secs
+    most = request.query_params.get("max", "1")
+    if not most.isdigit() or not 1 <= int(most) <= actions.MAX_BATCH:
+        raise InvalidInput(
+            f"Query parameter 'max' must be a whole number from 1 to {actions.MAX_BATCH}",
+            reason="max",
+        )
+    inline = request.query_params.get("inline", "0")
+    if not inline.isdigit() or int(inline) > actions.MAX_INLINE:
+        raise InvalidInput(
+            f"Query parameter 'inline' must be bytes, at most {actions.MAX_INLINE}",
+            reason="inline",
+        )
+    installation = installation_of(request)
     claimed = await _unless_disconnected(
-        request, actions.next_job(installation_of(request), caller, float(wait))
+        request, actions.next_job(installation, caller, float(wait), int(most))
     )
-    return JSONResponse({"job": None if claimed is None else _job(claimed)})
+    pdfs: dict[int, bytes] = {}
+    if claimed and int(inline):
+        pdfs = await in_thread(actions.inline_pdfs, installation, claimed, int(inline))
+    jobs = [_job(one, pdfs.get(one.job_id)) for one in claimed or []]
+    return JSONResponse({"job": jobs[0] if jobs else None, "jobs": jobs})
 
 
 async def job_pdf(request: Request) -> Response:
@@ -147,3 +174,30 @@ async def report(request: Request) -> Response:
         installation_of(request), caller, request.path_params["job"], document
     )
     return JSONResponse({"job": request.path_params["job"], "state": state})
+
+
+async def report_many(request: Request) -> Response:
+    """POST /agent/jobs/states {"reports": [{"job", "claim", "state", ...}, ...]}: several
+    reports in one request, each applied as if sent alone to /agent/jobs/{job}/state.
+
+    `{"results": [{"job": ID, "state": "completed"}, {"job": ID, "status": 409, "error":
+    "..."}, ...]}` in the order sent; one refusal leaves the others applied.
+    """
+    caller = _caller(request)
+    document = strict_json(
+        await read_body(request, MAX_BODY), '{"reports": [{"job": 1, "claim": "...", ...}]}'
+    )
+    outcomes = await actions.report_many(installation_of(request), caller, document)
+    results: list[dict[str, Any]] = []
+    for outcome in outcomes:
+        if outcome.error is None:
+            results.append({"job": outcome.job_id, "state": outcome.state})
+        else:
+            results.append(
+                {
+                    "job": outcome.job_id,
+                    "status": answer_for(outcome.error).status,
+                    "error": outcome.error.message,
+                }
+            )
+    return JSONResponse({"results": results})

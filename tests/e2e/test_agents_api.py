@@ -5,6 +5,8 @@ real agent (`printsrv agent run`) is tested in test_agents_sites.py."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import threading
 import time
 from collections.abc import Iterator
@@ -25,7 +27,7 @@ from printing_support import (
     upload,
 )
 from sqlalchemy import update
-from support import LiveServer, set_config, wait_until
+from support import JSONRPC_KEY, LiveServer, jsonrpc_call, set_config, wait_until
 
 from printsrv.agents import registry
 from printsrv.agents.models import Agent
@@ -36,6 +38,8 @@ from printsrv.platform.models import utcnow
 from printsrv.printing import queues
 from printsrv.printing.cupsclient import CupsClient
 from printsrv.printing.models import Printer, PrintJob
+
+STATUS = '{"jsonrpc":"2.0","id":1,"method":"systemStatus"}'
 
 
 @dataclass
@@ -361,3 +365,126 @@ def test_an_approved_print_for_a_remote_printer_waits_for_its_agent(site: Site) 
     assert claimed is not None and claimed["id"] == job.id
     assert site.a.report(claimed, "completed", cups_job_id=3, impressions=2).status_code == 200
     assert site.job(job.id).state == "completed"
+
+
+def test_one_poll_claims_up_to_max_jobs_each_with_its_own_claim(site: Site) -> None:
+    first, second, third = (site.print_on("hall-a") for _ in range(3))
+    answer = site.a.get("/jobs/next", wait=0, max=2)
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert [job["id"] for job in body["jobs"]] == [first, second]  # oldest first
+    assert body["job"] == body["jobs"][0]  # what an agent from before batches reads
+    assert len({job["claim"] for job in body["jobs"]}) == 2
+    assert "pdf_base64" not in body["jobs"][0]  # not asked for
+    rest = site.a.get("/jobs/next", wait=0, max=16, inline=1 << 20).json()["jobs"]
+    assert [job["id"] for job in rest] == [third]  # never handed out twice
+    pdf = base64.b64decode(rest[0]["pdf_base64"])  # a small PDF comes with its claim
+    assert pdf.startswith(b"%PDF") and hashlib.sha256(pdf).hexdigest() == rest[0]["pdf_sha256"]
+    assert site.a.get("/jobs/next", wait=0, max=17).status_code == 400
+    assert site.a.get("/jobs/next", wait=0, inline=(1 << 20) + 1).status_code == 400
+    assert site.a.next() is None  # the one-job poll of earlier agents still answers
+    for job_id in (first, second, third):
+        assert site.job(job_id).attempts == 1
+
+
+def test_reports_in_one_batch_are_each_applied_or_refused_as_if_sent_alone(site: Site) -> None:
+    job_a, job_b = site.print_on("hall-a"), site.print_on("hall-a")
+    other = site.print_on("hall-b")
+    claimed = site.a.get("/jobs/next", wait=0, max=2).json()["jobs"]
+    foreign = site.b.next()
+    assert foreign is not None and foreign["id"] == other
+    answer = site.a.post(
+        "/jobs/states",
+        {
+            "reports": [
+                {"job": job_a, "claim": claimed[0]["claim"], "state": "completed",
+                 "cups_job_id": 5, "impressions": 2},
+                {"job": job_b, "claim": "1.2.stale", "state": "completed"},
+                {"job": other, "claim": foreign["claim"], "state": "completed"},
+            ]
+        },
+    )  # fmt: skip
+    assert answer.status_code == 200, answer.text
+    results = answer.json()["results"]
+    assert results[0] == {"job": job_a, "state": "completed"}
+    assert (results[1]["job"], results[1]["status"]) == (job_b, 409)
+    assert (results[2]["job"], results[2]["status"]) == (other, 404)  # not site-a's job
+    assert (site.job(job_a).state, site.job(job_a).impressions) == ("completed", 2)
+    assert site.job(job_b).state == "queued" and site.job(other).state == "queued"
+    twice = {"job": job_b, "claim": claimed[1]["claim"], "state": "completed"}
+    assert site.a.post("/jobs/states", {"reports": [twice, twice]}).status_code == 400
+    assert site.job(job_b).state == "queued"  # a malformed batch applies nothing
+
+
+def test_a_remote_job_cancelled_at_the_centre_is_refunded_once_and_its_claim_dies(
+    site: Site, process_env: Environment
+) -> None:
+    waiting = site.print_on("hall-a")
+    held = site.print_on("hall-a")
+    assert site.setup.balance() == Decimal("9.60")
+    cancelled = CliRunner().invoke(main, ["agent", "cancel", str(waiting)])
+    assert cancelled.exit_code == 0, cancelled.output
+    assert cancelled.output.strip() == f"job {waiting} cancelled and refunded"
+    claimed = site.a.next()
+    assert claimed is not None and claimed["id"] == held  # the cancelled one is not handed out
+    assert site.a.report(claimed, "processing", cups_job_id=9).status_code == 200
+    cancelled = CliRunner().invoke(main, ["agent", "cancel", str(held)])
+    assert cancelled.exit_code == 0, cancelled.output
+    assert "agent 'site-a' cancels it at its next call" in cancelled.output
+    assert site.setup.balance() == Decimal("10.00")
+    # The agent is told at its next renewal or report: the job has ended.
+    assert site.a.post(f"/jobs/{held}/renew", {"claim": claimed["claim"]}).status_code == 409
+    assert site.a.report(claimed, "completed", impressions=2).status_code == 409
+    again = CliRunner().invoke(main, ["agent", "cancel", str(held)])
+    assert again.exit_code == 1 and "has ended" in again.output
+    for job_id in (waiting, held):
+        job = site.job(job_id)
+        assert job.state == "canceled" and job.refund_trx_id is not None
+    assert site.setup.balance() == Decimal("10.00")  # refunded once each
+    unknown = CliRunner().invoke(main, ["agent", "cancel", "999999"])
+    assert unknown.exit_code == 1 and "no remote print job" in unknown.output
+
+
+def test_an_agent_silent_for_three_polls_shows_offline_and_system_status_stays_ready(
+    site: Site, process_env: Environment
+) -> None:
+    set_config_live(
+        site.setup.installation,
+        {
+            "agents.poll-secs": "1",
+            "api.jsonrpc.secret-key": JSONRPC_KEY,
+            "api.jsonrpc.ext.ip-addresses-allowed": "127.0.0.1/32",
+        },
+    )
+
+    def status() -> str:
+        answer = jsonrpc_call(site.server, STATUS).json()
+        return str(answer["result"]["data"]["value"]) if answer.get("result") else ""
+
+    def shown(agent: str) -> str:
+        result = CliRunner().invoke(main, ["printer", "list"])
+        assert result.exit_code == 0, result.output
+        rows = {line.split()[0]: line for line in result.output.splitlines()[1:] if line.strip()}
+        return rows[f"{agent}/capture"]
+
+    def metrics() -> str:
+        return httpx.get(f"{site.server.url}/metrics", auth=ADMIN).text
+
+    # The server has the new settings (a busy machine may take longer than one refresh).
+    wait_until(lambda: status() == "READY", timeout=15, interval=0.2)
+    site.a.next()
+    site.b.next()
+    assert "agent site-b (online)" in shown("site-b")
+    assert 'printsrv_agent_online{agent="site-b"} 1.0' in metrics()
+    # site-b says nothing more; site-a keeps calling. 3 x poll-secs later site-b is offline.
+    silent_since = time.monotonic()
+    while time.monotonic() - silent_since < 3.5:
+        site.a.next()
+        time.sleep(0.5)
+    assert "agent site-b (offline)" in shown("site-b")
+    assert "agent site-a (online)" in shown("site-a")
+    site.a.next()
+    text = metrics()
+    assert 'printsrv_agent_online{agent="site-b"} 0.0' in text
+    assert 'printsrv_agent_online{agent="site-a"} 1.0' in text
+    assert status() == "READY"  # an offline agent is the printers' matter, not the system's

@@ -7,6 +7,7 @@ refunded; a removed agent is refused and stops."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -17,21 +18,38 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from cupsd import FAIL_MESSAGE, PrivateCups
 from printing_support import (
     PrintSetup,
     pdf_bytes,
     print_cups,  # noqa: F401 - a fixture
     printing_setup,  # noqa: F401 - a fixture
+    set_config_live,
     upload,
 )
-from support import TEST_SECRET, ServeProcess, free_port, set_config, wait_until
+from support import (
+    TEST_SECRET,
+    ServeProcess,
+    free_port,
+    require_programs,
+    set_config,
+    wait_until,
+)
 
 from printsrv.agents import registry
+from printsrv.cli import main
+from printsrv.people import users
+from printsrv.platform.environment import Environment
 from printsrv.printing import queues
+from printsrv.printing.cupsclient import CupsClient
 from printsrv.printing.models import Printer, PrintJob
+from printsrv.web.views import RELEASE_DONE
 
 FINISH = 40.0
+PASSWORD = "release-password"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
 
 
 class AgentProcess:
@@ -267,3 +285,91 @@ def test_a_removed_agent_is_refused_stops_and_its_jobs_are_refunded(sites: Sites
     assert process is not None
     assert process.wait(30) != 0
     assert "refused" in sites.agents["a"].output()
+
+
+def test_a_job_cancelled_at_the_centre_is_cancelled_on_the_site_cups_and_refunded_once(
+    sites: Sites, process_env: Environment
+) -> None:
+    # A short lease: the agent renews every third of it, and hears of the cancel then.
+    set_config_live(sites.setup.installation, {"agents.lease-secs": "6"})
+    sites.cups["a"].set_enabled("hall", False)  # CUPS keeps the job pending
+    job_id = sites.print_on("hall-a")
+    job = sites.wait_job(job_id, ("submitted",))
+    assert job.cups_job_id is not None
+    assert sites.setup.balance() == Decimal("9.80")
+    result = CliRunner().invoke(main, ["agent", "cancel", str(job_id)])
+    assert result.exit_code == 0, result.output
+    assert "agent 'site-a' cancels it at its next call" in result.output
+    assert sites.setup.balance() == Decimal("10.00")
+    with CupsClient(sites.cups["a"].server) as site_cups:
+        state = wait_until(
+            lambda: site_cups.job_state_sync(job.cups_job_id or 0).state == "canceled" or None,
+            timeout=FINISH,
+            interval=0.2,
+        )
+    assert state
+    sites.cups["a"].set_enabled("hall", True)
+    time.sleep(2)  # a print would have shown by now
+    assert sites.printed("a") == []
+    job = sites.job(job_id)
+    assert job.state == "canceled" and job.refund_trx_id is not None
+    assert sites.setup.balance() == Decimal("10.00")  # refunded once
+    assert "cancelling" in sites.agents["a"].output()
+
+
+def test_a_person_releases_a_held_document_to_a_remote_printer_in_the_browser(
+    sites: Sites, tmp_path: Path
+) -> None:
+    """The user's page in a real Chromium offers the site's printer; the click charges the
+    print once and the real agent prints it on the site's CUPS."""
+    require_programs(str(CHROMIUM), str(CHROMEDRIVER))
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    setup = sites.setup
+    with setup.installation.db.transaction() as session:
+        users.set_password(session, setup.user, PASSWORD)
+    held = upload(sites.url, setup.auth, "Field notes.pdf", pdf_bytes(1))
+    assert held.status_code == 200 and held.json()["status"] == "held", held.text
+    document_id = held.json()["id"]
+    options = Options()
+    options.binary_location = str(CHROMIUM)
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--window-size=412,915"):  # fmt: skip
+        options.add_argument(flag)
+    options.add_argument(f"--user-data-dir={tmp_path / 'chromium-profile'}")
+    service = Service(executable_path=str(CHROMEDRIVER), log_output=str(tmp_path / "driver.log"))
+    driver = webdriver.Chrome(service=service, options=options)
+    driver.set_page_load_timeout(20)
+    try:
+        driver.get(f"{sites.url}/user")
+        driver.find_element(By.NAME, "username").send_keys(setup.user)
+        driver.find_element(By.NAME, "password").send_keys(PASSWORD)
+        driver.find_element(By.NAME, "password").submit()
+        form = WebDriverWait(driver, 15).until(
+            expected_conditions.presence_of_element_located((By.ID, f"release-{document_id}"))
+        )
+        Select(form.find_element(By.NAME, "printer")).select_by_value("site-a/hall")
+        copies = form.find_element(By.NAME, "copies")
+        copies.clear()
+        copies.send_keys("2")
+        driver.find_element(By.ID, f"release-button-{document_id}").click()
+        notice = WebDriverWait(driver, 15).until(
+            expected_conditions.presence_of_element_located((By.ID, "release-notice"))
+        )
+        assert notice.text == RELEASE_DONE
+    finally:
+        driver.quit()
+        shutil.rmtree(tmp_path / "chromium-profile", ignore_errors=True)
+    (job,) = setup.jobs()
+    assert job.printer_name == "site-a/hall"
+    job = sites.wait_job(job.id, ("completed",))
+    assert job.attempts == 1 and len(sites.printed("a")) == 1
+    assert sites.cups["a"].read_env("hall", job.cups_job_id or 0)["COPIES"] == "2"
+    assert sites.printed("b") == []
+    assert setup.balance() == Decimal("9.80")  # 1 page x 2 copies x 0.10, charged once
