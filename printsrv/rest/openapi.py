@@ -324,13 +324,12 @@ ACCESS: Final[dict[str, tuple[list[dict[str, list[str]]], tuple[int, ...]]]] = {
     "user": ([{"user": []}], (401, 403, 503)),
     "admin or user": ([{"admin": []}, {"user": []}], (401, 403, 503)),
     "agent": ([{"agentToken": [], "agentName": []}], (401, 403)),
-    "station": ([], (401, 403, 429)),  # by address (release.station.ip-addresses-allowed)
+    "station": ([], (401, 403, 429, 503)),  # by address (release.station.ip-addresses-allowed)
 }
 
 ERRORS: Final[dict[int, str]] = {
     400: "A parameter or the body is malformed (the error names it)",
     401: "Missing or wrong credentials",
-    402: "Not enough credit",
     403: "Not allowed: the caller's address, TLS off loopback, or the caller may not do this",
     404: "Not found",
     409: "Conflict: the state forbids it, or an Idempotency-Key reused for another request",
@@ -490,7 +489,7 @@ OPERATIONS: Final[dict[tuple[str, str], Operation]] = {
         "Move credit from the caller to another user",
         "user",
         json_answer("Transferred", ref("Done")),
-        errors=(400, 402, 404, 409),
+        errors=(400, 404, 409),  # 409 too for a transfer the balance does not cover
         query={
             "name": {"type": "string", "minLength": 1},
             "amount": {"type": "string", "examples": ["1.50"]},
@@ -597,7 +596,7 @@ OPERATIONS: Final[dict[tuple[str, str], Operation]] = {
         "A terminal at a printer: list a person's held documents, or release them",
         "station",
         json_answer("The person, the held documents and what was released", ref("TerminalAnswer")),
-        errors=(400, 404, 413),
+        errors=(400, 404, 409, 413),
         body={JSON: {"schema": ref("TerminalRequest")}},
         body_required=True,
         tag="release",
