@@ -218,7 +218,7 @@ def _day(name: str, value: Any) -> tuple[date, timezone] | None:
     year, month, day = (_integer(f"{name}.{part}", fields[part]) for part in ("ccyy", "mm", "dd"))
     try:
         when = date(year, month, day)
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: a number no C long holds
         raise _bad(name, f"is {year:04d}-{month:02d}-{day:02d}: not a date") from None
     return when, _offset(f"{name}.zzz", _text(f"{name}.zzz", fields.get("zzz")) or "Z")
 

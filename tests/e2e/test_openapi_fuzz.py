@@ -39,6 +39,7 @@ from support import LiveServer, set_config, wait_until
 from printsrv.operations.installation import Installation
 from printsrv.platform.properties import get_definition
 
+HUGE = 2477118985055212309340749824  # what schemathesis sent: more than 64 bits
 DIRECTED_CHECKS = [check for check in CHECKS if check is not not_a_server_error]
 # Per operation and generation mode (valid, invalid): ~27 operations x 2 x 4 requests, about
 # 15 s a back-end on the CI machine.
@@ -245,6 +246,17 @@ def specific_probes(world: World, expired_key: str) -> list[Probe]:
             413,
             _send("POST", "/reports/accounttrx", content=b" " * (64 * 1024 + 1), auth=admin),
         ),
+        # Found by schemathesis (500s once): a year no C long holds.
+        Probe(
+            "POST /reports/accounttrx",
+            400,
+            _send(
+                "POST",
+                "/reports/accounttrx",
+                json={"select": {"date_from": {"ccyy": HUGE, "mm": 1, "dd": 1}}},
+                auth=admin,
+            ),
+        ),
         *release_probes(world),
         *job_probes(world, admin, expired_key),
         Probe(
@@ -276,6 +288,27 @@ def specific_probes(world: World, expired_key: str) -> list[Probe]:
             "POST /agent/jobs/{job}/state",
             400,
             _send("POST", "/agent/jobs/1/state", json={"claim": "c"}, headers=agent),
+        ),
+        # Found by schemathesis (500s once): a job id no database integer holds.
+        Probe(
+            "GET /agent/jobs/{job}/pdf",
+            404,
+            _send("GET", f"/agent/jobs/{HUGE}/pdf?claim=c", headers=agent),
+        ),
+        Probe(
+            "POST /agent/jobs/{job}/renew",
+            404,
+            _send("POST", f"/agent/jobs/{HUGE}/renew", json={"claim": "c"}, headers=agent),
+        ),
+        Probe(
+            "POST /agent/jobs/{job}/state",
+            404,
+            _send(
+                "POST",
+                f"/agent/jobs/{HUGE}/state",
+                json={"claim": "c", "state": "completed"},
+                headers=agent,
+            ),
         ),
         Probe(
             "POST /agent/jobs/{job}/state",
