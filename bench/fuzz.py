@@ -21,12 +21,12 @@ from bench.common import ROOT, SECRET
 
 sys.path.insert(0, str(ROOT / "tests"))
 
-from fuzzing import FuzzReport, fuzz, load_schema, seed_world  # noqa: E402
-from support import LiveServer  # noqa: E402
+from fuzzing import FuzzReport, fuzz, load_schema, seed_world
+from support import LiveServer
 
-from printsrv.migrations import upgrade_schema  # noqa: E402
-from printsrv.operations.installation import open_installation  # noqa: E402
-from printsrv.platform.environment import Environment  # noqa: E402
+from printsrv.migrations import upgrade_schema
+from printsrv.operations.installation import open_installation
+from printsrv.platform.environment import Environment
 
 TITLE = "schemathesis against /restful/v1: requests tried and failures found"
 

@@ -4,8 +4,8 @@ the server publishes it, every operation fuzzed with real credentials over a rea
 Shared by tests/e2e/test_openapi_fuzz.py (a few examples per operation, on each back-end)
 and bench/fuzz.py (as many as fit in the minutes given). `seed_world` sets up what the
 operations need to get past their gates (the REST admin, two users with UUIDs and credit,
-a held document, a print agent, a release station, a finished job); `fuzz` runs the
-operations and keeps what it saw.
+a held document, a print agent with a claimed job, a release station, a finished job);
+`fuzz` runs the operations and keeps what it saw.
 """
 
 from __future__ import annotations
@@ -33,9 +33,11 @@ from schemathesis.core.failures import Failure, FailureGroup
 from support import set_config, wait_until
 
 from printsrv.agents import registry
+from printsrv.agents.printers import printer_to_wire
 from printsrv.operations.installation import Installation
 from printsrv.people import users
 from printsrv.printing.models import Printer
+from printsrv.printing.types import PrinterInfo
 
 ADMIN = ("fuzz-admin", "fuzz-admin-password-0123")
 USER = "fuzzer"
@@ -64,6 +66,7 @@ class World:
     document_id: int  # a document held in the user's inbox
     job_key: str  # a finished report job of the admin's
     job_file: str  # its result file's name
+    agent_job: int  # a print the agent has claimed
 
     def headers_for(self, security: list[dict[str, list[str]]]) -> dict[str, str]:
         """The credentials of the operation's first security requirement (none: public)."""
@@ -120,6 +123,7 @@ def seed_world(installation: Installation, base_url: str) -> World:
             auth=(USER, uuid),
         )
         upload.raise_for_status()
+        agent_job = _claimed_agent_job(client, (USER, uuid), (AGENT, token))
         job = client.post(
             "/jobs",
             json={"async": False, "type": "report.accounttrx", "argument": {}},
@@ -136,7 +140,40 @@ def seed_world(installation: Installation, base_url: str) -> World:
         document_id=upload.json()["id"],
         job_key=answer["key"],
         job_file=next(iter(answer["urls"])),
+        agent_job=agent_job,
     )
+
+
+def _claimed_agent_job(client: httpx.Client, user: tuple[str, str], agent: tuple[str, str]) -> int:
+    """A print on the agent's printer, claimed by the agent (its lease runs out on its own)."""
+    headers = {"Authorization": f"Bearer {agent[1]}", "Printsrv-Agent": agent[0]}
+    info = PrinterInfo(
+        name="site-laser", state="idle", state_message="", state_reasons=(), accepting=True,
+        info="", location="", make_and_model="", copies_supported=(1, 99),
+        sides_supported=("one-sided",), print_color_mode_supported=("monochrome",),
+        media_supported=(), sheet_collate_supported=(), number_up_supported=(1,),
+        page_ranges_supported=False, orientation_requested_supported=(),
+        print_quality_supported=(), print_scaling_supported=(), defaults=(),
+    )  # fmt: skip
+    registered = client.post(
+        "/agent/printers", json={"printers": [printer_to_wire(info)]}, headers=headers
+    )
+    registered.raise_for_status()
+    upload = client.post(
+        "/documents/print",
+        files={"file": ("agent.pdf", pdf_bytes(1), "application/pdf")},
+        auth=user,
+    )
+    upload.raise_for_status()
+    printed = client.post(
+        f"/documents/{upload.json()['id']}/print",
+        data={"printer": registered.json()["printers"][0]},
+        auth=user,
+    )
+    printed.raise_for_status()
+    claimed = client.get("/agent/jobs/next", params={"wait": "5"}, headers=headers)
+    claimed.raise_for_status()
+    return int(claimed.json()["job"]["id"])
 
 
 @dataclass

@@ -332,7 +332,8 @@ ERRORS: Final[dict[int, str]] = {
     401: "Missing or wrong credentials",
     403: "Not allowed: the caller's address, TLS off loopback, or the caller may not do this",
     404: "Not found",
-    409: "Conflict: the state forbids it, or an Idempotency-Key reused for another request",
+    409: "Conflict: the state forbids it (a balance that does not cover a transfer, a job "
+    "that ended, a claim that lapsed), or an Idempotency-Key reused for another request",
     410: "Gone: the job's results expired",
     413: "The body is too large",
     415: "The upload is not a document printsrv can convert",
@@ -673,7 +674,7 @@ OPERATIONS: Final[dict[tuple[str, str], Operation]] = {
         "The PDF of a job the agent holds",
         "agent",
         _pdf("The PDF"),
-        errors=(400, 404),
+        errors=(400, 404, 409),
         query={"claim": {"type": "string", "minLength": 1}},
         required_query=("claim",),
         path=AGENT_JOB,
@@ -683,7 +684,7 @@ OPERATIONS: Final[dict[tuple[str, str], Operation]] = {
         "Extend the lease on a job while CUPS prints it",
         "agent",
         json_answer("The new end of the lease", _object({"lease_until": {"type": "string"}})),
-        errors=(400, 404),
+        errors=(400, 404, 409),
         body=CLAIM_BODY,
         body_required=True,
         path=AGENT_JOB,
@@ -696,7 +697,7 @@ OPERATIONS: Final[dict[tuple[str, str], Operation]] = {
             "The job's state as recorded",
             _object({"job": {"type": "integer"}, "state": {"type": "string"}}),
         ),
-        errors=(400, 404),
+        errors=(400, 404, 409),
         body={
             JSON: {
                 "schema": {

@@ -125,6 +125,7 @@ def specific_probes(world: World, expired_key: str) -> list[Probe]:
     pdf = ("a.pdf", pdf_bytes(1), "application/pdf")
     other_pdf = ("b.pdf", pdf_bytes(2), "application/pdf")
     long = "x" * 600
+    held, lapsed = f"/agent/jobs/{world.agent_job}", {"claim": "a-claim-that-lapsed"}
     return [
         Probe("GET /documents", 400, _send("GET", "/documents", params={"limit": "x"}, auth=admin)),
         Probe(
@@ -288,6 +289,19 @@ def specific_probes(world: World, expired_key: str) -> list[Probe]:
             "POST /agent/jobs/{job}/state",
             400,
             _send("POST", "/agent/jobs/1/state", json={"claim": "c"}, headers=agent),
+        ),
+        *(
+            Probe(operation, 409, _send(method, path, headers=agent, **more))
+            for operation, method, path, more in [
+                ("GET /agent/jobs/{job}/pdf", "GET", f"{held}/pdf?claim=lapsed", {}),
+                ("POST /agent/jobs/{job}/renew", "POST", f"{held}/renew", {"json": lapsed}),
+                (
+                    "POST /agent/jobs/{job}/state",
+                    "POST",
+                    f"{held}/state",
+                    {"json": {**lapsed, "state": "completed"}},
+                ),
+            ]
         ),
         # Found by schemathesis (500s once): a job id no database integer holds.
         Probe(

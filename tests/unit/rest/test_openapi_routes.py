@@ -50,9 +50,11 @@ def test_path_parameters_come_from_the_routes_with_their_types() -> None:
     document = json.loads(served_description())
 
     pdf = document["paths"]["/agent/jobs/{job}/pdf"]["get"]["parameters"]
-    assert {"name": "job", "in": "path", "required": True} | {
-        "schema": {"type": "integer", "minimum": 0}
-    } == {k: v for k, v in pdf[0].items() if k != "description"}
+    assert {k: v for k, v in pdf[0].items() if k != "description"} == {
+        "name": "job",
+        "in": "path",
+        "required": True,
+    } | {"schema": {"type": "integer", "minimum": 0}}
     for path, item in document["paths"].items():
         in_path = set(re.findall(r"\{(\w+)\}", path))
         for operation in item.values():
