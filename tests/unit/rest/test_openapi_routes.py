@@ -22,6 +22,9 @@ from printsrv.rest.openapi import (
 )
 
 
+INTEGER = {"type": "integer", "minimum": 0}
+
+
 def served_operations() -> set[tuple[str, str]]:
     """(method, OpenAPI path) of every operation the REST app dispatches (HEAD aside)."""
     return {
@@ -50,11 +53,8 @@ def test_path_parameters_come_from_the_routes_with_their_types() -> None:
     document = json.loads(served_description())
 
     pdf = document["paths"]["/agent/jobs/{job}/pdf"]["get"]["parameters"]
-    assert {k: v for k, v in pdf[0].items() if k != "description"} == {
-        "name": "job",
-        "in": "path",
-        "required": True,
-    } | {"schema": {"type": "integer", "minimum": 0}}
+    job = {k: v for k, v in pdf[0].items() if k != "description"}
+    assert job == {"name": "job", "in": "path", "required": True, "schema": INTEGER}
     for path, item in document["paths"].items():
         in_path = set(re.findall(r"\{(\w+)\}", path))
         for operation in item.values():
