@@ -21,7 +21,6 @@ from printsrv.rest.openapi import (
     served_description,
 )
 
-
 INTEGER = {"type": "integer", "minimum": 0}
 
 
