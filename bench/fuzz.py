@@ -53,7 +53,7 @@ def run(minutes: float, examples: int, database_url: str | None = None) -> FuzzR
                     schema,
                     world,
                     examples=examples,
-                    deadline=deadline,
+                    deadline=deadline if round_number else None,  # the first round is whole
                     report=report,
                     seed=round_number,
                 )

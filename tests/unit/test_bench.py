@@ -187,3 +187,19 @@ def test_the_quota_benchmark_runs_a_small_allocation(monkeypatch: pytest.MonkeyP
         assert float(value.replace(",", "")) > 0
         assert float(baseline.split()[0].replace(",", "")) > 0
         assert float(ratio) > 0
+
+
+def test_the_fuzz_run_reports_requests_operations_and_failures(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A short real run (one example per operation and mode, one round) on SQLite."""
+    from bench import fuzz
+
+    report = fuzz.run(minutes=0, examples=1)
+    fuzz.print_report(report, seconds=1)
+
+    printed = capsys.readouterr().out
+    assert report.operations >= 27 and report.requests >= report.operations
+    assert f"operations:        {report.operations}" in printed
+    assert f"requests tried:    {report.requests}" in printed
+    assert report.failures() == [], report.summary()
