@@ -4,7 +4,7 @@ the server publishes it, every operation fuzzed with real credentials over a rea
 Shared by tests/e2e/test_openapi_fuzz.py (a few examples per operation, on each back-end)
 and bench/fuzz.py (as many as fit in the minutes given). `seed_world` sets up what the
 operations need to get past their gates (the REST admin, two users with UUIDs and credit,
-a held document, a print agent with a claimed job, a release station, a finished job);
+a held document, a print agent with a claimed job, a release station);
 `fuzz` runs the operations and keeps what it saw.
 """
 
@@ -64,8 +64,6 @@ class World:
     user: tuple[str, str]  # name, UUID
     agent: tuple[str, str]  # name, token
     document_id: int  # a document held in the user's inbox
-    job_key: str  # a finished report job of the admin's
-    job_file: str  # its result file's name
     agent_job: int  # a print the agent has claimed
 
     def headers_for(self, security: list[dict[str, list[str]]]) -> dict[str, str]:
@@ -86,7 +84,7 @@ def _basic(name: str, password: str) -> str:
 
 def seed_world(installation: Installation, base_url: str) -> World:
     """The REST admin, the users `fuzzer` (10.00 credit, PIN) and `rijk`, a held PDF of
-    fuzzer's, a print agent, a release station on loopback, a finished report job."""
+    fuzzer's, a print agent with a claimed job, a release station on loopback."""
     set_config(
         installation,
         {
@@ -124,22 +122,12 @@ def seed_world(installation: Installation, base_url: str) -> World:
         )
         upload.raise_for_status()
         agent_job = _claimed_agent_job(client, (USER, uuid), (AGENT, token))
-        job = client.post(
-            "/jobs",
-            json={"async": False, "type": "report.accounttrx", "argument": {}},
-            auth=admin,
-        )
-        job.raise_for_status()
-    answer = job.json()
-    assert answer.get("urls"), answer
     return World(
         base=base,
         admin=ADMIN,
         user=(USER, uuid),
         agent=(AGENT, token),
         document_id=upload.json()["id"],
-        job_key=answer["key"],
-        job_file=next(iter(answer["urls"])),
         agent_job=agent_job,
     )
 

@@ -900,6 +900,17 @@ def _schema_text(schema: Any) -> str:
     return _e(json.dumps(schema, indent=1))
 
 
+def _bodies(content: dict[str, Any]) -> str:
+    """``media type: schema`` per media type, a schema by reference linked to its section."""
+    shown = []
+    for media, body in content.items():
+        schema = body.get("schema", {})
+        name = schema.get("$ref", "").rpartition("/")[2]
+        text = f"<a href='#schema-{_e(name)}'>{_e(name)}</a>" if name else _e(json.dumps(schema))
+        shown.append(f"<code>{_e(media)}</code>: {text}")
+    return "<br>".join(shown)
+
+
 def page_html(document: dict[str, Any]) -> str:
     """A plain HTML page of the description: no script, no styles from elsewhere."""
     info = document["info"]
@@ -929,6 +940,8 @@ def page_html(document: dict[str, Any]) -> str:
                 f"<h3 id='{_e(op['operationId'])}'><code>{method.upper()} {_e(path)}</code></h3>"
             )
             out.append(f"<p>{_e(op['summary'])}</p>")
+            if op.get("description"):
+                out.append(f"<pre>{_e(op['description'])}</pre>")
             who = " or ".join(", ".join(req) for req in op["security"]) or "anyone"
             out.append(f"<p>Who: {_e(who)}</p>")
             if op["parameters"]:
@@ -945,9 +958,12 @@ def page_html(document: dict[str, Any]) -> str:
                     out.append(
                         f"<p>Body ({_e(media)}):</p><pre>{_schema_text(body['schema'])}</pre>"
                     )
-            out.append("<table><tr><th>Status</th><th>Meaning</th></tr>")
+            out.append("<table><tr><th>Status</th><th>Meaning</th><th>Body</th></tr>")
             for status, answer in op["responses"].items():
-                out.append(f"<tr><td>{_e(status)}</td><td>{_e(answer['description'])}</td></tr>")
+                out.append(
+                    f"<tr><td>{_e(status)}</td><td>{_e(answer['description'])}</td>"
+                    f"<td>{_bodies(answer.get('content', {}))}</td></tr>"
+                )
             out.append("</table>")
     out.append("<h2>Schemas</h2>")
     for name, schema in document["components"]["schemas"].items():

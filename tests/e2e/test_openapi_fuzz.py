@@ -116,7 +116,7 @@ def _repeated(
     return send
 
 
-def specific_probes(world: World, expired_key: str) -> list[Probe]:
+def specific_probes(world: World, expired: tuple[str, str]) -> list[Probe]:
     """The refusals that need a particular request (the gates' 401/403/503 are generic)."""
     admin = httpx.BasicAuth(*world.admin)
     user = httpx.BasicAuth(*world.user)
@@ -259,7 +259,7 @@ def specific_probes(world: World, expired_key: str) -> list[Probe]:
             ),
         ),
         *release_probes(world),
-        *job_probes(world, admin, expired_key),
+        *job_probes(world, admin, expired),
         Probe(
             "POST /agent/printers", 400, _send("POST", "/agent/printers", json={}, headers=agent)
         ),
@@ -392,7 +392,8 @@ def release_probes(world: World) -> list[Probe]:
     ]
 
 
-def job_probes(world: World, admin: httpx.BasicAuth, expired_key: str) -> list[Probe]:
+def job_probes(world: World, admin: httpx.BasicAuth, expired: tuple[str, str]) -> list[Probe]:
+    expired_key, expired_file = expired
     return [
         Probe("POST /jobs", 400, _send("POST", "/jobs", json={}, auth=admin)),
         Probe("POST /jobs", 404, _send("POST", "/jobs", json={"key": "nope"}, auth=admin)),
@@ -405,12 +406,12 @@ def job_probes(world: World, admin: httpx.BasicAuth, expired_key: str) -> list[P
         Probe(
             "GET /jobs/{key}/files/{name}",
             404,
-            _send("GET", f"/jobs/{world.job_key}/files/nope.csv", auth=admin),
+            _send("GET", f"/jobs/{expired_key}x/files/{expired_file}", auth=admin),
         ),
         Probe(
             "GET /jobs/{key}/files/{name}",
             410,
-            _send("GET", f"/jobs/{expired_key}/files/{world.job_file}", auth=admin),
+            _send("GET", f"/jobs/{expired_key}/files/{expired_file}", auth=admin),
         ),
     ]
 
@@ -445,10 +446,11 @@ def gate_probes(
     return probes
 
 
-def expire_a_job(installation: Installation, world: World) -> str:
-    """A finished job of the admin's whose results' time is up (kept for 1 s, then gone)."""
+def expire_a_job(installation: Installation, world: World) -> tuple[str, str]:
+    """A finished job of the admin's whose results' time is up (kept for 1 s, then gone):
+    its key and its result file's name."""
 
-    def expired_job() -> str | None:
+    def expired_job() -> tuple[str, str] | None:
         answer = httpx.post(
             f"{world.base}/jobs",
             json={"async": False, "type": "report.accounttrx", "argument": {}},
@@ -457,7 +459,9 @@ def expire_a_job(installation: Installation, world: World) -> str:
         ).json()
         time.sleep(1.2)
         gone = httpx.get(f"{world.base}/jobs/{answer['key']}", auth=world.admin)
-        return str(answer["key"]) if gone.status_code == 410 else None
+        if gone.status_code != 410:
+            return None
+        return str(answer["key"]), next(iter(answer["urls"]))
 
     set_config(installation, {"api.jobs.result-ttl-secs": "1"})
     try:
