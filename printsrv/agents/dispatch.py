@@ -58,7 +58,7 @@ __all__ = [
     "renew_claim",
 ]
 
-MAX_ROW_ID: Final = 2**63 - 1  # the largest id a BIGINT (and SQLite's INTEGER) holds
+MAX_ROW_ID: Final = 2**31 - 1  # the largest id PostgreSQL's INTEGER (print_job.id) holds
 REPORT_STATES: Final = ("processing", "completed", "failed", "aborted", "canceled", "released")
 _CANDIDATES: Final = 5
 

@@ -203,7 +203,12 @@ SCHEMAS: Final[dict[str, Any]] = {
             "documents": {
                 "oneOf": [
                     {"const": "all"},
-                    {"type": "array", "items": {"type": "integer", "minimum": 1}},
+                    {
+                        "type": "array",
+                        "minItems": 1,
+                        "maxItems": 100,
+                        "items": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1},
+                    },
                 ]
             },
         },
@@ -382,8 +387,8 @@ def _pdf(description: str) -> dict[int, Answer]:
 LOG_QUERY: Final = {
     "sort": {"type": "string", "enum": ["-created", "+created"]},
     "type": {"type": "string", "enum": ["all", "in", "out", "print", "pdf", "ticket"]},
-    "limit": {"type": "integer", "minimum": 0},
-    "page": {"type": "integer", "minimum": 0},
+    "limit": {"type": "integer", "minimum": 1, "maximum": 1000},
+    "page": {"type": "integer", "minimum": 0, "maximum": 2**31 - 1},
     "created_gte": {"type": "string", "examples": ["2019-09-13", "2019-09-13T09:18:38+02:00"]},
     "created_lte": {"type": "string", "examples": ["2019-09-13"]},
 }
@@ -667,7 +672,7 @@ OPERATIONS: Final[dict[tuple[str, str], Operation]] = {
             _object({"job": {"anyOf": [ref("AgentJob"), {"type": "null"}]}}),
         ),
         errors=(400,),
-        query={"wait": {"type": "integer", "minimum": 0}},
+        query={"wait": {"type": "integer", "minimum": 0, "maximum": 999_999_999}},
         tag="agents",
     ),
     ("GET", "/agent/jobs/{job}/pdf"): Operation(

@@ -26,6 +26,7 @@ import pytest
 from fuzzing import (
     CHECKS,
     GONE_PRINTER,
+    PIN,
     PRINTER,
     World,
     fuzz,
@@ -39,7 +40,8 @@ from support import LiveServer, set_config, wait_until
 from printsrv.operations.installation import Installation
 from printsrv.platform.properties import get_definition
 
-HUGE = 2477118985055212309340749824  # what schemathesis sent: more than 64 bits
+HUGE = 2477118985055212309340749824  # what schemathesis sent: more than 64 bits (SQLite)
+PAST_INT = 119916176848  # and on PostgreSQL: more than an INTEGER column's 32 bits
 DIRECTED_CHECKS = [check for check in CHECKS if check is not not_a_server_error]
 # Per operation and generation mode (valid, invalid): ~27 operations x 2 x 4 requests, about
 # 15 s a back-end on the CI machine.
@@ -126,8 +128,24 @@ def specific_probes(world: World, expired: tuple[str, str]) -> list[Probe]:
     other_pdf = ("b.pdf", pdf_bytes(2), "application/pdf")
     long = "x" * 600
     held, lapsed = f"/agent/jobs/{world.agent_job}", {"claim": "a-claim-that-lapsed"}
+    claim = {"claim": "c"}
     return [
         Probe("GET /documents", 400, _send("GET", "/documents", params={"limit": "x"}, auth=admin)),
+        # Found hunting for schemathesis's kind of input (500s once): a page whose offset
+        # overflows the database's integers, a number int() refuses (over 4,300 digits).
+        *(
+            Probe(operation, 400, _send("GET", path, params={"page": page}, auth=auth))
+            for operation, path, auth in [
+                ("GET /documents", "/documents", admin),
+                ("GET /user/documents", "/user/documents", user),
+            ]
+            for page in (str(HUGE), "9" * 5000)
+        ),
+        Probe(
+            "GET /agent/jobs/next",
+            400,
+            _send("GET", "/agent/jobs/next", params={"wait": "9" * 5000}, headers=agent),
+        ),
         Probe(
             "POST /documents/print",
             400,
@@ -171,6 +189,21 @@ def specific_probes(world: World, expired: tuple[str, str]) -> list[Probe]:
             ),
         ),
         Probe("GET /documents/{ref}", 404, _send("GET", "/documents/999999", auth=admin)),
+        # Ids past an INTEGER column (PostgreSQL's 32 bits) are no document either.
+        Probe("GET /documents/{ref}", 404, _send("GET", f"/documents/{PAST_INT}", auth=admin)),
+        Probe(
+            "GET /documents/{ref}/pdf", 404, _send("GET", f"/documents/{PAST_INT}/pdf", auth=admin)
+        ),
+        Probe(
+            "POST /documents/{ref}/print",
+            404,
+            _send("POST", f"/documents/{PAST_INT}/print", data={"printer": PRINTER}, auth=user),
+        ),
+        Probe(
+            "POST /documents/{ref}/approve",
+            404,
+            _send("POST", f"/documents/{PAST_INT}/approve", auth=admin),
+        ),
         Probe("GET /documents/{ref}/pdf", 404, _send("GET", "/documents/999999/pdf", auth=admin)),
         Probe(
             "POST /documents/{ref}/print",
@@ -304,25 +337,24 @@ def specific_probes(world: World, expired: tuple[str, str]) -> list[Probe]:
             ]
         ),
         # Found by schemathesis (500s once): a job id no database integer holds.
-        Probe(
-            "GET /agent/jobs/{job}/pdf",
-            404,
-            _send("GET", f"/agent/jobs/{HUGE}/pdf?claim=c", headers=agent),
-        ),
-        Probe(
-            "POST /agent/jobs/{job}/renew",
-            404,
-            _send("POST", f"/agent/jobs/{HUGE}/renew", json={"claim": "c"}, headers=agent),
-        ),
-        Probe(
-            "POST /agent/jobs/{job}/state",
-            404,
-            _send(
-                "POST",
-                f"/agent/jobs/{HUGE}/state",
-                json={"claim": "c", "state": "completed"},
-                headers=agent,
-            ),
+        *(
+            Probe(operation, 404, _send(method, path.format(job=job), headers=agent, **more))
+            for job in (HUGE, PAST_INT)
+            for operation, method, path, more in [
+                ("GET /agent/jobs/{job}/pdf", "GET", "/agent/jobs/{job}/pdf?claim=c", {}),
+                (
+                    "POST /agent/jobs/{job}/renew",
+                    "POST",
+                    "/agent/jobs/{job}/renew",
+                    {"json": claim},
+                ),
+                (
+                    "POST /agent/jobs/{job}/state",
+                    "POST",
+                    "/agent/jobs/{job}/state",
+                    {"json": {**claim, "state": "completed"}},
+                ),
+            ]
         ),
         Probe(
             "POST /agent/jobs/{job}/state",
@@ -385,6 +417,12 @@ def release_probes(world: World) -> list[Probe]:
     wrong_pin = terminal(printer=PRINTER, user=world.user[0], pin="0000")
     return [
         Probe("POST /release", 400, terminal(card="1")),
+        # A document id past an INTEGER column, by the right person (a 500 once).
+        Probe(
+            "POST /release",
+            400,
+            terminal(printer=PRINTER, user=world.user[0], pin=PIN, documents=[PAST_INT]),
+        ),
         Probe("POST /release", 401, wrong_pin),
         Probe("POST /release", 404, terminal(printer="nope", user=world.user[0], pin="0000")),
         Probe("POST /release", 409, terminal(printer=GONE_PRINTER, user=world.user[0], pin="0000")),
