@@ -4,9 +4,9 @@ round with fresh seeds, until the minutes are up (docs/openapi.md).
     .venv/bin/python -m bench.fuzz [--minutes 10] [--examples 50] [--database URL]
 
 Serves a fresh installation (SQLite in a temporary directory, or a private schema of
-``--database``) on loopback with the data tests/fuzzing.py seeds, and prints the requests
-tried, the operations, the statuses seen and the failures found by kind (with a curl line
-to reproduce each kind's first). The exit status is 1 when anything failed.
+``--database``, dropped at the end) on loopback with the data tests/fuzzing.py seeds, and
+prints the requests tried, the operations, the statuses seen and the failures found by kind
+(with a curl line to reproduce each kind's first). The exit status is 1 when anything failed.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import ROOT, SECRET
+from bench.common import ROOT, SECRET, private_schema
 
 sys.path.insert(0, str(ROOT / "tests"))
 
@@ -34,9 +34,11 @@ TITLE = "schemathesis against /restful/v1: requests tried and failures found"
 def run(minutes: float, examples: int, database_url: str | None = None) -> FuzzReport:
     """Fuzz every operation, `examples` requests per operation and mode a round, new seeds
     each round, until `minutes` have passed (at least one round)."""
-    with tempfile.TemporaryDirectory(prefix="printsrv-fuzz-") as tmp:
+    with (
+        tempfile.TemporaryDirectory(prefix="printsrv-fuzz-") as tmp,
+        private_schema(database_url or f"sqlite:///{tmp}/printsrv.db", "fuzz") as url,
+    ):
         home = Path(tmp) / "home"
-        url = database_url or f"sqlite:///{tmp}/printsrv.db"
         installation = open_installation(
             Environment(home=home, database_url=url, secret_key=SECRET)
         )
