@@ -593,7 +593,7 @@ OPERATIONS: Final[dict[tuple[str, str], Operation]] = {
                 },
             )
         },
-        errors=(400, 413),
+        errors=(400, 404, 413),  # 404: an account that does not exist
         body={JSON: {"schema": ref("ReportRequest")}},
         body_required=True,
         tag="reports",
