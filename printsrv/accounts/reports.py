@@ -198,6 +198,8 @@ def _text(name: str, value: Any) -> str | None:
         return None
     if not isinstance(value, str):
         raise _bad(name, "must be a string or null")
+    if "\x00" in value:  # PostgreSQL refuses NUL in text: once a report broken mid-stream
+        raise _bad(name, "contains a NUL character")
     return value
 
 

@@ -324,7 +324,10 @@ def find_entry_by_ext_id(session: Session, ext_id: str) -> LogEntry:
 def _ref_of(ref: str) -> tuple[str, int | str]:
     """A document reference as the REST paths give it: its id, or `ext_id=<ext_id>`."""
     if ref.startswith(EXT_ID_PREFIX):
-        return "ext_id", ref[len(EXT_ID_PREFIX) :]
+        ext_id = ref[len(EXT_ID_PREFIX) :]
+        if "\x00" in ext_id:  # no upload's (ext_id refuses control characters); PostgreSQL
+            raise NotFound(f"Document {ref[:40]!r} does not exist")  # refuses NUL: a 500 once
+        return "ext_id", ext_id
     return "id", document_id_of(ref)
 
 

@@ -189,6 +189,24 @@ def specific_probes(world: World, expired: tuple[str, str]) -> list[Probe]:
             ),
         ),
         Probe("GET /documents/{ref}", 404, _send("GET", "/documents/999999", auth=admin)),
+        # A NUL where a name or key goes: PostgreSQL refuses it in text (500s once).
+        Probe("GET /documents/{ref}", 404, _send("GET", "/documents/ext_id=a%00", auth=admin)),
+        Probe(
+            "GET /documents/{ref}/pdf", 404, _send("GET", "/documents/ext_id=a%00/pdf", auth=admin)
+        ),
+        Probe("GET /jobs/{key}", 404, _send("GET", "/jobs/a%00", auth=admin)),
+        Probe("GET /jobs/{key}/files/{name}", 404, _send("GET", "/jobs/a%00/files/b", auth=admin)),
+        Probe("POST /jobs", 404, _send("POST", "/jobs", json={"key": "a\x00"}, auth=admin)),
+        Probe(
+            "POST /reports/accounttrx",
+            400,
+            _send(
+                "POST",
+                "/reports/accounttrx",
+                json={"select": {"account_name": "fuzzer", "text": "a\x00"}},
+                auth=admin,
+            ),
+        ),
         # Ids past an INTEGER column (PostgreSQL's 32 bits) are no document either.
         Probe("GET /documents/{ref}", 404, _send("GET", f"/documents/{PAST_INT}", auth=admin)),
         Probe(

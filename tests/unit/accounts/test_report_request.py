@@ -35,3 +35,11 @@ def test_a_day_in_range_is_taken() -> None:
     request = ReportRequest.parse_body(body(ccyy=2023, mm=6, dd=30, zzz="+02"))
 
     assert request.select["date_from"].isoformat().startswith("2023-06-30T00:00:00")
+
+
+def test_a_nul_in_a_text_field_is_refused_naming_it() -> None:
+    """PostgreSQL refuses NUL in text: once the CSV report broke off after its first bytes."""
+    document = {"select": {"account_name": "fuzzer", "text": "a\x00"}}
+
+    with pytest.raises(InvalidInput, match=r"select\.text.*NUL"):
+        ReportRequest.parse_body(json.dumps(document).encode())
