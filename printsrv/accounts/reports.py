@@ -198,6 +198,8 @@ def _text(name: str, value: Any) -> str | None:
         return None
     if not isinstance(value, str):
         raise _bad(name, "must be a string or null")
+    if "\x00" in value:  # PostgreSQL refuses NUL in text: once a report broken mid-stream
+        raise _bad(name, "contains a NUL character")
     return value
 
 
@@ -218,7 +220,7 @@ def _day(name: str, value: Any) -> tuple[date, timezone] | None:
     year, month, day = (_integer(f"{name}.{part}", fields[part]) for part in ("ccyy", "mm", "dd"))
     try:
         when = date(year, month, day)
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: a number no C long holds
         raise _bad(name, f"is {year:04d}-{month:02d}-{day:02d}: not a date") from None
     return when, _offset(f"{name}.zzz", _text(f"{name}.zzz", fields.get("zzz")) or "Z")
 

@@ -61,6 +61,7 @@ __all__ = [
     "renew_claim",
 ]
 
+MAX_ROW_ID: Final = 2**31 - 1  # the largest id PostgreSQL's INTEGER (print_job.id) holds
 REPORT_STATES: Final = ("processing", "completed", "failed", "aborted", "canceled", "released")
 _CANDIDATES: Final = 5
 
@@ -193,6 +194,9 @@ def _held(session: Session, agent: Agent, job_id: int, claim: str) -> PrintJob:
     NotFound when the job is not this agent's (another agent's job looks like no job);
     Conflict when the claim is no longer the job's or the job has ended.
     """
+    if not 0 <= job_id <= MAX_ROW_ID:
+        # No row has it, and the database would refuse the comparison itself (an overflow).
+        raise NotFound(f"Agent '{agent.name}' has no job {str(job_id)[:30]}")
     job = session.scalar(
         select(PrintJob)
         .where(PrintJob.id == job_id, PrintJob.agent_id == agent.id)

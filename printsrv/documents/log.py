@@ -195,6 +195,7 @@ _TYPE_GROUPS: Final[dict[str, tuple[str, ...]]] = {
     "ticket": ("ticket",),
 }
 MAX_PAGE_SIZE: Final = 1000
+MAX_PAGE: Final = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -206,7 +207,7 @@ class DocumentFilter:
         doc_type: all, in, out, pdf, print or ticket.
         newest_first: sort by creation time descending.
         limit: entries per page (1-1000).
-        page: the page, counted from 0.
+        page: the page, counted from 0 (at most MAX_PAGE).
         created_gte, created_lte: bounds on the creation time (aware), inclusive.
         user_id: only this user's entries (their uploads and the prints of them); None: all.
     """
@@ -224,8 +225,9 @@ class DocumentFilter:
             raise InvalidInput(f"type {self.doc_type!r} is not one of {', '.join(_TYPE_GROUPS)}")
         if not 1 <= self.limit <= MAX_PAGE_SIZE:
             raise InvalidInput(f"limit {self.limit} is not between 1 and {MAX_PAGE_SIZE}")
-        if self.page < 0:
-            raise InvalidInput(f"page {self.page} is negative")
+        if not 0 <= self.page <= MAX_PAGE:
+            # Past it, the offset (page x limit) overflows the database's integers.
+            raise InvalidInput(f"page {self.page} is not between 0 and {MAX_PAGE}")
         for bound in (self.created_gte, self.created_lte):
             if bound is not None and bound.tzinfo is None:
                 raise ValueError("created bounds must be timezone-aware")
@@ -322,7 +324,10 @@ def find_entry_by_ext_id(session: Session, ext_id: str) -> LogEntry:
 def _ref_of(ref: str) -> tuple[str, int | str]:
     """A document reference as the REST paths give it: its id, or `ext_id=<ext_id>`."""
     if ref.startswith(EXT_ID_PREFIX):
-        return "ext_id", ref[len(EXT_ID_PREFIX) :]
+        ext_id = ref[len(EXT_ID_PREFIX) :]
+        if "\x00" in ext_id:  # no upload's (ext_id refuses control characters); PostgreSQL
+            raise NotFound(f"Document {ref[:40]!r} does not exist")  # refuses NUL: a 500 once
+        return "ext_id", ext_id
     return "id", document_id_of(ref)
 
 

@@ -229,8 +229,8 @@ def create_job(
 def _owned(session: Session, key: str, owner: Owner | None) -> Job:
     """The job `key` if `owner` may read it (None: the local admin at the CLI, who may read
     every job); JobKeyNotFound otherwise, the same for a missing key and someone else's."""
-    if not isinstance(key, str) or not 0 < len(key) <= 40:
-        raise JobKeyNotFound("No such job")
+    if not isinstance(key, str) or not 0 < len(key) <= 40 or "\x00" in key:
+        raise JobKeyNotFound("No such job")  # NUL: no key has it, PostgreSQL refuses it
     job = session.get(Job, key)
     if job is None or (owner is not None and not owner.may_read(job)):
         raise JobKeyNotFound(f"No job {key!r} of yours")

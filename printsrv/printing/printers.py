@@ -268,6 +268,8 @@ def remove_cups_printer(db: Database, client: CupsClient, name: str) -> RemoveRe
 
 def get_printer(session: Session, name: str) -> Printer:
     """The printer row of that name; NotFound (with a hint to sync) otherwise."""
+    if "\x00" in name:  # no printer's name; PostgreSQL refuses NUL in text (a 500 once)
+        raise NotFound(f"Printer {name[:40]!r} is not known")
     row = session.scalar(select(Printer).where(Printer.name == name))
     if row is None:
         raise NotFound(

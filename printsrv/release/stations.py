@@ -48,6 +48,7 @@ __all__ = [
 
 CSRF_REFUSED: Final = "This form has expired. Please start again."
 MAX_DOCUMENTS: Final = 100
+MAX_DOCUMENT_ID: Final = 2**31 - 1  # document.id is an INTEGER: past it, no id (a 500 once)
 
 
 @dataclass(frozen=True)
@@ -308,7 +309,10 @@ class TerminalRequest:
             not isinstance(documents, list)
             or not documents
             or len(documents) > MAX_DOCUMENTS
-            or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in documents)
+            or not all(
+                isinstance(d, int) and not isinstance(d, bool) and 0 < d <= MAX_DOCUMENT_ID
+                for d in documents
+            )
         ):
             raise InvalidInput(
                 f'documents must be "all" or a list of 1 to {MAX_DOCUMENTS} document ids'

@@ -9,7 +9,7 @@ from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
 from printsrv.errors import PrintsrvError
-from printsrv.rest import agents, documents, financial, jobs, release, reports, system
+from printsrv.rest import agents, documents, financial, jobs, openapi, release, reports, system
 from printsrv.rest.responses import (
     handle_http_error,
     handle_service_error,
@@ -47,6 +47,9 @@ def rest_routes() -> list[Route]:
         Route("/agent/jobs/{job:int}/pdf", agents.job_pdf, methods=["GET"]),
         Route("/agent/jobs/{job:int}/renew", agents.renew, methods=["POST"]),
         Route("/agent/jobs/{job:int}/state", agents.report, methods=["POST"]),
+        # The description of these routes (printsrv/rest/openapi.py), and a page of it.
+        Route("/openapi.json", openapi.openapi_json, methods=["GET"]),
+        Route("/docs", openapi.docs_page, methods=["GET"]),
     ]
 
 

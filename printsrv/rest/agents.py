@@ -118,8 +118,10 @@ async def next_job(request: Request) -> Response:
     """
     caller = _caller(request)
     text = request.query_params.get("wait", "")
-    if text and not text.isdigit():
-        raise InvalidInput("Query parameter 'wait' must be whole seconds", reason="wait")
+    if text and (not text.isdigit() or len(text) > 9):  # agents.poll-secs caps it anyway
+        raise InvalidInput(
+            "Query parameter 'wait' must be whole seconds (at most 9 digits)", reason="wait"
+        )
     wait = int(text) if text else 10**6  # capped by agents.poll-secs
     most = request.query_params.get("max", "1")
     if not most.isdigit() or not 1 <= int(most) <= actions.MAX_BATCH:

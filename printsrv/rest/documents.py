@@ -267,8 +267,9 @@ def _int_param(request: Request, name: str, default: int) -> int:
     text = request.query_params.get(name)
     if text is None or text == "":
         return default
-    if not text.strip().isdigit():
-        raise InvalidInput(f"{name} {text[:20]!r} is not a whole number >= 0")
+    # More than 18 digits is past every bound (and int() refuses past 4,300: a 500 once).
+    if not text.strip().isdigit() or len(text.strip()) > 18:
+        raise InvalidInput(f"{name} {text[:20]!r} is not a whole number from 0 to 10^18")
     return int(text)
 
 

@@ -315,3 +315,19 @@ def test_the_soak_orphan_check_names_files_no_document_keeps(
     machine = Machine("a", home, installation.env.database_url, tmp_path / "a.log")
     checks = orphan_checks(installation.env.database_url, [machine], Faults())
     assert _failed(checks) == {"orphan files on machine a": 2}
+
+
+def test_the_fuzz_run_reports_requests_operations_and_failures(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A short real run (one example per operation and mode, one round) on SQLite."""
+    from bench import fuzz
+
+    report = fuzz.run(minutes=0, examples=1)
+    fuzz.print_report(report, seconds=1)
+
+    printed = capsys.readouterr().out
+    assert report.operations >= 27 and report.requests >= report.operations
+    assert f"operations:        {report.operations}" in printed
+    assert f"requests tried:    {report.requests}" in printed
+    assert report.failures() == [], report.summary()
