@@ -294,7 +294,20 @@ SCHEMAS: Final[dict[str, Any]] = {
             "pdf_sha256": {"type": "string"},
             "attempt": {"type": "integer"},
             "lease_until": {"type": "string"},
-        }
+            "pdf_base64": {"type": "string"},
+        },
+        required=(
+            "id",
+            "claim",
+            "printer",
+            "title",
+            "user",
+            "options",
+            "pages",
+            "pdf_sha256",
+            "attempt",
+            "lease_until",
+        ),
     ),
 }
 
@@ -665,14 +678,53 @@ OPERATIONS: Final[dict[tuple[str, str], Operation]] = {
         tag="agents",
     ),
     ("GET", "/agent/jobs/next"): Operation(
-        "Claim the next job, waiting up to `wait` seconds (capped by agents.poll-secs)",
+        "Claim the next jobs (up to `max`), waiting up to `wait` seconds (capped by "
+        "agents.poll-secs); a PDF of at most `inline` bytes comes with its job",
         "agent",
         json_answer(
-            "The claimed job, or null when none came in time",
-            _object({"job": {"anyOf": [ref("AgentJob"), {"type": "null"}]}}),
+            "The claimed jobs, oldest first (`job`: the first, or null when none came in time)",
+            _object(
+                {
+                    "job": {"anyOf": [ref("AgentJob"), {"type": "null"}]},
+                    "jobs": {"type": "array", "items": ref("AgentJob")},
+                }
+            ),
         ),
         errors=(400,),
-        query={"wait": {"type": "integer", "minimum": 0, "maximum": 999_999_999}},
+        query={
+            "wait": {"type": "integer", "minimum": 0, "maximum": 999_999_999},
+            "max": {"type": "integer", "minimum": 1, "maximum": 16},
+            "inline": {"type": "integer", "minimum": 0, "maximum": 1_048_576},
+        },
+        tag="agents",
+    ),
+    ("POST", "/agent/jobs/states"): Operation(
+        "Report how several jobs are doing, each as if sent alone to /agent/jobs/{job}/state",
+        "agent",
+        json_answer(
+            "Each report's outcome, in the order sent",
+            _object(
+                {
+                    "results": {
+                        "type": "array",
+                        "items": _object(
+                            {
+                                "job": {"type": "integer"},
+                                "state": {"type": "string"},
+                                "status": {"type": "integer"},
+                                "error": {"type": "string"},
+                            },
+                            required=("job",),
+                        ),
+                    }
+                }
+            ),
+        ),
+        errors=(400, 413),
+        body={
+            JSON: {"schema": _object({"reports": {"type": "array", "items": {"type": "object"}}})}
+        },
+        body_required=True,
         tag="agents",
     ),
     ("GET", "/agent/jobs/{job}/pdf"): Operation(

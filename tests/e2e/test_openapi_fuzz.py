@@ -330,6 +330,19 @@ def specific_probes(world: World, expired: tuple[str, str]) -> list[Probe]:
             _send("POST", "/agent/printers", content=b" " * (4 * 1024 * 1024 + 1), headers=agent),
         ),
         Probe("GET /agent/jobs/next", 400, _send("GET", "/agent/jobs/next?wait=x", headers=agent)),
+        Probe("GET /agent/jobs/next", 400, _send("GET", "/agent/jobs/next?max=17", headers=agent)),
+        Probe(
+            "POST /agent/jobs/states",
+            400,
+            _send("POST", "/agent/jobs/states", json={"reports": "x"}, headers=agent),
+        ),
+        Probe(
+            "POST /agent/jobs/states",
+            413,
+            _send(
+                "POST", "/agent/jobs/states", content=b" " * (4 * 1024 * 1024 + 1), headers=agent
+            ),
+        ),
         Probe("GET /agent/jobs/{job}/pdf", 400, _send("GET", "/agent/jobs/1/pdf", headers=agent)),
         Probe(
             "GET /agent/jobs/{job}/pdf",
