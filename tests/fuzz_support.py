@@ -38,9 +38,15 @@ settings.register_profile(
 PROFILE = os.environ.get("PRINTSRV_FUZZ_PROFILE", "fuzz-ci")
 
 
+EXAMPLES = os.environ.get("PRINTSRV_FUZZ_EXAMPLES", "")
+
+
 def fuzz_settings(examples: int | None = None) -> settings:
-    """The fuzz profile, with `examples` in place of its count in CI (long runs keep theirs)."""
+    """The fuzz profile, with `examples` in place of its count in CI (long runs keep theirs);
+    PRINTSRV_FUZZ_EXAMPLES=N sets every target's count to N for a run by hand."""
     base = settings.get_profile(PROFILE)
+    if EXAMPLES.isdigit():
+        return settings(base, max_examples=int(EXAMPLES))
     if examples is None or PROFILE != "fuzz-ci":
         return settings(base)
     return settings(base, max_examples=examples)

@@ -200,7 +200,7 @@ def test_a_report_year_too_large_for_a_date_is_invalid_input() -> None:
     ("pdf", "words"),
     [
         (ZERO_CROP_BOX, "shown 0 x 0 points"),  # was ZeroDivisionError
-        (NAMED_CROP_BOX, "no readable size (ValueError)"),  # was ValueError
+        (NAMED_CROP_BOX, r"no readable size \(ValueError\)"),  # was ValueError
     ],
     ids=["zero crop box", "crop box a name"],
 )
