@@ -25,7 +25,7 @@ from typing import Any
 
 from printsrv.errors import InvalidInput, PayloadTooLarge
 
-__all__ = ["SEEDS", "TARGETS", "Target", "pdf_seeds"]
+__all__ = ["SEEDS", "TARGETS", "Target", "pdf_seeds", "strict_loads"]
 
 BOUNDARY = b"fuzzboundary1234"
 
@@ -56,6 +56,15 @@ def xmlrpc_body(data: bytes) -> None:
 # --- JSON-RPC ----------------------------------------------------------------------------
 
 
+def _no_constant(name: str) -> None:
+    raise AssertionError(f"{name} in an answer is not JSON")
+
+
+def strict_loads(body: bytes) -> Any:
+    """Decode an answer as a strict JSON client would: NaN and Infinity are not JSON."""
+    return json.loads(body, parse_constant=_no_constant)
+
+
 def jsonrpc_body(data: bytes) -> None:
     """A JSON-RPC body: parsed, or refused with a parse error; every request object either
     well-formed or answered with an Invalid Request object that encodes as JSON."""
@@ -76,7 +85,7 @@ def jsonrpc_body(data: bytes) -> None:
     for obj in requests:
         problem = shape_problem(obj)
         answer = error_object(request_id(obj), INVALID_REQUEST, "Invalid Request", problem or "")
-        json.loads(encode(answer))
+        strict_loads(encode(answer))
 
 
 # --- multipart uploads -------------------------------------------------------------------
@@ -387,6 +396,7 @@ def _seeds() -> dict[str, list[bytes]]:
             b'{"jsonrpc":"2.0","method":"systemStatus","id":1}',
             b'[{"jsonrpc":"2.0","method":"getUserCount","params":{"apiVersion":"1"},"id":"a"},'
             b'{"jsonrpc":"2.0","method":"x","params":[1.5]}]',
+            b'{"jsonrpc":"2.0","method":"systemStatus","id":1.5}',
         ],
         "multipart": [
             _multipart(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
@@ -73,7 +74,11 @@ def parse_body(body: bytes) -> Any:
 
 def _valid_id(value: Any) -> bool:
     # JSON-RPC 2.0: String, Number or Null (bool is an int in Python but not a JSON number).
-    return value is None or (isinstance(value, str | int | Decimal) and not isinstance(value, bool))
+    # A fraction goes back as a float, so one past a float's range (1e400) is refused: it
+    # would go back as `Infinity`, which is not JSON (found by fuzzing).
+    if isinstance(value, Decimal):
+        return math.isfinite(float(value))
+    return value is None or (isinstance(value, str | int) and not isinstance(value, bool))
 
 
 def request_id(obj: Any) -> Any:

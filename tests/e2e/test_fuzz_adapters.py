@@ -27,7 +27,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 from support import JSONRPC_KEY, LiveServer, open_jsonrpc, set_config
 
-from bench.fuzz_targets import BOUNDARY, SEEDS, _agent_printer
+from bench.fuzz_targets import BOUNDARY, SEEDS, _agent_printer, strict_loads
 from printsrv.agents import registry
 from printsrv.operations.installation import Installation
 from printsrv.people import users
@@ -109,7 +109,7 @@ def assert_jsonrpc_envelope(response: httpx.Response) -> None:
     assert response.status_code == 200, response.text
     if not response.content:
         return
-    body = response.json()
+    body = strict_loads(response.content)
     for answer in body if isinstance(body, list) else [body]:
         assert answer["jsonrpc"] == "2.0", answer
         assert "result" in answer, answer
@@ -153,6 +153,7 @@ CALLS = st.fixed_dictionaries(
 
 @fuzz_settings(60)
 @given(body=mutated("jsonrpc") | st.one_of(CALLS, st.lists(CALLS, max_size=3)).map(json.dumps))
+@example(body=b'{"jsonrpc": "2.0", "id": 1e400, "method": "systemStatus"}')
 @example(body=json.dumps({"jsonrpc": "2.0", "id": 1, "method": "addUserGroup",
                           "params": {"uniqueName": "a\x00b"}}))  # fmt: skip
 def test_jsonrpc_answers_every_body_with_answer_objects(target: Target, body: bytes | str) -> None:
@@ -162,6 +163,20 @@ def test_jsonrpc_answers_every_body_with_answer_objects(target: Target, body: by
         headers={"X-Auth-Key": JSONRPC_KEY, "Content-Type": "application/json"},
     )
     assert_jsonrpc_envelope(response)
+
+
+def test_jsonrpc_refuses_an_id_past_a_floats_range_in_json(target: Target) -> None:
+    """Found by fuzzing: an id of 1e400 was answered as `"id":Infinity`, which no JSON
+    client can read. Such an id is not one the server can echo: an Invalid Request."""
+    response = target.post(
+        "/jsonrpc/v1",
+        content=b'{"jsonrpc": "2.0", "id": 1e400, "method": "systemStatus"}',
+        headers={"X-Auth-Key": JSONRPC_KEY, "Content-Type": "application/json"},
+    )
+    answer = strict_loads(response.content)
+    assert answer["id"] is None
+    assert answer["error"]["code"] == -32600
+    assert answer["error"]["data"]["reason"] == 'member "id" must be a string, a number or null'
 
 
 # --- REST --------------------------------------------------------------------------------

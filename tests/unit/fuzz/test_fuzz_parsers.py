@@ -74,6 +74,7 @@ def test_xmlrpc_bodies_parse_or_fault(data: bytes) -> None:
 
 @fuzz_settings(150)
 @given(mutated("jsonrpc"))
+@example(b'{"jsonrpc":"2.0","method":"systemStatus","id":1e400}')
 def test_jsonrpc_bodies_parse_or_give_an_error_object(data: bytes) -> None:
     jsonrpc_body(data)
 
@@ -237,3 +238,14 @@ def test_a_report_day_outside_the_years_of_utc_is_invalid_input(body: bytes) -> 
     raised OverflowError turning it into UTC after the CSV answer had started."""
     with pytest.raises(InvalidInput, match="outside the years 1-9999 in UTC"):
         ReportRequest.parse_body(body)
+
+
+def test_a_jsonrpc_id_past_a_floats_range_is_not_echoed_as_infinity() -> None:
+    """Found by fuzzing: a fractional id goes back as a float, and 1e400 went back as
+    `Infinity`, which is not JSON. It is refused as an id, so the answer's id is null."""
+    from printsrv.rpc.jsonrpc import parse_body, request_id, shape_problem
+
+    request = parse_body(b'{"jsonrpc":"2.0","method":"systemStatus","id":1e400}')
+    assert shape_problem(request) == 'member "id" must be a string, a number or null'
+    assert request_id(request) is None
+    assert request_id(parse_body(b'{"id": 1.5}')) == 1.5
