@@ -91,7 +91,7 @@ def jsonrpc_body(data: bytes) -> None:
 # --- multipart uploads -------------------------------------------------------------------
 
 
-def _request(body: bytes, content_type: bytes) -> Any:
+def upload_request(body: bytes, content_type: bytes) -> Any:
     from starlette.requests import Request
 
     chunks = [body[i : i + 977] for i in range(0, len(body), 977)] or [b""]
@@ -116,7 +116,7 @@ def _request(body: bytes, content_type: bytes) -> Any:
 _LOOP: asyncio.AbstractEventLoop | None = None
 
 
-def _run(coroutine: Any) -> Any:
+def run_async(coroutine: Any) -> Any:
     global _LOOP
     if _LOOP is None:
         _LOOP = asyncio.new_event_loop()
@@ -130,9 +130,9 @@ def multipart_body(data: bytes) -> None:
 
     with tempfile.TemporaryDirectory() as work:
         work_dir = Path(work)
-        request = _request(data, b"multipart/form-data; boundary=" + BOUNDARY)
+        request = upload_request(data, b"multipart/form-data; boundary=" + BOUNDARY)
         try:
-            upload = _run(receive_upload(request, work_dir=work_dir, max_file_bytes=64 * 1024))
+            upload = run_async(receive_upload(request, work_dir=work_dir, max_file_bytes=64 * 1024))
         except (InvalidInput, PayloadTooLarge):
             assert list(work_dir.iterdir()) == [], "a refused upload left a file behind"
             return
@@ -427,14 +427,14 @@ def _seeds() -> dict[str, list[bytes]]:
             b'{"printer": "p", "card": "x", "documents": "all"}',
         ],
         "agents": [
-            json.dumps({"printers": [_agent_printer()]}).encode(),
+            json.dumps({"printers": [agent_printer()]}).encode(),
             b'{"claim": "abc", "state": "completed", "cups_job_id": 7, "impressions": 2}',
         ],
         "convert_to": [b"png\x002\x00800\x00C:\\docs\\report.docx", b"txt\x00\x00\x00a.pdf"],
     }
 
 
-def _agent_printer() -> dict[str, Any]:
+def agent_printer() -> dict[str, Any]:
     from dataclasses import asdict
 
     data = asdict(_printer())

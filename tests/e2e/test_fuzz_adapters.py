@@ -27,10 +27,12 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 from support import JSONRPC_KEY, LiveServer, open_jsonrpc, set_config
 
-from bench.fuzz_targets import BOUNDARY, SEEDS, _agent_printer, strict_loads
+from bench.fuzz_targets import BOUNDARY, SEEDS, agent_printer, strict_loads
 from printsrv.agents import registry
 from printsrv.operations.installation import Installation
 from printsrv.people import users
+from printsrv.printing import queues
+from printsrv.printing.options import KNOWN_ATTRIBUTES
 from printsrv.rpc.jsonrpc_registry import METHODS as JSONRPC_METHODS
 from printsrv.rpc.xmlrpc import INTERNAL_ERROR
 
@@ -74,10 +76,14 @@ def target(installation: Installation) -> Iterator[Target]:
     agent = {"Authorization": f"Bearer {token}", "Printsrv-Agent": "fuzzagent"}
     answer = client.post(
         f"{server.url}/restful/v1/agent/printers",
-        json={"printers": [_agent_printer()]},
+        json={"printers": [agent_printer()]},
         headers=agent,
     )
     assert answer.status_code == 200, answer.text
+    with installation.db.transaction() as session:
+        # Uploads to "lab" print on the agent's printer: options checked against it, priced,
+        # a job queued for the agent; no CUPS needed.
+        queues.add_queue(session, "lab", printer="fuzzagent/fuzz")
     yield Target(server, client, ("janet", uuid), agent)
     client.close()
     server.stop()
@@ -198,15 +204,26 @@ def test_a_mutated_upload_is_accepted_or_refused_in_the_envelope(
     assert_rest_envelope(response)
 
 
+IPP_OPTIONS = st.dictionaries(
+    st.sampled_from(KNOWN_ATTRIBUTES) | st.text(max_size=8),
+    st.sampled_from(["1", "2", "0", "-1", "1-3,5", "3-1", "999999999", "color", "one-sided"])
+    | NASTY_TEXT
+    | JSON_VALUES,
+    max_size=4,
+).map(json.dumps)
+
+
 @fuzz_settings(40)
 @given(
     fields=st.fixed_dictionaries(
-        {}, optional={"queue": FORM_TEXT, "ipp_options": FORM_TEXT, "ext_id": FORM_TEXT}
+        {"queue": st.sampled_from(["lab", "webservice"]) | FORM_TEXT},
+        optional={"ipp_options": IPP_OPTIONS | FORM_TEXT, "ext_id": FORM_TEXT},
     ),
     name=FORM_TEXT,
 )
 @example(fields={"queue": "a\x00b"}, name="a.txt")
-@example(fields={"ext_id": "a\x00b"}, name="a.txt")
+@example(fields={"queue": "lab", "ext_id": "a\x00b"}, name="a.txt")
+@example(fields={"queue": "lab", "ipp_options": '{"page-ranges": "1-999999999"}'}, name="a.txt")
 def test_upload_fields_of_any_text_are_accepted_or_refused_in_the_envelope(
     target: Target, fields: dict[str, str], name: str
 ) -> None:
@@ -279,3 +296,11 @@ def test_seeds_of_every_rest_door_are_accepted(target: Target) -> None:
     answer = target.post("/restful/v1/reports/accounttrx", content=SEEDS["report"][0], auth=ADMIN)
     assert answer.status_code == 404, answer.text  # parsed; there is no account 'rijk'
     assert "rijk" in answer.json()["error"]
+    answer = target.post(
+        "/restful/v1/documents/print",
+        auth=target.user,
+        files={"file": ("a.txt", b"Hello from the fuzzer\n")},
+        data={"queue": "lab", "ipp_options": '{"copies": "2", "sides": "two-sided-long-edge"}'},
+    )
+    assert answer.status_code == 200, answer.text  # printed on the agent's printer
+    assert answer.json()["status"] == "printing", answer.text

@@ -249,3 +249,27 @@ def test_a_jsonrpc_id_past_a_floats_range_is_not_echoed_as_infinity() -> None:
     assert shape_problem(request) == 'member "id" must be a string, a number or null'
     assert request_id(request) is None
     assert request_id(parse_body(b'{"id": 1.5}')) == 1.5
+
+
+@fuzz_settings(100)
+@given(
+    content_type=st.sampled_from(
+        ["multipart/form-data; boundary=", "multipart/form-data;", ""]
+    ).flatmap(
+        lambda head: st.text(st.characters(max_codepoint=255), max_size=80).map(head.__add__)
+    ),
+    body=mutated("multipart"),
+)
+def test_any_upload_content_type_gives_an_upload_or_invalid_input(
+    tmp_path_factory: pytest.TempPathFactory, content_type: str, body: bytes
+) -> None:
+    from bench.fuzz_targets import run_async, upload_request
+    from printsrv.errors import PayloadTooLarge
+    from printsrv.platform.uploads import receive_upload
+
+    work_dir = tmp_path_factory.mktemp("upload")
+    request = upload_request(body, content_type.encode("latin-1"))
+    try:
+        run_async(receive_upload(request, work_dir=work_dir, max_file_bytes=64 * 1024))
+    except (InvalidInput, PayloadTooLarge):
+        assert list(work_dir.iterdir()) == []
