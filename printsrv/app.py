@@ -31,12 +31,20 @@ from printsrv.printing.tracker import run_tracker
 from printsrv.release.expiry import keep_swept
 from printsrv.rest import convert, create_rest_app
 from printsrv.rest.metrics import metrics
+from printsrv.rest.responses import handle_http_error
 from printsrv.rpc import jsonrpc, xmlrpc
 from printsrv.web import web_routes
+
+REST_PREFIX = "/restful/v1"
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
+    if request.url.path.startswith(f"{REST_PREFIX}/"):
+        # A REST path the mount did not take: Starlette's Mount matches `.*`, which stops at
+        # a newline ("/restful/v1/documents/%0A1"), so it reached this plain-text page (found
+        # by fuzzing). REST clients get their envelope.
+        return await handle_http_error(request, exc)
     if exc.status_code == 404:
         text = f"Not Found: printsrv has no service at {request.url.path}"
     elif exc.status_code == 405:
@@ -105,7 +113,7 @@ def create_app(installation: Installation | None = None) -> Starlette:
             # First: the router tries routes in order, and monitoring polls this one most.
             Route("/jsonrpc/v1", jsonrpc.endpoint, methods=["POST"]),
             Route("/jsonrpc", jsonrpc.endpoint, methods=["POST"]),
-            Mount("/restful/v1", app=create_rest_app()),
+            Mount(REST_PREFIX, app=create_rest_app()),
             Route("/xmlrpc/v1", xmlrpc.endpoint, methods=["POST"]),
             # LibreOffice Online's path, and Collabora's newer name for it.
             *(

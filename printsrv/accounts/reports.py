@@ -238,7 +238,7 @@ def _in_range(
     moment = bound(*day)
     try:
         moment.astimezone(UTC)
-    except OverflowError:
+    except (OverflowError, ValueError):
         raise _bad(
             name, f"is {day[0].isoformat()} at {moment:%z}: outside the years 1-9999 in UTC"
         ) from None

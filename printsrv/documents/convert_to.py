@@ -145,7 +145,8 @@ def _whole_number(name: str, text: str | None, default: int, low: int, high: int
     if text is None or not text.strip():
         return default
     value = text.strip()
-    if not value.isdigit() or not low <= int(value) <= high:
+    # isascii: str.isdigit() also takes "²", which int() refuses (a 500, found by fuzzing).
+    if not (value.isascii() and value.isdigit()) or len(value) > 9 or not low <= int(value) <= high:
         raise InvalidInput(f"{name} {value[:20]!r} is not a whole number from {low} to {high}")
     return int(value)
 

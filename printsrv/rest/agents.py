@@ -108,7 +108,7 @@ async def next_job(request: Request) -> Response:
     """
     caller = _caller(request)
     text = request.query_params.get("wait", "")
-    if text and not text.isdigit():
+    if text and not (text.isascii() and text.isdigit() and len(text) <= 9):  # not "²"
         raise InvalidInput("Query parameter 'wait' must be whole seconds", reason="wait")
     wait = int(text) if text else 10**6  # capped by agents.poll-secs
     claimed = await _unless_disconnected(

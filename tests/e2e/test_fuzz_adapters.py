@@ -19,6 +19,7 @@ import json
 import xmlrpc.client
 from collections.abc import Iterator
 from dataclasses import dataclass
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -91,8 +92,10 @@ def target(installation: Installation) -> Iterator[Target]:
 
 def assert_rest_envelope(response: httpx.Response) -> None:
     """Below 500, and a refusal in REST's envelope."""
-    assert response.status_code < 500, response.text
+    where = f"{response.request.method} {response.request.url}: {response.status_code}"
+    assert response.status_code < 500, f"{where} {response.text}"
     if response.status_code >= 400:
+        assert response.headers.get("content-type") == "application/json", where
         body = response.json()
         assert body["succes"] is False, body
         assert isinstance(body["error"], str) and body["error"], body
@@ -304,3 +307,60 @@ def test_seeds_of_every_rest_door_are_accepted(target: Target) -> None:
     )
     assert answer.status_code == 200, answer.text  # printed on the agent's printer
     assert answer.json()["status"] == "printing", answer.text
+
+
+NUMBER_TEXT = st.sampled_from(["²", "١٢", "0", "5", "-1", "1" * 30, "1" * 5000, " 7 ", "1e3"])
+MOMENT_TEXT = st.sampled_from(
+    ["0001-01-01", "9999-12-31", "0001-01-01T00:00:00+18:00", "9999-12-31T23:59:59-18:00",
+     "2024-02-30", "2024-01-01T25:00", "²⁰²⁴-01-01"]
+)  # fmt: skip
+
+
+@fuzz_settings(40)
+@given(
+    query=st.fixed_dictionaries(
+        {},
+        optional={
+            "limit": NUMBER_TEXT | FORM_TEXT,
+            "page": NUMBER_TEXT | FORM_TEXT,
+            "created_gte": MOMENT_TEXT | FORM_TEXT,
+            "created_lte": MOMENT_TEXT | FORM_TEXT,
+            "sort": FORM_TEXT,
+            "type": FORM_TEXT,
+        },
+    ),
+    ref=NUMBER_TEXT | FORM_TEXT,
+)
+@example(query={"limit": "²"}, ref="²")
+@example(query={"page": "100000000000000000"}, ref="1")
+@example(query={"created_gte": "0001-01-01T00:00:00+18:00"}, ref="1")
+@example(query={"created_lte": "9999-12-31T23:59:59-18:00"}, ref="1")
+def test_document_log_queries_are_answered_or_refused_in_the_envelope(
+    target: Target, query: dict[str, str], ref: str
+) -> None:
+    url = target.server.url
+    for path in ("/restful/v1/documents", "/restful/v1/user/documents"):
+        auth = ADMIN if path == "/restful/v1/documents" else target.user
+        assert_rest_envelope(target.client.get(f"{url}{path}", params=query, auth=auth))
+    path = f"/restful/v1/documents/{quote(ref, safe='')}"
+    assert_rest_envelope(target.client.get(f"{url}{path}", auth=ADMIN))
+
+
+@fuzz_settings(20)
+@given(wait=NUMBER_TEXT | FORM_TEXT, page=NUMBER_TEXT | FORM_TEXT, width=NUMBER_TEXT)
+@example(wait="²", page="²", width="²")
+def test_number_fields_of_agents_and_convert_to_are_answered_in_the_envelope(
+    target: Target, wait: str, page: str, width: str
+) -> None:
+    url = target.server.url
+    if wait.strip() and not wait.isdigit():  # a number waits: keep the test quick
+        answer = target.client.get(
+            f"{url}/restful/v1/agent/jobs/next", params={"wait": wait}, headers=target.agent
+        )
+        assert_rest_envelope(answer)
+    answer = target.post(
+        "/lool/convert-to/png",
+        files={"data": ("a.txt", b"hello")},
+        data={"page": page, "width": width},
+    )
+    assert_rest_envelope(answer)

@@ -273,3 +273,39 @@ def test_any_upload_content_type_gives_an_upload_or_invalid_input(
         run_async(receive_upload(request, work_dir=work_dir, max_file_bytes=64 * 1024))
     except (InvalidInput, PayloadTooLarge):
         assert list(work_dir.iterdir()) == []
+
+
+# "²" is a digit to str.isdigit() and not a number to int(): every `isdigit()` check in
+# front of an `int()` let it through to a ValueError, a 500 (found by fuzzing convert-to's
+# page field, then looked for everywhere).
+
+
+def test_convert_to_refuses_a_superscript_page_number() -> None:
+    with pytest.raises(InvalidInput, match="page '²' is not a whole number"):
+        Target.parse("png", "²")
+    with pytest.raises(InvalidInput, match="width"):
+        Target.parse("png", "1", "1" * 5000)
+
+
+def test_a_document_reference_in_superscript_digits_is_not_found() -> None:
+    from printsrv.documents.log import document_id_of
+    from printsrv.errors import NotFound
+
+    with pytest.raises(NotFound):
+        document_id_of("²")
+
+
+def test_a_print_rule_threshold_in_superscript_digits_is_invalid_input() -> None:
+    from printsrv.printing.rules import parse_condition
+
+    with pytest.raises(InvalidInput, match="whole number"):
+        parse_condition("pages > ²")
+
+
+def test_a_release_form_with_superscript_digits_is_invalid_input() -> None:
+    from printsrv.printing.release import ReleaseRequest
+
+    with pytest.raises(InvalidInput, match="not a document number"):
+        ReleaseRequest.parse({"document": "²", "printer": "p"})
+    with pytest.raises(InvalidInput, match="Copies"):
+        ReleaseRequest.parse({"document": "1", "printer": "p", "copies": "²"})
