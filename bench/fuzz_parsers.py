@@ -254,9 +254,18 @@ def fuzz_target(
             str(runs),
         ]
         runs += 1
-        result = subprocess.run(
-            command, capture_output=True, text=True, errors="replace", timeout=left + 120
-        )
+        try:
+            # Start-up (imports, instrumenting) comes on top of the fuzzing time; on a busy
+            # machine it takes minutes.
+            result = subprocess.run(
+                command, capture_output=True, text=True, errors="replace", timeout=left + 600
+            )
+        except subprocess.TimeoutExpired as stopped:
+            findings.append(f"{name}: the fuzzer process stopped answering (a hang)")
+            partial = stopped.stderr or b""
+            text = partial.decode(errors="replace") if isinstance(partial, bytes) else partial
+            findings += _FINDING.findall(text)
+            continue
         text = result.stdout + result.stderr
         counted = _STAT_RUNS.findall(text) or _DONE.findall(text) or _RANDOM_RUNS.findall(text)
         executions += int(counted[-1]) if counted else 0

@@ -38,7 +38,6 @@ import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
-from decimal import Decimal
 from typing import Any, BinaryIO, TypeVar
 
 from psycopg import errors as psycopg_errors
@@ -52,6 +51,7 @@ from financial.reports import CSV_HEADER, SortField
 from printsrv.accounts.service import financial_errors, parse_account_type, stored_account_name
 from printsrv.errors import InvalidInput
 from printsrv.platform.database import Database
+from printsrv.platform.json_numbers import decimal_number
 from printsrv.platform.streams import ReadStream
 from printsrv.platform.threads import in_thread
 
@@ -173,7 +173,7 @@ def strict_json(body: bytes, example: str) -> Any:
     try:
         return json.loads(
             body.decode("utf-8"),
-            parse_float=Decimal,
+            parse_float=decimal_number,
             parse_constant=_refuse_constant,
             object_pairs_hook=_unique_keys,
         )

@@ -24,6 +24,7 @@ from starlette.types import Receive, Scope, Send
 
 from printsrv.errors import PayloadTooLarge
 from printsrv.http import client_in, header_in, installation_in, receive_body
+from printsrv.platform.json_numbers import decimal_number
 from printsrv.platform.properties import Snapshot
 from printsrv.platform.security import Client, address_in, credentials_may_travel
 from printsrv.platform.threads import in_thread
@@ -222,7 +223,7 @@ def _json_default(value: Any) -> Any:
 # Built once: json.dumps/json.loads with keyword arguments build a new encoder or decoder on
 # every call, which costs more than encoding a systemStatus answer.
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=_json_default)
-_DECODER = json.JSONDecoder(parse_float=Decimal, parse_constant=_refuse_constant)
+_DECODER = json.JSONDecoder(parse_float=decimal_number, parse_constant=_refuse_constant)
 
 
 def encode(payload: Any) -> bytes:

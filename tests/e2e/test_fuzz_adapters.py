@@ -163,6 +163,7 @@ CALLS = st.fixed_dictionaries(
 @fuzz_settings(60)
 @given(body=mutated("jsonrpc") | st.one_of(CALLS, st.lists(CALLS, max_size=3)).map(json.dumps))
 @example(body=b'{"jsonrpc": "2.0", "id": 1e400, "method": "systemStatus"}')
+@example(body=b'{"jsonrpc": "2.0", "id": 1e99999999999999999999, "method": "x"}')
 @example(body=json.dumps({"jsonrpc": "2.0", "id": 1, "method": "addUserGroup",
                           "params": {"uniqueName": "a\x00b"}}))  # fmt: skip
 def test_jsonrpc_answers_every_body_with_answer_objects(target: Target, body: bytes | str) -> None:
@@ -261,6 +262,7 @@ def test_a_report_selection_is_answered_or_refused_in_the_envelope(
     ).map(lambda d: json.dumps(d).encode())
 )
 @example(body=b"[" * 10_000)
+@example(body=b'{"printer": "fuzzagent/fuzz", "card": 1e99999999999999999999}')
 def test_a_release_terminal_request_is_answered_in_the_envelope(
     target: Target, body: bytes
 ) -> None:

@@ -44,6 +44,8 @@ from printsrv.errors import InvalidInput
 from printsrv.rpc.xmlrpc import METHODS
 
 DEEP_JSON = b"[" * 100_000
+# Found by atheris: Decimal() raises InvalidOperation (not ValueError) for this exponent.
+HUGE_EXPONENT = b'{"id":1e9955555555555555555555555555555555555555}'
 HUGE_YEAR = b'{"select": {"date_from": {"ccyy": 100000000000000000000, "mm": 1, "dd": 1}}}'
 
 
@@ -75,6 +77,7 @@ def test_xmlrpc_bodies_parse_or_fault(data: bytes) -> None:
 @fuzz_settings(150)
 @given(mutated("jsonrpc"))
 @example(b'{"jsonrpc":"2.0","method":"systemStatus","id":1e400}')
+@example(HUGE_EXPONENT)
 def test_jsonrpc_bodies_parse_or_give_an_error_object(data: bytes) -> None:
     jsonrpc_body(data)
 
@@ -309,3 +312,14 @@ def test_a_release_form_with_superscript_digits_is_invalid_input() -> None:
         ReleaseRequest.parse({"document": "²", "printer": "p"})
     with pytest.raises(InvalidInput, match="Copies"):
         ReleaseRequest.parse({"document": "1", "printer": "p", "copies": "²"})
+
+
+def test_a_json_number_with_an_exponent_out_of_range_is_malformed_json() -> None:
+    """Found by atheris: parse_float=Decimal raised decimal.InvalidOperation, which neither
+    the JSON-RPC adapter (a 500 without the envelope) nor strict_json caught."""
+    from printsrv.rpc.jsonrpc import parse_body
+
+    with pytest.raises(ValueError, match="out of range"):
+        parse_body(HUGE_EXPONENT)
+    with pytest.raises(InvalidInput, match="out of range"):
+        strict_json(HUGE_EXPONENT, "{}")
