@@ -2,7 +2,8 @@
 
 Two profiles: `fuzz-ci` (the default: a bounded number of examples per target, so the
 suite stays within its time) and `fuzz-long` (PRINTSRV_FUZZ_PROFILE=fuzz-long: thousands per
-target, for a run by hand). bench/fuzz_parsers.py is the coverage-guided, timed run.
+target, for a run by hand); PRINTSRV_FUZZ_EXAMPLES=N sets every target's count to N.
+bench/fuzz_parsers.py is the coverage-guided, timed run.
 
 `mutated(seeds, tokens)` starts from valid inputs and mutates their bytes: overwrite, cut,
 insert random bytes or grammar tokens, repeat a slice (deep nesting, long runs), splice
