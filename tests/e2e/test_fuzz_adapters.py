@@ -263,6 +263,7 @@ def test_a_report_selection_is_answered_or_refused_in_the_envelope(
 )
 @example(body=b"[" * 10_000)
 @example(body=b'{"printer": "fuzzagent/fuzz", "card": 1e99999999999999999999}')
+@example(body=b'{"printer": "a\\u0000b", "card": "04A1B2C3"}')  # PostgreSQL refuses NUL
 def test_a_release_terminal_request_is_answered_in_the_envelope(
     target: Target, body: bytes
 ) -> None:
@@ -366,3 +367,34 @@ def test_number_fields_of_agents_and_convert_to_are_answered_in_the_envelope(
         data={"page": page, "width": width},
     )
     assert_rest_envelope(answer)
+
+
+AMOUNT_TEXT = st.sampled_from(
+    ["1.00", "-1", "0", "1e3", "NaN", "Infinity", "1.0000001", "9" * 40, "²", "1,5", " 2 "]
+)
+
+
+@fuzz_settings(30)
+@given(
+    query=st.fixed_dictionaries(
+        {
+            "type": st.sampled_from(["USER", "SHARED", "GROUP"]) | FORM_TEXT,
+            "name": st.sampled_from(["janet", "admin"]) | FORM_TEXT,
+            "amount": AMOUNT_TEXT | FORM_TEXT,
+        },
+        optional={"details": FORM_TEXT, "adjust": FORM_TEXT, "comment": FORM_TEXT},
+    )
+)
+@example(query={"type": "USER", "name": "a\x00b", "amount": "1.00"})
+@example(query={"type": "USER", "name": "janet", "amount": "1.00", "details": "a\x00b"})
+def test_money_parameters_are_answered_or_refused_in_the_envelope(
+    target: Target, query: dict[str, str]
+) -> None:
+    url = f"{target.server.url}/restful/v1/financial"
+    answers = [
+        target.client.get(f"{url}/account/balance", params=query, auth=ADMIN),
+        target.client.post(f"{url}/account/balance", params=query, auth=ADMIN),
+        target.client.post(f"{url}/transfer", params=query, auth=target.user),
+    ]
+    for answer in answers:
+        assert_rest_envelope(answer)
