@@ -131,7 +131,7 @@ def assert_jsonrpc_envelope(response: httpx.Response) -> None:
 XMLRPC_TEXT = st.text(max_size=30).map(lambda s: s.replace("\r", ""))
 
 
-@fuzz_settings(40)
+@fuzz_settings(30)
 @given(
     body=mutated("xmlrpc")
     | st.tuples(st.sampled_from([TTP_KEY, "wrong"]) | XMLRPC_TEXT, XMLRPC_TEXT).map(
@@ -160,7 +160,7 @@ CALLS = st.fixed_dictionaries(
 )
 
 
-@fuzz_settings(60)
+@fuzz_settings(40)
 @given(body=mutated("jsonrpc") | st.one_of(CALLS, st.lists(CALLS, max_size=3)).map(json.dumps))
 @example(body=b'{"jsonrpc": "2.0", "id": 1e400, "method": "systemStatus"}')
 @example(body=b'{"jsonrpc": "2.0", "id": 1e99999999999999999999, "method": "x"}')
@@ -194,7 +194,7 @@ def test_jsonrpc_refuses_an_id_past_a_floats_range_in_json(target: Target) -> No
 FORM_TEXT = st.text(max_size=40) | NASTY_TEXT
 
 
-@fuzz_settings(40)
+@fuzz_settings(30)
 @given(body=mutated("multipart"))
 def test_a_mutated_upload_is_accepted_or_refused_in_the_envelope(
     target: Target, body: bytes
@@ -217,7 +217,7 @@ IPP_OPTIONS = st.dictionaries(
 ).map(json.dumps)
 
 
-@fuzz_settings(40)
+@fuzz_settings(30)
 @given(
     fields=st.fixed_dictionaries(
         {"queue": st.sampled_from(["lab", "webservice"]) | FORM_TEXT},
@@ -240,7 +240,7 @@ def test_upload_fields_of_any_text_are_accepted_or_refused_in_the_envelope(
     assert_rest_envelope(response)
 
 
-@fuzz_settings(40)
+@fuzz_settings(30)
 @given(body=mutated("report"))
 @example(body=b"[" * 20_000)
 @example(body=b'{"select": {"date_from": {"ccyy": 100000000000000000000, "mm": 1, "dd": 1}}}')
@@ -253,7 +253,7 @@ def test_a_report_selection_is_answered_or_refused_in_the_envelope(
     assert_rest_envelope(target.post("/restful/v1/reports/accounttrx", content=body, auth=ADMIN))
 
 
-@fuzz_settings(40)
+@fuzz_settings(30)
 @given(
     body=mutated("release")
     | st.fixed_dictionaries(
@@ -270,7 +270,7 @@ def test_a_release_terminal_request_is_answered_in_the_envelope(
     assert_rest_envelope(target.post("/restful/v1/release", content=body))
 
 
-@fuzz_settings(40)
+@fuzz_settings(30)
 @given(body=mutated("agents"), path=st.sampled_from(["/printers", "/jobs/1/state"]))
 @example(body=b"{" * 10_000, path="/printers")
 def test_an_agent_body_is_answered_in_the_envelope(target: Target, body: bytes, path: str) -> None:
@@ -319,7 +319,7 @@ MOMENT_TEXT = st.sampled_from(
 )  # fmt: skip
 
 
-@fuzz_settings(40)
+@fuzz_settings(30)
 @given(
     query=st.fixed_dictionaries(
         {},

@@ -68,13 +68,13 @@ def test_every_target_is_fuzzed_here() -> None:
     assert set(TARGETS) == fuzzed
 
 
-@fuzz_settings(150)
+@fuzz_settings(120)
 @given(mutated("xmlrpc"))
 def test_xmlrpc_bodies_parse_or_fault(data: bytes) -> None:
     xmlrpc_body(data)
 
 
-@fuzz_settings(150)
+@fuzz_settings(120)
 @given(mutated("jsonrpc"))
 @example(b'{"jsonrpc":"2.0","method":"systemStatus","id":1e400}')
 @example(HUGE_EXPONENT)
@@ -82,7 +82,7 @@ def test_jsonrpc_bodies_parse_or_give_an_error_object(data: bytes) -> None:
     jsonrpc_body(data)
 
 
-@fuzz_settings(150)
+@fuzz_settings(120)
 @given(mutated("multipart"))
 def test_multipart_bodies_give_an_upload_or_invalid_input(data: bytes) -> None:
     multipart_body(data)
@@ -109,7 +109,7 @@ def test_conversion_gives_a_pdf_or_conversion_failed(data: bytes) -> None:
     document_conversion(data)
 
 
-@fuzz_settings(150)
+@fuzz_settings(120)
 @given(mutated("report"))
 @example(DEEP_JSON)
 @example(HUGE_YEAR)
@@ -117,21 +117,21 @@ def test_report_selections_parse_or_are_invalid_input(data: bytes) -> None:
     report_request(data)
 
 
-@fuzz_settings(150)
+@fuzz_settings(120)
 @given(mutated("release"))
 @example(DEEP_JSON)
 def test_release_requests_parse_or_are_invalid_input(data: bytes) -> None:
     release_request(data)
 
 
-@fuzz_settings(150)
+@fuzz_settings(120)
 @given(mutated("agents"))
 @example(b"{" * 50_000)
 def test_agent_bodies_parse_or_are_invalid_input(data: bytes) -> None:
     agent_bodies(data)
 
 
-@fuzz_settings(150)
+@fuzz_settings(120)
 @given(mutated("convert_to") | st.text(max_size=80).map(str.encode))
 def test_convert_to_fields_give_a_target_and_a_safe_name(data: bytes) -> None:
     convert_to_fields(data)
@@ -154,7 +154,7 @@ XMLRPC_VALUES = st.recursive(
 )
 
 
-@fuzz_settings(150)
+@fuzz_settings(120)
 @given(
     method=st.sampled_from(sorted(METHODS)) | st.text(alphabet="abc.-_", min_size=1, max_size=30),
     params=st.lists(XMLRPC_VALUES, max_size=3),
@@ -176,7 +176,7 @@ JSONRPC_OBJECTS = st.fixed_dictionaries(
 )
 
 
-@fuzz_settings(150)
+@fuzz_settings(120)
 @given(st.one_of(JSONRPC_OBJECTS, st.lists(JSONRPC_OBJECTS, max_size=4), JSON_VALUES))
 def test_jsonrpc_envelopes_of_any_shape_are_answered(document: object) -> None:
     import json
