@@ -46,6 +46,7 @@ from pypdf import PdfReader
 from printsrv.documents.convert import ConversionFailed, Limits, convert_sync, sniff
 from printsrv.documents.convert.common import check_deadline
 from printsrv.documents.convert.external import run_program
+from printsrv.documents.convert.pdf import MAX_PAGE_POINTS
 from printsrv.documents.store import PdfStore
 from printsrv.errors import InvalidInput, PrintsrvError, ServiceUnavailable
 from printsrv.platform.threads import in_thread
@@ -63,6 +64,7 @@ __all__ = [
     "convert_path",
     "convert_to",
     "input_name",
+    "page_geometry",
     "result_name",
 ]
 
@@ -143,7 +145,8 @@ def _whole_number(name: str, text: str | None, default: int, low: int, high: int
     if text is None or not text.strip():
         return default
     value = text.strip()
-    if not value.isdigit() or not low <= int(value) <= high:
+    # isascii: str.isdigit() also takes "²", which int() refuses (a 500, found by fuzzing).
+    if not (value.isascii() and value.isdigit()) or len(value) > 9 or not low <= int(value) <= high:
         raise InvalidInput(f"{name} {value[:20]!r} is not a whole number from {low} to {high}")
     return int(value)
 
@@ -275,10 +278,15 @@ def convert_file(
     return _pdf_text(pdf, out_dir / "text.txt", name=name, limits=limits, deadline=deadline)
 
 
-def _page_png(
-    pdf: Path, out: Path, target: Target, *, name: str, limits: Limits, deadline: float
-) -> Path:
-    """Render page ``target.page`` of a checked PDF as a PNG exactly ``target.width`` wide."""
+def page_geometry(pdf: Path, target: Target, *, name: str) -> tuple[float, int]:
+    """The width in points of page ``target.page`` of a checked PDF, as shown (its crop box,
+    turned by its rotation), and the height in pixels of its picture ``target.width`` wide.
+
+    InvalidInput for a page the document does not have or a picture over ``MAX_PIXELS``;
+    ``ConversionFailed`` (damaged) for a crop box or rotation that is not a size or an
+    angle: ``inspect_pdf`` checks the media box only, and a crop box of zero width or a
+    ``/Rotate`` that is a name once made this a division by zero or a TypeError (a 500).
+    """
     with open(pdf, "rb") as handle:
         reader = PdfReader(handle, strict=False)
         pages = len(reader.pages)
@@ -287,17 +295,43 @@ def _page_png(
                 f"page {target.page} is past the end of '{name}', which has {pages} "
                 f"page{'s' if pages != 1 else ''}"
             )
-        page = reader.pages[target.page - 1]
-        box = page.cropbox
-        width, height = abs(float(box.width)), abs(float(box.height))
-        if page.rotation % 180 == 90:
-            width, height = height, width
+        try:
+            page = reader.pages[target.page - 1]
+            box = page.cropbox
+            width, height = abs(float(box.width)), abs(float(box.height))
+            # Read raw: pypdf's page.rotation raises TypeError for a /Rotate that is a name.
+            rotation = page.get("/Rotate")
+            rotation = getattr(rotation, "get_object", lambda: rotation)()
+            turned = isinstance(rotation, int) and rotation % 180 == 90
+        except Exception as exc:  # pypdf raises many kinds for a malformed box
+            raise ConversionFailed(
+                name,
+                f"page {target.page} has no readable size ({type(exc).__name__})",
+                kind="damaged",
+            ) from exc
+    if turned:
+        width, height = height, width
+    if not (0 < width <= MAX_PAGE_POINTS and 0 < height <= MAX_PAGE_POINTS):
+        raise ConversionFailed(
+            name,
+            f"page {target.page} is shown {width:.0f} x {height:.0f} points (its crop box); "
+            f"it must be more than 0 and at most {MAX_PAGE_POINTS:.0f} a side",
+            kind="damaged",
+        )
     pixels_high = max(1, round(height * target.width / width))
     if target.width * pixels_high > MAX_PIXELS:
         raise InvalidInput(
             f"page {target.page} at {target.width} pixels wide would be {pixels_high} pixels "
             f"high; at most {MAX_PIXELS:,} pixels in all"
         )
+    return width, pixels_high
+
+
+def _page_png(
+    pdf: Path, out: Path, target: Target, *, name: str, limits: Limits, deadline: float
+) -> Path:
+    """Render page ``target.page`` of a checked PDF as a PNG exactly ``target.width`` wide."""
+    width, pixels_high = page_geometry(pdf, target, name=name)
     gs = shutil.which("gs")
     if gs is None:
         raise ConversionFailed(name, "Ghostscript (gs) is not installed on the server")

@@ -334,7 +334,7 @@ def _ref_of(ref: str) -> tuple[str, int | str]:
 def document_id_of(text: str) -> int:
     """A document id from outside; NotFound (not 400) for anything that cannot be one, as an
     unknown id is."""
-    if not text.isdigit() or len(text) > 18:
+    if not (text.isascii() and text.isdigit()) or len(text) > 18:  # isdigit() takes "²"
         raise NotFound(f"Document {text[:40]!r} does not exist")
     return int(text)
 

@@ -103,7 +103,8 @@ class ReleaseRequest:
     def parse(cls, form: dict[str, str]) -> ReleaseRequest:
         """Read the form's fields; InvalidInput names the field that is wrong."""
         document = form.get("document", "").strip()
-        if not document.isdigit() or len(document) > 18:
+        # isascii: str.isdigit() also takes "²", which int() refuses.
+        if not (document.isascii() and document.isdigit()) or len(document) > 18:
             raise InvalidInput(f"Document {document[:40]!r} is not a document number")
         printer = form.get("printer", "").strip()
         if not printer:
@@ -111,7 +112,10 @@ class ReleaseRequest:
         options: dict[str, str] = {}
         copies = form.get("copies", "").strip()
         if copies:
-            if not copies.isdigit() or not 1 <= int(copies[:9]) <= MAX_COPIES:
+            if (
+                not (copies.isascii() and copies.isdigit())
+                or not 1 <= int(copies[:9]) <= MAX_COPIES
+            ):
                 raise InvalidInput(f"Copies {copies[:20]!r} is not a number from 1 to {MAX_COPIES}")
             options["copies"] = str(int(copies))
         for field, attribute, allowed in (

@@ -228,7 +228,11 @@ def parse_condition(condition: str) -> tuple[str, str]:
     counted = _COUNTED.fullmatch(text)
     if counted is not None:
         kind, number = counted.groups()
-        if not number.isdigit() or int(number[:9]) >= MAX_THRESHOLD or len(number) > 9:
+        if (
+            not (number.isascii() and number.isdigit())  # isdigit() alone takes "²"
+            or int(number[:9]) >= MAX_THRESHOLD
+            or len(number) > 9
+        ):
             raise InvalidInput(
                 f"Condition {text[:60]!r}: N must be a whole number from 0 to {MAX_THRESHOLD - 1}",
                 reason="if",

@@ -187,7 +187,7 @@ def _document_ids(value: str) -> list[int] | None:
     value = value.strip()
     if value == "all":
         return None
-    if not value.isdigit() or len(value) > 18:
+    if not (value.isascii() and value.isdigit()) or len(value) > 18:  # isdigit() takes "²"
         raise InvalidInput(f"Document {value[:40]!r} is not a document number or 'all'")
     return [int(value)]
 

@@ -118,19 +118,17 @@ async def next_job(request: Request) -> Response:
     """
     caller = _caller(request)
     text = request.query_params.get("wait", "")
-    if text and (not text.isdigit() or len(text) > 9):  # agents.poll-secs caps it anyway
-        raise InvalidInput(
-            "Query parameter 'wait' must be whole seconds (at most 9 digits)", reason="wait"
-        )
+    if text and not (text.isascii() and text.isdigit() and len(text) <= 9):  # not "²"
+        raise InvalidInput("Query parameter 'wait' must be whole seconds", reason="wait")
     wait = int(text) if text else 10**6  # capped by agents.poll-secs
     most = request.query_params.get("max", "1")
-    if not most.isdigit() or not 1 <= int(most) <= actions.MAX_BATCH:
+    if not (most.isascii() and most.isdigit()) or not 1 <= int(most) <= actions.MAX_BATCH:
         raise InvalidInput(
             f"Query parameter 'max' must be a whole number from 1 to {actions.MAX_BATCH}",
             reason="max",
         )
     inline = request.query_params.get("inline", "0")
-    if not inline.isdigit() or int(inline) > actions.MAX_INLINE:
+    if not (inline.isascii() and inline.isdigit()) or int(inline) > actions.MAX_INLINE:
         raise InvalidInput(
             f"Query parameter 'inline' must be bytes, at most {actions.MAX_INLINE}",
             reason="inline",

@@ -32,7 +32,7 @@ from printsrv.platform.security import (
 from printsrv.platform.threads import in_thread
 from printsrv.platform.uploads import receive_upload
 from printsrv.rest.guards import require_admin, require_user
-from printsrv.rest.responses import handle_service_error
+from printsrv.rest.responses import handle_service_error, handle_unexpected_error
 
 __all__ = ["content_disposition", "convert_to"]
 
@@ -106,6 +106,10 @@ async def convert_to(request: Request) -> Response:
         result = await service.convert_to(installation.env.home, settings, receive)
     except PrintsrvError as error:
         return await handle_service_error(request, error)
+    except Exception as error:
+        # A bug of ours: still REST's envelope (it was Starlette's plain-text page), and the
+        # traceback in the log.
+        return await handle_unexpected_error(request, error)
     return Response(
         result.content,
         media_type=result.media_type,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
@@ -23,6 +24,7 @@ from starlette.types import Receive, Scope, Send
 
 from printsrv.errors import PayloadTooLarge
 from printsrv.http import client_in, header_in, installation_in, receive_body
+from printsrv.platform.json_numbers import decimal_number
 from printsrv.platform.properties import Snapshot
 from printsrv.platform.security import Client, address_in, credentials_may_travel
 from printsrv.platform.threads import in_thread
@@ -73,7 +75,11 @@ def parse_body(body: bytes) -> Any:
 
 def _valid_id(value: Any) -> bool:
     # JSON-RPC 2.0: String, Number or Null (bool is an int in Python but not a JSON number).
-    return value is None or (isinstance(value, str | int | Decimal) and not isinstance(value, bool))
+    # A fraction goes back as a float, so one past a float's range (1e400) is refused: it
+    # would go back as `Infinity`, which is not JSON (found by fuzzing).
+    if isinstance(value, Decimal):
+        return math.isfinite(float(value))
+    return value is None or (isinstance(value, str | int) and not isinstance(value, bool))
 
 
 def request_id(obj: Any) -> Any:
@@ -217,7 +223,7 @@ def _json_default(value: Any) -> Any:
 # Built once: json.dumps/json.loads with keyword arguments build a new encoder or decoder on
 # every call, which costs more than encoding a systemStatus answer.
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=_json_default)
-_DECODER = json.JSONDecoder(parse_float=Decimal, parse_constant=_refuse_constant)
+_DECODER = json.JSONDecoder(parse_float=decimal_number, parse_constant=_refuse_constant)
 
 
 def encode(payload: Any) -> bytes:

@@ -7,6 +7,7 @@ that bench/run reads what wrk prints correctly and drives a real wrk against a r
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from decimal import Decimal
@@ -331,3 +332,19 @@ def test_the_fuzz_run_reports_requests_operations_and_failures(
     assert f"operations:        {report.operations}" in printed
     assert f"requests tried:    {report.requests}" in printed
     assert report.failures() == [], report.summary()
+
+
+def test_the_parser_fuzzer_runs_its_small_mode(tmp_path: Path) -> None:
+    """A few seconds of bench/fuzz_parsers on one target: executions counted, no finding."""
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.fuzz_parsers", "--seconds", "3", "--engine", "random",
+         "--target", "report", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    line = next(x for x in result.stdout.splitlines() if x.startswith("total:"))
+    executions = int(re.search(r"([\d,]+) executions", line).group(1).replace(",", ""))
+    assert executions > 100, line
+    assert line.endswith("0 finding(s)"), line
