@@ -15,7 +15,7 @@ from __future__ import annotations
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from printsrv.web.admin import auth, sections
+from printsrv.web.admin import auth, people, sections
 
 __all__ = ["admin_routes"]
 
@@ -30,9 +30,18 @@ def admin_routes() -> list[BaseRoute]:
         Route("/admin", sections.dashboard, methods=["GET"]),
         Route("/admin/login", auth.login, methods=["GET", "POST"]),
         Route("/admin/logout", auth.logout, methods=["POST"]),
-        Route("/admin/people", sections.people, methods=["GET"]),
+        Route("/admin/people", people.search, methods=["GET"]),
         Route("/admin/printing", sections.printing, methods=["GET"]),
         Route("/admin/reports", sections.reports, methods=["GET"]),
         Route("/admin/settings", sections.settings, methods=["GET", "POST"]),
+        # People & money (people.py)
+        Route("/admin/people/users/{name}", people.user_page, methods=["GET"]),
+        Route("/admin/people/users/{name}/adjust", people.adjust_user, methods=["POST"]),
+        Route("/admin/people/users/{name}/enabled", people.set_enabled, methods=["POST"]),
+        Route("/admin/people/users/{name}/uuid", people.regenerate_uuid, methods=["POST"]),
+        Route("/admin/people/groups", people.groups_page, methods=["GET"]),
+        Route("/admin/people/groups/{name}", people.group_page, methods=["GET"]),
+        Route("/admin/people/shared", people.shared_page, methods=["GET", "POST"]),
+        Route("/admin/people/shared/adjust", people.adjust_shared, methods=["POST"]),
         Mount("/admin/static", app=StaticFiles(packages=[("printsrv.web", "static")])),
     ]
