@@ -102,7 +102,7 @@ def search_users(installation: Installation, query: str, *, page: int = 0) -> Us
         pattern = _like_prefix(query.lower())
         statement = statement.where(
             or_(
-                User.user_name.like(pattern, escape="\\"),
+                func.lower(User.user_name).like(pattern, escape="\\"),
                 func.lower(User.full_name).like(pattern, escape="\\"),
                 func.lower(User.email).like(pattern, escape="\\"),
                 func.lower(User.card_number).like(pattern, escape="\\"),

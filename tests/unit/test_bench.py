@@ -92,6 +92,7 @@ def test_the_suite_names_every_benchmark_module() -> None:
         "quotas",
         "agents",
         "dashboard",
+        "admin-search",
     ]
 
 
@@ -203,3 +204,20 @@ def test_the_dashboard_benchmark_runs_a_small_installation(monkeypatch: pytest.M
     assert rows[0][0].startswith("GET /admin, 2,000 ledger rows, 200 documents, ms")
     page, baseline, ratio = rows[0][1:]
     assert float(page) > 0 and float(baseline.split()[0]) >= 0 and float(ratio) > 0
+
+
+@pytest.mark.skipif(
+    not os.environ.get("PRINTSRV_TEST_DATABASE_URL"), reason="PRINTSRV_TEST_DATABASE_URL is not set"
+)
+def test_the_user_search_benchmark_runs_a_small_installation(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A short real run on PostgreSQL: GET /admin/people?q=... from a real server, and the
+    search alone, each query finding someone."""
+    from bench import admin_search
+
+    monkeypatch.setattr(admin_search, "PG_URL", os.environ["PRINTSRV_TEST_DATABASE_URL"])
+    rows = admin_search.figures(users=2_000, requests=12)
+    assert rows[0][0].startswith("GET /admin/people?q=..., 2,000 users, p99 ms")
+    for _, value, baseline, ratio in rows:
+        assert float(value) > 0 and float(baseline.split()[0]) > 0 and float(ratio) > 0
