@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from admin_support import AdminBrowser, assert_accessible, submit_and_wait
+from admin2_support import submit
+from admin_support import AdminBrowser, assert_accessible
 from sqlalchemy import func, select
 from web_support import give_credit
 
@@ -57,7 +58,7 @@ def test_an_admin_finds_a_user_and_adjusts_their_balance(
     driver = admin_browser.open("/admin/people")
     assert_accessible(driver)
     assert names_listed(admin_browser) == ["janet"] + [f"pupil{n:02d}" for n in range(24)]
-    submit_and_wait(driver, admin_browser.find("a[rel=next]"))
+    submit(driver, admin_browser.find("a[rel=next]"))
     assert names_listed(admin_browser) == [f"pupil{n:02d}" for n in range(24, 30)]
     assert not admin_browser.find_all("a[rel=next]")
 
@@ -65,7 +66,7 @@ def test_an_admin_finds_a_user_and_adjusts_their_balance(
     for query in ("janet d", "JD@school", "card-77", "jan"):
         admin_browser.open("/admin/people")
         admin_browser.find("#q").send_keys(query)
-        submit_and_wait(driver, admin_browser.find("form[role=search] button"))
+        submit(driver, admin_browser.find("form[role=search] button"))
         assert names_listed(admin_browser) == ["janet"], query
     # LIKE's wildcards are plain characters.
     admin_browser.open("/admin/people?q=%25")
@@ -77,7 +78,7 @@ def test_an_admin_finds_a_user_and_adjusts_their_balance(
 
     # The user's page: groups, aliases, balance, credit limit, ledger.
     admin_browser.open("/admin/people?q=janet")
-    submit_and_wait(driver, admin_browser.find("#users a"))
+    submit(driver, admin_browser.find("#users a"))
     assert driver.current_url.endswith("/admin/people/users/janet")
     assert_accessible(driver)
     assert admin_browser.find("#user-groups").text == "pupils"
@@ -89,7 +90,7 @@ def test_an_admin_finds_a_user_and_adjusts_their_balance(
     before = ledger_rows(installation)
     admin_browser.find("#amount").send_keys("2,50")
     admin_browser.find("#comment").send_keys("Lost a page")
-    submit_and_wait(driver, admin_browser.find("#adjust-form button"))
+    submit(driver, admin_browser.find("#adjust-form button"))
     assert "amount" in admin_browser.find("#amount-error").text
     assert admin_browser.find("#amount").get_attribute("aria-invalid") == "true"
     assert admin_browser.find("#comment").get_attribute("value") == "Lost a page"
@@ -98,14 +99,14 @@ def test_an_admin_finds_a_user_and_adjusts_their_balance(
     amount.clear()
     amount.send_keys("2.50")
     admin_browser.find("#comment").clear()
-    submit_and_wait(driver, admin_browser.find("#adjust-form button"))
+    submit(driver, admin_browser.find("#adjust-form button"))
     assert "say why" in admin_browser.find("#comment-error").text
     assert ledger_rows(installation) == before
     assert balance(installation, "USER", "janet") == Decimal("10.00")
 
     # A good one: one ADJUST row, by this admin, with the comment.
     admin_browser.find("#comment").send_keys("Paper jam refund")
-    submit_and_wait(driver, admin_browser.find("#adjust-form button"))
+    submit(driver, admin_browser.find("#adjust-form button"))
     assert admin_browser.find("#user-notice").text == "The balance was adjusted."
     assert admin_browser.find("#user-balance").text == "12.50"
     assert balance(installation, "USER", "janet") == Decimal("12.50")
@@ -129,15 +130,15 @@ def test_an_admin_disables_a_user_and_gives_them_a_new_uuid(
     driver = admin_browser.open("/admin/people/users/s123456")  # an alias leads to the user
     assert admin_browser.find("h1").text.startswith("janet")
 
-    submit_and_wait(driver, admin_browser.find("#toggle-enabled"))
+    submit(driver, admin_browser.find("#toggle-enabled"))
     assert admin_browser.find("#user-notice").text == "The user was disabled."
     assert admin_browser.find("#user-state").text == "disabled"
     with installation.db.read() as session:
         assert not users.get_user(session, "janet").enabled
-    submit_and_wait(driver, admin_browser.find("#toggle-enabled"))
+    submit(driver, admin_browser.find("#toggle-enabled"))
     assert admin_browser.find("#user-state").text == "enabled"
 
-    submit_and_wait(driver, admin_browser.find("#regenerate-uuid"))
+    submit(driver, admin_browser.find("#regenerate-uuid"))
     credential = admin_browser.find("#new-uuid").text
     assert len(credential) == 36
     assert_accessible(driver)
@@ -162,7 +163,7 @@ def test_groups_and_shared_accounts(
     driver = admin_browser.open("/admin/people/groups")
     assert_accessible(driver)
     assert "pupils" in admin_browser.find("#groups").text
-    submit_and_wait(driver, admin_browser.find("#groups a"))
+    submit(driver, admin_browser.find("#groups a"))
     assert_accessible(driver)
     assert [li.text for li in admin_browser.find_all("#members li")] == [
         "janet",
@@ -174,24 +175,24 @@ def test_groups_and_shared_accounts(
     driver = admin_browser.open("/admin/people/shared")
     assert_accessible(driver)
     admin_browser.find("#name").send_keys("Library")
-    submit_and_wait(driver, admin_browser.find("#new-account-form button"))
+    submit(driver, admin_browser.find("#new-account-form button"))
     assert admin_browser.find("#shared-notice").text == "Created Library."
     # The same name again: refused beside the field.
     admin_browser.find("#name").send_keys("Library")
-    submit_and_wait(driver, admin_browser.find("#new-account-form button"))
+    submit(driver, admin_browser.find("#new-account-form button"))
     assert admin_browser.find("#name-error").text
     assert_accessible(driver)
 
     before = ledger_rows(installation)
     admin_browser.find("#amount").send_keys("ten")
     admin_browser.find("#comment").send_keys("Budget")
-    submit_and_wait(driver, admin_browser.find("#adjust-form button"))
+    submit(driver, admin_browser.find("#adjust-form button"))
     assert admin_browser.find("#amount-error").text
     assert ledger_rows(installation) == before
     amount = admin_browser.find("#amount")
     amount.clear()
     amount.send_keys("100")
-    submit_and_wait(driver, admin_browser.find("#adjust-form button"))
+    submit(driver, admin_browser.find("#adjust-form button"))
     assert admin_browser.find("#shared-notice").text == "Adjusted Library."
     assert "100.00" in admin_browser.find("#shared-accounts").text
     assert balance(installation, "SHARED", "Library") == Decimal("100.00")

@@ -15,7 +15,7 @@ from __future__ import annotations
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from printsrv.web.admin import auth, people, sections
+from printsrv.web.admin import auth, people, printing, sections
 
 __all__ = ["admin_routes"]
 
@@ -31,7 +31,7 @@ def admin_routes() -> list[BaseRoute]:
         Route("/admin/login", auth.login, methods=["GET", "POST"]),
         Route("/admin/logout", auth.logout, methods=["POST"]),
         Route("/admin/people", people.search, methods=["GET"]),
-        Route("/admin/printing", sections.printing, methods=["GET"]),
+        Route("/admin/printing", printing.printing_page, methods=["GET"]),
         Route("/admin/reports", sections.reports, methods=["GET"]),
         Route("/admin/settings", sections.settings, methods=["GET", "POST"]),
         # People & money (people.py)
@@ -43,5 +43,14 @@ def admin_routes() -> list[BaseRoute]:
         Route("/admin/people/groups/{name}", people.group_page, methods=["GET"]),
         Route("/admin/people/shared", people.shared_page, methods=["GET", "POST"]),
         Route("/admin/people/shared/adjust", people.adjust_shared, methods=["POST"]),
+        # Printing (printing.py)
+        Route("/admin/printing/queues", printing.set_queue, methods=["POST"]),
+        Route("/admin/printing/documents", printing.document_log, methods=["GET"]),
+        Route("/admin/printing/documents/{id}/pdf", printing.document_pdf, methods=["GET"]),
+        Route(
+            "/admin/printing/documents/{id}/preview.png",
+            printing.document_preview,
+            methods=["GET"],
+        ),
         Mount("/admin/static", app=StaticFiles(packages=[("printsrv.web", "static")])),
     ]
