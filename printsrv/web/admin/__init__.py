@@ -15,7 +15,7 @@ from __future__ import annotations
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from printsrv.web.admin import auth, people, printing, sections
+from printsrv.web.admin import auth, people, printing, reports, sections
 
 __all__ = ["admin_routes"]
 
@@ -32,7 +32,7 @@ def admin_routes() -> list[BaseRoute]:
         Route("/admin/logout", auth.logout, methods=["POST"]),
         Route("/admin/people", people.search, methods=["GET"]),
         Route("/admin/printing", printing.printing_page, methods=["GET"]),
-        Route("/admin/reports", sections.reports, methods=["GET"]),
+        Route("/admin/reports", reports.report_form, methods=["GET", "POST"]),
         Route("/admin/settings", sections.settings, methods=["GET", "POST"]),
         # People & money (people.py)
         Route("/admin/people/users/{name}", people.user_page, methods=["GET"]),
@@ -52,5 +52,9 @@ def admin_routes() -> list[BaseRoute]:
             printing.document_preview,
             methods=["GET"],
         ),
+        # Reports (reports.py)
+        Route("/admin/reports/jobs/{key}", reports.job_page, methods=["GET"]),
+        Route("/admin/reports/jobs/{key}/status", reports.job_status, methods=["GET"]),
+        Route("/admin/reports/jobs/{key}/files/{name}", reports.job_file, methods=["GET"]),
         Mount("/admin/static", app=StaticFiles(packages=[("printsrv.web", "static")])),
     ]
