@@ -33,6 +33,7 @@ __all__ = [
     "LogQuery",
     "PrinterView",
     "QueueView",
+    "change_access",
     "document_log",
     "first_page_png",
     "list_printer_views",
@@ -106,6 +107,18 @@ def list_queue_views(installation: Installation) -> list[QueueView]:
     """Every queue, sorted by name."""
     with installation.db.read() as session:
         return [_queue_view(queue) for queue in queues.list_queues(session)]
+
+
+def change_access(installation: Installation, printer: str, group: str, scope: str) -> str:
+    """Put `group` on `printer`'s ALLOW or DENY list, or with scope REMOVE take it off
+    (as `printsrv printer access`); what was done, in words. InvalidInput (scope),
+    NotFound (printer, group, or a group that is on no list to remove it from)."""
+    with installation.db.transaction() as session:
+        if scope.strip().upper() == "REMOVE":
+            access.revoke(session, printer, group)
+            return f"group '{group.strip().lower()}' taken off the access lists"
+        previous = access.grant(session, printer, group, scope)
+        return access.describe_grant(group.strip().lower(), access.parse_scope(scope), previous)
 
 
 def set_queue_enabled(installation: Installation, name: str, enabled: bool) -> str:

@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 from admin2_support import submit
 from admin_support import AdminBrowser, assert_accessible
+from selenium.webdriver.support.ui import Select
 
 from printsrv.documents import log
 from printsrv.documents.store import PdfStore
@@ -84,6 +85,25 @@ def test_printers_and_queues(installation: Installation, admin_browser: AdminBro
     submit(driver, admin_browser.find("tr[data-queue=library] button"))
     with installation.db.read() as session:
         assert queues.get_queue(session, "library").enabled
+
+    # The access lists: a group that does not exist is refused beside the field.
+    form = "tr[data-printer=hall-laser] form"
+    admin_browser.find(f"{form} input[name=group]").send_keys("nobody")
+    submit(driver, admin_browser.find(f"{form} button"))
+    assert "nobody" in admin_browser.find(f"{form} .field-error").text
+    assert_accessible(driver)
+    with installation.db.read() as session:
+        assert [a.group for a in access.list_access(session, "hall-laser")] == ["staff"]
+    field = admin_browser.find(f"{form} input[name=group]")
+    field.clear()
+    field.send_keys("staff")
+    Select(admin_browser.find(f"{form} select")).select_by_value("DENY")
+    submit(driver, admin_browser.find(f"{form} button"))
+    assert "moved from the ALLOW to the DENY list" in admin_browser.find("#printing-notice").text
+    with installation.db.read() as session:
+        assert [(a.group, a.scope) for a in access.list_access(session, "hall-laser")] == [
+            ("staff", "DENY")
+        ]
 
 
 def test_the_document_log_its_filters_pdf_and_preview(

@@ -45,6 +45,7 @@ def admin_routes() -> list[BaseRoute]:
         Route("/admin/people/shared/adjust", people.adjust_shared, methods=["POST"]),
         # Printing (printing.py)
         Route("/admin/printing/queues", printing.set_queue, methods=["POST"]),
+        Route("/admin/printing/access", printing.set_access, methods=["POST"]),
         Route("/admin/printing/documents", printing.document_log, methods=["GET"]),
         Route("/admin/printing/documents/{id}/pdf", printing.document_pdf, methods=["GET"]),
         Route(

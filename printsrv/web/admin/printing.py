@@ -7,6 +7,7 @@ Each handler parses, calls one service (`printsrv.operations.printing_admin`), a
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from starlette.responses import FileResponse, Response
 
@@ -17,19 +18,62 @@ from printsrv.web.admin.pages import AdminRequest, admin_page, see_other
 from printsrv.web.admin.people import page_number
 from printsrv.web.views import SECURITY_HEADERS, status_for
 
-__all__ = ["document_log", "document_pdf", "document_preview", "printing_page", "set_queue"]
+__all__ = [
+    "document_log",
+    "document_pdf",
+    "document_preview",
+    "printing_page",
+    "set_access",
+    "set_queue",
+]
+
+
+async def _printing_context(
+    page: AdminRequest,
+    *,
+    notice: str | None = None,
+    problems: dict[str, str] | None = None,
+    entered: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    installation = page.installation
+    return {
+        "printers": await in_thread(printing_admin.list_printer_views, installation),
+        "queues": await in_thread(printing_admin.list_queue_views, installation),
+        "notice": notice,
+        "problems": problems or {},
+        "entered": entered or {},
+    }
 
 
 @admin_page("admin/printing.html", section="printing")
 async def printing_page(page: AdminRequest) -> dict[str, Any]:
     """GET /admin/printing: the printers (state, prices, access lists) and the queues."""
-    installation = page.installation
-    changed = page.request.query_params.get("changed")
-    return {
-        "printers": await in_thread(printing_admin.list_printer_views, installation),
-        "queues": await in_thread(printing_admin.list_queue_views, installation),
-        "notice": f"Queue {changed} changed." if changed else None,
-    }
+    params = page.request.query_params
+    changed, done = params.get("changed"), params.get("done")
+    notice = f"Queue {changed} changed." if changed else done[:200] if done else None
+    return await _printing_context(page, notice=notice)
+
+
+@admin_page("admin/printing.html", section="printing")
+async def set_access(page: AdminRequest) -> dict[str, Any] | Response:
+    """POST /admin/printing/access: `group` on `printer`'s ALLOW or DENY list, or off
+    them (`scope` REMOVE)."""
+    printer = page.form.get("printer", "")
+    group = page.form.get("group", "")
+    try:
+        done = await in_thread(
+            printing_admin.change_access,
+            page.installation,
+            printer,
+            group,
+            page.form.get("scope", ""),
+        )
+    except (errors.InvalidInput, errors.NotFound) as refusal:
+        context = await _printing_context(
+            page, problems={printer: refusal.message}, entered={printer: group[:100]}
+        )
+        return page.render(context, status_code=status_for(refusal))
+    return see_other(f"/admin/printing?done={quote(f'{printer}: {done}.')}#printers-heading")
 
 
 @admin_page("admin/printing.html", section="printing")
