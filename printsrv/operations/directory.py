@@ -28,6 +28,7 @@ from printsrv.accounts import service as accounting
 from printsrv.documents.log import DocumentFilter, LogEntry, list_documents
 from printsrv.operations.installation import Installation
 from printsrv.people import users as user_service
+from printsrv.people.group_defaults import GroupDefaults
 from printsrv.people.models import User, UserGroup
 
 __all__ = [
@@ -40,6 +41,7 @@ __all__ = [
     "UserPage",
     "UserSearch",
     "add_shared_account",
+    "change_group_defaults",
     "group_view",
     "list_group_views",
     "list_shared_accounts",
@@ -245,6 +247,17 @@ def list_group_views(installation: Installation) -> list[GroupView]:
             _group_view(session, group, user_service.list_members(session, group.name))
             for group in groups
         ]
+
+
+def change_group_defaults(
+    installation: Installation, name: str, defaults: GroupDefaults
+) -> GroupView:
+    """Store the defaults a group gives its members' new accounts (as JSON-RPC's
+    setUserGroupProperties); the group as it is now. InvalidInput naming the field
+    (`group_defaults`' parameter names), NotFound for an unknown group."""
+    with installation.db.transaction() as session:
+        group = user_service.change_group_defaults(session, name, defaults)
+        return _group_view(session, group, user_service.list_members(session, group.name))
 
 
 def group_view(installation: Installation, name: str) -> GroupView:

@@ -9,6 +9,7 @@ from decimal import Decimal
 
 from admin2_support import submit
 from admin_support import AdminBrowser, assert_accessible
+from selenium.webdriver.support.ui import Select
 from sqlalchemy import func, select
 from web_support import give_credit
 
@@ -171,6 +172,20 @@ def test_groups_and_shared_accounts(
         "pupil01",
     ]
     assert admin_browser.find("#group-initial").text == "5.00"
+
+    # Its defaults: an individual limit without its amount is refused beside the field.
+    Select(admin_browser.find("#credit_limit_policy")).select_by_value("INDIVIDUAL")
+    submit(driver, admin_browser.find("#defaults-form button"))
+    assert "must be given" in admin_browser.find("#credit_limit-error").text
+    assert_accessible(driver)
+    admin_browser.find("#credit_limit").send_keys("7.50")
+    submit(driver, admin_browser.find("#defaults-form button"))
+    assert admin_browser.find("#group-notice").text == "The defaults were saved."
+    assert admin_browser.find("#group-limit").text == "individual 7.50"
+    with installation.db.read() as session:
+        group = users.get_group(session, "pupils")
+        assert (group.credit_limit_policy, group.credit_limit) == ("INDIVIDUAL", Decimal("7.50"))
+        assert group.initial_credit == Decimal("5.00")  # left as it was
 
     driver = admin_browser.open("/admin/people/shared")
     assert_accessible(driver)

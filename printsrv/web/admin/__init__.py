@@ -40,7 +40,7 @@ def admin_routes() -> list[BaseRoute]:
         Route("/admin/people/users/{name}/enabled", people.set_enabled, methods=["POST"]),
         Route("/admin/people/users/{name}/uuid", people.regenerate_uuid, methods=["POST"]),
         Route("/admin/people/groups", people.groups_page, methods=["GET"]),
-        Route("/admin/people/groups/{name}", people.group_page, methods=["GET"]),
+        Route("/admin/people/groups/{name}", people.group_page, methods=["GET", "POST"]),
         Route("/admin/people/shared", people.shared_page, methods=["GET", "POST"]),
         Route("/admin/people/shared/adjust", people.adjust_shared, methods=["POST"]),
         # Printing (printing.py)

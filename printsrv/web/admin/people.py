@@ -17,6 +17,7 @@ from printsrv import errors
 from printsrv.accounts import actions
 from printsrv.accounts import service as accounting
 from printsrv.operations import directory
+from printsrv.people.group_defaults import GroupDefaults
 from printsrv.platform.threads import in_thread
 from printsrv.web.admin.pages import AdminRequest, admin_page, see_other
 from printsrv.web.views import status_for
@@ -171,13 +172,49 @@ async def groups_page(page: AdminRequest) -> dict[str, Any]:
     return {"groups": await in_thread(directory.list_group_views, page.installation)}
 
 
+# group_defaults names its refusals by JSON-RPC's parameters; the form's fields are these.
+_DEFAULTS_FIELDS = {
+    "userGroup.accounting.balance": "initial_credit",
+    "userGroup.accounting.creditLimit": "credit_limit_policy",
+    "userGroup.accounting.creditLimitAmount": "credit_limit",
+}
+
+
+def parse_defaults(form: dict[str, str]) -> GroupDefaults:
+    """The group defaults form (an empty field: unchanged); InvalidInput naming the field."""
+
+    def amount(field: str) -> Decimal | None:
+        text = form.get(field, "").strip()
+        return accounting.parse_amount(text, param=field) if text else None
+
+    policy = form.get("credit_limit_policy", "").strip() or None
+    return GroupDefaults(amount("initial_credit"), policy, amount("credit_limit"))
+
+
 @admin_page("admin/group.html", section="people")
-async def group_page(page: AdminRequest) -> dict[str, Any]:
-    """GET /admin/people/groups/{name}: one group, its members and defaults."""
-    group = await in_thread(
-        directory.group_view, page.installation, page.request.path_params["name"]
-    )
-    return {"group": group}
+async def group_page(page: AdminRequest) -> dict[str, Any] | Response:
+    """GET /admin/people/groups/{name}: one group, its members and defaults; POST: change
+    the defaults (`initial_credit`, `credit_limit_policy`, `credit_limit`)."""
+    name = page.request.path_params["name"]
+    if page.request.method == "POST":
+        try:
+            changed = await in_thread(
+                directory.change_group_defaults, page.installation, name, parse_defaults(page.form)
+            )
+        except errors.InvalidInput as refusal:
+            field = _DEFAULTS_FIELDS.get(refusal.reason or "", refusal.reason or "")
+            group = await in_thread(directory.group_view, page.installation, name)
+            context = {
+                "group": group,
+                "problems": {field: refusal.message},
+                "entered": {k: page.form.get(k, "")[:40] for k in _DEFAULTS_FIELDS.values()},
+                "notice": None,
+            }
+            return page.render(context, status_code=status_for(refusal))
+        return see_other("/admin/people/groups/" + quote(changed.name, safe="") + "?changed=Y")
+    group = await in_thread(directory.group_view, page.installation, name)
+    notice = "The defaults were saved." if page.request.query_params.get("changed") else None
+    return {"group": group, "problems": {}, "entered": {}, "notice": notice}
 
 
 # --- SHARED accounts -----------------------------------------------------------------------
