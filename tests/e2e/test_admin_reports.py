@@ -99,3 +99,50 @@ def test_an_admin_makes_a_transaction_report(
     with httpx.Client() as stranger:
         answer = stranger.get(driver.current_url)
         assert answer.status_code == 303 and answer.headers["location"] == "/admin/login"
+
+
+def test_the_job_page_follows_a_running_report_with_its_script(
+    installation: Installation, admin_browser: AdminBrowser
+) -> None:
+    """A job another server holds (its lease runs for an hour, so this server's runner
+    leaves it alone): the page shows its progress, and its script (allowed by the page's
+    policy, nothing inline) polls until the job ends, then shows how it ended."""
+    from datetime import timedelta
+
+    from printsrv.platform.models import utcnow
+
+    now = utcnow()
+    with installation.db.transaction() as session:
+        session.add(
+            Job(
+                key="followed-report-job",
+                job_type="report.accounttrx",
+                argument="{}",
+                owner_kind="admin",
+                owner_name="admin-web:chief",
+                state="running",
+                progress=40,
+                attempt=1,
+                lease_owner="another-server",
+                lease_until=now + timedelta(hours=1),
+                started_at=now,
+            )
+        )
+    driver = admin_browser.open("/admin/reports/jobs/followed-report-job")
+    assert admin_browser.find("#job-progress").get_attribute("value") == "40"
+    assert_accessible(driver)
+
+    with installation.db.transaction() as session:
+        job = session.get(Job, "followed-report-job")
+        assert job is not None
+        job.progress = 75
+    WebDriverWait(driver, 15).until(
+        lambda d: d.find_element("id", "job-progress").get_attribute("value") == "75"
+    )
+    with installation.db.transaction() as session:
+        job = session.get(Job, "followed-report-job")
+        assert job is not None
+        job.state, job.error_code, job.message = "failed", -1, "The disk is full"
+        job.finished_at = job.expires_at = utcnow() + timedelta(hours=1)
+    WebDriverWait(driver, 15).until(lambda d: d.find_elements("id", "job-message"))
+    assert admin_browser.find("#job-message").text == "The disk is full"
