@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 from bench import (
     admin_dashboard,
+    admin_search,
     agents,
     convert_to,
     financial,
@@ -110,6 +111,11 @@ BENCHMARKS = [
             documents=10_000 if quick else 100_000,
             rounds=3 if quick else 5,
         ),
+    ),
+    Benchmark(
+        "admin-search",
+        admin_search.TITLE,
+        lambda quick: admin_search.figures(users=100_000, requests=120 if quick else 400),
     ),
 ]
 

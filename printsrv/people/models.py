@@ -11,9 +11,11 @@ from decimal import Decimal
 from sqlalchemy import (
     Boolean,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
+    func,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -48,6 +50,34 @@ class User(Base):
 
     aliases: Mapped[list[UserAlias]] = relationship(
         back_populates="user", cascade="all, delete-orphan", order_by="UserAlias.alias"
+    )
+
+    # The admin console's user search matches the start of these, in any case
+    # (printsrv.operations.directory, migration 0021_admin2_user_search): on PostgreSQL a
+    # `text_pattern_ops` index makes `lower(x) LIKE 'abc%'` one index range whatever the
+    # database's collation. SQLite has none of them (its reflection cannot read an
+    # expression index, and a search there is a scan of a small table).
+    __table_args__ = (
+        Index(
+            "ix_users_search_user_name",
+            func.lower(user_name).label("lower_user_name"),
+            postgresql_ops={"lower_user_name": "text_pattern_ops"},
+        ).ddl_if(dialect="postgresql"),
+        Index(
+            "ix_users_search_full_name",
+            func.lower(full_name).label("lower_full_name"),
+            postgresql_ops={"lower_full_name": "text_pattern_ops"},
+        ).ddl_if(dialect="postgresql"),
+        Index(
+            "ix_users_search_email",
+            func.lower(email).label("lower_email"),
+            postgresql_ops={"lower_email": "text_pattern_ops"},
+        ).ddl_if(dialect="postgresql"),
+        Index(
+            "ix_users_search_card_number",
+            func.lower(card_number).label("lower_card_number"),
+            postgresql_ops={"lower_card_number": "text_pattern_ops"},
+        ).ddl_if(dialect="postgresql"),
     )
     groups: Mapped[list[UserGroup]] = relationship(
         secondary="user_group_member", back_populates="members", order_by="UserGroup.name"

@@ -100,6 +100,7 @@ def test_the_suite_names_every_benchmark_module() -> None:
         "quotas",
         "agents",
         "dashboard",
+        "admin-search",
     ]
 
 
@@ -348,3 +349,20 @@ def test_the_parser_fuzzer_runs_its_small_mode(tmp_path: Path) -> None:
     executions = int(re.search(r"([\d,]+) executions", line).group(1).replace(",", ""))
     assert executions > 100, line
     assert line.endswith("0 finding(s)"), line
+
+
+@pytest.mark.skipif(
+    not os.environ.get("PRINTSRV_TEST_DATABASE_URL"), reason="PRINTSRV_TEST_DATABASE_URL is not set"
+)
+def test_the_user_search_benchmark_runs_a_small_installation(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A short real run on PostgreSQL: GET /admin/people?q=... from a real server, and the
+    search alone, each query finding someone."""
+    from bench import admin_search
+
+    monkeypatch.setattr(admin_search, "PG_URL", os.environ["PRINTSRV_TEST_DATABASE_URL"])
+    rows = admin_search.figures(users=2_000, requests=12)
+    assert rows[0][0].startswith("GET /admin/people?q=..., 2,000 users, p99 ms")
+    for _, value, baseline, ratio in rows:
+        assert float(value) > 0 and float(baseline.split()[0]) > 0 and float(ratio) > 0

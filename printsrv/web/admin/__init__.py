@@ -15,7 +15,7 @@ from __future__ import annotations
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from printsrv.web.admin import auth, sections
+from printsrv.web.admin import auth, people, printing, reports, sections
 
 __all__ = ["admin_routes"]
 
@@ -30,9 +30,32 @@ def admin_routes() -> list[BaseRoute]:
         Route("/admin", sections.dashboard, methods=["GET"]),
         Route("/admin/login", auth.login, methods=["GET", "POST"]),
         Route("/admin/logout", auth.logout, methods=["POST"]),
-        Route("/admin/people", sections.people, methods=["GET"]),
-        Route("/admin/printing", sections.printing, methods=["GET"]),
-        Route("/admin/reports", sections.reports, methods=["GET"]),
+        Route("/admin/people", people.search, methods=["GET"]),
+        Route("/admin/printing", printing.printing_page, methods=["GET"]),
+        Route("/admin/reports", reports.report_form, methods=["GET", "POST"]),
         Route("/admin/settings", sections.settings, methods=["GET", "POST"]),
+        # People & money (people.py)
+        Route("/admin/people/users/{name}", people.user_page, methods=["GET"]),
+        Route("/admin/people/users/{name}/adjust", people.adjust_user, methods=["POST"]),
+        Route("/admin/people/users/{name}/enabled", people.set_enabled, methods=["POST"]),
+        Route("/admin/people/users/{name}/uuid", people.regenerate_uuid, methods=["POST"]),
+        Route("/admin/people/groups", people.groups_page, methods=["GET"]),
+        Route("/admin/people/groups/{name}", people.group_page, methods=["GET", "POST"]),
+        Route("/admin/people/shared", people.shared_page, methods=["GET", "POST"]),
+        Route("/admin/people/shared/adjust", people.adjust_shared, methods=["POST"]),
+        # Printing (printing.py)
+        Route("/admin/printing/queues", printing.set_queue, methods=["POST"]),
+        Route("/admin/printing/access", printing.set_access, methods=["POST"]),
+        Route("/admin/printing/documents", printing.document_log, methods=["GET"]),
+        Route("/admin/printing/documents/{id}/pdf", printing.document_pdf, methods=["GET"]),
+        Route(
+            "/admin/printing/documents/{id}/preview.png",
+            printing.document_preview,
+            methods=["GET"],
+        ),
+        # Reports (reports.py)
+        Route("/admin/reports/jobs/{key}", reports.job_page, methods=["GET"]),
+        Route("/admin/reports/jobs/{key}/status", reports.job_status, methods=["GET"]),
+        Route("/admin/reports/jobs/{key}/files/{name}", reports.job_file, methods=["GET"]),
         Mount("/admin/static", app=StaticFiles(packages=[("printsrv.web", "static")])),
     ]

@@ -1,0 +1,136 @@
+"""The console's Printing section (docs/admin-console.md, "Printing"): printers and
+queues, the document log, a document's PDF and a picture of its first page.
+
+Each handler parses, calls one service (`printsrv.operations.printing_admin`), and renders.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+from starlette.responses import FileResponse, Response
+
+from printsrv import errors
+from printsrv.operations import printing_admin
+from printsrv.platform.threads import in_thread
+from printsrv.web.admin.pages import AdminRequest, admin_page, see_other
+from printsrv.web.admin.people import page_number
+from printsrv.web.views import SECURITY_HEADERS, status_for
+
+__all__ = [
+    "document_log",
+    "document_pdf",
+    "document_preview",
+    "printing_page",
+    "set_access",
+    "set_queue",
+]
+
+
+async def _printing_context(
+    page: AdminRequest,
+    *,
+    notice: str | None = None,
+    problems: dict[str, str] | None = None,
+    entered: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    installation = page.installation
+    return {
+        "printers": await in_thread(printing_admin.list_printer_views, installation),
+        "queues": await in_thread(printing_admin.list_queue_views, installation),
+        "notice": notice,
+        "problems": problems or {},
+        "entered": entered or {},
+    }
+
+
+@admin_page("admin/printing.html", section="printing")
+async def printing_page(page: AdminRequest) -> dict[str, Any]:
+    """GET /admin/printing: the printers (state, prices, access lists) and the queues."""
+    params = page.request.query_params
+    changed, done = params.get("changed"), params.get("done")
+    notice = f"Queue {changed} changed." if changed else done[:200] if done else None
+    return await _printing_context(page, notice=notice)
+
+
+@admin_page("admin/printing.html", section="printing")
+async def set_access(page: AdminRequest) -> dict[str, Any] | Response:
+    """POST /admin/printing/access: `group` on `printer`'s ALLOW or DENY list, or off
+    them (`scope` REMOVE)."""
+    printer = page.form.get("printer", "")
+    group = page.form.get("group", "")
+    try:
+        done = await in_thread(
+            printing_admin.change_access,
+            page.installation,
+            printer,
+            group,
+            page.form.get("scope", ""),
+        )
+    except (errors.InvalidInput, errors.NotFound) as refusal:
+        context = await _printing_context(
+            page, problems={printer: refusal.message}, entered={printer: group[:100]}
+        )
+        return page.render(context, status_code=status_for(refusal))
+    return see_other(f"/admin/printing?done={quote(f'{printer}: {done}.')}#printers-heading")
+
+
+@admin_page("admin/printing.html", section="printing")
+async def set_queue(page: AdminRequest) -> Response:
+    """POST /admin/printing/queues: enable (`enabled` Y) or disable (N) the queue `queue`."""
+    value = page.form.get("enabled", "")
+    if value not in ("Y", "N"):
+        raise errors.InvalidInput(f"enabled must be Y or N, not {value[:20]!r}.")
+    name = await in_thread(
+        printing_admin.set_queue_enabled,
+        page.installation,
+        page.form.get("queue", ""),
+        value == "Y",
+    )
+    return see_other(f"/admin/printing?changed={name}#queues-heading")
+
+
+@admin_page("admin/documents.html", section="printing")
+async def document_log(page: AdminRequest) -> dict[str, Any] | Response:
+    """GET /admin/printing/documents: the log, filtered by `type`, `user`, `from`, `to`
+    (UTC days), a page at a time."""
+    params = page.request.query_params
+    query = printing_admin.LogQuery(
+        doc_type=params.get("type", "all")[:20],
+        user=params.get("user", "")[:100],
+        date_from=params.get("from", "")[:20],
+        date_to=params.get("to", "")[:20],
+        page=page_number(page),
+    )
+    try:
+        log = await in_thread(printing_admin.document_log, page.installation, query)
+    except errors.InvalidInput as refusal:
+        context = {
+            "log": printing_admin.DocumentLog(query, [], False),
+            "types": printing_admin.DOC_TYPES,
+            "problems": {refusal.reason or "": refusal.message},
+        }
+        return page.render(context, status_code=status_for(refusal))
+    return {"log": log, "types": printing_admin.DOC_TYPES, "problems": {}}
+
+
+def _document_id(page: AdminRequest) -> int:
+    text = page.request.path_params["id"]
+    if not text.isdigit() or len(text) > 18:
+        raise errors.NotFound(f"Document {text[:20]!r} does not exist")
+    return int(text)
+
+
+@admin_page("admin/error.html", section="printing")
+async def document_pdf(page: AdminRequest) -> Response:
+    """GET /admin/printing/documents/{id}/pdf: the document's stored PDF."""
+    path, name = await in_thread(printing_admin.stored_pdf, page.installation, _document_id(page))
+    return FileResponse(path, media_type="application/pdf", filename=name, headers=SECURITY_HEADERS)
+
+
+@admin_page("admin/error.html", section="printing")
+async def document_preview(page: AdminRequest) -> Response:
+    """GET /admin/printing/documents/{id}/preview.png: its first page as a picture."""
+    png = await printing_admin.first_page_png(page.installation, _document_id(page))
+    return Response(png, media_type="image/png", headers=SECURITY_HEADERS)
