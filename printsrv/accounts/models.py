@@ -44,6 +44,10 @@ class IdempotencyKey(Base):
 
 QUOTA_PERIODS = ("daily", "weekly", "monthly")
 
+QUOTA_LOCK = "printsrv.quota-allocation"
+"""The advisory lock that serialises the quota allocator and every change to quota terms
+(`printsrv.platform.database.serialise_on`)."""
+
 
 class GroupQuota(Base):
     """A group's scheduled quota: `amount` for every member, once per `period`.

@@ -57,7 +57,7 @@ from financial import Account, AccountType, Actor, TrxType
 from financial.schema import MoneyType
 from printsrv import errors
 from printsrv.accounts import service as accounting
-from printsrv.accounts.models import QUOTA_PERIODS, GroupQuota, QuotaCredit
+from printsrv.accounts.models import QUOTA_LOCK, QUOTA_PERIODS, GroupQuota, QuotaCredit
 from printsrv.people import group_defaults
 from printsrv.people import users as user_service
 from printsrv.people.models import User, UserGroup, UserGroupMember
@@ -102,7 +102,7 @@ MAX_SLEEP: Final = 60.0
 RETRY_AFTER: Final = 10.0
 """Seconds before the allocator tries again after a failed round (the database away)."""
 
-_LOCK_NAME: Final = "printsrv.quota-allocation"
+_LOCK_NAME: Final = QUOTA_LOCK
 _ZERO = literal(financial.ZERO, MoneyType())
 
 
