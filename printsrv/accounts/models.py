@@ -96,7 +96,8 @@ class QuotaCredit(Base):
     __tablename__ = "quota_credit"
 
     group_id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    period_start: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    # Indexed (migration 0023): each allocator round prunes the oldest rows in a batch.
+    period_start: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True, index=True)
     user_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     account_id: Mapped[int] = mapped_column(Integer)
     amount: Mapped[Decimal] = mapped_column(MoneyType())
