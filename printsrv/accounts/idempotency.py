@@ -342,6 +342,15 @@ class KeyGuard(Generic[T]):
         record(session, **self._key(), answer=answer)
         self.recorded = answer
 
+    def record_refusal(self, session: Session, error: PrintsrvError) -> None:
+        """Store the answer to ``error`` with the change that refusing made (a refused print
+        is logged): ``run`` then answers with it, and a retry finds it and logs nothing.
+        An error that is not stored (``KeyedRequest.refusal`` is None) records nothing."""
+        answer = self.request.refusal(error)
+        if answer is not None:
+            record(session, **self._key(), answer=answer)
+            self.recorded = answer
+
     async def run(self, work: Callable[[KeyGuard[T]], Awaitable[T]]) -> Reply:
         """The stored answer for a retry, else ``work(self)``'s answer, stored."""
         stored = await self.db.run(self._stored)
@@ -353,6 +362,8 @@ class KeyGuard(Generic[T]):
             return Reply(answered.answer, replayed=True)
         except PrintsrvError as error:
             answer = self.request.refusal(error)
+            if answer is not None and answer == self.recorded:
+                return Reply(answer, replayed=False)  # stored with its change (a logged refusal)
             if answer is None or self.recorded is not None:
                 # A server error is not stored; nor is anything after the change committed
                 # (its key already holds an answer).

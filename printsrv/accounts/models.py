@@ -44,6 +44,10 @@ class IdempotencyKey(Base):
 
 QUOTA_PERIODS = ("daily", "weekly", "monthly")
 
+QUOTA_LOCK = "printsrv.quota-allocation"
+"""The advisory lock that serialises the quota allocator and every change to quota terms
+(`printsrv.platform.database.serialise_on`)."""
+
 
 class GroupQuota(Base):
     """A group's scheduled quota: `amount` for every member, once per `period`.
@@ -92,7 +96,8 @@ class QuotaCredit(Base):
     __tablename__ = "quota_credit"
 
     group_id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    period_start: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    # Indexed (migration 0023): each allocator round prunes the oldest rows in a batch.
+    period_start: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True, index=True)
     user_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     account_id: Mapped[int] = mapped_column(Integer)
     amount: Mapped[Decimal] = mapped_column(MoneyType())

@@ -33,6 +33,13 @@ for periods the group has had already.
 what is due, then sleeps until the next boundary plus `BOUNDARY_MARGIN` (at most
 `MAX_SLEEP`, so a quota set meanwhile is seen). `printsrv quota run` does the same once.
 
+**Pruning.** A `quota_credit` row only has to outlive the chance of a second credit for
+its period, and the allocator never goes back: it credits the periods after
+`credited_through` (or after the quota was set), never one before. So each round, once
+nothing is due, deletes up to `PRUNE_BATCH` rows of periods that started more than
+`CREDIT_KEEP` before that point (before now for a group without a quota: a quota set
+again starts after now). The ledger rows stay: they are the record of the credits.
+
 Changing a quota starts it afresh (the next credit is for the first period after the
 change); removing it stops the credits and keeps the record of those made.
 """
@@ -48,7 +55,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Final
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, case, delete, exists, func, literal, select, true, update
+from sqlalchemy import and_, case, delete, exists, func, literal, or_, select, true, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -57,7 +64,7 @@ from financial import Account, AccountType, Actor, TrxType
 from financial.schema import MoneyType
 from printsrv import errors
 from printsrv.accounts import service as accounting
-from printsrv.accounts.models import QUOTA_PERIODS, GroupQuota, QuotaCredit
+from printsrv.accounts.models import QUOTA_LOCK, QUOTA_PERIODS, GroupQuota, QuotaCredit
 from printsrv.people import group_defaults
 from printsrv.people import users as user_service
 from printsrv.people.models import User, UserGroup, UserGroupMember
@@ -70,6 +77,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BOUNDARY_MARGIN",
+    "CREDIT_KEEP",
+    "PRUNE_BATCH",
     "QUOTA_ACTOR",
     "Allocation",
     "QuotaTerms",
@@ -82,6 +91,7 @@ __all__ = [
     "parse_terms",
     "period_after",
     "period_label",
+    "prune_credits",
     "remove_group_quota",
     "run_allocator",
     "set_clock",
@@ -102,7 +112,15 @@ MAX_SLEEP: Final = 60.0
 RETRY_AFTER: Final = 10.0
 """Seconds before the allocator tries again after a failed round (the database away)."""
 
-_LOCK_NAME: Final = "printsrv.quota-allocation"
+CREDIT_KEEP: Final = timedelta(days=62)
+"""How long a `quota_credit` row is kept before the oldest period its group could still be
+credited for: two months, so a monthly period and the clocks of several machines are
+well inside it."""
+
+PRUNE_BATCH: Final = 10_000
+"""The most `quota_credit` rows one allocator round deletes (rounds are a minute apart)."""
+
+_LOCK_NAME: Final = QUOTA_LOCK
 _ZERO = literal(financial.ZERO, MoneyType())
 
 
@@ -336,6 +354,7 @@ class Allocation:
         skipped: members not credited because their balance was at the max-accumulation.
         total: the sum of the credits.
         next_boundary: the start of the next period of any quota (aware UTC), or None.
+        pruned: `quota_credit` rows deleted (`prune_credits`).
     """
 
     periods: int = 0
@@ -343,6 +362,7 @@ class Allocation:
     skipped: int = 0
     total: Decimal = financial.ZERO
     next_boundary: datetime | None = None
+    pruned: int = 0
 
 
 def allocate_due(installation: Installation, *, as_of: datetime | None = None) -> Allocation:
@@ -369,6 +389,8 @@ def allocate_due(installation: Installation, *, as_of: datetime | None = None) -
             )
             if due is None or due[0] > moment:
                 next_boundary = due[0] if due is not None else None
+                # Under the lock, with nothing due: no credit can be under way meanwhile.
+                pruned = prune_credits(session, quotas, zone, moment=moment)
                 break
             start, name, quota = due
             written, passed, amount = _allocate_period(session, quota, name, start, zone)
@@ -384,7 +406,50 @@ def allocate_due(installation: Installation, *, as_of: datetime | None = None) -
             financial.to_wire(total),
             skipped,
         )
-    return Allocation(periods, credited, skipped, total, next_boundary)
+    if pruned:
+        log.info("quota: %d credit record(s) of long-past periods pruned", pruned)
+    return Allocation(periods, credited, skipped, total, next_boundary, pruned)
+
+
+def prune_credits(
+    session: Session,
+    quotas: list[tuple[GroupQuota, str]],
+    zone: ZoneInfo,
+    *,
+    moment: datetime,
+    limit: int = PRUNE_BATCH,
+) -> int:
+    """Delete up to `limit` (default PRUNE_BATCH) `quota_credit` rows no credit can need.
+
+    A row only guards its (group, period, member) against a second credit, and the
+    allocator only credits the periods after `_next_start` of a group's quota: a row whose
+    period started more than CREDIT_KEEP before that (before `moment`, the allocation's
+    "now", for a group without a quota) can never be asked for again. The oldest rows go
+    first. Call it holding the allocation lock; returns how many rows were deleted.
+    """
+    keep_from = [
+        and_(
+            QuotaCredit.group_id == quota.group_id,
+            QuotaCredit.period_start >= min(moment, _next_start(quota, zone)) - CREDIT_KEEP,
+        )
+        for quota, _ in quotas
+    ]
+    prunable = (
+        select(QuotaCredit.group_id, QuotaCredit.period_start, QuotaCredit.user_id)
+        .where(QuotaCredit.period_start < moment - CREDIT_KEEP)
+        .order_by(QuotaCredit.period_start)
+        .limit(limit)
+    )
+    if keep_from:
+        prunable = prunable.where(~or_(*keep_from))
+    key = tuple_(QuotaCredit.group_id, QuotaCredit.period_start, QuotaCredit.user_id)
+    # A Core DELETE of a bounded set of keys; the subquery is materialised by both back-ends.
+    result = session.execute(
+        delete(QuotaCredit)
+        .where(key.in_(select(*prunable.subquery().c)))
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount or 0
 
 
 def _quotas(session: Session) -> list[tuple[GroupQuota, str]]:

@@ -41,7 +41,11 @@ from financial import (
     TransferPolicy,
 )
 from printsrv import errors
-from printsrv.accounts.currency_settings import BaseCurrencyChange, scale_amount_properties
+from printsrv.accounts.currency_settings import (
+    BaseCurrencyChange,
+    scale_amount_properties,
+    scale_stored_amounts,
+)
 from printsrv.people import group_defaults
 from printsrv.people import users as user_service
 from printsrv.platform import properties as config_service
@@ -552,12 +556,13 @@ def change_base_currency(
     Each non-zero balance gets an ADJUST row to zero and one to balance x rate (see
     `financial.currency.change_currency`); INDIVIDUAL credit limits are scaled, and so are
     the amounts in the config (`financial.credit-limit.default`, the transfer minimum and
-    maximum: `currency_settings`); the config property `financial.currency-code` becomes
-    `target`. All of it is written in the caller's transaction (the config table is in the
-    same database), so a failure anywhere leaves balances, ledger, amounts and currency
-    code as they were. With `dry_run` nothing is written. InvalidInput when `source` is
-    not the current currency, when the codes are equal, or when a converted amount would
-    not fit the ledger or its property.
+    maximum) and the other amounts stored in the currency: group defaults and quotas,
+    printers' prices, waiting prints' quotes (`currency_settings`); the config property
+    `financial.currency-code` becomes `target`. All of it is written in the caller's
+    transaction (the config table is in the same database), so a failure anywhere leaves
+    balances, ledger, amounts and currency code as they were. With `dry_run` nothing is
+    written. InvalidInput when `source` is not the current currency, when the codes are
+    equal, or when a converted amount would not fit the ledger, its property or its column.
     """
     if source == target:
         raise errors.InvalidInput(
@@ -582,8 +587,9 @@ def change_base_currency(
     scaled = scale_amount_properties(
         session, rate=rate, hasher=hasher, actor=str(actor), dry_run=dry_run
     )
+    stored = scale_stored_amounts(session, rate=rate, dry_run=dry_run)
     if not dry_run:
         config_service.set_property(
             session, CURRENCY_PROPERTY, target, hasher=hasher, actor=str(actor)
         )
-    return BaseCurrencyChange(change, scaled)
+    return BaseCurrencyChange(change, scaled, stored.amounts, stored.printers)

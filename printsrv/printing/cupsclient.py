@@ -13,12 +13,14 @@ Three facts shape this module (see ``docs/cups-testing.md``, traps 3 and "Errors
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FuturesTimeout
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Final, TypeVar
@@ -47,6 +49,7 @@ from printsrv.printing.types import (
 __all__ = ["EVERYWHERE", "CupsClient", "check_device_uri", "check_printer_name", "map_cups_errors"]
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 PRINTER_ATTRIBUTES: Final[list[str]] = [
     "printer-name",
@@ -577,6 +580,8 @@ class CupsClient:
         title: str,
         options: Mapping[str, str],
         user: str,
+        *,
+        timeout: float | None = None,
     ) -> int:
         """Submit a PDF as ``user`` with IPP ``options`` (already validated); return the job id.
 
@@ -584,8 +589,33 @@ class CupsClient:
         ``PrinterNotFound``, ``CupsUnavailable``, ``OptionRejected`` (the few values cupsd
         itself refuses, such as copies=0), ``SubmitFailed`` (not accepting, unreadable file,
         unsupported format).
+
+        With ``timeout`` (seconds), ``CupsUnavailable`` when cupsd has not answered by then
+        (pycups has no timeout of its own: a hung cupsd would hang the caller). The worker
+        thread waits on; should the submission land after all, its job is cancelled, as the
+        caller has given up on it.
         """
-        return self._sync(self._submit, printer, pdf_path, title, options, user)
+        if timeout is None:
+            return self._sync(self._submit, printer, pdf_path, title, options, user)
+        if self._closed.is_set():
+            raise RuntimeError(f"{self!r} is closed")
+        future = self._pool.submit(self._submit, printer, pdf_path, title, options, user)
+        try:
+            return future.result(timeout)
+        except FuturesTimeout:
+            future.add_done_callback(self._cancel_late_submission)
+            raise CupsUnavailable(self.server, f"no answer within {timeout:g} s") from None
+
+    def _cancel_late_submission(self, future: Future[int]) -> None:
+        """Cancel the job of a submission answered after its caller gave up (in the pool)."""
+        if future.cancelled() or future.exception() is not None:
+            return
+        cups_id = future.result()
+        log.warning("CUPS job %s was submitted after its time-out; cancelling it", cups_id)
+        try:
+            self._cancel(cups_id)
+        except PrintingError as exc:
+            log.warning("could not cancel late CUPS job %s: %s", cups_id, exc)
 
     def add_printer_sync(
         self,

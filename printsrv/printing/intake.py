@@ -279,12 +279,18 @@ def _refuse(
     user: User,
     source_id: int | None = None,
     upload: _NewUpload | None = None,
+    guard: KeyGuard[Accepted] | None = None,
 ) -> PrintRefused:
     """Log the document as refused by its rule (an upload's PDF is stored like any other's),
-    charge nothing, and return the error to raise."""
+    charge nothing, and return the error to raise. With ``guard``, the key is claimed first
+    and the refusal stored with the log entry, as a hold's answer is: two requests with one
+    key at once log one refusal, and the other is answered with it."""
     rule = ruling.judgement.refused_by
     assert rule is not None
+    refused = PrintRefused(rule.name, rule.told)
     with context.installation.db.transaction() as session:
+        if guard is not None:
+            guard.claim(session)
         if upload is not None:
             source = upload.log(session, user)
         else:
@@ -301,9 +307,11 @@ def _refuse(
             layers=ruling.layers,
             cost=ZERO,
         )
+        if guard is not None:
+            guard.record_refusal(session, refused)
         if upload is not None:
             context.store.put(upload.pdf, upload.sha256)
-    return PrintRefused(rule.name, rule.told)
+    return refused
 
 
 def _hold_for_approval(
@@ -372,7 +380,7 @@ async def _print_ruled(
     decision = ruling.judgement.decision
     if decision == "refuse":
         raise await in_thread(
-            _refuse, context, ruling, user=user, source_id=source_id, upload=upload
+            _refuse, context, ruling, user=user, source_id=source_id, upload=upload, guard=guard
         )
     if decision == "hold":
         return await in_thread(

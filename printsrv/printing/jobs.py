@@ -298,13 +298,16 @@ def submit_job_sync(
     user_name: str,
 ) -> JobOutcome:
     """``submit_job`` for callers that are not on the event loop (an approval from the CLI,
-    JSON-RPC or a REST request's thread): the same outcomes, waiting for CUPS in this thread.
+    JSON-RPC or a REST request's thread): the same outcomes, waiting for CUPS in this thread
+    at most ``cups.timeout-secs`` (a submission that lands later is cancelled).
 
     Never raises for a CUPS problem: the job fails with the reason and is refunded.
     """
     db = context.installation.db
     try:
-        cups_job_id = context.cups.submit_sync(printer, pdf_path, title, options, user_name)
+        cups_job_id = context.cups.submit_sync(
+            printer, pdf_path, title, options, user_name, timeout=context.cups_timeout
+        )
     except PrintingError as exc:
         _finish(db, job_id, "failed", exc.message, None)
         return JobOutcome(job_id, "failed", None, exc.message)

@@ -9,6 +9,7 @@ or another key) still prints it again.
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -32,8 +33,8 @@ from support import LiveServer
 from financial.schema import AccountTrx
 from printsrv.accounts.models import IdempotencyKey
 from printsrv.documents.models import Document
-from printsrv.printing import intake, queues
-from printsrv.printing.models import PrintJob
+from printsrv.printing import intake, queues, rules
+from printsrv.printing.models import PrintJob, RuledPrint
 
 KEY = "Idempotency-Key"
 
@@ -303,6 +304,60 @@ def test_two_uploads_with_one_key_at_once_print_once(
         before.documents + 2, before.jobs + 1, before.cups + 1,
     )  # fmt: skip
     assert setup.balance() == Decimal("9.80")
+
+
+def test_an_upload_a_rule_refuses_sent_twice_at_once_is_logged_once(
+    printing_setup: PrintSetup,  # noqa: F811
+    server: LiveServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The refusal used to be logged first and its answer stored afterwards, in a transaction
+    # of its own: two requests with one key, both past the check for a stored answer while
+    # their PDFs converted, each logged a refused print. Now the key is claimed with the log
+    # entry, as for a hold or a print: the second waits for it and replays the answer.
+    setup = printing_setup
+    add_queue(setup, "lab", "capture")
+    rules.add_rule(
+        setup.installation.db, name="no-reports", scope="queue:lab", condition="pages>1",
+        action="refuse", message="One page here",
+    )  # fmt: skip
+    # Both conversions wait for each other (the server runs in this process), so both
+    # requests are past the check for a stored answer before either is refused.
+    real, converting = intake.convert, []
+
+    async def together(source: Path, *args: Any, **kwargs: Any) -> Any:
+        converting.append(source)
+        for _ in range(1000):  # 10 s at most: a missing second request fails below
+            if len(converting) >= 2:
+                break
+            await asyncio.sleep(0.01)
+        return await real(source, *args, **kwargs)
+
+    monkeypatch.setattr(intake, "convert", together)
+    content = pdf_bytes(2)
+    before = counts(setup)
+    answers: list[httpx.Response] = []
+
+    def send() -> None:
+        answers.append(upload(server, setup.auth, content, key="refused-1", queue="lab"))
+
+    threads = [threading.Thread(target=send) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert [a.status_code for a in answers] == [422, 422], [a.text for a in answers]
+    assert answers[0].content == answers[1].content
+    assert sorted(a.headers.get("Idempotent-Replayed", "") for a in answers) == ["", "true"]
+    # And once more, after both: replayed, nothing logged.
+    retry = upload(server, setup.auth, content, key="refused-1", queue="lab")
+    assert retry.content == answers[0].content and retry.headers["Idempotent-Replayed"] == "true"
+    after = counts(setup)
+    assert (after.documents, after.jobs, after.ledger, after.keys) == (
+        before.documents + 1, before.jobs, before.ledger, before.keys + 1,
+    )  # fmt: skip
+    with setup.installation.db.read() as session:
+        assert session.scalars(select(RuledPrint.state)).all() == ["refused"]
 
 
 def test_a_malformed_request_is_not_kept_so_its_correction_may_use_the_key(

@@ -13,9 +13,13 @@ from support import LiveServer, open_jsonrpc, rpc, set_config
 import financial
 from financial import AccountTrx
 from printsrv.accounts import service as accounting
+from printsrv.accounts.models import GroupQuota
 from printsrv.operations.installation import Installation
 from printsrv.people import users
 from printsrv.people.models import UserGroup
+from printsrv.printing import printers
+from printsrv.printing.costs import CostModel
+from printsrv.printing.models import Printer
 
 ADMIN = accounting.admin_actor("test")
 AMOUNT_PROPERTIES = (
@@ -190,6 +194,34 @@ def test_change_base_currency_scales_the_config_amounts_in_the_same_unit_of_work
         "financial.user.transfers.amount-min": "80.000000",
     }
     assert currency(installation) == "JPY"
+
+
+def test_change_base_currency_scales_group_defaults_quotas_and_printer_prices(
+    server: LiveServer, installation: Installation
+) -> None:
+    # Issue: only balances, individual limits and the config were restated; a group's
+    # initial credit, its quota and a printer's prices stayed at their EUR figures.
+    staff = {"groupName": "staff", "accounting": {"balance": "5.00"}}
+    ok(rpc(server, "setUserGroupProperties", {"userGroup": staff}))
+    quota = {"groupName": "staff", "amount": "3", "period": "weekly"}
+    ok(rpc(server, "setUserGroupQuota", quota))
+    with installation.db.transaction() as session:
+        session.add(Printer(name="lab"))
+        session.flush()
+        printers.set_cost(session, "lab", CostModel.simple(Decimal("0.10")))
+
+    message = ok(rpc(server, "changeBaseCurrency", {**CHANGE, "test": False}))["message"]
+
+    assert message.endswith(
+        "group staff initial credit 5.000000 -> 5.400000, "
+        "group staff quota 3.000000 -> 3.240000, printer lab prices"
+    ), message
+    with installation.db.read() as session:
+        group = session.scalar(select(UserGroup).where(UserGroup.name == "staff"))
+        assert group is not None and group.initial_credit == Decimal("5.4")
+        assert session.scalar(select(GroupQuota.amount)) == Decimal("3.24")
+        lab = session.scalar(select(Printer.cost_model).where(Printer.name == "lab"))
+        assert printers.cost_from_json(lab) == CostModel.simple(Decimal("0.108"))
 
 
 def test_a_config_amount_the_rate_would_break_refuses_the_whole_change(

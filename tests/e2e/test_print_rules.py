@@ -4,6 +4,7 @@ socket, approvals through REST, the CLI and JSON-RPC, on SQLite and PostgreSQL."
 from __future__ import annotations
 
 import json
+import socket
 import threading
 from collections.abc import Iterator
 from datetime import timedelta
@@ -32,7 +33,7 @@ from printsrv.documents.models import Document
 from printsrv.documents.store import PdfStore
 from printsrv.people import users
 from printsrv.platform.environment import Environment
-from printsrv.printing import queues, rules
+from printsrv.printing import approval, queues, rules
 from printsrv.printing.models import PrintJob, PrintRule, RuledPrint
 from printsrv.release.expiry import remove_expired_held
 
@@ -535,3 +536,36 @@ def test_a_held_or_refused_upload_retried_with_its_idempotency_key_gets_the_firs
     assert retried.headers.get("Idempotent-Replayed") == "true"
     assert [r.state for r in ruled(setup)] == ["waiting", "refused"]
     assert charges(setup) == 0
+
+
+def test_an_approval_gives_up_on_a_cupsd_that_never_answers_and_refunds(
+    printing_setup: PrintSetup,  # noqa: F811
+    server: LiveServer,
+) -> None:
+    # An approval submits from a thread (submit_job_sync), where pycups used to wait for a
+    # hung cupsd for ever. The CUPS server here takes the connection and never answers.
+    setup = printing_setup
+    add_rule(setup, "hold-all", "all", "pages>0", "hold")
+    body = upload(server.url, setup.auth, "a.pdf", pdf_bytes(1), queue="lab").json()
+    assert body["status"] == "waiting"
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        hung = f"127.0.0.1:{silent.getsockname()[1]}"
+        set_config(setup.installation, {"cups.server": hung, "cups.timeout-secs": "1"})
+        setup.installation.config.refresh()
+        decided: list[approval.Decision] = []
+
+        def approve_it() -> None:
+            decided.append(
+                approval.approve_document(setup.installation, str(body["id"]), admin="test")
+            )
+
+        worker = threading.Thread(target=approve_it, daemon=True)  # a hang fails, not blocks
+        worker.start()
+        worker.join(10)
+        assert decided, "the approval still waits for the hung cupsd after 10 s"
+    (decision,) = decided
+    assert (decision.state, decision.job_state) == ("approved", "failed")
+    assert decision.message == f"CUPS server '{hung}' is unavailable: no answer within 1 s"
+    (job,) = setup.jobs()
+    assert (job.state, job.message) == ("failed", decision.message)
+    assert setup.balance() == Decimal("10.00")  # charged, then refunded

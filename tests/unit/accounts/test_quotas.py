@@ -386,3 +386,80 @@ def test_as_of_without_an_offset_is_read_in_the_system_time_zone_and_never_in_th
     tomorrow = (datetime.now(UTC) + timedelta(days=1)).isoformat()
     with pytest.raises(errors.InvalidInput, match="in the future"):
         quotas.parse_as_of(tomorrow, time_zone="UTC")
+
+
+# --- pruning the credit record -------------------------------------------------------------------
+
+
+def credit_periods(installation: Installation, group: str) -> list[datetime]:
+    """The period starts that still have a `quota_credit` row for `group`, oldest first."""
+    with installation.db.read() as session:
+        group_id = users.get_group(session, group).id
+        return list(
+            session.scalars(
+                select(QuotaCredit.period_start)
+                .where(QuotaCredit.group_id == group_id)
+                .distinct()
+                .order_by(QuotaCredit.period_start)
+            )
+        )
+
+
+def test_credit_records_of_periods_long_before_the_next_one_due_are_pruned(
+    staff: Installation,
+) -> None:
+    set_quota(staff, "staff", "1.00", "daily", at="2025-01-01T10:00:00")
+    # 2 January .. 1 May (120 days) in one back-fill; the round ends by pruning the rows of
+    # periods that started more than CREDIT_KEEP (62 days) before its moment.
+    done = run(staff, "2025-05-01T12:00:00")
+    assert (done.periods, done.credited) == (120, 240)
+    assert done.pruned == 2 * 58  # 2 January .. 28 February (before 28 Feb 12:00), two members
+    kept = credit_periods(staff, "staff")
+    assert (kept[0], kept[-1]) == (utc("2025-03-01T00:00:00"), utc("2025-05-01T00:00:00"))
+    # The ledger keeps every credit: the record was only there to stop a second one.
+    assert len(quota_rows(staff, "ann")) == 120
+    assert_ledger_clean(staff)
+
+
+def test_no_period_is_credited_twice_once_its_record_is_pruned(staff: Installation) -> None:
+    set_quota(staff, "staff", "1.00", "daily", at="2025-01-01T10:00:00")
+    run(staff, "2025-05-01T12:00:00")
+    again = run(staff, "2025-05-01T12:00:00")
+    assert (again.periods, again.credited, again.pruned) == (0, 0, 0)
+    later = run(staff, "2025-05-03T12:00:00")
+    assert (later.periods, later.credited, later.pruned) == (2, 4, 4)
+    assert balance(staff, "ann") == Decimal("122")
+    # Even a quota set again (which starts afresh) begins after now, after every pruned row.
+    set_quota(staff, "staff", "1.00", "daily", at="2025-05-03T13:00:00")
+    assert run(staff, "2025-05-03T23:00:00").credited == 0
+    assert balance(staff, "ann") == Decimal("122")
+
+
+def test_a_round_prunes_at_most_a_batch_and_keeps_what_a_late_group_may_still_need(
+    staff: Installation,
+) -> None:
+    set_quota(staff, "staff", "1.00", "daily", at="2025-01-01T10:00:00")
+    set_quota(staff, "guests", "1.00", "daily", at="2025-01-01T10:00:00")
+    run(staff, "2025-01-31T12:00:00")  # 2 .. 31 January recorded for both groups
+    zone = ZoneInfo("UTC")
+    with staff.db.transaction() as session:
+        # staff's allocation went on to 14 April (as if its members had left meanwhile);
+        # guests' is far behind: nothing after 62 days before its next period may go.
+        for group, through in (("staff", "2025-04-14"), ("guests", "2025-01-05")):
+            quota = session.get(GroupQuota, users.get_group(session, group).id)
+            assert quota is not None
+            quota.credited_through = utc(f"{through}T00:00:00")
+        session.flush()
+        groups = [
+            (quota, name)
+            for quota, name in session.execute(
+                select(GroupQuota, quotas.UserGroup.name).join(quotas.UserGroup)
+            )
+        ]
+        moment = utc("2025-04-15T00:00:00")
+        assert quotas.prune_credits(session, groups, zone, moment=moment, limit=10) == 10
+        assert quotas.prune_credits(session, groups, zone, moment=moment) == 2 * 30 - 10
+    # staff: every period before 12 February (moment - 62 days) is gone.
+    assert credit_periods(staff, "staff") == []
+    # guests: what started on or after its next period (6 January) - 62 days stays: all.
+    assert len(credit_periods(staff, "guests")) == 30

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import io
+import socket
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -305,3 +307,23 @@ def test_closed_client_refuses_calls(cupsd: PrivateCups) -> None:
     closed.close()
     with pytest.raises(RuntimeError, match="closed"):
         closed.list_printers_sync()
+
+
+def test_a_submission_to_a_cupsd_that_never_answers_gives_up_after_its_timeout(
+    make_pdf: Callable[[int], Path],
+) -> None:
+    # A hung cupsd: a socket that takes the connection (the kernel accepts it into the
+    # backlog) and never answers. pycups has no timeout; without one this call never returns.
+    silent = socket.create_server(("127.0.0.1", 0))
+    server = f"127.0.0.1:{silent.getsockname()[1]}"
+    client = CupsClient(server)
+    try:
+        started = time.monotonic()
+        with pytest.raises(CupsUnavailable, match=r"no answer within 0\.5 s") as caught:
+            client.submit_sync("any", make_pdf(1), "t", {}, "leo", timeout=0.5)
+        assert time.monotonic() - started < 5
+        assert caught.value.server == server
+        assert isinstance(caught.value, ServiceUnavailable)  # the error table's 503 row
+    finally:
+        silent.close()  # resets the waiting connection, so the worker thread returns
+        client.close()
