@@ -13,6 +13,7 @@ as over 100 (bench/admin_search.py).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -42,6 +43,7 @@ __all__ = [
     "UserSearch",
     "add_shared_account",
     "change_group_defaults",
+    "change_membership",
     "group_view",
     "list_group_views",
     "list_shared_accounts",
@@ -55,6 +57,8 @@ SEARCH_PAGE: Final = 25
 LEDGER_PAGE: Final = 20
 DOCUMENTS_SHOWN: Final = 10
 MAX_QUERY: Final = 100
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -265,6 +269,23 @@ def group_view(installation: Installation, name: str) -> GroupView:
     with installation.db.read() as session:
         group = user_service.get_group(session, name)
         return _group_view(session, group, user_service.list_members(session, group.name))
+
+
+def change_membership(
+    installation: Installation, group: str, user: str, *, add: bool, actor: str
+) -> str:
+    """Add `user` (name or alias) to `group`, or take them out, as `printsrv group member
+    add|remove` does (`people.users.add_member`, which gives a new member's account the
+    group's defaults, and `remove_member`). The user's name. NotFound (group, user, or not
+    a member to remove), Conflict (a member already)."""
+    with installation.db.transaction() as session:
+        if add:
+            user_service.add_member(session, group, user)
+        else:
+            user_service.remove_member(session, group, user)
+        name = user_service.get_user(session, user).user_name
+    log.info("%s %s group %s by %s", name, "added to" if add else "removed from", group, actor)
+    return name
 
 
 # --- SHARED accounts ---------------------------------------------------------------------------

@@ -9,9 +9,11 @@ and JSON-RPC use (`printing.printers`, `printing.queues`, `printing.access`,
 
 from __future__ import annotations
 
+import logging
 import shutil
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Final
 
@@ -24,6 +26,7 @@ from printsrv.people import users as user_service
 from printsrv.platform.threads import in_thread
 from printsrv.printing import access, printers, queues
 from printsrv.printing.access import GroupAccess
+from printsrv.printing.costs import CostModel
 from printsrv.printing.models import PrintQueue
 
 __all__ = [
@@ -38,9 +41,13 @@ __all__ = [
     "first_page_png",
     "list_printer_views",
     "list_queue_views",
+    "route_queue",
+    "set_prices",
     "set_queue_enabled",
     "stored_pdf",
 ]
+
+log = logging.getLogger(__name__)
 
 LOG_PAGE: Final = 25
 PREVIEW_WIDTH: Final = 480
@@ -125,6 +132,48 @@ def set_queue_enabled(installation: Installation, name: str, enabled: bool) -> s
     """Enable or disable a queue (a disabled one refuses documents); its name."""
     with installation.db.transaction() as session:
         return queues.set_enabled(session, name, enabled).name
+
+
+def set_prices(
+    installation: Installation,
+    printer: str,
+    per_side: Decimal | None,
+    *,
+    actor: str,
+    per_side_color: Decimal | None = None,
+    per_side_duplex: Decimal | None = None,
+    per_side_duplex_color: Decimal | None = None,
+) -> list[str]:
+    """Give `printer` simple prices, as `printsrv printer cost NAME --per-side ...` does
+    (`printing.printers.set_cost`; a missing variant falls back as `SidePrices.simple`
+    says), or with `per_side` None make it free. The prices in words, as `printer show` gives them.
+    InvalidInput (a negative or too large price), NotFound (printer)."""
+    model = (
+        None
+        if per_side is None
+        else CostModel.simple(
+            per_side,
+            per_side_color=per_side_color,
+            per_side_duplex=per_side_duplex,
+            per_side_duplex_color=per_side_duplex_color,
+        )
+    )
+    with installation.db.transaction() as session:
+        name = printers.set_cost(session, printer, model).name
+    log.info("printer %s prices set to %s by %s", name, printers.describe_cost(model), actor)
+    return printers.describe_cost(model)
+
+
+def route_queue(installation: Installation, queue: str, printer: str | None, *, actor: str) -> str:
+    """Send `queue`'s documents to `printer` (None: hold them in the user's inbox), as
+    `printsrv queue set NAME --printer P | --no-printer` does (`printing.queues.set_queue`;
+    the queue's routing options are checked against the new printer). The queue's name.
+    NotFound (queue, printer), Conflict (the reserved `webservice` queue cannot route),
+    InvalidInput (options the printer does not support)."""
+    with installation.db.transaction() as session:
+        name = queues.set_queue(session, queue, printer=printer).name
+    log.info("queue %s routed to %s by %s", name, printer or "(held)", actor)
+    return name
 
 
 # --- the document log -------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 """The admin console's pages in a real browser (headless Chromium), each checked by axe-core:
-the dashboard with a month of printing, the settings, the sections still to come."""
+the dashboard with a month of printing, and the settings."""
 
 from __future__ import annotations
 

@@ -166,7 +166,7 @@ def test_groups_and_shared_accounts(
     assert "pupils" in admin_browser.find("#groups").text
     submit(driver, admin_browser.find("#groups a"))
     assert_accessible(driver)
-    assert [li.text for li in admin_browser.find_all("#members li")] == [
+    assert [a.text for a in admin_browser.find_all("#members li a")] == [
         "janet",
         "pupil00",
         "pupil01",
@@ -186,6 +186,27 @@ def test_groups_and_shared_accounts(
         group = users.get_group(session, "pupils")
         assert (group.credit_limit_policy, group.credit_limit) == ("INDIVIDUAL", Decimal("7.50"))
         assert group.initial_credit == Decimal("5.00")  # left as it was
+
+    # Membership: a user who does not exist is refused beside the field; add, then remove.
+    admin_browser.find("#member").send_keys("nobody")
+    submit(driver, admin_browser.find("#member-form button"))
+    assert "nobody" in admin_browser.find("#member-error").text
+    assert admin_browser.find("#member").get_attribute("aria-invalid") == "true"
+    assert_accessible(driver)
+    with installation.db.transaction() as session:
+        users.add_user(session, "newcomer")
+    field = admin_browser.find("#member")
+    field.clear()
+    field.send_keys("newcomer")
+    submit(driver, admin_browser.find("#member-form button"))
+    assert admin_browser.find("#group-notice").text == "Added newcomer."
+    with installation.db.read() as session:
+        assert "newcomer" in users.list_members(session, "pupils")
+    assert balance(installation, "USER", "newcomer") == Decimal("5.00")  # the group's default
+    submit(driver, admin_browser.find("li[data-member=pupil00] button"))
+    assert admin_browser.find("#group-notice").text == "Removed pupil00."
+    with installation.db.read() as session:
+        assert users.list_members(session, "pupils") == ["janet", "newcomer", "pupil01"]
 
     driver = admin_browser.open("/admin/people/shared")
     assert_accessible(driver)

@@ -1,10 +1,12 @@
 """The console's Printing section in a real browser (headless Chromium), each page checked
-by axe-core: printers with their prices and access lists, queues enabled and disabled, the
-document log with its filters, a document's PDF and the picture of its first page (made by
-convert-to's own converter). A refused filter is shown beside its field."""
+by axe-core: printers with their prices (set and cleared) and access lists, queues enabled,
+disabled and routed, the document log with its filters, a document's PDF and the picture of
+its first page (made by convert-to's own converter). A refused input is shown beside its
+field, nothing changed."""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 
 import httpx
@@ -18,6 +20,7 @@ from printsrv.operations.installation import Installation
 from printsrv.people import users
 from printsrv.printing import access, printers, queues
 from printsrv.printing.models import Printer
+from printsrv.printing.types import PrinterInfo
 
 
 def stored_document(installation: Installation, owner: str, title: str, tmp_path: Path) -> int:
@@ -77,17 +80,17 @@ def test_printers_and_queues(installation: Installation, admin_browser: AdminBro
     queue = admin_browser.find("tr[data-queue=library]")
     assert "10.0.0.0/8" in queue.text and "the user's choice" in queue.text
 
-    submit(driver, queue.find_element("css selector", "button"))
+    submit(driver, queue.find_element("css selector", "form.inline button"))
     assert admin_browser.find("#printing-notice").text == "Queue library changed."
     assert "disabled" in admin_browser.find("tr[data-queue=library]").text
     with installation.db.read() as session:
         assert not queues.get_queue(session, "library").enabled
-    submit(driver, admin_browser.find("tr[data-queue=library] button"))
+    submit(driver, admin_browser.find("tr[data-queue=library] form.inline button"))
     with installation.db.read() as session:
         assert queues.get_queue(session, "library").enabled
 
     # The access lists: a group that does not exist is refused beside the field.
-    form = "tr[data-printer=hall-laser] form"
+    form = "tr[data-printer=hall-laser] form.access-form"
     admin_browser.find(f"{form} input[name=group]").send_keys("nobody")
     submit(driver, admin_browser.find(f"{form} button"))
     assert "nobody" in admin_browser.find(f"{form} .field-error").text
@@ -104,6 +107,87 @@ def test_printers_and_queues(installation: Installation, admin_browser: AdminBro
         assert [(a.group, a.scope) for a in access.list_access(session, "hall-laser")] == [
             ("staff", "DENY")
         ]
+
+
+def test_printer_prices_and_queue_routing(
+    installation: Installation, admin_browser: AdminBrowser
+) -> None:
+    seed_printing(installation)
+    with installation.db.transaction() as session:  # as `printer sync` stores it
+        printers.store_printer(session, PrinterInfo(
+            name="annex-inkjet", state="idle", state_message="", state_reasons=(),
+            accepting=True, info="", location="Annex", make_and_model="",
+            copies_supported=(1, 99), sides_supported=("one-sided",),
+            print_color_mode_supported=("color",), media_supported=(),
+            sheet_collate_supported=(), number_up_supported=(1,), page_ranges_supported=False,
+            orientation_requested_supported=(), print_quality_supported=(),
+            print_scaling_supported=(), defaults=(),
+        ))  # fmt: skip
+
+    def prices(printer: str) -> str | None:
+        with installation.db.read() as session:
+            return printers.get_printer(session, printer).cost_model
+
+    # A bad amount is refused beside its field, and the prices stay as they were.
+    before = prices("hall-laser")
+    driver = admin_browser.open("/admin/printing")
+    form = "tr[data-printer=hall-laser] form.prices-form"
+    admin_browser.find(f"{form} input[name=per_side]").send_keys("0.05")
+    admin_browser.find(f"{form} input[name=per_side_color]").send_keys("-1")
+    submit(driver, admin_browser.find(f"{form} button[value=N]"))
+    error = admin_browser.find(f"{form} .field-error")
+    assert "negative" in error.text
+    assert error.get_attribute("id") == admin_browser.find(
+        f"{form} input[name=per_side_color]"
+    ).get_attribute("aria-describedby")
+    assert admin_browser.find(f"{form} input[name=per_side]").get_attribute("value") == "0.05"
+    assert_accessible(driver)
+    assert prices("hall-laser") == before
+
+    # Correct it: per side 0.05 grey, 0.30 colour; the duplex prices fall back to them.
+    colour = admin_browser.find(f"{form} input[name=per_side_color]")
+    colour.clear()
+    colour.send_keys("0.30")
+    submit(driver, admin_browser.find(f"{form} button[value=N]"))
+    assert "hall-laser:" in admin_browser.find("#printing-notice").text
+    with installation.db.read() as session:
+        model = printers.cost_from_json(printers.get_printer(session, "hall-laser").cost_model)
+    assert model is not None
+    assert (model.default.one_sided_gray, model.default.one_sided_color) == (
+        Decimal("0.05"),
+        Decimal("0.30"),
+    )
+    assert (model.default.two_sided_gray, model.default.two_sided_color) == (
+        Decimal("0.05"),
+        Decimal("0.30"),
+    )
+    # Make free: no prices at all.
+    submit(driver, admin_browser.find(f"{form} button[value=Y]"))
+    assert "free" in admin_browser.find("tr[data-printer=hall-laser] .prices").text
+    with installation.db.read() as session:
+        assert printers.get_printer(session, "hall-laser").cost_model is None
+
+    # Routing: a printer that does not exist is refused beside the field, nothing changed.
+    route = "tr[data-queue=library] form.route-form"
+    admin_browser.find(f"{route} input[name=printer]").send_keys("no-such-printer")
+    submit(driver, admin_browser.find(f"{route} button"))
+    assert "no-such-printer" in admin_browser.find(f"{route} .field-error").text
+    assert_accessible(driver)
+    with installation.db.read() as session:
+        assert queues.get_queue(session, "library").printer_name is None
+    field = admin_browser.find(f"{route} input[name=printer]")
+    field.clear()
+    field.send_keys("annex-inkjet")
+    submit(driver, admin_browser.find(f"{route} button"))
+    assert admin_browser.find("#printing-notice").text == "Queue library changed."
+    assert admin_browser.find("tr[data-queue=library] .route").text == "annex-inkjet"
+    with installation.db.read() as session:
+        assert queues.get_queue(session, "library").printer_name == "annex-inkjet"
+    # Emptied: the queue holds documents in the user's inbox again.
+    admin_browser.find(f"{route} input[name=printer]").clear()
+    submit(driver, admin_browser.find(f"{route} button"))
+    with installation.db.read() as session:
+        assert queues.get_queue(session, "library").printer_name is None
 
 
 def test_the_document_log_its_filters_pdf_and_preview(

@@ -3,7 +3,7 @@ settings (docs/admin-console.md).
 
 pages.py     the machinery every page uses: `admin_page`, `require_csrf`, the layout, gates
 auth.py      log-in and log-out (printsrv.people.admin_logins)
-sections.py  the dashboard and the sections' pages
+sections.py  the dashboard and settings; people.py, printing.py, reports.py the others
 
 To add a page: write a handler with `@admin_page(...)` in a module here, a template that
 extends admin/base.html, and one Route in `admin_routes()` below (docs/admin-console.md,
@@ -41,11 +41,14 @@ def admin_routes() -> list[BaseRoute]:
         Route("/admin/people/users/{name}/uuid", people.regenerate_uuid, methods=["POST"]),
         Route("/admin/people/groups", people.groups_page, methods=["GET"]),
         Route("/admin/people/groups/{name}", people.group_page, methods=["GET", "POST"]),
+        Route("/admin/people/groups/{name}/members", people.change_membership, methods=["POST"]),
         Route("/admin/people/shared", people.shared_page, methods=["GET", "POST"]),
         Route("/admin/people/shared/adjust", people.adjust_shared, methods=["POST"]),
         # Printing (printing.py)
         Route("/admin/printing/queues", printing.set_queue, methods=["POST"]),
+        Route("/admin/printing/queues/route", printing.route_queue, methods=["POST"]),
         Route("/admin/printing/access", printing.set_access, methods=["POST"]),
+        Route("/admin/printing/prices", printing.set_prices, methods=["POST"]),
         Route("/admin/printing/documents", printing.document_log, methods=["GET"]),
         Route("/admin/printing/documents/{id}/pdf", printing.document_pdf, methods=["GET"]),
         Route(

@@ -25,6 +25,7 @@ from printsrv.web.views import status_for
 __all__ = [
     "adjust_shared",
     "adjust_user",
+    "change_membership",
     "group_page",
     "groups_page",
     "regenerate_uuid",
@@ -213,8 +214,50 @@ async def group_page(page: AdminRequest) -> dict[str, Any] | Response:
             return page.render(context, status_code=status_for(refusal))
         return see_other("/admin/people/groups/" + quote(changed.name, safe="") + "?changed=Y")
     group = await in_thread(directory.group_view, page.installation, name)
-    notice = "The defaults were saved." if page.request.query_params.get("changed") else None
+    params = page.request.query_params
+    added, removed = params.get("added"), params.get("removed")
+    notice = (
+        "The defaults were saved."
+        if params.get("changed")
+        else f"Added {added[:100]}."
+        if added
+        else f"Removed {removed[:100]}."
+        if removed
+        else None
+    )
     return {"group": group, "problems": {}, "entered": {}, "notice": notice}
+
+
+@admin_page("admin/group.html", section="people")
+async def change_membership(page: AdminRequest) -> dict[str, Any] | Response:
+    """POST /admin/people/groups/{name}/members: add `user` to the group (`action` add) or
+    take them out (`action` remove), as `printsrv group member add|remove`."""
+    name = page.request.path_params["name"]
+    action = page.form.get("action", "")
+    if action not in ("add", "remove"):
+        raise errors.InvalidInput(f"action must be add or remove, not {action[:20]!r}.")
+    user = page.form.get("user", "")
+    try:
+        changed = await in_thread(
+            directory.change_membership,
+            page.installation,
+            name,
+            user,
+            add=action == "add",
+            actor=page.admin.actor,
+        )
+    except (errors.InvalidInput, errors.NotFound, errors.Conflict) as refusal:
+        group = await in_thread(directory.group_view, page.installation, name)  # NotFound: page
+        context = {
+            "group": group,
+            "problems": {"member": refusal.message},
+            "entered": {"member": user[:100]},
+            "notice": None,
+        }
+        return page.render(context, status_code=status_for(refusal))
+    done = "added" if action == "add" else "removed"
+    path = "/admin/people/groups/" + quote(name, safe="")
+    return see_other(f"{path}?{done}={quote(changed, safe='')}#members-heading")
 
 
 # --- SHARED accounts -----------------------------------------------------------------------

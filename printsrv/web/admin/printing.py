@@ -6,12 +6,14 @@ Each handler parses, calls one service (`printsrv.operations.printing_admin`), a
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
 
 from starlette.responses import FileResponse, Response
 
 from printsrv import errors
+from printsrv.accounts import service as accounting
 from printsrv.operations import printing_admin
 from printsrv.platform.threads import in_thread
 from printsrv.web.admin.pages import AdminRequest, admin_page, see_other
@@ -23,9 +25,14 @@ __all__ = [
     "document_pdf",
     "document_preview",
     "printing_page",
+    "route_queue",
     "set_access",
+    "set_prices",
     "set_queue",
 ]
+
+PRICE_FIELDS = ("per_side", "per_side_color", "per_side_duplex", "per_side_duplex_color")
+PRICE_NEEDED = "A price per side is needed (or press Make free)."
 
 
 async def _printing_context(
@@ -74,6 +81,77 @@ async def set_access(page: AdminRequest) -> dict[str, Any] | Response:
         )
         return page.render(context, status_code=status_for(refusal))
     return see_other(f"/admin/printing?done={quote(f'{printer}: {done}.')}#printers-heading")
+
+
+def parse_prices(form: dict[str, str]) -> dict[str, Decimal | None]:
+    """The price form's amounts ("0.10"; an empty variant: None, it falls back as
+    `printsrv printer cost` says); InvalidInput naming the field for a bad or negative one."""
+    prices: dict[str, Decimal | None] = {}
+    for field in PRICE_FIELDS:
+        text = form.get(field, "").strip()
+        amount = accounting.parse_amount(text, param=field) if text else None
+        if amount is not None and amount < 0:
+            raise errors.InvalidInput(f"A price cannot be negative: {text}.", reason=field)
+        prices[field] = amount
+    if prices["per_side"] is None:
+        raise errors.InvalidInput(PRICE_NEEDED, reason="per_side")
+    return prices
+
+
+@admin_page("admin/printing.html", section="printing")
+async def set_prices(page: AdminRequest) -> dict[str, Any] | Response:
+    """POST /admin/printing/prices: `printer`'s simple prices (`per_side`, and optionally
+    `per_side_color`, `per_side_duplex`, `per_side_duplex_color`), or with `clear` Y none
+    (free), through `printing.printers.set_cost` as `printsrv printer cost` does."""
+    printer = page.form.get("printer", "")
+    try:
+        if page.form.get("clear") == "Y":
+            prices: dict[str, Decimal | None] = {"per_side": None}
+        else:
+            prices = parse_prices(page.form)
+        described = await in_thread(
+            printing_admin.set_prices,
+            page.installation,
+            printer,
+            prices.pop("per_side"),
+            actor=page.admin.actor,
+            **prices,
+        )
+    except errors.InvalidInput as refusal:
+        field = refusal.reason if refusal.reason in PRICE_FIELDS else "per_side"
+        context = await _printing_context(
+            page,
+            problems={f"prices:{printer}:{field}": refusal.message},
+            entered={f"prices:{printer}:{f}": page.form.get(f, "")[:40] for f in PRICE_FIELDS},
+        )
+        # A form the admin can correct: 422, as docs/admin-console.md's "Adding a page".
+        return page.render(context, status_code=422)
+    words = "; ".join(described)
+    return see_other(f"/admin/printing?done={quote(f'{printer}: {words}.')}#printers-heading")
+
+
+@admin_page("admin/printing.html", section="printing")
+async def route_queue(page: AdminRequest) -> dict[str, Any] | Response:
+    """POST /admin/printing/queues/route: send `queue`'s documents to `printer` (empty:
+    hold them in the user's inbox), as `printsrv queue set --printer | --no-printer`."""
+    queue = page.form.get("queue", "")
+    printer = page.form.get("printer", "").strip()
+    try:
+        name = await in_thread(
+            printing_admin.route_queue,
+            page.installation,
+            queue,
+            printer or None,
+            actor=page.admin.actor,
+        )
+    except (errors.InvalidInput, errors.NotFound, errors.Conflict) as refusal:
+        context = await _printing_context(
+            page,
+            problems={f"route:{queue}": refusal.message},
+            entered={f"route:{queue}": printer[:100]},
+        )
+        return page.render(context, status_code=status_for(refusal))
+    return see_other(f"/admin/printing?changed={quote(name)}#queues-heading")
 
 
 @admin_page("admin/printing.html", section="printing")

@@ -1,6 +1,5 @@
-"""The console's dashboard and settings, and the sections still to be built (People,
-Printing, Reports: a page of the layout each, so the navigation works and their tests have
-a page to start from)."""
+"""The console's dashboard and settings (People, Printing and Reports have modules of
+their own: people.py, printing.py, reports.py)."""
 
 from __future__ import annotations
 
@@ -61,28 +60,6 @@ async def dashboard(page: AdminRequest) -> dict[str, Any]:
         ),
         "meter": level_meter,
     }
-
-
-def _coming(title: str, text: str) -> dict[str, Any]:
-    return {"title": title, "text": text}
-
-
-@admin_page("admin/coming.html", section="people")
-async def people(page: AdminRequest) -> dict[str, Any]:
-    """GET /admin/people: users, groups, shared accounts (to come)."""
-    return _coming("People & money", "Users, groups and shared accounts will be here.")
-
-
-@admin_page("admin/coming.html", section="printing")
-async def printing(page: AdminRequest) -> dict[str, Any]:
-    """GET /admin/printing: printers, queues and the document log (to come)."""
-    return _coming("Printing", "Printers, queues and the document log will be here.")
-
-
-@admin_page("admin/coming.html", section="reports")
-async def reports(page: AdminRequest) -> dict[str, Any]:
-    """GET /admin/reports: the transaction report (to come)."""
-    return _coming("Reports", "The transaction report will be here.")
 
 
 def _anchor(name: str) -> str:
