@@ -143,6 +143,19 @@ def test_printer_prices_and_queue_routing(
     assert admin_browser.find(f"{form} input[name=per_side]").get_attribute("value") == "0.05"
     assert_accessible(driver)
     assert prices("hall-laser") == before
+    # The refusal's status is 422, as for any form the admin can correct.
+    token = admin_browser.find(f"{form} input[name=csrf_token]").get_attribute("value")
+    cookies = {c["name"]: c["value"] for c in driver.get_cookies()}
+    with httpx.Client(base_url=admin_browser.server.url, cookies=cookies) as client:
+        answer = client.post(
+            "/admin/printing/prices",
+            data={"csrf_token": token, "printer": "hall-laser", "per_side": "ten"},
+        )
+        assert answer.status_code == 422 and "per_side" in answer.text
+        # Without the form's CSRF token nothing is changed.
+        forged = client.post("/admin/printing/prices", data={"printer": "hall-laser", "clear": "Y"})
+        assert forged.status_code == 403
+    assert prices("hall-laser") == before
 
     # Correct it: per side 0.05 grey, 0.30 colour; the duplex prices fall back to them.
     colour = admin_browser.find(f"{form} input[name=per_side_color]")
