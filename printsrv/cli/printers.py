@@ -120,10 +120,8 @@ def printer_remove(installation: Installation, name: str) -> None:
 def printer_sync(installation: Installation) -> None:
     """Read every printer of the CUPS server (cups.server, else $CUPS_SERVER) into printsrv."""
     client = cups_client(cups_server(installation.config.snapshot()))
-    found = client.list_printers_sync()
-    with installation.db.transaction() as session:
-        result = printer_service.sync_printers(session, found)
-    click.echo(f"{len(found)} printer(s) on CUPS server {client.server}")
+    count, result = printer_service.sync_with_cups(installation.db, client)
+    click.echo(f"{count} printer(s) on CUPS server {client.server}")
     for label, names in (("added", result.added), ("no longer on CUPS", result.gone)):
         if names:
             click.echo(f"  {label}: {', '.join(names)}")

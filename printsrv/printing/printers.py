@@ -13,6 +13,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Final
 
@@ -153,17 +154,28 @@ def apply_printer_info(row: Printer, info: PrinterInfo) -> None:
     _apply(row, info)
 
 
-def sync_printers(session: Session, printers: list[PrinterInfo]) -> SyncResult:
-    """Make the ``printer`` table match what CUPS listed; prices stay as they are.
+def sync_printers(
+    session: Session, printers: list[PrinterInfo], *, listed_at: datetime
+) -> SyncResult:
+    """Make the ``printer`` table match what CUPS listed at ``listed_at``; prices stay as they are.
 
     A printer that is no longer listed keeps its row with ``present`` false. Remote printers
     (registered by print agents) are not the central CUPS server's and are left alone.
+
+    A row stored after ``listed_at`` (a `printer add`, or another machine's sync, while this
+    listing was on its way) is newer than the listing and is left as it is: otherwise a
+    tracker's slow sync could mark a printer added a moment ago as gone.
     """
-    rows = {
-        row.name: row for row in session.scalars(select(Printer).where(Printer.agent_id.is_(None)))
-    }
+    rows, fresher = {}, set()
+    for row in session.scalars(select(Printer).where(Printer.agent_id.is_(None))):
+        if row.synced_at is not None and row.synced_at > listed_at:
+            fresher.add(row.name)
+        else:
+            rows[row.name] = row
     added, updated = [], []
     for info in printers:
+        if info.name in fresher:
+            continue
         row = rows.get(info.name)
         if row is None:
             row = Printer(name=info.name)
@@ -176,8 +188,18 @@ def sync_printers(session: Session, printers: list[PrinterInfo]) -> SyncResult:
     gone = [name for name, row in rows.items() if name not in listed and row.present]
     for name in gone:
         rows[name].present = False
+        rows[name].synced_at = utcnow()
     session.flush()
     return SyncResult(tuple(added), tuple(updated), tuple(sorted(gone)))
+
+
+def sync_with_cups(db: Database, client: CupsClient) -> tuple[int, SyncResult]:
+    """Read every printer of ``client``'s CUPS server into the database (``printer sync``);
+    return how many CUPS listed and what changed."""
+    listed_at = utcnow()
+    found = client.list_printers_sync()
+    with db.transaction() as session:
+        return len(found), sync_printers(session, found, listed_at=listed_at)
 
 
 def store_printer(session: Session, info: PrinterInfo) -> Printer:

@@ -65,11 +65,12 @@ class _Claimed:
 
 async def sync_from_cups(context: PrintContext) -> int:
     """Read every printer from the CUPS server into the database; return how many there are."""
+    listed_at = utcnow()
     printers = await context.call_cups(context.cups.list_printers())
 
     def store() -> None:
         with context.installation.db.transaction() as session:
-            sync_printers(session, printers)
+            sync_printers(session, printers, listed_at=listed_at)
 
     await in_thread(store)
     return len(printers)

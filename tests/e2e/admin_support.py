@@ -148,13 +148,23 @@ def log_in(driver: Any, server: LiveServer, user_name: str, password: str) -> No
 
 
 def submit_and_wait(driver: Any, button: Any) -> None:
-    """Click a form's button and wait until the next page has replaced this one."""
-    from selenium.webdriver.support import expected_conditions
+    """Click a form's button and wait until the next page has replaced this one and loaded.
+
+    The old page is marked with a property on its window; the new page's window has none.
+    Asking whether an element of the old page went stale (selenium's `staleness_of`) is not
+    enough: mid-navigation Chromium may answer "Node with given id does not belong to the
+    document" instead of "stale", an error the wait does not expect (seen under load in CI).
+    """
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    page = driver.find_element("tag name", "html")
+    driver.execute_script("window.__printsrvLeaving = true;")
     button.click()
-    WebDriverWait(driver, 15).until(expected_conditions.staleness_of(page))
+    WebDriverWait(driver, 15, ignored_exceptions=(WebDriverException,)).until(
+        lambda d: d.execute_script(
+            "return window.__printsrvLeaving !== true && document.readyState === 'complete';"
+        )
+    )
 
 
 @pytest.fixture

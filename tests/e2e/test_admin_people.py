@@ -7,8 +7,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from admin2_support import submit
-from admin_support import AdminBrowser, assert_accessible
+from admin_support import AdminBrowser, assert_accessible, submit_and_wait
 from selenium.webdriver.support.ui import Select
 from sqlalchemy import func, select
 from web_support import give_credit
@@ -59,7 +58,7 @@ def test_an_admin_finds_a_user_and_adjusts_their_balance(
     driver = admin_browser.open("/admin/people")
     assert_accessible(driver)
     assert names_listed(admin_browser) == ["janet"] + [f"pupil{n:02d}" for n in range(24)]
-    submit(driver, admin_browser.find("a[rel=next]"))
+    submit_and_wait(driver, admin_browser.find("a[rel=next]"))
     assert names_listed(admin_browser) == [f"pupil{n:02d}" for n in range(24, 30)]
     assert not admin_browser.find_all("a[rel=next]")
 
@@ -67,7 +66,7 @@ def test_an_admin_finds_a_user_and_adjusts_their_balance(
     for query in ("janet d", "JD@school", "card-77", "jan"):
         admin_browser.open("/admin/people")
         admin_browser.find("#q").send_keys(query)
-        submit(driver, admin_browser.find("form[role=search] button"))
+        submit_and_wait(driver, admin_browser.find("form[role=search] button"))
         assert names_listed(admin_browser) == ["janet"], query
     # LIKE's wildcards are plain characters.
     admin_browser.open("/admin/people?q=%25")
@@ -79,7 +78,7 @@ def test_an_admin_finds_a_user_and_adjusts_their_balance(
 
     # The user's page: groups, aliases, balance, credit limit, ledger.
     admin_browser.open("/admin/people?q=janet")
-    submit(driver, admin_browser.find("#users a"))
+    submit_and_wait(driver, admin_browser.find("#users a"))
     assert driver.current_url.endswith("/admin/people/users/janet")
     assert_accessible(driver)
     assert admin_browser.find("#user-groups").text == "pupils"
@@ -91,7 +90,7 @@ def test_an_admin_finds_a_user_and_adjusts_their_balance(
     before = ledger_rows(installation)
     admin_browser.find("#amount").send_keys("2,50")
     admin_browser.find("#comment").send_keys("Lost a page")
-    submit(driver, admin_browser.find("#adjust-form button"))
+    submit_and_wait(driver, admin_browser.find("#adjust-form button"))
     assert "amount" in admin_browser.find("#amount-error").text
     assert admin_browser.find("#amount").get_attribute("aria-invalid") == "true"
     assert admin_browser.find("#comment").get_attribute("value") == "Lost a page"
@@ -100,14 +99,14 @@ def test_an_admin_finds_a_user_and_adjusts_their_balance(
     amount.clear()
     amount.send_keys("2.50")
     admin_browser.find("#comment").clear()
-    submit(driver, admin_browser.find("#adjust-form button"))
+    submit_and_wait(driver, admin_browser.find("#adjust-form button"))
     assert "say why" in admin_browser.find("#comment-error").text
     assert ledger_rows(installation) == before
     assert balance(installation, "USER", "janet") == Decimal("10.00")
 
     # A good one: one ADJUST row, by this admin, with the comment.
     admin_browser.find("#comment").send_keys("Paper jam refund")
-    submit(driver, admin_browser.find("#adjust-form button"))
+    submit_and_wait(driver, admin_browser.find("#adjust-form button"))
     assert admin_browser.find("#user-notice").text == "The balance was adjusted."
     assert admin_browser.find("#user-balance").text == "12.50"
     assert balance(installation, "USER", "janet") == Decimal("12.50")
@@ -131,15 +130,15 @@ def test_an_admin_disables_a_user_and_gives_them_a_new_uuid(
     driver = admin_browser.open("/admin/people/users/s123456")  # an alias leads to the user
     assert admin_browser.find("h1").text.startswith("janet")
 
-    submit(driver, admin_browser.find("#toggle-enabled"))
+    submit_and_wait(driver, admin_browser.find("#toggle-enabled"))
     assert admin_browser.find("#user-notice").text == "The user was disabled."
     assert admin_browser.find("#user-state").text == "disabled"
     with installation.db.read() as session:
         assert not users.get_user(session, "janet").enabled
-    submit(driver, admin_browser.find("#toggle-enabled"))
+    submit_and_wait(driver, admin_browser.find("#toggle-enabled"))
     assert admin_browser.find("#user-state").text == "enabled"
 
-    submit(driver, admin_browser.find("#regenerate-uuid"))
+    submit_and_wait(driver, admin_browser.find("#regenerate-uuid"))
     credential = admin_browser.find("#new-uuid").text
     assert len(credential) == 36
     assert_accessible(driver)
@@ -164,7 +163,7 @@ def test_groups_and_shared_accounts(
     driver = admin_browser.open("/admin/people/groups")
     assert_accessible(driver)
     assert "pupils" in admin_browser.find("#groups").text
-    submit(driver, admin_browser.find("#groups a"))
+    submit_and_wait(driver, admin_browser.find("#groups a"))
     assert_accessible(driver)
     assert [a.text for a in admin_browser.find_all("#members li a")] == [
         "janet",
@@ -175,11 +174,11 @@ def test_groups_and_shared_accounts(
 
     # Its defaults: an individual limit without its amount is refused beside the field.
     Select(admin_browser.find("#credit_limit_policy")).select_by_value("INDIVIDUAL")
-    submit(driver, admin_browser.find("#defaults-form button"))
+    submit_and_wait(driver, admin_browser.find("#defaults-form button"))
     assert "must be given" in admin_browser.find("#credit_limit-error").text
     assert_accessible(driver)
     admin_browser.find("#credit_limit").send_keys("7.50")
-    submit(driver, admin_browser.find("#defaults-form button"))
+    submit_and_wait(driver, admin_browser.find("#defaults-form button"))
     assert admin_browser.find("#group-notice").text == "The defaults were saved."
     assert admin_browser.find("#group-limit").text == "individual 7.50"
     with installation.db.read() as session:
@@ -189,7 +188,7 @@ def test_groups_and_shared_accounts(
 
     # Membership: a user who does not exist is refused beside the field; add, then remove.
     admin_browser.find("#member").send_keys("nobody")
-    submit(driver, admin_browser.find("#member-form button"))
+    submit_and_wait(driver, admin_browser.find("#member-form button"))
     assert "nobody" in admin_browser.find("#member-error").text
     assert admin_browser.find("#member").get_attribute("aria-invalid") == "true"
     assert_accessible(driver)
@@ -198,12 +197,12 @@ def test_groups_and_shared_accounts(
     field = admin_browser.find("#member")
     field.clear()
     field.send_keys("newcomer")
-    submit(driver, admin_browser.find("#member-form button"))
+    submit_and_wait(driver, admin_browser.find("#member-form button"))
     assert admin_browser.find("#group-notice").text == "Added newcomer."
     with installation.db.read() as session:
         assert "newcomer" in users.list_members(session, "pupils")
     assert balance(installation, "USER", "newcomer") == Decimal("5.00")  # the group's default
-    submit(driver, admin_browser.find("li[data-member=pupil00] button"))
+    submit_and_wait(driver, admin_browser.find("li[data-member=pupil00] button"))
     assert admin_browser.find("#group-notice").text == "Removed pupil00."
     with installation.db.read() as session:
         assert users.list_members(session, "pupils") == ["janet", "newcomer", "pupil01"]
@@ -211,24 +210,24 @@ def test_groups_and_shared_accounts(
     driver = admin_browser.open("/admin/people/shared")
     assert_accessible(driver)
     admin_browser.find("#name").send_keys("Library")
-    submit(driver, admin_browser.find("#new-account-form button"))
+    submit_and_wait(driver, admin_browser.find("#new-account-form button"))
     assert admin_browser.find("#shared-notice").text == "Created Library."
     # The same name again: refused beside the field.
     admin_browser.find("#name").send_keys("Library")
-    submit(driver, admin_browser.find("#new-account-form button"))
+    submit_and_wait(driver, admin_browser.find("#new-account-form button"))
     assert admin_browser.find("#name-error").text
     assert_accessible(driver)
 
     before = ledger_rows(installation)
     admin_browser.find("#amount").send_keys("ten")
     admin_browser.find("#comment").send_keys("Budget")
-    submit(driver, admin_browser.find("#adjust-form button"))
+    submit_and_wait(driver, admin_browser.find("#adjust-form button"))
     assert admin_browser.find("#amount-error").text
     assert ledger_rows(installation) == before
     amount = admin_browser.find("#amount")
     amount.clear()
     amount.send_keys("100")
-    submit(driver, admin_browser.find("#adjust-form button"))
+    submit_and_wait(driver, admin_browser.find("#adjust-form button"))
     assert admin_browser.find("#shared-notice").text == "Adjusted Library."
     assert "100.00" in admin_browser.find("#shared-accounts").text
     assert balance(installation, "SHARED", "Library") == Decimal("100.00")

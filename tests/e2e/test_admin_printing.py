@@ -10,8 +10,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import httpx
-from admin2_support import submit
-from admin_support import AdminBrowser, assert_accessible
+from admin_support import AdminBrowser, assert_accessible, submit_and_wait
 from selenium.webdriver.support.ui import Select
 
 from printsrv.documents import log
@@ -80,19 +79,19 @@ def test_printers_and_queues(installation: Installation, admin_browser: AdminBro
     queue = admin_browser.find("tr[data-queue=library]")
     assert "10.0.0.0/8" in queue.text and "the user's choice" in queue.text
 
-    submit(driver, queue.find_element("css selector", "form.inline button"))
+    submit_and_wait(driver, queue.find_element("css selector", "form.inline button"))
     assert admin_browser.find("#printing-notice").text == "Queue library changed."
     assert "disabled" in admin_browser.find("tr[data-queue=library]").text
     with installation.db.read() as session:
         assert not queues.get_queue(session, "library").enabled
-    submit(driver, admin_browser.find("tr[data-queue=library] form.inline button"))
+    submit_and_wait(driver, admin_browser.find("tr[data-queue=library] form.inline button"))
     with installation.db.read() as session:
         assert queues.get_queue(session, "library").enabled
 
     # The access lists: a group that does not exist is refused beside the field.
     form = "tr[data-printer=hall-laser] form.access-form"
     admin_browser.find(f"{form} input[name=group]").send_keys("nobody")
-    submit(driver, admin_browser.find(f"{form} button"))
+    submit_and_wait(driver, admin_browser.find(f"{form} button"))
     assert "nobody" in admin_browser.find(f"{form} .field-error").text
     assert_accessible(driver)
     with installation.db.read() as session:
@@ -101,7 +100,7 @@ def test_printers_and_queues(installation: Installation, admin_browser: AdminBro
     field.clear()
     field.send_keys("staff")
     Select(admin_browser.find(f"{form} select")).select_by_value("DENY")
-    submit(driver, admin_browser.find(f"{form} button"))
+    submit_and_wait(driver, admin_browser.find(f"{form} button"))
     assert "moved from the ALLOW to the DENY list" in admin_browser.find("#printing-notice").text
     with installation.db.read() as session:
         assert [(a.group, a.scope) for a in access.list_access(session, "hall-laser")] == [
@@ -134,7 +133,7 @@ def test_printer_prices_and_queue_routing(
     form = "tr[data-printer=hall-laser] form.prices-form"
     admin_browser.find(f"{form} input[name=per_side]").send_keys("0.05")
     admin_browser.find(f"{form} input[name=per_side_color]").send_keys("-1")
-    submit(driver, admin_browser.find(f"{form} button[value=N]"))
+    submit_and_wait(driver, admin_browser.find(f"{form} button[value=N]"))
     error = admin_browser.find(f"{form} .field-error")
     assert "negative" in error.text
     assert error.get_attribute("id") == admin_browser.find(
@@ -161,7 +160,7 @@ def test_printer_prices_and_queue_routing(
     colour = admin_browser.find(f"{form} input[name=per_side_color]")
     colour.clear()
     colour.send_keys("0.30")
-    submit(driver, admin_browser.find(f"{form} button[value=N]"))
+    submit_and_wait(driver, admin_browser.find(f"{form} button[value=N]"))
     assert "hall-laser:" in admin_browser.find("#printing-notice").text
     with installation.db.read() as session:
         model = printers.cost_from_json(printers.get_printer(session, "hall-laser").cost_model)
@@ -175,7 +174,7 @@ def test_printer_prices_and_queue_routing(
         Decimal("0.30"),
     )
     # Make free: no prices at all.
-    submit(driver, admin_browser.find(f"{form} button[value=Y]"))
+    submit_and_wait(driver, admin_browser.find(f"{form} button[value=Y]"))
     assert "free" in admin_browser.find("tr[data-printer=hall-laser] .prices").text
     with installation.db.read() as session:
         assert printers.get_printer(session, "hall-laser").cost_model is None
@@ -183,7 +182,7 @@ def test_printer_prices_and_queue_routing(
     # Routing: a printer that does not exist is refused beside the field, nothing changed.
     route = "tr[data-queue=library] form.route-form"
     admin_browser.find(f"{route} input[name=printer]").send_keys("no-such-printer")
-    submit(driver, admin_browser.find(f"{route} button"))
+    submit_and_wait(driver, admin_browser.find(f"{route} button"))
     assert "no-such-printer" in admin_browser.find(f"{route} .field-error").text
     assert_accessible(driver)
     with installation.db.read() as session:
@@ -191,14 +190,14 @@ def test_printer_prices_and_queue_routing(
     field = admin_browser.find(f"{route} input[name=printer]")
     field.clear()
     field.send_keys("annex-inkjet")
-    submit(driver, admin_browser.find(f"{route} button"))
+    submit_and_wait(driver, admin_browser.find(f"{route} button"))
     assert admin_browser.find("#printing-notice").text == "Queue library changed."
     assert admin_browser.find("tr[data-queue=library] .route").text == "annex-inkjet"
     with installation.db.read() as session:
         assert queues.get_queue(session, "library").printer_name == "annex-inkjet"
     # Emptied: the queue holds documents in the user's inbox again.
     admin_browser.find(f"{route} input[name=printer]").clear()
-    submit(driver, admin_browser.find(f"{route} button"))
+    submit_and_wait(driver, admin_browser.find(f"{route} button"))
     with installation.db.read() as session:
         assert queues.get_queue(session, "library").printer_name is None
 
@@ -217,7 +216,7 @@ def test_the_document_log_its_filters_pdf_and_preview(
 
     # One user's documents.
     admin_browser.find("#user").send_keys("alice")
-    submit(driver, admin_browser.find("#log-filter button"))
+    submit_and_wait(driver, admin_browser.find("#log-filter button"))
     titles = [row.text for row in admin_browser.find_all("#documents tbody td:nth-child(4)")]
     assert titles == ["minutes.pdf"]
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 import uuid
 
 import httpx
-from admin2_support import again_if_detached, submit
-from admin_support import AdminBrowser, assert_accessible
+from admin2_support import again_if_detached
+from admin_support import AdminBrowser, assert_accessible, submit_and_wait
 from selenium.webdriver.support.ui import Select, WebDriverWait
 from sqlalchemy import func, select
 from web_support import give_credit
@@ -61,22 +61,22 @@ def test_an_admin_makes_a_transaction_report(
 
     # Refused parameters: beside their field, and no job.
     fill(admin_browser, account_name="janet", date_from="1 Dec")
-    submit(driver, admin_browser.find("#report-form button"))
+    submit_and_wait(driver, admin_browser.find("#report-form button"))
     assert "not a day" in admin_browser.find("#date_from-error").text
     assert admin_browser.find("#date_from").get_attribute("aria-invalid") == "true"
     assert admin_browser.find("#account_name").get_attribute("value") == "janet"
     assert_accessible(driver)
     fill(admin_browser, account_name="nobody", date_from="")
-    submit(driver, admin_browser.find("#report-form button"))
+    submit_and_wait(driver, admin_browser.find("#report-form button"))
     assert admin_browser.find("#account_name-error").text
     fill(admin_browser, account_name="janet", zone="Mars", date_from="2000-01-01")
-    submit(driver, admin_browser.find("#report-form button"))
+    submit_and_wait(driver, admin_browser.find("#report-form button"))
     assert admin_browser.find("#zone-error").text
     assert jobs_queued(installation) == 0
 
     # A CSV of janet's rows: the job's page follows it, then offers the file.
     fill(admin_browser, zone="+01", date_from="", trx_type="DEPOSIT")
-    submit(driver, admin_browser.find("#report-form button"))
+    submit_and_wait(driver, admin_browser.find("#report-form button"))
     assert "/admin/reports/jobs/" in driver.current_url
     policy = httpx.get(
         driver.current_url, cookies={c["name"]: c["value"] for c in driver.get_cookies()}
@@ -96,7 +96,7 @@ def test_an_admin_makes_a_transaction_report(
     # A PDF of every USER account.
     admin_browser.open("/admin/reports")
     fill(admin_browser, media_type="PDF")
-    submit(driver, admin_browser.find("#report-form button"))
+    submit_and_wait(driver, admin_browser.find("#report-form button"))
     pdf = download(admin_browser)
     assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
 

@@ -13,6 +13,7 @@ from printing_support import (
 )
 
 from printsrv.errors import Conflict, InvalidInput, NotAllowed, NotFound
+from printsrv.platform.models import utcnow
 from printsrv.printing import printers, queues
 from printsrv.printing.context import PrintContext
 from printsrv.printing.costs import CostModel, SidePrices
@@ -122,3 +123,31 @@ def test_printer_capabilities_and_prices_round_trip(
     # The stored form equals what CUPS says.
     fresh = PrintContext.of(printing_setup.installation).cups.printer_sync("capture")
     assert info == fresh
+
+
+def test_a_slow_sync_does_not_mark_a_printer_added_meanwhile_as_gone(
+    printing_setup: PrintSetup,  # noqa: F811
+) -> None:
+    # A tracker asked CUPS for its printers, then `printer add` stored a new queue, then the
+    # tracker's listing (without it) arrived: the newer row must win.
+    client = PrintContext.of(printing_setup.installation).cups
+    listed_at = utcnow()
+    stale_listing = client.list_printers_sync()
+    printing_setup.cups.add_queue("late", "null")
+    try:
+        with printing_setup.installation.db.transaction() as session:
+            printers.store_printer(session, client.printer_sync("late"))
+        with printing_setup.installation.db.transaction() as session:
+            result = printers.sync_printers(session, stale_listing, listed_at=listed_at)
+        assert "late" not in result.gone
+        with printing_setup.installation.db.read() as session:
+            assert printers.get_printer(session, "late").present
+        # A listing asked for after the row was stored still marks a vanished printer gone.
+        printing_setup.cups.remove_queue("late")
+        count, result = printers.sync_with_cups(printing_setup.installation.db, client)
+        assert result.gone == ("late",) and count == len(stale_listing)
+        with printing_setup.installation.db.read() as session:
+            assert not printers.get_printer(session, "late").present
+    finally:
+        if "late" in {p.name for p in client.list_printers_sync()}:
+            printing_setup.cups.remove_queue("late")
