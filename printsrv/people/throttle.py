@@ -24,14 +24,25 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, bindparam, case, delete, func, insert, literal, select, update
+from sqlalchemy import (
+    Select,
+    and_,
+    bindparam,
+    case,
+    delete,
+    func,
+    insert,
+    literal,
+    select,
+    update,
+)
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from printsrv.errors import InvalidInput, NotAllowed
 from printsrv.people.models import LoginThrottle, User
-from printsrv.people.users import normalise_name, resolve_user_name, resolved_user_id
+from printsrv.people.users import UserRef, normalise_name, resolve_user_name, resolved_user_id
 from printsrv.platform.models import UTCDateTime, utcnow
 from printsrv.platform.properties import Snapshot
 
@@ -43,6 +54,7 @@ __all__ = [
     "check",
     "check_and_find_user",
     "check_api_key_caller",
+    "check_api_key_caller_and_find_user",
     "forget_user",
     "judge_login_probe",
     "login_probe_params",
@@ -145,6 +157,62 @@ def check_api_key_caller(
     `on` is a session, or a bare connection (`Database.statement`)."""
     limits = {_api_key_key(address): policy.api_key_failures}
     _refuse_when_used_up(on, limits, policy, now, "wrong API keys from this address")
+
+
+def _token_caller_probe() -> Select[Any]:
+    # createToken's one read: the address's wrong-key counter and the live user the name
+    # resolves to, both LEFT JOINed to one row so that either may be missing. Two reads
+    # were two round trips; this one is most of a token's database work.
+    user = User.__table__.alias("token_user")
+    by_address = LoginThrottle.__table__.alias("key_failures")
+    one_row = select(literal(1).label("one")).subquery("one_row")
+    return select(
+        by_address.c.failures,
+        by_address.c.window_start,
+        user.c.id,
+        user.c.user_name,
+        user.c.enabled,
+        user.c.uuid_hash,
+    ).select_from(
+        one_row.outerjoin(by_address, by_address.c.key == bindparam("address_key")).outerjoin(
+            user,
+            and_(user.c.id == resolved_user_id(bindparam("name")), user.c.deleted_at.is_(None)),
+        )
+    )
+
+
+_TOKEN_CALLER_PROBE = _token_caller_probe()
+
+
+def check_api_key_caller_and_find_user(
+    on: Connection,
+    *,
+    address: str,
+    user_name: str,
+    policy: ThrottlePolicy,
+    now: datetime | None = None,
+) -> UserRef | None:
+    """`check_api_key_caller`, and the live user `user_name` (or alias) names, in one
+    statement: None when no live user has that name.
+
+    Raises LoginThrottled as `check_api_key_caller` does, whatever the user.
+    """
+    try:
+        name: str | None = normalise_name(user_name)
+    except InvalidInput:
+        name = None  # matches no user and no alias
+    row = on.execute(
+        _TOKEN_CALLER_PROBE, {"address_key": _api_key_key(address), "name": name}
+    ).one()
+    failures, window_start, *user = row
+    if failures is not None:
+        _refuse_if_used_up(
+            [(policy.api_key_failures, failures, window_start)],
+            policy,
+            now or utcnow(),
+            what="wrong API keys from this address",
+        )
+    return None if user[0] is None else UserRef(*user)
 
 
 def _refuse_when_used_up(

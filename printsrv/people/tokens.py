@@ -40,7 +40,7 @@ from sqlalchemy.orm import Session
 
 from printsrv.errors import NotAllowed, NotAuthenticated, NotFound
 from printsrv.people.models import SpentLoginToken, User
-from printsrv.people.users import find_user, find_user_refs
+from printsrv.people.users import UserRef, find_user, find_user_refs
 from printsrv.platform.models import utcnow
 from printsrv.platform.properties import Snapshot
 from printsrv.platform.security import equals_constant_time
@@ -55,12 +55,14 @@ __all__ = [
     "TtpLoginDisabled",
     "UserDisabled",
     "check_holder",
+    "check_token_caller",
     "create_token",
     "issue_token",
     "purge_spent_tokens",
     "read_token",
     "redeem_token",
     "spend_token",
+    "token_for",
 ]
 
 _VERSION = b"\x01"
@@ -243,15 +245,29 @@ def issue_token(
     Aliases are mapped first; the token holds the canonical user name. `on` is a session,
     or a bare connection (`Database.statement`): the user read is the only statement.
     """
+    check_token_caller(api_key=api_key, snapshot=snapshot)
+    # A few columns through Core (find_user_refs), not a whole User through the ORM: the
+    # user read was most of the server's work per token.
+    (user,) = find_user_refs(on, user_name)
+    return token_for(user, user_name=user_name, key=key, now=now)
+
+
+def check_token_caller(*, api_key: str, snapshot: Snapshot) -> None:
+    """`issue_token`'s first two checks, which need no database: TtpLoginDisabled, then
+    ApiKeyRejected."""
     if not snapshot["web-login.ttp.enable"]:
         raise TtpLoginDisabled(
             "Login by trusted third party is disabled (web-login.ttp.enable is not Y)"
         )
     if not snapshot["web-login.ttp.apikey"].matches(api_key):
         raise ApiKeyRejected("API key is wrong, or no TTP API key is configured")
-    # A few columns through Core (find_user_refs), not a whole User through the ORM: the
-    # user read was most of the server's work per token.
-    (user,) = find_user_refs(on, user_name)
+
+
+def token_for(
+    user: UserRef | None, *, user_name: str, key: bytes, now: datetime | None = None
+) -> str:
+    """`issue_token`'s last two checks on the user `user_name` found (None: nobody), then
+    the token: NotFound, UserDisabled."""
     if user is None:
         raise NotFound(f"User {user_name.strip().lower()!r} does not exist")
     if not user.enabled:

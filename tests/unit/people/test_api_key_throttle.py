@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
+from sqlalchemy import event
 from support import set_config
 
+from printsrv.errors import NotFound
 from printsrv.operations.installation import Installation
 from printsrv.people import ttp, users
 from printsrv.people.throttle import LoginThrottled
@@ -70,3 +73,24 @@ def test_only_a_wrong_key_counts(lms: Installation) -> None:
     set_config(lms, {"web-login.ttp.enable": "Y"})
     lms.config.refresh()
     assert create(lms, API_KEY, "192.0.2.1")
+
+
+def test_a_caller_with_the_right_key_costs_one_statement(lms: Installation) -> None:
+    # The address's counter and the user are read together; a throttled address is still
+    # refused by that one read (the test above), and an unknown user answers NotFound.
+    seen: list[str] = []
+
+    def record(_c: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
+        seen.append(statement)
+
+    event.listen(lms.db.engine, "before_cursor_execute", record)
+    try:
+        assert create(lms, API_KEY, "192.0.2.9")
+        with pytest.raises(NotFound):
+            ttp.create_login_token(lms, api_key=API_KEY, user_name="nobody", address="192.0.2.9")
+    finally:
+        event.remove(lms.db.engine, "before_cursor_execute", record)
+    # (A config refresh may read the properties meanwhile; it is not the token's work.)
+    token_work = [s for s in seen if "login_throttle" in s or "users" in s]
+    assert len(token_work) == 2, seen
+    assert all("login_throttle" in s and "users" in s for s in token_work), token_work
