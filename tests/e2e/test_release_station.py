@@ -39,6 +39,11 @@ from printsrv.web.station import STATION_COOKIE
 
 CARD = "0004711829"
 PIN = "2468"
+# A person's list and the thank-you page return to the card field by a timed meta refresh,
+# which axe-core's rule meta-refresh (WCAG 2.2.1) counts as a time limit. It is the
+# station's sign-out at a shared kiosk (release.station.idle-secs, set by the admin): the
+# server has forgotten the person by then, and the refresh only shows that.
+SIGN_OUT = ("meta-refresh",)
 
 
 @pytest.fixture
@@ -153,7 +158,7 @@ def test_a_card_typed_at_the_station_page_releases_to_the_printer(
     )
     assert "Timetable.pdf" in row.text and "3" in row.text and "0.30" in row.text
     assert too_small_at_arms_length(driver) == []
-    assert_accessible(driver)
+    assert_accessible(driver, but_for=SIGN_OUT)
     # "Print all" has the focus now: Enter releases, no mouse needed.
     focused = driver.switch_to.active_element
     assert focused.get_attribute("id") == "print-all"
@@ -163,7 +168,7 @@ def test_a_card_typed_at_the_station_page_releases_to_the_printer(
     )
     assert "Timetable.pdf: sent to capture (0.30)" in done.text
     assert too_small_at_arms_length(driver) == []
-    assert_accessible(driver)
+    assert_accessible(driver, but_for=SIGN_OUT)
     # The station has forgotten janet: the next visit starts at the card field.
     driver.get(f"{server.url}/release/capture")
     assert driver.switch_to.active_element.get_attribute("id") == "card"
