@@ -22,11 +22,12 @@ from cupsd import PrivateCups
 from PIL import Image
 from reportlab.lib.pagesizes import A4
 from reportlab.pdfgen import canvas
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
-from support import set_config
+from support import LiveServer, set_config
 
 import financial
+from financial.schema import AccountTrx, TrxType
 from printsrv.operations.installation import Installation
 from printsrv.people import users
 from printsrv.platform.properties import REFRESH_INTERVAL
@@ -263,6 +264,23 @@ def upload(
         data=fields,
         timeout=60,
     )
+
+
+def hold(server: LiveServer, setup: PrintSetup, name: str = "held.pdf", pages: int = 2) -> int:
+    """Upload a PDF of ``pages`` pages to janet's inbox (held, not printed); its id."""
+    response = upload(server.url, setup.auth, name, pdf_bytes(pages))
+    assert response.status_code == 200 and response.json()["status"] == "held", response.text
+    return int(response.json()["id"])
+
+
+def print_charges(setup: PrintSetup) -> int:
+    """How many prints were charged (PRINT_OUT rows in the ledger)."""
+    with setup.installation.db.read() as session:
+        return session.scalar(
+            select(func.count()).select_from(AccountTrx).where(
+                AccountTrx.trx_type == TrxType.PRINT_OUT
+            )
+        )  # fmt: skip
 
 
 def stored_files(installation: Installation) -> list[Path]:

@@ -57,7 +57,8 @@ class Released:
     """What became of one document a person asked to release.
 
     ``status`` is ``printing`` (CUPS has it, ``cost`` charged), ``failed`` (CUPS refused it,
-    refunded) or ``refused`` (not released: ``message`` says why, nothing charged).
+    refunded), ``waiting`` (a print rule holds it for an approver: ``message`` is the rule's,
+    nothing charged yet) or ``refused`` (not released: ``message`` says why, nothing charged).
     """
 
     document_id: int
@@ -84,7 +85,8 @@ def waiting_for_approval() -> Select[tuple[int]]:
 
 
 def _held(session: Session, user_id: int, hold_hours: int, now: datetime) -> list[Document]:
-    # Held: stored, younger than release.hold-hours, and no print on its way or done.
+    # Held: stored, younger than release.hold-hours, no print on its way or done, and not
+    # waiting for an approver (releasing that is refused; the user's page does not offer it).
     return list(
         session.scalars(
             select(Document)
@@ -94,6 +96,7 @@ def _held(session: Session, user_id: int, hold_hours: int, now: datetime) -> lis
                 Document.store.is_(True),
                 Document.created_at > now - timedelta(hours=hold_hours),
                 Document.id.not_in(released_sources()),
+                Document.id.not_in(waiting_for_approval()),
             )
             .order_by(Document.created_at.desc(), Document.id.desc())
             .limit(MAX_LISTED)

@@ -7,7 +7,6 @@ refunded; a removed agent is refused and stops."""
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -16,6 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -32,10 +32,10 @@ from support import (
     TEST_SECRET,
     ServeProcess,
     free_port,
-    require_programs,
     set_config,
     wait_until,
 )
+from web_support import release_in_browser
 
 from printsrv.agents import registry
 from printsrv.cli import main
@@ -48,8 +48,6 @@ from printsrv.web.views import RELEASE_DONE
 
 FINISH = 40.0
 PASSWORD = "release-password"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
 
 
 class AgentProcess:
@@ -318,54 +316,25 @@ def test_a_job_cancelled_at_the_centre_is_cancelled_on_the_site_cups_and_refunde
 
 
 def test_a_person_releases_a_held_document_to_a_remote_printer_in_the_browser(
-    sites: Sites, tmp_path: Path
+    sites: Sites, chromium: Any
 ) -> None:
     """The user's page in a real Chromium offers the site's printer; the click charges the
     print once and the real agent prints it on the site's CUPS."""
-    require_programs(str(CHROMIUM), str(CHROMEDRIVER))
-    from selenium import webdriver
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions
-    from selenium.webdriver.support.ui import Select, WebDriverWait
-
     setup = sites.setup
     with setup.installation.db.transaction() as session:
         users.set_password(session, setup.user, PASSWORD)
     held = upload(sites.url, setup.auth, "Field notes.pdf", pdf_bytes(1))
     assert held.status_code == 200 and held.json()["status"] == "held", held.text
-    document_id = held.json()["id"]
-    options = Options()
-    options.binary_location = str(CHROMIUM)
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--window-size=412,915"):  # fmt: skip
-        options.add_argument(flag)
-    options.add_argument(f"--user-data-dir={tmp_path / 'chromium-profile'}")
-    service = Service(executable_path=str(CHROMEDRIVER), log_output=str(tmp_path / "driver.log"))
-    driver = webdriver.Chrome(service=service, options=options)
-    driver.set_page_load_timeout(20)
-    try:
-        driver.get(f"{sites.url}/user")
-        driver.find_element(By.NAME, "username").send_keys(setup.user)
-        driver.find_element(By.NAME, "password").send_keys(PASSWORD)
-        driver.find_element(By.NAME, "password").submit()
-        form = WebDriverWait(driver, 15).until(
-            expected_conditions.presence_of_element_located((By.ID, f"release-{document_id}"))
-        )
-        Select(form.find_element(By.NAME, "printer")).select_by_value("site-a/hall")
-        copies = form.find_element(By.NAME, "copies")
-        copies.clear()
-        copies.send_keys("2")
-        driver.find_element(By.ID, f"release-button-{document_id}").click()
-        notice = WebDriverWait(driver, 15).until(
-            expected_conditions.presence_of_element_located((By.ID, "release-notice"))
-        )
-        assert notice.text == RELEASE_DONE
-    finally:
-        driver.quit()
-        shutil.rmtree(tmp_path / "chromium-profile", ignore_errors=True)
+    notice = release_in_browser(
+        chromium,
+        sites.url,
+        user=setup.user,
+        password=PASSWORD,
+        document_id=held.json()["id"],
+        printer="site-a/hall",
+        copies=2,
+    )
+    assert notice == RELEASE_DONE
     (job,) = setup.jobs()
     assert job.printer_name == "site-a/hall"
     job = sites.wait_job(job.id, ("completed",))

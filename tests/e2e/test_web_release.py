@@ -6,27 +6,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-import shutil
 from collections.abc import Iterator
 from datetime import timedelta
 from decimal import Decimal
-from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from cupsd import parse_backend_options
 from printing_support import (
     PrintSetup,
-    pdf_bytes,
+    hold,
+    print_charges,
     print_cups,  # noqa: F401 - a fixture
     printing_setup,  # noqa: F401 - a fixture
     set_config_live,
-    upload,
 )
-from sqlalchemy import func, select
-from support import LiveServer, require_programs
+from support import LiveServer
+from web_support import release_in_browser
 
-from financial.schema import AccountTrx, TrxType
 from printsrv.documents.models import Document
 from printsrv.errors import Conflict
 from printsrv.people import users
@@ -36,8 +34,6 @@ from printsrv.printing.intake import Accepted
 from printsrv.web.views import CSRF_REFUSED, RELEASE_DONE
 
 PASSWORD = "release-password"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
 
 
 @pytest.fixture
@@ -70,21 +66,6 @@ def release_form(page: str, document_id: int) -> str | None:
 
 def page_csrf(page: str) -> str:
     return re.search(r'name="csrf_token" value="([^"]+)"', page)[1]  # type: ignore[index]
-
-
-def print_charges(setup: PrintSetup) -> int:
-    with setup.installation.db.read() as session:
-        return session.scalar(
-            select(func.count()).select_from(AccountTrx).where(
-                AccountTrx.trx_type == TrxType.PRINT_OUT
-            )
-        )  # fmt: skip
-
-
-def hold(server: LiveServer, setup: PrintSetup, name: str = "held.pdf", pages: int = 2) -> int:
-    response = upload(server.url, setup.auth, name, pdf_bytes(pages))
-    assert response.status_code == 200 and response.json()["status"] == "held", response.text
-    return int(response.json()["id"])
 
 
 def test_a_held_document_is_released_from_the_page_printed_and_charged_once(
@@ -244,50 +225,25 @@ def test_insufficient_balance_and_expiry_are_explained(
 def test_a_person_releases_a_document_by_clicking_the_button(
     printing_setup: PrintSetup,  # noqa: F811
     server: LiveServer,
-    tmp_path: Path,
+    chromium: Any,
 ) -> None:
-    require_programs(str(CHROMIUM), str(CHROMEDRIVER))
-    from selenium import webdriver
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions
-    from selenium.webdriver.support.ui import Select, WebDriverWait
 
     setup = printing_setup
     document_id = hold(server, setup, "Lab report.pdf", pages=1)
-    options = Options()
-    options.binary_location = str(CHROMIUM)
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--window-size=412,915"):  # fmt: skip
-        options.add_argument(flag)
-    options.add_argument(f"--user-data-dir={tmp_path / 'chromium-profile'}")
-    service = Service(executable_path=str(CHROMEDRIVER), log_output=str(tmp_path / "driver.log"))
-    driver = webdriver.Chrome(service=service, options=options)
-    driver.set_page_load_timeout(20)
-    try:
-        driver.get(f"{server.url}/user")
-        driver.find_element(By.NAME, "username").send_keys(setup.user)
-        driver.find_element(By.NAME, "password").send_keys(PASSWORD)
-        driver.find_element(By.NAME, "password").submit()
-        form = WebDriverWait(driver, 15).until(
-            expected_conditions.presence_of_element_located((By.ID, f"release-{document_id}"))
-        )
-        Select(form.find_element(By.NAME, "printer")).select_by_value("capture")
-        copies = form.find_element(By.NAME, "copies")
-        copies.clear()
-        copies.send_keys("3")
-        driver.find_element(By.ID, f"release-button-{document_id}").click()
-        notice = WebDriverWait(driver, 15).until(
-            expected_conditions.presence_of_element_located((By.ID, "release-notice"))
-        )
-        assert notice.text == RELEASE_DONE
-        assert not driver.find_elements(By.ID, f"release-{document_id}")
-        assert "Lab report.pdf" in driver.find_element(By.ID, "prints").text
-    finally:
-        driver.quit()
-        shutil.rmtree(tmp_path / "chromium-profile", ignore_errors=True)
+    driver = chromium
+    notice = release_in_browser(
+        driver,
+        server.url,
+        user=setup.user,
+        password=PASSWORD,
+        document_id=document_id,
+        printer="capture",
+        copies=3,
+    )
+    assert notice == RELEASE_DONE
+    assert not driver.find_elements(By.ID, f"release-{document_id}")
+    assert "Lab report.pdf" in driver.find_element(By.ID, "prints").text
     job = setup.wait_job(setup.jobs()[0].id)
     assert job.state == "completed"
     assert setup.cups.read_env("capture", job.cups_job_id)["COPIES"] == "3"

@@ -1,4 +1,5 @@
-"""Helpers for the XML-RPC token and web-app tests: people, TTP settings, credit, logins."""
+"""Helpers for the XML-RPC token and web-app tests: people, TTP settings, credit, logins,
+and a release from the user's page in a real browser."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import contextlib
 import xmlrpc.client
 from collections.abc import Iterator
 from decimal import Decimal
+from typing import Any
 
 import httpx
 from sqlalchemy import inspect
@@ -100,3 +102,37 @@ def token_login(
         data={"auth_user": auth_user, "auth_token": auth_token},
         follow_redirects=False,
     )
+
+
+def release_in_browser(
+    driver: Any,
+    url: str,
+    *,
+    user: str,
+    password: str,
+    document_id: int,
+    printer: str,
+    copies: int,
+) -> str:
+    """Log in to the user's page at ``url`` in a real browser (Selenium), release a held
+    document to ``printer`` with the form's button, and return the notice the page shows."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    driver.get(f"{url}/user")
+    driver.find_element(By.NAME, "username").send_keys(user)
+    driver.find_element(By.NAME, "password").send_keys(password)
+    driver.find_element(By.NAME, "password").submit()
+    form = WebDriverWait(driver, 15).until(
+        expected_conditions.presence_of_element_located((By.ID, f"release-{document_id}"))
+    )
+    Select(form.find_element(By.NAME, "printer")).select_by_value(printer)
+    field = form.find_element(By.NAME, "copies")
+    field.clear()
+    field.send_keys(str(copies))
+    driver.find_element(By.ID, f"release-button-{document_id}").click()
+    notice = WebDriverWait(driver, 15).until(
+        expected_conditions.presence_of_element_located((By.ID, "release-notice"))
+    )
+    return str(notice.text)
