@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
 import re
 import ssl
 import stat
@@ -104,6 +105,21 @@ def test_several_workers_serve_one_installation(fresh_home: dict[str, str], tmp_
     finally:
         server.stop()
     assert server.output().count("Started server process") == 2, server.output()
+    cores = len(os.sched_getaffinity(0))
+    assert ("run at most one worker per core" in server.output()) is (cores < 2)
+
+
+def test_more_workers_than_cores_are_served_with_a_note(
+    fresh_home: dict[str, str], tmp_path: Path
+) -> None:
+    workers = len(os.sched_getaffinity(0)) + 1
+    server = ServeProcess(fresh_home, "--workers", str(workers), log=tmp_path / "more.log").start()
+    try:
+        response = httpx.get(f"http://127.0.0.1:{server.port}/restful/v1/system/version")
+        assert response.status_code == 200
+    finally:
+        server.stop()
+    assert f"note: {workers} workers on {workers - 1} core(s)" in server.output(), server.output()
 
 
 async def _run_lifespan(app: object) -> int:
