@@ -41,7 +41,10 @@ nothing is due, deletes up to `PRUNE_BATCH` rows of periods that started more th
 again starts after now). The ledger rows stay: they are the record of the credits.
 
 Changing a quota starts it afresh (the next credit is for the first period after the
-change); removing it stops the credits and keeps the record of those made.
+change); removing it stops the credits and keeps the record of those made. Either first
+credits, under the old terms, the periods that have started and are not credited yet (a
+server down over the boundary, or the minutes before the allocator wakes): a period
+belongs to the terms in force when it began.
 """
 
 from __future__ import annotations
@@ -58,6 +61,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import and_, case, delete, exists, func, literal, or_, select, true, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 import financial
 from financial import Account, AccountType, Actor, TrxType
@@ -176,6 +180,11 @@ def parse_terms(
     """
     amount_name, period_name, max_name = names
     value = _positive(amount, amount_name)
+    if period is None:
+        raise errors.InvalidInput(
+            f"Parameter {period_name!r} is missing: say daily, weekly or monthly",
+            reason=period_name,
+        )
     if period not in QUOTA_PERIODS:
         raise errors.InvalidInput(
             f"Parameter {period_name!r} has value {period!r}: not one of daily, weekly, monthly",
@@ -304,15 +313,21 @@ def set_group_quota(
     """Give group `group_name` the quota `terms` (replacing any it has); return it.
 
     The first credit is for the first period that starts after now. NotFound for an
-    unknown group. Nothing is credited here: that is `allocate_due`'s work, which this
-    waits for if it is under way (it must not finish the old terms' period under the new).
+    unknown group. Periods of the old terms that have started but are not credited yet
+    (the server was down, or its allocator had not woken since the boundary) are credited
+    first, under the old terms (`_credit_started`); crediting is otherwise
+    `allocate_due`'s work, which this waits for if it is under way (it must not finish the
+    old terms' period under the new).
     """
     group = user_service.get_group(session, group_name)
     serialise_on(session, _LOCK_NAME)
-    quota = session.get(GroupQuota, group.id)
+    zone = ZoneInfo(time_zone)
+    quota = session.get(GroupQuota, group.id, populate_existing=True)
     if quota is None:
         quota = GroupQuota(group_id=group.id)
         session.add(quota)
+    else:
+        _credit_started(session, quota, group.name, zone)
     quota.amount = terms.amount
     quota.period = terms.period
     quota.max_accumulation = terms.max_accumulation
@@ -320,18 +335,49 @@ def set_group_quota(
     quota.set_by = actor[:255]
     quota.credited_through = None
     session.flush()
-    return _view(group, quota, ZoneInfo(time_zone))
+    return _view(group, quota, zone)
 
 
-def remove_group_quota(session: Session, group_name: str) -> bool:
+def remove_group_quota(session: Session, group_name: str, *, time_zone: str) -> bool:
     """Stop group `group_name`'s quota; whether it had one. Credits made stay on the ledger.
 
-    NotFound for an unknown group.
+    Periods that have started and are not credited yet are credited first, as
+    `set_group_quota` does: the quota was on when they began. NotFound for an unknown group.
     """
     group = user_service.get_group(session, group_name)
     serialise_on(session, _LOCK_NAME)
-    removed = session.execute(delete(GroupQuota).where(GroupQuota.group_id == group.id))
-    return bool(removed.rowcount)
+    quota = session.get(GroupQuota, group.id, populate_existing=True)
+    if quota is None:
+        return False
+    _credit_started(session, quota, group.name, ZoneInfo(time_zone))
+    session.execute(delete(GroupQuota).where(GroupQuota.group_id == group.id))
+    return True
+
+
+def _credit_started(session: Session, quota: GroupQuota, group_name: str, zone: ZoneInfo) -> int:
+    """Credit `quota`'s periods that started by now and are not credited yet, oldest first,
+    in the caller's transaction (which holds the allocation lock); how many periods.
+
+    Called before a quota is changed or stopped: a period belongs to the terms in force
+    when it began, and without this a change made after a boundary but before the
+    allocator woke (or while every server was down) would drop that period for good.
+    """
+    moment = now()
+    periods = 0
+    start = _next_start(quota, zone)
+    while start <= moment:
+        _allocate_period(session, quota, group_name, start, zone)
+        # _allocate_period moves credited_through by a Core UPDATE; keep the object in step.
+        set_committed_value(quota, "credited_through", start)
+        periods += 1
+        start = _next_start(quota, zone)
+    if periods:
+        log.info(
+            "quota: %d started period(s) of group %s credited before its quota changed",
+            periods,
+            group_name,
+        )
+    return periods
 
 
 def get_group_quota(session: Session, group_name: str, *, time_zone: str) -> QuotaView | None:

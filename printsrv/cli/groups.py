@@ -120,7 +120,7 @@ def group_quota(
         if amount is not None or period is not None or max_accumulation is not None:
             raise click.UsageError("--off takes no --amount, --period or --max-accumulation")
         with installation.db.transaction() as session:
-            had = quotas.remove_group_quota(session, group_name)
+            had = quotas.remove_group_quota(session, group_name, time_zone=zone)
         name = group_name.strip().lower()
         click.echo(f"Quota of group {name!r} stopped" if had else f"Group {name!r} has no quota")
         return

@@ -43,7 +43,7 @@ def set_user_group_quota(
             if value is not None:
                 raise bad_param(field, "must be left out with off")
         with context.installation.db.transaction() as session:
-            had = quotas.remove_group_quota(session, name)
+            had = quotas.remove_group_quota(session, name, time_zone=zone)
         return basic_result(0, "quota stopped" if had else "the group has no quota")
     terms = quotas.parse_terms(
         _optional_text("amount", amount),

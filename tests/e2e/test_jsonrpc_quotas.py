@@ -156,3 +156,36 @@ def test_the_server_credits_a_period_by_itself_just_after_its_boundary(
         assert accounting.verify_ledger(session) == []
         view = quotas.get_group_quota(session, "staff", time_zone="UTC")
     assert view is not None and view.credited_through == midnight
+
+
+def test_a_server_that_was_down_over_boundaries_credits_each_missed_period_once_on_start(
+    staff: Installation,
+) -> None:
+    # The quota is set on 1 June at 10:00; no server runs until 4 June at 12:00, when one
+    # starts: its allocator credits 2, 3 and 4 June by itself, each once, oldest first (so
+    # once 4 June is there, a second credit of an earlier day would be too).
+    quotas.set_clock(lambda: datetime(2025, 6, 1, 10, tzinfo=UTC))
+    with staff.db.transaction() as session:
+        quotas.set_group_quota(
+            session, "staff", quotas.parse_terms("1.00", "daily", None), actor="t", time_zone="UTC"
+        )
+    quotas.set_clock(lambda: datetime(2025, 6, 4, 12, tzinfo=UTC))
+    assert quota_comments(staff) == []
+    live = LiveServer(staff).start()
+    try:
+        wait_until(lambda: "day 2025-06-04" in " ".join(quota_comments(staff)), timeout=15)
+    finally:
+        live.stop()
+    assert sorted(quota_comments(staff)) == sorted(
+        f"Quota of group staff for day 2025-06-0{day}" for day in (2, 3, 4) for _ in "ab"
+    )
+    assert quotas.allocate_due(staff).periods == 0  # nothing left due
+    with staff.db.read() as session:
+        assert accounting.user_balance(session, "ann") == 3
+        assert accounting.verify_ledger(session) == []
+
+
+def quota_comments(installation: Installation) -> list[str]:
+    with installation.db.read() as session:
+        query = select(AccountTrx.comment).where(AccountTrx.trx_type == "QUOTA")
+        return list(session.scalars(query))

@@ -468,6 +468,54 @@ def test_bad_rules_are_refused_by_jsonrpc_naming_the_field(
         assert session.scalar(select(func.count()).select_from(PrintRule)) == 0
 
 
+def test_rules_are_added_listed_and_removed_through_jsonrpc(
+    printing_setup: PrintSetup,  # noqa: F811
+    server: LiveServer,
+) -> None:
+    setup = printing_setup
+    for params in (
+        {"name": "two-sided", "scope": "printer:capture", "condition": "pages>1",
+         "action": "duplex"},
+        {"name": "lab-cap", "scope": "queue:lab", "condition": "pages > 5", "action": "refuse",
+         "message": "At most 5 pages in the lab"},
+    ):  # fmt: skip
+        added = rpc(server, "addPrintRule", params)
+        assert "error" not in added, added
+    assert added["result"]["data"] == {
+        "@type": "PRINT_RULE",
+        "name": "lab-cap",
+        "scope": "queue:lab",
+        "condition": "pages>5",
+        "action": "refuse",
+        "message": "At most 5 pages in the lab",
+    }
+    listed = rpc(server, "listPrintRules")["result"]["data"]
+    assert listed["@type"] == "PRINT_RULES"
+    # Strongest action first: the refusal before the change, whatever the names.
+    assert [(r["name"], r["action"]) for r in listed["rules"]] == [
+        ("lab-cap", "refuse"),
+        ("two-sided", "duplex"),
+    ]
+    taken = rpc(server, "addPrintRule", {"name": "lab-cap", "scope": "all",
+                                         "condition": "color", "action": "hold"})  # fmt: skip
+    assert taken["error"]["data"]["reason"] == "name", taken
+
+    # The rule added over JSON-RPC is the one a print meets.
+    refused = upload(server.url, setup.auth, "six.pdf", pdf_bytes(6), queue="lab")
+    assert refused.status_code == 422 and refused.json()["error"] == "At most 5 pages in the lab"
+
+    removed = rpc(server, "removePrintRule", {"name": "lab-cap"})
+    assert removed["result"]["data"]["code"] == 0, removed
+    assert [r["name"] for r in rpc(server, "listPrintRules")["result"]["data"]["rules"]] == [
+        "two-sided"
+    ]
+    again = rpc(server, "removePrintRule", {"name": "lab-cap"})
+    assert again["error"]["message"] == "Rule 'lab-cap' does not exist", again
+    printed = upload(server.url, setup.auth, "six.pdf", pdf_bytes(6), queue="lab")
+    assert printed.status_code == 200 and printed.json()["status"] == "printing", printed.text
+    assert printed.json()["rules"] == ["two-sided"]
+
+
 def test_rule_list_remove_and_test_through_the_cli(
     printing_setup: PrintSetup,  # noqa: F811
     process_env: Environment,

@@ -276,10 +276,54 @@ def test_changing_a_quota_starts_it_afresh_and_off_stops_it(staff: Installation)
     run(staff, "2025-03-10T00:00:00")
     assert [a for a, _ in quota_rows(staff, "ann")] == ["1.000000", "1.000000", "2.000000"]
     with staff.db.transaction() as session:
-        assert quotas.remove_group_quota(session, "staff") is True
-        assert quotas.remove_group_quota(session, "staff") is False
+        assert quotas.remove_group_quota(session, "staff", time_zone="UTC") is True
+        assert quotas.remove_group_quota(session, "staff", time_zone="UTC") is False
         assert quotas.get_group_quota(session, "staff", time_zone="UTC") is None
     assert run(staff, "2025-04-01T00:00:00").credited == 0
+    assert_ledger_clean(staff)
+
+
+def test_changing_a_quota_first_credits_the_started_periods_under_the_old_terms(
+    staff: Installation,
+) -> None:
+    # Set on Saturday 1 March; nothing allocated since (every server down). On Tuesday
+    # 4 March at 08:00 the quota is changed: 2, 3 and 4 March began under the old terms.
+    set_quota(staff, "staff", "1.00", "daily", at="2025-03-01T10:00:00")
+    set_quota(staff, "staff", "2.00", "weekly", at="2025-03-04T08:00:00")
+    assert [(a, c) for a, c in quota_rows(staff, "ann")] == [
+        ("1.000000", "Quota of group staff for day 2025-03-02"),
+        ("1.000000", "Quota of group staff for day 2025-03-03"),
+        ("1.000000", "Quota of group staff for day 2025-03-04"),
+    ]
+    with staff.db.read() as session:
+        view = quotas.get_group_quota(session, "staff", time_zone="UTC")
+    assert view is not None
+    assert (view.credited_through, view.next_period) == (None, utc("2025-03-10T00:00:00"))
+    # A run now finds nothing more of the old terms; the new ones start next Monday.
+    assert run(staff, "2025-03-09T23:59:59").credited == 0
+    assert run(staff, "2025-03-10T00:00:00").credited == 2
+    assert balance(staff, "ann") == balance(staff, "bob") == Decimal(5)
+    assert_ledger_clean(staff)
+
+
+def test_stopping_a_quota_first_credits_the_started_periods(staff: Installation) -> None:
+    set_quota(staff, "staff", "1.00", "daily", "2.50", at="2025-03-01T10:00:00")
+    run(staff, "2025-03-02T00:00:00")  # 2 March credited; 3 .. 5 March not yet
+    quotas.set_clock(lambda: utc("2025-03-05T09:00:00"))
+    with staff.db.transaction() as session:
+        assert quotas.remove_group_quota(session, "staff", time_zone="UTC") is True
+    # 1 + 1 + 0.50 (the cap) + skipped: the old terms, max-accumulation included.
+    assert [a for a, _ in quota_rows(staff, "bob")] == ["1.000000", "1.000000", "0.500000"]
+    assert balance(staff, "bob") == Decimal("2.5")
+    with staff.db.read() as session:
+        assert session.scalar(select(func.count()).select_from(GroupQuota)) == 0
+        recorded = session.scalar(
+            select(func.count())
+            .select_from(QuotaCredit)
+            .where(QuotaCredit.period_start == utc("2025-03-05T00:00:00"))
+        )
+    assert recorded == 2  # 5 March decided (with 0) for both members
+    assert run(staff, "2025-03-09T00:00:00").credited == 0
     assert_ledger_clean(staff)
 
 

@@ -95,7 +95,7 @@ def test_quota_run_credits_what_is_due_and_a_second_run_nothing(staff: Installat
         (["--amount", "five", "--period", "daily"], "'--amount'"),
         (["--amount", "5", "--period", "hourly"], "'--period' has value 'hourly'"),
         (["--period", "daily"], "'--amount' is missing"),
-        (["--amount", "5"], "'--period' has value None"),
+        (["--amount", "5"], "'--period' is missing"),
         (["--amount", "5", "--period", "daily", "--max-accumulation", "4"], "'--max-accumulation'"),
         (["--off", "--amount", "5"], "--off takes no --amount"),
     ],

@@ -66,6 +66,9 @@ def test_values_are_validated_and_normalised(installation: Installation) -> None
         ("web-login.ttp.token.expiry-msecs", "0", "between"),
         ("web-login.ttp.enable", "yes", "must be Y or N"),
         ("api.restful.auth.username", "ad\nmin", "control characters"),
+        ("system.time-zone", "Europe/Nowhere", "not an IANA time zone"),
+        ("system.time-zone", "../etc/passwd", "not an IANA time zone"),
+        ("system.time-zone", "America", "not an IANA time zone"),
         ("no.such.property", "x", "does not exist"),
     ],
 )
