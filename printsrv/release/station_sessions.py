@@ -1,5 +1,6 @@
 """The station page's server-side sessions: who is at the station, until they release, say
-they are done, or walk away (``release.station.idle-secs`` after identifying).
+they are done, or walk away (``release.station.idle-secs`` after their last input: each
+action on the page, "More time" among them, starts the time again).
 
 The cookie holds a random id, the row its SHA-256. A session is bound to its printer and
 its station's address, and lives in the database, so any machine can serve the next tap
@@ -12,23 +13,25 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from printsrv.people.models import User
 from printsrv.people.sessions import is_well_formed, new_secret
 from printsrv.release.models import StationSession
 
-__all__ = ["Present", "find_present", "forget", "purge_expired", "start"]
+__all__ = ["Present", "extend", "find_present", "forget", "purge_expired", "start"]
 
 
 @dataclass(frozen=True)
 class Present:
-    """A live station session: the person and the CSRF token their forms carry."""
+    """A live station session: the person, the CSRF token their forms carry, and when the
+    station forgets them unless they act before."""
 
     id_hash: str
     user_id: int
     csrf_token: str
+    expires_at: datetime
 
 
 def _digest(session_id: str) -> str:
@@ -73,7 +76,21 @@ def find_present(
             User.deleted_at.is_(None),
         )
     )
-    return None if row is None else Present(row.id_hash, row.user_id, row.csrf_token)
+    if row is None:
+        return None
+    return Present(row.id_hash, row.user_id, row.csrf_token, row.expires_at)
+
+
+def extend(session: Session, present: Present, *, idle: timedelta, now: datetime) -> bool:
+    """Start the idle time again from ``now`` (the person did something); False when the
+    session ended meanwhile (another tap released, or it expired), which stays ended."""
+    result = session.execute(
+        update(StationSession)
+        .where(StationSession.id_hash == present.id_hash, StationSession.expires_at > now)
+        .values(expires_at=now + idle)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 def forget(session: Session, present: Present) -> bool:

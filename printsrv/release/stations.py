@@ -2,16 +2,22 @@
 
 Every entry first checks the caller: a station address in
 ``release.station.ip-addresses-allowed`` (void: there are no stations), TLS off loopback
-(a card number and a PIN are credentials), and maintenance. Then the printer (404 for an
-unknown one, before anyone is identified, so a typo costs no failed attempt), then the
-person (``identify``), then their held documents (``held``).
+(a card number and a PIN are credentials), and maintenance. Only then does it read the
+request's form or body (the adapters hand over a reader, not the bytes), so a client that is
+no station is refused before it can make the server read anything. Then the printer (404
+for an unknown one, before anyone is identified, so a typo costs no failed attempt), then
+the person (``identify``), then their held documents (``held``).
 
 The page keeps the person in a server-side session (``station_sessions``) until they
-release or stop touching the screen; the terminal API names the person in each request.
+release, say they are done, or leave it ``release.station.idle-secs`` without input
+(identifying starts that time, "More time" starts it again). The terminal API names the
+person in each request.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Final
@@ -35,12 +41,15 @@ from printsrv.release.identify import Credentials, identify
 
 __all__ = [
     "CSRF_REFUSED",
+    "BodyReader",
+    "FormReader",
     "Person",
     "StationPage",
     "TerminalAnswer",
     "TerminalRequest",
     "identify_at_station",
     "leave_station",
+    "more_time_at_station",
     "release_at_station",
     "station_page",
     "terminal_release",
@@ -49,6 +58,11 @@ __all__ = [
 CSRF_REFUSED: Final = "This form has expired. Please start again."
 MAX_DOCUMENTS: Final = 100
 MAX_DOCUMENT_ID: Final = 2**31 - 1  # document.id is an INTEGER: past it, no id (a 500 once)
+
+# How a service reads the request's form fields or body, once it knows the caller is a
+# station (the adapter's capped reader: PayloadTooLarge past its limit).
+FormReader = Callable[[], Awaitable[dict[str, str]]]
+BodyReader = Callable[[], Awaitable[bytes]]
 
 
 @dataclass(frozen=True)
@@ -114,11 +128,14 @@ class Person:
 
 @dataclass(frozen=True)
 class StationPage:
-    """What the station shows: the printer, and the person once identified (else None)."""
+    """What the station shows: the printer, and the person once identified (else None),
+    with the whole seconds left before the station forgets them unless they act (0 when
+    nobody is identified)."""
 
     printer: str
     idle_secs: int
     person: Person | None
+    seconds_left: int = 0
 
 
 def _page(
@@ -136,15 +153,18 @@ def _page(
             session, user, printer_name=printer, hold_hours=s.hold_hours, now=now
         )
         person = Person(user.user_name, user.full_name, documents, present.csrf_token)
-    return StationPage(printer, int(s.idle.total_seconds()), person)
+    # Rounded up: a page that goes back to the form after this long finds the person gone.
+    left = math.ceil((present.expires_at - now).total_seconds())
+    return StationPage(printer, int(s.idle.total_seconds()), person, max(left, 1))
 
 
 async def station_page(
     installation: Installation, *, printer: str, client: Client, session_id: str | None
 ) -> StationPage:
     """GET /release/{printer}: the identification form, or the identified person's held
-    documents priced for this printer. Showing the page is not input: it does not extend
-    the person's time, so a page left alone returns to the form."""
+    documents priced for this printer and how long the station keeps them. Showing the page
+    is not input: it does not extend the person's time, so a page left alone (reloading
+    itself to warn them) returns to the form."""
     settings = _check_station(installation.config.snapshot(), client, "A release station")
     name = await in_thread(_check_printer, installation, printer)
     return await in_thread(_page, installation, name, client.host, session_id, settings)
@@ -155,16 +175,17 @@ async def identify_at_station(
     *,
     printer: str,
     client: Client,
-    form: dict[str, str],
+    read_form: FormReader,
     csrf_cookie: str | None,
 ) -> str:
     """POST /release/{printer}/identify: a card, or a user name and PIN -> a new station
     session's id. The form's CSRF token must match the cookie's (double submit).
 
     Raises NotAllowed (not a station, no TLS, CSRF), InvalidInput, NotIdentified (401),
-    StationThrottled (429), PrintingDenied (403), NotFound (printer).
+    StationThrottled (429), PrintingDenied (403), NotFound (printer), PayloadTooLarge.
     """
     settings = _check_station(installation.config.snapshot(), client, "A release station")
+    form = await read_form()
     if not csrf_matches(csrf_cookie, form.get("csrf_token")):
         raise NotAllowed(CSRF_REFUSED)
     credentials = Credentials.parse(form.get("card"), form.get("user"), form.get("pin"))
@@ -198,7 +219,7 @@ async def release_at_station(
     printer: str,
     client: Client,
     session_id: str | None,
-    form: dict[str, str],
+    read_form: FormReader,
 ) -> list[Released] | None:
     """POST /release/{printer}/print: release one held document (``document=ID``) or all
     (``document=all``) to this printer, then forget the person.
@@ -207,6 +228,7 @@ async def release_at_station(
     a second click); NotAllowed when the form lacks the session's CSRF token.
     """
     settings = _check_station(installation.config.snapshot(), client, "A release station")
+    form = await read_form()
     asked = _document_ids(form.get("document", ""))
     name = await in_thread(_check_printer, installation, printer)
 
@@ -252,10 +274,11 @@ async def leave_station(
     printer: str,
     client: Client,
     session_id: str | None,
-    form: dict[str, str],
+    read_form: FormReader,
 ) -> None:
     """POST /release/{printer}/leave: forget the person now ("Done" without releasing)."""
     _check_station(installation.config.snapshot(), client, "A release station")
+    form = await read_form()
 
     def forget() -> None:
         with installation.db.transaction() as session:
@@ -269,6 +292,41 @@ async def leave_station(
             station_sessions.forget(session, present)
 
     await in_thread(forget)
+
+
+async def more_time_at_station(
+    installation: Installation,
+    *,
+    printer: str,
+    client: Client,
+    session_id: str | None,
+    read_form: FormReader,
+) -> bool:
+    """POST /release/{printer}/more: "More time": the person is still there, so the station
+    keeps them ``release.station.idle-secs`` from now. The new deadline is stored in the
+    session's row, so every machine behind the load balancer keeps to it.
+
+    False when nobody is identified here any more (too late, or released on another tap):
+    the time of a forgotten person is not started again. NotAllowed for a form without the
+    session's CSRF token.
+    """
+    settings = _check_station(installation.config.snapshot(), client, "A release station")
+    form = await read_form()
+    name = await in_thread(_check_printer, installation, printer)  # as the session names it
+
+    def extend() -> bool:
+        now = utcnow()
+        with installation.db.transaction() as session:
+            present = station_sessions.find_present(
+                session, session_id, printer=name, station=client.host, now=now
+            )
+            if present is None:
+                return False
+            if not csrf_matches(present.csrf_token, form.get("csrf_token")):
+                raise NotAllowed(CSRF_REFUSED)
+            return station_sessions.extend(session, present, idle=settings.idle, now=now)
+
+    return await in_thread(extend)
 
 
 # --- the terminal API --------------------------------------------------------------------------
@@ -331,17 +389,19 @@ class TerminalAnswer:
 
 
 async def terminal_release(
-    installation: Installation, *, client: Client, body: bytes
+    installation: Installation, *, client: Client, read_body: BodyReader
 ) -> TerminalAnswer:
-    """POST /restful/v1/release: identify the person the JSON ``body`` names, release the
+    """POST /restful/v1/release: identify the person the JSON body names, release the
     documents it names (if any) to its printer, and list what they still have held there.
 
     Raises NotAllowed (403: not a station, or no TLS off loopback), UnderMaintenance (503),
-    InvalidInput (400), NotFound (404: printer), NotIdentified (401), StationThrottled (429),
-    PrintingDenied (403).
+    PayloadTooLarge (413), InvalidInput (400), NotFound (404: printer), NotIdentified (401),
+    StationThrottled (429), PrintingDenied (403).
     """
     settings = _check_station(installation.config.snapshot(), client, "The release API")
-    # The station is checked before the body is read: a stranger learns nothing of its shape.
+    # The station is checked before the body is read: a stranger learns nothing of its
+    # shape, and cannot make the server read up to the limit.
+    body = await read_body()
     request = TerminalRequest.parse(strict_json(body, '{"printer": "P", "card": "C"}'))
     name = await in_thread(_check_printer, installation, request.printer)
     user = await in_thread(

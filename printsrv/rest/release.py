@@ -10,6 +10,7 @@ Retry-After after too many failed attempts).
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from starlette.requests import Request
@@ -25,9 +26,15 @@ MAX_BODY = 16 * 1024
 
 
 async def release(request: Request) -> Response:
-    """POST /release: list a person's held documents at a printer, or release them."""
-    body = await read_body(request, MAX_BODY)
-    answer = await terminal_release(installation_of(request), client=client_of(request), body=body)
+    """POST /release: list a person's held documents at a printer, or release them.
+
+    The body is read by the service, after it has checked the station allowlist.
+    """
+    answer = await terminal_release(
+        installation_of(request),
+        client=client_of(request),
+        read_body=partial(read_body, request, MAX_BODY),
+    )
     return success(answer_json(answer))
 
 

@@ -37,4 +37,5 @@ def web_routes() -> list[BaseRoute]:
         Route("/release/{printer}/identify", station.identify, methods=["POST"]),
         Route("/release/{printer}/print", station.print_documents, methods=["POST"]),
         Route("/release/{printer}/leave", station.leave, methods=["POST"]),
+        Route("/release/{printer}/more", station.more_time, methods=["POST"]),
     ]

@@ -1,10 +1,18 @@
 """The release station page at /release/{printer}: a tablet or kiosk next to a printer.
 
-Handlers are thin, as in ``views.py``: read the form, check its CSRF token, call one
-service of ``printsrv.release.stations``, render ``station.html``. The page needs no script
-and no mouse: a keyboard-wedge card reader types the number and Enter into the focused
-card field, and a meta refresh returns an identified person's page to the form once
-``release.station.idle-secs`` have passed, when the server has forgotten them anyway.
+Handlers are thin, as in ``views.py``: call one service of ``printsrv.release.stations``
+(handing it a reader for the form, which it reads only once the client has passed the
+station allowlist), render ``station.html``. The page needs no script and no mouse: a
+keyboard-wedge card reader types the number and Enter into the focused card field.
+
+The station forgets a person ``release.station.idle-secs`` after their last input:
+identifying starts the time, "More time" starts it again, Print and Done end the session
+at once, all of it on the server. The person's page says how long is left. Without a
+script (the Content-Security-Policy allows none), it changes by reloading itself with a
+meta refresh: ``WARN_SECS`` before the end, to a warning with "More
+time" in the focus (Enter or Space extends), and at the end, to the card field, when the
+server has forgotten the person anyway. Showing the page is no input, so neither reload
+extends anything.
 
 Two cookies, both HttpOnly and limited to /release: the identification form's CSRF token
 (double-submitted, as the login form's), and the station session's id.
@@ -12,6 +20,7 @@ Two cookies, both HttpOnly and limited to /release: the identification form's CS
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, Final
 from urllib.parse import quote
 
@@ -27,12 +36,15 @@ from printsrv.release import stations
 from printsrv.release.held import Released
 from printsrv.web.views import SECURITY_HEADERS, read_form, status_for, templates
 
-__all__ = ["identify", "leave", "print_documents", "station"]
+__all__ = ["identify", "leave", "more_time", "print_documents", "station"]
 
 COOKIE_PATH: Final = "/release"
 STATION_COOKIE: Final = "printsrv_station"
 STATION_CSRF_COOKIE: Final = "printsrv_station_csrf"
 DONE_REFRESH_SECS: Final = 8  # the thank-you page returns to the form on its own
+# The warning comes this long before the sign-out: WCAG 2.2.1 gives a person at least 20
+# seconds to ask for more time (with idle-secs under this, it shows from the start).
+WARN_SECS: Final = 20
 
 templates.env.filters["price"] = display_amount
 
@@ -62,6 +74,9 @@ def _render(request: Request, printer: str, status_code: int = 200, **context: A
         "message": None,
         "csrf_token": "",
         "idle_secs": 0,
+        "seconds_left": 0,
+        "warning": False,
+        "warn_secs": WARN_SECS,
         "refresh_secs": 0,
         **context,
     }
@@ -125,12 +140,16 @@ async def station(request: Request) -> Response:
         if STATION_COOKIE in request.cookies:
             _cookie(request, response, STATION_COOKIE, None)
         return response
+    warning = page.seconds_left <= WARN_SECS
     return _render(
         request,
         page.printer,
         person=page.person,
         idle_secs=page.idle_secs,
-        refresh_secs=page.idle_secs,
+        seconds_left=page.seconds_left,
+        warning=warning,
+        # Back at the warning's time to show it; once shown, at the sign-out.
+        refresh_secs=page.seconds_left if warning else page.seconds_left - WARN_SECS,
     )
 
 
@@ -142,7 +161,7 @@ async def identify(request: Request) -> Response:
             installation_of(request),
             printer=printer,
             client=client_of(request),
-            form=await read_form(request),
+            read_form=partial(read_form, request),
             csrf_cookie=request.cookies.get(STATION_CSRF_COOKIE),
         )
     except (errors.InvalidInput, errors.NotAuthenticated, errors.NotAllowed) as refusal:
@@ -177,7 +196,7 @@ async def print_documents(request: Request) -> Response:
             printer=printer,
             client=client_of(request),
             session_id=request.cookies.get(STATION_COOKIE),
-            form=await read_form(request),
+            read_form=partial(read_form, request),
         )
     except errors.PrintsrvError as error:
         return _error_page(request, error)
@@ -197,10 +216,27 @@ async def leave(request: Request) -> Response:
             printer=printer,
             client=client_of(request),
             session_id=request.cookies.get(STATION_COOKIE),
-            form=await read_form(request),
+            read_form=partial(read_form, request),
         )
     except errors.PrintsrvError as error:
         return _error_page(request, error)
     response = _see_page(printer)
     _cookie(request, response, STATION_COOKIE, None)
     return response
+
+
+async def more_time(request: Request) -> Response:
+    """POST /release/{printer}/more: "More time": start the person's time again, then
+    show their page (or the card field, when the station has forgotten them already)."""
+    printer = request.path_params["printer"]
+    try:
+        await stations.more_time_at_station(
+            installation_of(request),
+            printer=printer,
+            client=client_of(request),
+            session_id=request.cookies.get(STATION_COOKIE),
+            read_form=partial(read_form, request),
+        )
+    except errors.PrintsrvError as error:
+        return _error_page(request, error)
+    return _see_page(printer)
