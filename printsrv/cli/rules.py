@@ -95,6 +95,38 @@ def document() -> None:
     """Documents a print rule holds: approve (charge and print) or deny them."""
 
 
+@document.command("waiting")
+@click.option("--limit", default=100, show_default=True, help="Entries shown, oldest first.")
+@click.option("--offset", default=0, show_default=True, help="Entries skipped first.")
+@with_installation
+def document_waiting(installation: Installation, limit: int, offset: int) -> None:
+    """List the prints waiting for approval, the longest waiting first; REF is what
+    `document approve` and `document deny` take."""
+    with installation.db.read() as session:
+        held = approval.list_waiting(session, limit=limit, offset=offset)
+    rows = [
+        (
+            w.ref,
+            w.user,
+            w.title,
+            str(w.pages),
+            w.printer,
+            w.queue,
+            to_wire(w.cost),
+            ",".join(w.rules),
+            w.waiting_since.strftime("%Y-%m-%d %H:%M:%S"),
+        )
+        for w in held
+    ]
+    if not rows:
+        click.echo("No print is waiting for approval")
+        return
+    print_table(
+        rows,
+        ("REF", "USER", "TITLE", "PAGES", "PRINTER", "QUEUE", "COST", "RULES", "SINCE (UTC)"),
+    )
+
+
 @document.command("approve")
 @click.argument("ref")
 @click.option("--comment", default="", help="Kept with the decision and shown to the user.")

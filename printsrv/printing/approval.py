@@ -9,13 +9,16 @@ two machines) print and charge once; the loser gets Conflict. A denial records w
 it and why; nothing is charged.
 
 Both services are blocking (database and CUPS): adapters on the event loop call them
-through ``in_thread``.
+through ``in_thread``. ``list_waiting`` is the admin's read of what waits for a decision,
+in the caller's session.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
+from typing import Final
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -40,9 +43,19 @@ from printsrv.printing.jobs import create_job, submit_job_sync
 from printsrv.printing.models import RuledPrint
 from printsrv.printing.ruled import layers_of
 
-__all__ = ["Decision", "approve_document", "deny_document"]
+__all__ = [
+    "MAX_WAITING_PAGE",
+    "Decision",
+    "WaitingPrint",
+    "approve_document",
+    "deny_document",
+    "list_waiting",
+]
 
 MAX_COMMENT = 500
+# A page of the waiting list; the offset stays within a database integer.
+MAX_WAITING_PAGE: Final = 1000
+MAX_WAITING_OFFSET: Final = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -65,6 +78,89 @@ class Decision:
     cost: Decimal
     job_state: str = ""
     message: str = ""
+
+
+@dataclass(frozen=True)
+class WaitingPrint:
+    """A print a rule holds until an administrator approves or denies it.
+
+    Attributes:
+        ref: the document reference approve and deny take (the uploaded document's id).
+        ext_id: the caller's own id of the upload, or None.
+        user: the user name of who printed it.
+        title: the document's title.
+        pages: its pages.
+        printer: the CUPS printer it is to print on.
+        queue: the queue it came by.
+        cost: the price quoted when it was held (an approval charges the price then).
+        rules: the names of the rules that held it.
+        message: what the rules told the user.
+        waiting_since: when it was held (aware, UTC).
+    """
+
+    ref: str
+    ext_id: str | None
+    user: str
+    title: str
+    pages: int
+    printer: str
+    queue: str
+    cost: Decimal
+    rules: tuple[str, ...]
+    message: str
+    waiting_since: datetime
+
+
+def list_waiting(session: Session, *, limit: int = 100, offset: int = 0) -> list[WaitingPrint]:
+    """Every print waiting for approval, the longest waiting first (one query).
+
+    Raises InvalidInput when ``limit`` is not 1 to MAX_WAITING_PAGE or ``offset`` is negative
+    or past a database integer.
+    """
+    if not 1 <= limit <= MAX_WAITING_PAGE:
+        raise InvalidInput(f"limit {limit} is not between 1 and {MAX_WAITING_PAGE}", reason="limit")
+    if not 0 <= offset <= MAX_WAITING_OFFSET:
+        raise InvalidInput(
+            f"offset {offset} is not between 0 and {MAX_WAITING_OFFSET}", reason="offset"
+        )
+    rows = session.execute(
+        select(
+            RuledPrint.document_id,
+            Document.ext_id,
+            User.user_name,
+            Document.title,
+            Document.pages,
+            RuledPrint.printer_name,
+            Document.queue_name,
+            RuledPrint.cost,
+            RuledPrint.rules,
+            RuledPrint.message,
+            RuledPrint.created_at,
+        )
+        .join(Document, Document.id == RuledPrint.document_id)
+        .join(User, User.id == RuledPrint.user_id)
+        .where(RuledPrint.state == "waiting")
+        # The id breaks ties between holds in the same instant, so pages do not overlap.
+        .order_by(RuledPrint.created_at, RuledPrint.id)
+        .limit(limit)
+        .offset(offset)
+    ).all()
+    return [
+        WaitingPrint(
+            ref=str(r.document_id),
+            ext_id=r.ext_id,
+            user=r.user_name,
+            title=r.title,
+            pages=r.pages,
+            printer=r.printer_name,
+            queue=r.queue_name,
+            cost=r.cost,
+            rules=tuple(n for n in r.rules.split(",") if n),
+            message=r.message,
+            waiting_since=r.created_at,
+        )
+        for r in rows
+    ]
 
 
 def _comment(comment: str | None) -> str:

@@ -23,6 +23,8 @@ def rest_routes() -> list[Route]:
     return [
         Route("/documents", documents.list_documents, methods=["GET"]),
         Route("/documents/print", documents.print_upload, methods=["POST"]),
+        # Before /documents/{ref}, which would take "waiting" for a reference (and answer 404).
+        Route("/documents/waiting", documents.list_waiting, methods=["GET"]),
         Route("/documents/{ref}", documents.get_document, methods=["GET"]),
         Route("/documents/{ref}/pdf", documents.get_pdf, methods=["GET"]),
         Route("/documents/{ref}/print", documents.print_release, methods=["POST"]),

@@ -398,6 +398,38 @@ async def deny_document(request: Request) -> Response:
     return JSONResponse(decision_json(decision))
 
 
+def waiting_json(waiting: approval.WaitingPrint) -> dict[str, Any]:
+    """One print waiting for approval; ``ref`` is what /approve and /deny take."""
+    return {
+        "ref": waiting.ref,
+        "ext_id": waiting.ext_id,
+        "user": waiting.user,
+        "title": waiting.title,
+        "pages": waiting.pages,
+        "printer": waiting.printer,
+        "queue": waiting.queue,
+        "cost": to_wire(waiting.cost),
+        "rules": list(waiting.rules),
+        "message": waiting.message,
+        "waiting_since": created_text(waiting.waiting_since),
+    }
+
+
+async def list_waiting(request: Request) -> Response:
+    """GET /documents/waiting: the prints waiting for approval, the longest waiting first
+    (admin)."""
+    require_admin(request)
+    limit = _int_param(request, "limit", 100)
+    offset = _int_param(request, "offset", 0)
+    db = installation_of(request).db
+
+    def read() -> list[approval.WaitingPrint]:
+        with db.read() as session:
+            return approval.list_waiting(session, limit=limit, offset=offset)
+
+    return JSONResponse([waiting_json(w) for w in await in_thread(read)])
+
+
 def _download_name(document: Document) -> str:
     stem = _FILE_NAME_UNSAFE.sub("_", document.title.rsplit(".", 1)[0]).strip(" ._")[:100]
     return f"{stem or document.id}.pdf"
@@ -426,9 +458,11 @@ __all__ = [
     "job_json",
     "list_documents",
     "list_user_documents",
+    "list_waiting",
     "log_entry_json",
     "print_release",
     "print_upload",
     "ruled_json",
     "upload_parameters",
+    "waiting_json",
 ]

@@ -142,6 +142,22 @@ SCHEMAS: Final[dict[str, Any]] = {
         },
         required=["id", "state", "printer", "cost"],
     ),
+    "WaitingPrint": _object(
+        {
+            "ref": {"type": "string", "description": "What /approve and /deny take"},
+            "ext_id": NULLABLE_TEXT,
+            "user": {"type": "string"},
+            "title": {"type": "string"},
+            "pages": {"type": "integer"},
+            "printer": {"type": "string"},
+            "queue": {"type": "string"},
+            "cost": MONEY,
+            "rules": {"type": "array", "items": {"type": "string"}},
+            "message": {"type": "string"},
+            "waiting_since": {"type": "string", "description": "2019-09-13T09:18:38+0200"},
+        }
+    ),
+    "WaitingList": {"type": "array", "items": ref("WaitingPrint")},
     "HttpRequest": _object(
         {
             "remoteAddr": {"type": "string"},
@@ -450,6 +466,17 @@ OPERATIONS: Final[dict[tuple[str, str], Operation]] = {
         },
         body_required=True,
         idempotent_key=True,
+        tag="documents",
+    ),
+    ("GET", "/documents/waiting"): Operation(
+        "The prints waiting for approval, the longest waiting first",
+        "admin",
+        json_answer("A page of the waiting prints, with the quoted cost", ref("WaitingList")),
+        errors=(400,),
+        query={
+            "limit": {"type": "integer", "minimum": 1, "maximum": 1000},
+            "offset": {"type": "integer", "minimum": 0, "maximum": 2**31 - 1},
+        },
         tag="documents",
     ),
     ("GET", "/documents/{ref}"): Operation(

@@ -189,6 +189,11 @@ def specific_probes(world: World, expired: tuple[str, str]) -> list[Probe]:
             ),
         ),
         Probe("GET /documents/{ref}", 404, _send("GET", "/documents/999999", auth=admin)),
+        Probe(
+            "GET /documents/waiting",
+            400,
+            _send("GET", "/documents/waiting", params={"limit": "1001"}, auth=admin),
+        ),
         # A NUL where a name or key goes: PostgreSQL refuses it in text (500s once).
         Probe("GET /documents/{ref}", 404, _send("GET", "/documents/ext_id=a%00", auth=admin)),
         Probe(
