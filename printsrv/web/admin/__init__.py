@@ -50,6 +50,8 @@ def admin_routes() -> list[BaseRoute]:
         Route("/admin/printing/access", printing.set_access, methods=["POST"]),
         Route("/admin/printing/prices", printing.set_prices, methods=["POST"]),
         Route("/admin/printing/documents", printing.document_log, methods=["GET"]),
+        Route("/admin/printing/waiting", printing.waiting_page, methods=["GET"]),
+        Route("/admin/printing/waiting/{decision}", printing.decide_waiting, methods=["POST"]),
         Route("/admin/printing/documents/{id}/pdf", printing.document_pdf, methods=["GET"]),
         Route(
             "/admin/printing/documents/{id}/preview.png",

@@ -1,7 +1,10 @@
 """The console's Printing section (docs/admin-console.md, "Printing"): printers and
-queues, the document log, a document's PDF and a picture of its first page.
+queues, the document log, a document's PDF and a picture of its first page, and the prints
+waiting for approval (approved or denied here through `printsrv.printing.approval`, as the
+CLI and REST do).
 
-Each handler parses, calls one service (`printsrv.operations.printing_admin`), and renders.
+Each handler parses, calls one service (`printsrv.operations.printing_admin`,
+`printsrv.printing.approval`), and renders.
 """
 
 from __future__ import annotations
@@ -16,11 +19,13 @@ from printsrv import errors
 from printsrv.accounts import service as accounting
 from printsrv.operations import printing_admin
 from printsrv.platform.threads import in_thread
+from printsrv.printing import approval
 from printsrv.web.admin.pages import AdminRequest, admin_page, see_other
 from printsrv.web.admin.people import page_number
 from printsrv.web.views import SECURITY_HEADERS, status_for
 
 __all__ = [
+    "decide_waiting",
     "document_log",
     "document_pdf",
     "document_preview",
@@ -29,6 +34,7 @@ __all__ = [
     "set_access",
     "set_prices",
     "set_queue",
+    "waiting_page",
 ]
 
 PRICE_FIELDS = ("per_side", "per_side_color", "per_side_duplex", "per_side_duplex_color")
@@ -212,3 +218,74 @@ async def document_preview(page: AdminRequest) -> Response:
     """GET /admin/printing/documents/{id}/preview.png: its first page as a picture."""
     png = await printing_admin.first_page_png(page.installation, _document_id(page))
     return Response(png, media_type="image/png", headers=SECURITY_HEADERS)
+
+
+# The prints waiting for approval, one page of the list (as `printsrv document waiting`).
+WAITING_SHOWN = 200
+DECISIONS = {"approve": approval.approve_document, "deny": approval.deny_document}
+
+
+async def _waiting_context(
+    page: AdminRequest,
+    *,
+    notice: str | None = None,
+    problems: dict[str, str] | None = None,
+    entered: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    db = page.installation.db
+
+    def read() -> list[approval.WaitingPrint]:
+        with db.read() as session:
+            return approval.list_waiting(session, limit=WAITING_SHOWN)
+
+    return {
+        "waiting": await in_thread(read),
+        "shown": WAITING_SHOWN,
+        "notice": notice,
+        "problems": problems or {},
+        "entered": entered or {},
+    }
+
+
+@admin_page("admin/waiting.html", section="printing")
+async def waiting_page(page: AdminRequest) -> dict[str, Any]:
+    """GET /admin/printing/waiting: the prints a rule holds, the longest waiting first, each
+    with an Approve and a Deny form."""
+    done = page.request.query_params.get("done")
+    return await _waiting_context(page, notice=done[:300] if done else None)
+
+
+def _decided_text(decision: approval.Decision) -> str:
+    if decision.state == "denied":
+        return f"Document {decision.document_id} denied; nothing charged."
+    if decision.job_state == "failed":
+        return (
+            f"Document {decision.document_id} approved, but the printer refused it: "
+            f"{decision.message} (nothing charged)."
+        )
+    return (
+        f"Document {decision.document_id} approved: printing on {decision.printer}, "
+        f"charged {decision.cost:,.2f}."
+    )
+
+
+@admin_page("admin/waiting.html", section="printing")
+async def decide_waiting(page: AdminRequest) -> dict[str, Any] | Response:
+    """POST /admin/printing/waiting/{decision}: approve (charge and print) or deny the held
+    print `ref`, with an optional `comment`; a refusal (not waiting any more, balance too
+    low, comment too long) is shown beside the entry."""
+    decide = DECISIONS.get(page.request.path_params["decision"])
+    if decide is None:
+        raise errors.NotFound("There is no such decision: approve or deny")
+    ref = page.form.get("ref", "")
+    comment = page.form.get("comment", "")
+    try:
+        decision = await in_thread(
+            decide, page.installation, ref, admin=page.admin.actor, comment=comment
+        )
+    except (errors.InvalidInput, errors.NotFound, errors.Conflict, errors.NotAllowed) as refusal:
+        context = await _waiting_context(
+            page, problems={ref: refusal.message}, entered={ref: comment[:600]}
+        )
+        return page.render(context, status_code=status_for(refusal))
+    return see_other(f"/admin/printing/waiting?done={quote(_decided_text(decision))}")
