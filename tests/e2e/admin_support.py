@@ -64,6 +64,26 @@ def set_config_live(installation: Installation, values: dict[str, str]) -> None:
     installation.config.refresh()
 
 
+def _stale_when_detached() -> Any:
+    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
+    from selenium.webdriver.remote.errorhandler import ErrorHandler
+
+    class DetachedIsStale(ErrorHandler):
+        """Chromium's "Node with given id does not belong to the document" (an element of a
+        page being replaced, seen under load) raised as what it means: a stale element, which
+        selenium's waits (`staleness_of`) and the tests already expect."""
+
+        def check_response(self, response: dict[str, Any]) -> None:
+            try:
+                super().check_response(response)
+            except WebDriverException as error:
+                if "does not belong to the document" in str(error.msg):
+                    raise StaleElementReferenceException(error.msg) from error
+                raise
+
+    return DetachedIsStale()
+
+
 @pytest.fixture(scope="module")
 def chromium_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """One headless Chromium (Selenium WebDriver) for a test module: starting one costs
@@ -84,6 +104,7 @@ def chromium_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         executable_path=str(CHROMEDRIVER), log_output=str(profile.parent / "driver.log")
     )
     driver = webdriver.Chrome(service=service, options=options)
+    driver.error_handler = _stale_when_detached()
     driver.set_page_load_timeout(20)
     driver.set_script_timeout(30)
     try:
