@@ -60,7 +60,13 @@ def user(installation: Installation) -> tuple[str, str]:
 def work_area(installation: Installation) -> list[Path]:
     """What is left under the installation's work area (PRINTSRV_HOME/tmp)."""
     tmp = installation.env.home / "tmp"
-    return sorted(tmp.rglob("*")) if tmp.exists() else []
+    while True:
+        try:
+            return sorted(tmp.rglob("*")) if tmp.exists() else []
+        except FileNotFoundError:
+            # The server removed a directory while it was being listed (CI saw it while a
+            # refused upload was cleaned up): list again.
+            continue
 
 
 def post(
